@@ -1,0 +1,149 @@
+"""The configuration ``modelmix serve`` uses when it is given none.
+
+A demo portfolio served by the in-process *simulated* upstream (so the first request works with
+no keys and no network), plus real models for every provider whose key is in the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelmix.config import SIMULATED_BASE_URL, Config, parse_config
+
+#: The simulated demo models. Each speaks a different wire format, so the demo exercises the
+#: translation between APIs. Their prices are made up and marked as such.
+_SIMULATED: list[dict[str, Any]] = [
+    {
+        "name": "sim-small",
+        "provider": "openai",
+        "model": "sim-small",
+        "base_url": SIMULATED_BASE_URL,
+        "price": {"input": "0.10", "output": "0.40"},
+        "capabilities": {"vision": True, "context_window": 32000},
+        "description": "SIMULATED small model (OpenAI wire format); made-up prices",
+    },
+    {
+        "name": "sim-medium",
+        "provider": "anthropic",
+        "model": "sim-medium",
+        "base_url": SIMULATED_BASE_URL,
+        "price": {"input": "1.00", "output": "5.00"},
+        "capabilities": {"vision": True, "json_object": False, "json_schema": False},
+        "description": "SIMULATED medium model (Anthropic wire format); made-up prices",
+    },
+    {
+        "name": "sim-large",
+        "provider": "gemini",
+        "model": "sim-large",
+        "base_url": SIMULATED_BASE_URL,
+        "price": {"input": "3.00", "output": "15.00"},
+        "capabilities": {"vision": True, "context_window": 1000000},
+        "description": "SIMULATED large model (Gemini wire format); made-up prices",
+    },
+    {
+        "name": "sim-unreliable",
+        "provider": "openai",
+        "model": "sim-500",
+        "base_url": SIMULATED_BASE_URL,
+        "price": {"input": "0.05", "output": "0.20"},
+        "description": "SIMULATED model that always fails with HTTP 500 (to show fallbacks)",
+    },
+]
+
+_SIMULATED_ROUTES: list[dict[str, Any]] = [
+    {
+        "name": "demo-fallback",
+        "strategy": "fallback",
+        "models": ["sim-unreliable", "sim-small"],
+        "description": "SIMULATED: the first model always fails, the second answers",
+    },
+]
+
+#: Real models added when their provider's key is in the environment, cheapest first.
+_FROM_ENV: list[tuple[str, list[dict[str, Any]]]] = [
+    (
+        "OPENAI_API_KEY",
+        [
+            {"name": "gpt-4o-mini", "provider": "openai", "capabilities": {"vision": True}},
+            {"name": "gpt-4.1-mini", "provider": "openai", "capabilities": {"vision": True}},
+            {"name": "gpt-4o", "provider": "openai", "capabilities": {"vision": True}},
+        ],
+    ),
+    (
+        "GEMINI_API_KEY",
+        [
+            {
+                "name": "gemini-2.0-flash",
+                "provider": "gemini",
+                "capabilities": {"vision": True, "context_window": 1000000},
+            },
+        ],
+    ),
+    (
+        "GROQ_API_KEY",
+        [{"name": "llama-3.1-8b-instant", "provider": "groq", "capabilities": {}}],
+    ),
+    (
+        "DEEPSEEK_API_KEY",
+        [{"name": "deepseek-chat", "provider": "deepseek", "capabilities": {"json_schema": False}}],
+    ),
+    (
+        "MISTRAL_API_KEY",
+        [{"name": "mistral-small-latest", "provider": "mistral", "capabilities": {}}],
+    ),
+    (
+        "ANTHROPIC_API_KEY",
+        [
+            {
+                "name": "claude-3-5-haiku-latest",
+                "provider": "anthropic",
+                "capabilities": {"json_object": False, "json_schema": False, "vision": True},
+            },
+            {
+                "name": "claude-sonnet-4-0",
+                "provider": "anthropic",
+                "capabilities": {
+                    "json_object": False,
+                    "json_schema": False,
+                    "vision": True,
+                    "context_window": 200000,
+                },
+            },
+        ],
+    ),
+    (
+        "OPENROUTER_API_KEY",
+        [
+            {
+                "name": "openrouter/openai/gpt-4o-mini",
+                "provider": "openrouter",
+                "model": "openai/gpt-4o-mini",
+                "capabilities": {"vision": True},
+            },
+        ],
+    ),
+]
+
+
+def default_config(env: Mapping[str, str]) -> Config:
+    """The zero-config portfolio: simulated demo models plus whatever keys ``env`` holds."""
+    real: list[dict[str, Any]] = []
+    for variable, models in _FROM_ENV:
+        if env.get(variable):
+            real.extend(models)
+    sim_names = [m["name"] for m in _SIMULATED if m["name"] != "sim-unreliable"]
+    auto = [m["name"] for m in real] or sim_names
+    data = {
+        "models": [*_SIMULATED, *real],
+        "routes": [
+            {
+                "name": "auto",
+                "strategy": "fallback",
+                "models": auto,
+                "description": "cheapest first, falling back on failure",
+            },
+            *_SIMULATED_ROUTES,
+        ],
+    }
+    return parse_config(data, "<built-in default>")

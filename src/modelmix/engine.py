@@ -1,0 +1,368 @@
+"""The engine: the one place that calls upstreams.
+
+For each client request it asks the routing strategy which model to try, calls that model's
+deployments (load-balanced, skipping ones cooling down after repeated failures) with timeouts and
+retries honouring Retry-After, reports each outcome back to the strategy, and records every
+attempt in the request's ledger record.
+
+Streams fail over only before the first delta reaches the client; after that a failure ends the
+client's stream with an explicit error (see ``EngineStream``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import TypeVar
+
+from modelmix.config import EngineConfig
+from modelmix.errors import GatewayError, UpstreamError
+from modelmix.ledger.records import AttemptRecord, RequestRecord
+from modelmix.portfolio import ModelEntry
+from modelmix.providers.base import Deployment, ProviderAdapter
+from modelmix.providers.http import Timeouts, UpstreamClient, UpstreamStream
+from modelmix.providers.registry import get_adapter
+from modelmix.routing.needs import needs_of
+from modelmix.routing.strategy import Outcome, Router
+from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+
+T = TypeVar("T")
+Recorder = Callable[[RequestRecord], None]
+
+
+class Health:
+    """Consecutive failures per deployment; a deployment that keeps failing rests a while."""
+
+    def __init__(self, failures: int, seconds: float) -> None:
+        self.threshold = failures
+        self.seconds = seconds
+        self._failures: dict[str, int] = {}
+        self._until: dict[str, float] = {}
+
+    def available(self, deployment_id: str, now: float) -> bool:
+        until = self._until.get(deployment_id)
+        return until is None or until <= now
+
+    def success(self, deployment_id: str) -> None:
+        if deployment_id in self._failures:
+            del self._failures[deployment_id]
+            self._until.pop(deployment_id, None)
+
+    def failure(self, deployment_id: str, now: float) -> None:
+        count = self._failures.get(deployment_id, 0) + 1
+        self._failures[deployment_id] = count
+        if count >= self.threshold:
+            self._until[deployment_id] = now + self.seconds
+
+
+def to_gateway_error(err: UpstreamError | GatewayError, model: str) -> GatewayError:
+    """The client-facing error for the last failure of a request."""
+    if isinstance(err, GatewayError):
+        return err
+    msg = f"Upstream error from {model}: {err.message}"
+    match err.kind:
+        case "rate_limit":
+            return GatewayError("rate_limit", msg, code="upstream_rate_limited",
+                                retry_after=err.retry_after)
+        case "overloaded":
+            return GatewayError("overloaded", msg, code="upstream_overloaded")
+        case "timeout":
+            return GatewayError("timeout", msg, code="upstream_timeout")
+        case "invalid_request":
+            return GatewayError("invalid_request", msg, code="upstream_rejected_request")
+        case "content_filter":
+            return GatewayError("invalid_request", msg, code="content_filter")
+        case "auth":
+            return GatewayError(
+                "upstream",
+                f"Upstream authentication failed for {model} (check its API key): {err.message}",
+                code="upstream_auth_failed",
+            )
+        case _:
+            return GatewayError("upstream", msg, code="upstream_error")
+
+
+def _apply_usage(attempt: AttemptRecord, usage: Usage, deployment: Deployment) -> None:
+    attempt.prompt_tokens = usage.prompt_tokens
+    attempt.completion_tokens = usage.completion_tokens
+    attempt.cached_tokens = usage.cached_tokens
+    attempt.cache_write_tokens = usage.cache_write_tokens
+    attempt.reasoning_tokens = usage.reasoning_tokens
+    if deployment.price is not None:
+        attempt.cost_usd = deployment.price.cost(usage)
+        attempt.price_source = deployment.price.source
+    else:
+        attempt.price_source = "unknown"
+
+
+def finish_record(record: RequestRecord, error: GatewayError | None = None) -> None:
+    """Totals over attempts, status and latency; call once when the request ends."""
+    now = time.time()
+    record.latency_ms = (now - record.started_at) * 1000.0
+    cost = Decimal(0)
+    for a in record.attempts:
+        if a.cost_usd is not None:
+            cost += a.cost_usd
+        record.prompt_tokens += a.prompt_tokens
+        record.completion_tokens += a.completion_tokens
+        record.cached_tokens += a.cached_tokens
+        record.reasoning_tokens += a.reasoning_tokens
+    record.cost_usd = cost
+    if record.ttft_ms is None and error is None:
+        record.ttft_ms = record.latency_ms
+    if error is not None and record.status == "ok":
+        record.status = "error"
+        record.http_status = error.status
+        record.error = error.message
+
+
+class Engine:
+    def __init__(
+        self,
+        portfolio: Mapping[str, ModelEntry],
+        router: Router,
+        client: UpstreamClient,
+        settings: EngineConfig,
+        recorder: Recorder,
+    ) -> None:
+        self.portfolio = portfolio
+        self.router = router
+        self.client = client
+        self.settings = settings
+        self.record = recorder
+        t = settings.timeouts
+        self.timeouts = Timeouts(connect=t.connect, first_token=t.first_token, total=t.total)
+        self.health = Health(settings.cooldown.failures, settings.cooldown.seconds)
+        self._rng = random.Random()
+
+    # -- public API -----------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest, record: RequestRecord) -> ChatResponse:
+        """Run a non-streamed request to its end; the record is finished and emitted."""
+        try:
+            outcome, response = await self._run(request, record, self._call_complete)
+        except GatewayError as exc:
+            finish_record(record, exc)
+            self.record(record)
+            raise
+        record.final_model = outcome.model
+        finish_record(record)
+        self.record(record)
+        return response
+
+    async def stream(self, request: ChatRequest, record: RequestRecord) -> EngineStream:
+        """Open a stream: returns once an upstream has produced its first delta.
+
+        Raises ``GatewayError`` (record emitted) when every candidate failed before that.
+        """
+        try:
+            outcome, (upstream, first) = await self._run(request, record, self._call_stream)
+        except GatewayError as exc:
+            finish_record(record, exc)
+            self.record(record)
+            raise
+        record.final_model = outcome.model
+        return EngineStream(self, record, outcome.model, upstream, first)
+
+    # -- the loop shared by both ---------------------------------------------------------
+
+    async def _run(
+        self,
+        request: ChatRequest,
+        record: RequestRecord,
+        call: Callable[[ProviderAdapter, Deployment, ChatRequest, AttemptRecord], Awaitable[T]],
+    ) -> tuple[Outcome, T]:
+        strategy, route = self.router.resolve(request.model)
+        record.route = route
+        plan = strategy.plan(request, needs_of(request), record.decision)
+        attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
+        results: list[tuple[Outcome, T]] = []
+        while True:
+            outcome, result = await self._call_model(attempt.model, request, record, call)
+            if result is not None:
+                results.append((outcome, result))
+            try:
+                attempt = plan.send(outcome)
+            except StopIteration as stop:
+                final: Outcome = stop.value or outcome
+                break
+        for done, result in results:
+            if done is final:
+                return done, result
+        assert final.error is not None
+        raise to_gateway_error(final.error, final.model)
+
+    def _pick(self, entry: ModelEntry, tried: set[str], now: float) -> Deployment | None:
+        fresh = [d for d in entry.deployments if d.id not in tried and self.health.available(d.id, now)]
+        pool = fresh or [d for d in entry.deployments if self.health.available(d.id, now)]
+        if not pool:
+            return None
+        if len(pool) == 1:
+            return pool[0]
+        return self._rng.choices(pool, weights=[d.weight for d in pool])[0]
+
+    async def _call_model(
+        self,
+        model: str,
+        request: ChatRequest,
+        record: RequestRecord,
+        call: Callable[[ProviderAdapter, Deployment, ChatRequest, AttemptRecord], Awaitable[T]],
+    ) -> tuple[Outcome, T | None]:
+        """Call one model, retrying on its deployments; never raises UpstreamError."""
+        entry = self.portfolio[model]
+        adapter = get_adapter(entry.provider)
+        settings = self.settings
+        tried: set[str] = set()
+        last: UpstreamError | None = None
+        for i in range(settings.retries + 1):
+            now = time.time()
+            dep = self._pick(entry, tried, now)
+            if dep is None:
+                if last is None:
+                    last = UpstreamError(
+                        "overloaded",
+                        f"every deployment of {model} is cooling down after repeated failures",
+                    )
+                break
+            tried.add(dep.id)
+            attempt = AttemptRecord(
+                request_id=record.id,
+                seq=len(record.attempts),
+                model=model,
+                deployment=dep.id,
+                provider=dep.provider,
+                upstream_model=dep.upstream_model,
+                started_at=now,
+            )
+            record.attempts.append(attempt)
+            try:
+                result = await call(adapter, dep, request, attempt)
+            except UpstreamError as err:
+                done = time.time()
+                attempt.latency_ms = (done - now) * 1000.0
+                attempt.status = "error"
+                attempt.http_status = err.status
+                attempt.error_kind = err.kind
+                attempt.error = err.message[:500]
+                self.health.failure(dep.id, done)
+                last = err
+                if not err.retryable and err.kind != "auth":
+                    break
+                if err.retry_after is not None and err.retry_after > settings.max_retry_after:
+                    break
+                if i == settings.retries:
+                    break
+                others = any(
+                    d.id not in tried and self.health.available(d.id, done)
+                    for d in entry.deployments
+                )
+                if err.kind == "auth" and not others:
+                    break
+                if not others:
+                    backoff = min(settings.backoff_base * (2**i), settings.backoff_max)
+                    delay = max(err.retry_after or 0.0, backoff * (0.5 + self._rng.random() / 2))
+                    await asyncio.sleep(delay)
+                    tried.clear()
+                continue
+            self.health.success(dep.id)
+            return Outcome(model, response=result if isinstance(result, ChatResponse) else None), result
+        assert last is not None
+        return Outcome(model, error=last), None
+
+    async def _call_complete(
+        self,
+        adapter: ProviderAdapter,
+        dep: Deployment,
+        request: ChatRequest,
+        attempt: AttemptRecord,
+    ) -> ChatResponse:
+        response = await self.client.complete(adapter, dep, request, self.timeouts)
+        attempt.latency_ms = (time.time() - attempt.started_at) * 1000.0
+        attempt.ttft_ms = attempt.latency_ms
+        attempt.http_status = 200
+        _apply_usage(attempt, response.usage, dep)
+        return response
+
+    async def _call_stream(
+        self,
+        adapter: ProviderAdapter,
+        dep: Deployment,
+        request: ChatRequest,
+        attempt: AttemptRecord,
+    ) -> tuple[UpstreamStream, StreamDelta]:
+        upstream = await self.client.stream(adapter, dep, request, self.timeouts)
+        try:
+            first = await upstream.__anext__()
+        except StopAsyncIteration:
+            await upstream.aclose()
+            raise UpstreamError("bad_response", "stream ended before any content") from None
+        except BaseException:
+            await upstream.aclose()
+            raise
+        attempt.ttft_ms = (time.time() - attempt.started_at) * 1000.0
+        attempt.http_status = 200
+        return upstream, first
+
+
+class EngineStream:
+    """A stream that has started: iterate to get the deltas (the first one included).
+
+    A failure after the first delta raises ``GatewayError`` from the iteration (the attempt is
+    recorded as ``cut``); the server turns it into an explicit error event, never a silently
+    truncated answer. The ledger record is emitted when the iteration ends, however it ends.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        record: RequestRecord,
+        model: str,
+        upstream: UpstreamStream,
+        first: StreamDelta,
+    ) -> None:
+        self.engine = engine
+        self.record = record
+        self.model = model
+        self.upstream = upstream
+        self.first = first
+        self.usage: Usage | None = first.usage
+        record.ttft_ms = (time.time() - record.started_at) * 1000.0
+
+    async def __aiter__(self) -> AsyncIterator[StreamDelta]:
+        attempt = self.record.attempts[-1]
+        deployment = next(
+            d for d in self.engine.portfolio[self.model].deployments if d.id == attempt.deployment
+        )
+        error: GatewayError | None = None
+        finished = False
+        try:
+            yield self.first
+            async for delta in self.upstream:
+                if delta.usage is not None:
+                    self.usage = delta.usage
+                yield delta
+            finished = True
+        except UpstreamError as err:
+            attempt.status = "cut"
+            attempt.error_kind = err.kind
+            attempt.error = err.message[:500]
+            error = GatewayError(
+                "upstream",
+                f"The stream from {self.model} failed after it had started: {err.message}",
+                code="stream_interrupted",
+            )
+            raise error from None
+        finally:
+            await self.upstream.aclose()
+            attempt.latency_ms = (time.time() - attempt.started_at) * 1000.0
+            if self.usage is not None:
+                _apply_usage(attempt, self.usage, deployment)
+            if not finished and error is None:
+                attempt.status = "client_closed"
+                self.record.status = "client_closed"
+                self.record.http_status = 499
+            finish_record(self.record, error)
+            self.engine.record(self.record)

@@ -1,0 +1,170 @@
+"""The gateway as a library: everything a request needs, started and stopped together.
+
+    async with Gateway(config) as gw:
+        result = await gw.chat({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+        print(result.response.content, result.record.cost_usd)
+
+The HTTP server wraps exactly this object; there is no global state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelmix.config import SIMULATED_BASE_URL, Config
+from modelmix.engine import Engine, EngineStream
+from modelmix.keys import KeyStore
+from modelmix.ledger.records import RequestRecord
+from modelmix.ledger.sqlite import SqliteLedger
+from modelmix.portfolio import ModelEntry, build_portfolio
+from modelmix.providers.http import UpstreamClient
+from modelmix.routing.strategy import Router
+from modelmix.server.openai_api import parse_chat_request
+from modelmix.types import ChatRequest, ChatResponse
+
+log = logging.getLogger("modelmix")
+
+
+@dataclass(slots=True)
+class Result:
+    """A library call's answer plus its ledger record (routing decision, attempts, cost)."""
+
+    response: ChatResponse
+    record: RequestRecord
+
+
+def new_request_id() -> str:
+    return "mm-" + uuid.uuid4().hex
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str] | None = None,
+        ledger: bool = True,
+    ) -> None:
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.config_hash = config.hash()
+        self.ledger: SqliteLedger | None = None
+        self.keys: KeyStore | None = None
+        if ledger:
+            self.keys = KeyStore(config.ledger_path)
+            self.ledger = SqliteLedger(
+                config.ledger_path,
+                batch_size=config.ledger.batch_size,
+                flush_interval=config.ledger.flush_interval,
+            )
+        self.simulator: Any = None
+        self.portfolio: dict[str, ModelEntry] = {}
+        self.router: Router | None = None
+        self.client: UpstreamClient | None = None
+        self._engine: Engine | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        simulated_url = None
+        uses_simulator = any(
+            SIMULATED_BASE_URL in (m.base_url, *(d.base_url for d in m.deployments))
+            for m in self.config.models
+        )
+        if uses_simulator:
+            from modelmix.simulated import start_simulator
+
+            self.simulator = await start_simulator()
+            simulated_url = self.simulator.base_url
+            log.info("simulated upstream listening on port %s", self.simulator.port)
+        self.portfolio = build_portfolio(self.config, self.env, simulated_url)
+        self.router = Router(self.config.routes, self.portfolio)
+        self.client = UpstreamClient()
+        if self.ledger is not None:
+            self.ledger.start()
+        self._engine = Engine(
+            self.portfolio, self.router, self.client, self.config.engine, self._record
+        )
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+        if self.ledger is not None:
+            self.ledger.close()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("Gateway.start() has not been called")
+        return self._engine
+
+    def _record(self, record: RequestRecord) -> None:
+        if self.ledger is not None:
+            self.ledger.record(record)
+
+    def new_record(
+        self,
+        api: str,
+        request: ChatRequest | None,
+        *,
+        request_id: str | None = None,
+        key_id: str | None = None,
+        started_at: float | None = None,
+    ) -> RequestRecord:
+        return RequestRecord(
+            id=request_id or new_request_id(),
+            started_at=started_at if started_at is not None else time.time(),
+            api=api,
+            requested_model=request.model if request else "",
+            stream=request.stream if request else False,
+            key_id=key_id,
+            config_hash=self.config_hash,
+            metadata=dict(request.metadata) if request else {},
+        )
+
+    def emit(self, record: RequestRecord) -> None:
+        """Record a request that ended before reaching the engine (bad input, bad key)."""
+        self._record(record)
+
+    async def chat(
+        self, request: ChatRequest | dict[str, Any], *, key_id: str | None = None
+    ) -> Result:
+        """Run one non-streamed OpenAI-style chat request in-process.
+
+        Raises ``GatewayError`` with the same kinds and messages the HTTP API returns.
+        """
+        if isinstance(request, dict):
+            request = parse_chat_request(request)
+        request.stream = False
+        record = self.new_record("library", request, key_id=key_id)
+        response = await self.engine.complete(request, record)
+        return Result(response, record)
+
+    async def chat_stream(
+        self, request: ChatRequest | dict[str, Any], *, key_id: str | None = None
+    ) -> EngineStream:
+        """Start a streamed request in-process; iterate the result for ``StreamDelta``s."""
+        if isinstance(request, dict):
+            request = parse_chat_request(request)
+        request.stream = True
+        record = self.new_record("library", request, key_id=key_id)
+        return await self.engine.stream(request, record)

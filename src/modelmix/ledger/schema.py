@@ -1,0 +1,162 @@
+"""The ledger's tables, in SQL meant to stay portable (a Postgres backend can reuse it).
+
+Conventions: ids are TEXT, timestamps REAL unix seconds, money TEXT holding an exact decimal
+string (Postgres will use NUMERIC), JSON documents TEXT, booleans INTEGER 0/1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+REQUEST_COLUMNS = (
+    "id",
+    "started_at",
+    "api",
+    "requested_model",
+    "route",
+    "stream",
+    "key_id",
+    "config_hash",
+    "decision",
+    "status",
+    "http_status",
+    "error",
+    "final_model",
+    "latency_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "unpriced",
+    "n_attempts",
+    "metadata",
+)
+
+ATTEMPT_COLUMNS = (
+    "request_id",
+    "seq",
+    "model",
+    "deployment",
+    "provider",
+    "upstream_model",
+    "started_at",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "http_status",
+    "error_kind",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "price_source",
+)
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    api TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    route TEXT,
+    stream INTEGER NOT NULL,
+    key_id TEXT,
+    config_hash TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    status TEXT NOT NULL,
+    http_status INTEGER NOT NULL,
+    error TEXT,
+    final_model TEXT,
+    latency_ms REAL,
+    ttft_ms REAL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_usd TEXT NOT NULL,
+    unpriced INTEGER NOT NULL,
+    n_attempts INTEGER NOT NULL,
+    metadata TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS requests_started_at ON requests (started_at)",
+    "CREATE INDEX IF NOT EXISTS requests_key_id ON requests (key_id)",
+    "CREATE INDEX IF NOT EXISTS requests_final_model ON requests (final_model)",
+    "CREATE INDEX IF NOT EXISTS requests_route ON requests (route)",
+    """CREATE TABLE IF NOT EXISTS attempts (
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    upstream_model TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    latency_ms REAL,
+    ttft_ms REAL,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    error_kind TEXT,
+    error TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_usd TEXT,
+    price_source TEXT,
+    PRIMARY KEY (request_id, seq)
+)""",
+    """CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+)""",
+    "CREATE INDEX IF NOT EXISTS api_keys_name ON api_keys (name)",
+)
+
+
+class SchemaError(RuntimeError):
+    """The database was written by a newer modelmix, or is not a modelmix ledger."""
+
+
+def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-write connection in autocommit mode (transactions are explicit), WAL journal."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create every table and index if missing; refuse a database from a newer version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in DDL:
+            conn.execute(statement)
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = row[0] if row else None
+        if version is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"ledger schema version {version} is newer than this modelmix "
+                f"(knows up to {SCHEMA_VERSION}); upgrade modelmix"
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

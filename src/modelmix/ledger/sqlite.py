@@ -1,0 +1,352 @@
+"""The SQLite ledger: ``record()`` on the hot path, one background thread writing batches.
+
+``record()`` only appends the record to an unbounded in-memory queue (``queue.SimpleQueue``:
+O(1), thread-safe, never blocks). A single writer thread drains the queue and writes up to
+``batch_size`` requests (with their attempts) per transaction. A record waits at most about
+``flush_interval`` seconds before it is committed. ``flush()`` and ``close()`` wait until
+everything recorded before them is committed, so a graceful stop loses nothing.
+
+Once passed to ``record()``, a ``RequestRecord`` belongs to the ledger: do not mutate it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from modelmix.ledger.records import AttemptRecord, RequestRecord
+from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, connect, ensure_schema
+
+__all__ = ["SqliteLedger"]
+
+log = logging.getLogger("modelmix.ledger")
+
+_INSERT_REQUEST = (
+    f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in REQUEST_COLUMNS)})"
+)
+_INSERT_ATTEMPT = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ATTEMPT_COLUMNS)})"
+)
+
+
+class _Flush:
+    """Queue marker: set ``done`` once everything queued before it is committed."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Stop(_Flush):
+    """Queue marker: commit everything before it, then end the writer thread."""
+
+    __slots__ = ()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return repr(value)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def request_row(rec: RequestRecord) -> tuple[Any, ...]:
+    """The ``requests`` row for ``rec`` (column order: ``REQUEST_COLUMNS``)."""
+    unpriced = any(
+        a.cost_usd is None and (a.prompt_tokens or a.completion_tokens) for a in rec.attempts
+    )
+    return (
+        rec.id,
+        rec.started_at,
+        rec.api,
+        rec.requested_model,
+        rec.route,
+        int(rec.stream),
+        rec.key_id,
+        rec.config_hash,
+        _dumps(rec.decision),
+        rec.status,
+        rec.http_status,
+        rec.error,
+        rec.final_model,
+        rec.latency_ms,
+        rec.ttft_ms,
+        rec.prompt_tokens,
+        rec.completion_tokens,
+        rec.cached_tokens,
+        rec.reasoning_tokens,
+        str(rec.cost_usd),
+        int(unpriced),
+        len(rec.attempts),
+        _dumps(rec.metadata),
+    )
+
+
+def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
+    """The ``attempts`` row for ``a`` (column order: ``ATTEMPT_COLUMNS``)."""
+    price_source = a.price_source
+    if a.cost_usd is None and price_source is None:
+        price_source = "unknown"
+    return (
+        a.request_id,
+        a.seq,
+        a.model,
+        a.deployment,
+        a.provider,
+        a.upstream_model,
+        a.started_at,
+        a.latency_ms,
+        a.ttft_ms,
+        a.status,
+        a.http_status,
+        a.error_kind,
+        a.error,
+        a.prompt_tokens,
+        a.completion_tokens,
+        a.cached_tokens,
+        a.cache_write_tokens,
+        a.reasoning_tokens,
+        _money(a.cost_usd),
+        price_source,
+    )
+
+
+class SqliteLedger:
+    """Request ledger in one SQLite file (WAL), written by one background thread."""
+
+    def __init__(
+        self, path: str | Path, *, batch_size: int = 512, flush_interval: float = 0.2
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self._queue: queue.SimpleQueue[RequestRecord | _Flush] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._closed = False
+        self._dropped = 0
+        self._written = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the directory and schema, then start the writer thread. Raises on a bad path
+        or an incompatible database, so problems show at start-up."""
+        with self._lifecycle:
+            if self._closed:
+                raise RuntimeError("ledger is closed")
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._thread is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(str(self.path), check_same_thread=False)
+        try:
+            ensure_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._thread = threading.Thread(
+            target=self._run, args=(conn,), name="modelmix-ledger-writer", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.close)
+
+    def record(self, rec: RequestRecord) -> None:
+        """Queue ``rec`` for writing. O(1), thread-safe, never blocks on disk, never raises."""
+        try:
+            if self._closed:
+                self._dropped += 1
+                log.error("ledger is closed; request %s NOT recorded", rec.id)
+                return
+            self._queue.put(rec)
+        except Exception:  # pragma: no cover - SimpleQueue.put cannot fail in practice
+            self._dropped += 1
+
+    def flush(self) -> None:
+        """Block until everything recorded so far is committed (a no-op before ``start()``)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        marker = _Flush()
+        self._queue.put(marker)
+        while not marker.done.wait(0.5):
+            if not thread.is_alive():  # the writer died: nothing will set the marker
+                return
+
+    def close(self) -> None:
+        """Commit everything recorded, stop the writer thread, close the database.
+
+        Idempotent. A ledger closed without ever being started starts first if records are
+        waiting, so that nothing recorded is lost."""
+        with self._lifecycle:
+            if self._closed:
+                return
+            if self._thread is None and not self._queue.empty():
+                self._start_locked()
+            self._closed = True
+            thread = self._thread
+        atexit.unregister(self.close)
+        if thread is None:
+            return
+        self._queue.put(_Stop())
+        thread.join()
+        # a record() racing with close() may have queued behind the stop marker
+        leftovers: list[RequestRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Flush):
+                item.done.set()
+            else:
+                leftovers.append(item)
+        if leftovers:
+            conn = connect(str(self.path))
+            try:
+                self._write(conn, leftovers)
+            finally:
+                conn.close()
+
+    def __enter__(self) -> SqliteLedger:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        """True while the writer thread runs (started and not closed)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._closed
+
+    @property
+    def dropped(self) -> int:
+        """Records lost to write errors (each is logged at ERROR level). Should stay 0."""
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Requests committed so far."""
+        return self._written
+
+    # -- writer thread -----------------------------------------------------------------
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                batch, markers = self._collect()
+                if batch:
+                    self._write(conn, batch)
+                stop = False
+                for marker in markers:
+                    marker.done.set()
+                    stop = stop or isinstance(marker, _Stop)
+                if stop:
+                    return
+        except BaseException:  # pragma: no cover - defensive: never die silently
+            log.exception("ledger writer thread crashed; further records are lost")
+            raise
+        finally:
+            conn.close()
+
+    def _collect(self) -> tuple[list[RequestRecord], list[_Flush]]:
+        """Wait for work; return up to ``batch_size`` records and any markers seen.
+
+        Returns as soon as the batch is full or a marker arrives, otherwise once the first
+        record has waited ``flush_interval``."""
+        q = self._queue
+        batch: list[RequestRecord] = []
+        markers: list[_Flush] = []
+        item = q.get()
+        deadline = time.monotonic() + self.flush_interval
+        while True:
+            if isinstance(item, _Flush):
+                markers.append(item)
+                # take whatever is already queued too, but never wait once a marker is seen
+                while len(batch) < self.batch_size:
+                    try:
+                        nxt = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, _Flush):
+                        markers.append(nxt)
+                        if isinstance(nxt, _Stop):
+                            break
+                    else:
+                        batch.append(nxt)
+                # records queued *after* a marker may ride along: committing early is harmless
+                return batch, markers
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                return batch, markers
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return batch, markers
+                try:
+                    item = q.get(timeout=remaining)
+                except queue.Empty:
+                    return batch, markers
+
+    def _write(self, conn: sqlite3.Connection, batch: list[RequestRecord]) -> None:
+        try:
+            self._insert(conn, batch)
+            self._written += len(batch)
+            return
+        except Exception as exc:
+            log.warning("ledger batch of %d failed (%s); retrying one by one", len(batch), exc)
+        for rec in batch:
+            try:
+                self._insert(conn, (rec,))
+                self._written += 1
+            except Exception as exc:
+                self._dropped += 1
+                log.error("ledger: request %s NOT recorded: %s", getattr(rec, "id", "?"), exc)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, recs: Iterable[RequestRecord]) -> None:
+        requests: list[tuple[Any, ...]] = []
+        attempts: list[tuple[Any, ...]] = []
+        for rec in recs:
+            requests.append(request_row(rec))
+            attempts.extend(attempt_row(a) for a in rec.attempts)
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(_INSERT_REQUEST, requests)
+            if attempts:
+                conn.executemany(_INSERT_ATTEMPT, attempts)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

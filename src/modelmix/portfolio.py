@@ -1,0 +1,113 @@
+"""The portfolio: the models a gateway can call, resolved from the config at start-up.
+
+Resolution happens once: environment keys read, prices looked up in the catalog, the simulated
+upstream's address filled in. Requests then only do dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from modelmix.config import PROVIDER_PRESETS, SIMULATED_BASE_URL, Config, ModelConfig
+from modelmix.pricing import PriceOverride, resolve_price
+from modelmix.providers.base import Deployment
+from modelmix.types import Capabilities
+
+log = logging.getLogger("modelmix.portfolio")
+
+
+@dataclass(slots=True)
+class ModelEntry:
+    name: str
+    provider: str  # adapter kind
+    capabilities: Capabilities
+    deployments: list[Deployment]
+    description: str | None = None
+    #: Why no deployment is usable (e.g. a missing key); None when the model can be called.
+    unavailable: str | None = None
+    owned_by: str = "modelmix"
+    price_source: str | None = None
+
+
+def _override(model: ModelConfig) -> PriceOverride | None:
+    p = model.price
+    if p is None:
+        return None
+    return PriceOverride(
+        input=p.input,
+        output=p.output,
+        cached_input=p.cached_input,
+        cache_write=p.cache_write,
+        reasoning=p.reasoning,
+    )
+
+
+def build_portfolio(
+    config: Config,
+    env: Mapping[str, str],
+    simulated_base_url: Callable[[str], str] | None = None,
+) -> dict[str, ModelEntry]:
+    """Resolve every configured model into callable deployments.
+
+    ``simulated_base_url(kind)`` gives the in-process simulator's URL for a wire format; models
+    whose base_url is ``builtin:simulated`` need it.
+    """
+    portfolio: dict[str, ModelEntry] = {}
+    for model in config.models:
+        kind, preset_url, preset_key_env = PROVIDER_PRESETS[model.provider]
+        caps = Capabilities(**model.capabilities.model_dump())
+        override = _override(model)
+        variants = model.deployments or [None]
+        deployments: list[Deployment] = []
+        problems: list[str] = []
+        for i, dep_cfg in enumerate(variants):
+            base_url = (dep_cfg.base_url if dep_cfg else None) or model.base_url or preset_url
+            key_env = (dep_cfg.api_key_env if dep_cfg else None) or model.api_key_env
+            if key_env is None and base_url == preset_url:
+                key_env = preset_key_env
+            upstream = (dep_cfg.model if dep_cfg else None) or model.model or model.name
+            headers = {**model.headers, **(dep_cfg.headers if dep_cfg else {})}
+            weight = dep_cfg.weight if dep_cfg else model.weight
+            if base_url == SIMULATED_BASE_URL:
+                if simulated_base_url is None:
+                    problems.append("the simulated upstream is not running")
+                    continue
+                base_url = simulated_base_url(kind)
+            api_key = None
+            if key_env:
+                api_key = env.get(key_env)
+                if not api_key:
+                    problems.append(f"environment variable {key_env} is not set")
+                    continue
+            price = resolve_price(kind, upstream, base_url=base_url, override=override)
+            deployments.append(
+                Deployment(
+                    id=f"{model.name}#{i}",
+                    model=model.name,
+                    provider=kind,
+                    upstream_model=upstream,
+                    base_url=base_url.rstrip("/"),
+                    api_key=api_key,
+                    headers=headers,
+                    capabilities=caps,
+                    price=price,
+                    weight=weight,
+                )
+            )
+        unavailable = None
+        if not deployments:
+            unavailable = "; ".join(problems) or "no deployment"
+            log.warning("model %s is unavailable: %s", model.name, unavailable)
+        portfolio[model.name] = ModelEntry(
+            name=model.name,
+            provider=kind,
+            capabilities=caps,
+            deployments=deployments,
+            description=model.description,
+            unavailable=unavailable,
+            owned_by=model.provider,
+            price_source=deployments[0].price.source if deployments and deployments[0].price else None,
+        )
+    return portfolio

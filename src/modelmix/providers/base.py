@@ -1,0 +1,97 @@
+"""What every provider adapter offers, and the deployment it talks to.
+
+An adapter is a set of *pure* functions over one upstream wire format: it turns a canonical
+``ChatRequest`` into an ``HttpRequest``, and the upstream's bytes back into a canonical
+``ChatResponse`` or a stream of ``StreamDelta``. It never does I/O; ``providers.http`` does the
+I/O for every adapter alike, and the engine decides what to call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from modelmix.types import Capabilities, ChatRequest, ChatResponse, StreamDelta
+
+if TYPE_CHECKING:
+    from modelmix.errors import UpstreamError
+    from modelmix.pricing import Price
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One concrete upstream endpoint serving a model.
+
+    A model name that clients use (``model``) may have several deployments (load balancing);
+    ``id`` is unique across the portfolio, e.g. ``"gpt-4o-mini#0"``.
+    """
+
+    id: str
+    model: str
+    provider: str  # adapter kind: "openai" | "anthropic" | "gemini"
+    upstream_model: str
+    base_url: str  # no trailing slash; e.g. "https://api.openai.com/v1"
+    api_key: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    price: Price | None = None
+    weight: float = 1.0
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    """One server-sent event: ``event`` is None when the stream sent no ``event:`` line."""
+
+    data: str
+    event: str | None = None
+
+
+class StreamParser(Protocol):
+    """Turns one upstream stream's events into canonical deltas; one instance per stream."""
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        """Parse one event. Raises ``UpstreamError`` on an error event or malformed data."""
+        ...
+
+    def finished(self) -> bool:
+        """True once the upstream said the stream is complete (e.g. ``[DONE]``,
+        ``message_stop``, or Gemini's last chunk with a finishReason). A stream whose
+        connection closes before ``finished()`` is a cut stream."""
+        ...
+
+
+class ProviderAdapter(Protocol):
+    """Pure translation between canonical types and one upstream wire format."""
+
+    kind: str
+
+    def check(self, request: ChatRequest) -> None:
+        """Raise ``UnsupportedParameter`` for any part of ``request`` this wire format cannot
+        honour (never drop it silently)."""
+        ...
+
+    def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
+        """The HTTP request to send; streams when ``request.stream`` is true (and then asks
+        the upstream for usage in the stream where the format allows)."""
+        ...
+
+    def parse_response(self, body: bytes) -> ChatResponse:
+        """Parse a 2xx non-streamed body. Raises ``UpstreamError("bad_response")`` when
+        the body is not what the format promises."""
+        ...
+
+    def parse_error(
+        self, status: int, body: bytes, headers: dict[str, str]
+    ) -> UpstreamError:
+        """Classify a non-2xx answer (kind, message from the body, Retry-After)."""
+        ...
+
+    def stream_parser(self) -> StreamParser: ...

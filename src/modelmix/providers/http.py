@@ -1,0 +1,315 @@
+"""The one HTTP client every upstream call goes through.
+
+One ``aiohttp.ClientSession`` (created lazily, inside the running loop) with a pooled
+connector; adapters build the request and parse the answer, this module only moves bytes and
+turns every failure into an ``UpstreamError``:
+
+* connect refused / reset / DNS -> ``connection``; connect slower than ``Timeouts.connect`` or
+  no answer within ``Timeouts.total`` (non-stream) -> ``timeout``;
+* non-2xx -> ``adapter.parse_error(status, body, headers)`` (header names lower-cased);
+* streams: the first delta must arrive within ``first_token`` of the call start and the whole
+  stream within ``total`` (both ``timeout``); a connection that ends before the adapter's parser
+  says the stream is complete -> ``bad_response`` ("stream ended before completion").
+
+The "first delta" is the first that carries content, a tool call, a finish reason, usage or
+logprobs: deltas that only announce the response id/model (OpenAI's role chunk, Anthropic's
+``message_start``) are folded into the next delta, so ``first_token`` measures a real token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from modelmix.errors import UpstreamError
+from modelmix.providers.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from modelmix.providers.base import Deployment, ProviderAdapter, StreamParser
+    from modelmix.types import ChatRequest, ChatResponse, StreamDelta
+
+__all__ = ["STREAM_CUT", "Timeouts", "UpstreamClient", "UpstreamStream"]
+
+STREAM_CUT = "stream ended before completion"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``first_token`` and ``total`` both count from the start of the call."""
+
+    connect: float = 5.0
+    first_token: float = 60.0
+    total: float = 600.0
+
+
+def _connection_error(exc: BaseException) -> UpstreamError:
+    text = str(exc) or type(exc).__name__
+    return UpstreamError("connection", f"connection failed: {text}")
+
+
+def _lower_headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
+    return {key.lower(): value for key, value in resp.headers.items()}
+
+
+class UpstreamClient:
+    """Pooled HTTP client shared by all deployments; close it at shutdown."""
+
+    __slots__ = ("_client_timeouts", "_limit", "_limit_per_host", "_session")
+
+    def __init__(self, *, limit: int = 1000, limit_per_host: int = 0) -> None:
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._session: aiohttp.ClientSession | None = None
+        self._client_timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+            self._session = session
+        return session
+
+    def _client_timeout(self, connect: float) -> aiohttp.ClientTimeout:
+        timeout = self._client_timeouts.get(connect)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect)
+            self._client_timeouts[connect] = timeout
+        return timeout
+
+    async def complete(
+        self,
+        adapter: ProviderAdapter,
+        deployment: Deployment,
+        request: ChatRequest,
+        timeouts: Timeouts,
+    ) -> ChatResponse:
+        """One non-streamed call. ``UnsupportedParameter`` from the adapter passes through."""
+        http = adapter.build_request(request, deployment)
+        session = self._get_session()
+        try:
+            async with (
+                asyncio.timeout(timeouts.total),
+                session.request(
+                    http.method,
+                    http.url,
+                    data=http.body,
+                    headers=http.headers,
+                    timeout=self._client_timeout(timeouts.connect),
+                ) as resp,
+            ):
+                body = await resp.read()
+                status = resp.status
+                if not 200 <= status < 300:
+                    raise adapter.parse_error(status, body, _lower_headers(resp))
+        except UpstreamError:
+            raise
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamError(
+                "timeout", f"connect timed out after {timeouts.connect:g}s"
+            ) from None
+        except TimeoutError:
+            raise UpstreamError(
+                "timeout", f"no complete answer within {timeouts.total:g}s"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _connection_error(exc) from None
+        return adapter.parse_response(body)
+
+    async def stream(
+        self,
+        adapter: ProviderAdapter,
+        deployment: Deployment,
+        request: ChatRequest,
+        timeouts: Timeouts,
+    ) -> UpstreamStream:
+        """Start a streamed call; returns once the upstream answered 2xx."""
+        http = adapter.build_request(request, deployment)
+        session = self._get_session()
+        now = asyncio.get_running_loop().time()
+        total_deadline = now + timeouts.total
+        first_deadline = min(now + timeouts.first_token, total_deadline)
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout_at(first_deadline):
+                resp = await session.request(
+                    http.method,
+                    http.url,
+                    data=http.body,
+                    headers=http.headers,
+                    timeout=self._client_timeout(timeouts.connect),
+                )
+                status = resp.status
+                if not 200 <= status < 300:
+                    body = await resp.read()
+                    raise adapter.parse_error(status, body, _lower_headers(resp))
+        except BaseException as exc:
+            if resp is not None:
+                resp.close()
+            if isinstance(exc, UpstreamError):
+                raise
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                raise UpstreamError(
+                    "timeout", f"connect timed out after {timeouts.connect:g}s"
+                ) from None
+            if isinstance(exc, TimeoutError):
+                raise UpstreamError(
+                    "timeout", f"no first token within {timeouts.first_token:g}s"
+                ) from None
+            if isinstance(exc, (aiohttp.ClientError, OSError)):
+                raise _connection_error(exc) from None
+            raise
+        return UpstreamStream(
+            resp, adapter.stream_parser(), timeouts, first_deadline, total_deadline
+        )
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+class UpstreamStream:
+    """Canonical deltas of one streamed upstream answer (2xx already checked).
+
+    Iterate it, then ``aclose()`` (also done automatically at the end or on error; safe to
+    call twice). ``status`` is the upstream HTTP status.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_decoder",
+        "_eof",
+        "_first_deadline",
+        "_got_first",
+        "_id",
+        "_model",
+        "_parser",
+        "_pending",
+        "_resp",
+        "_timeouts",
+        "_total_deadline",
+        "status",
+    )
+
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        parser: StreamParser,
+        timeouts: Timeouts,
+        first_deadline: float,
+        total_deadline: float,
+    ) -> None:
+        self._resp = resp
+        self._parser = parser
+        self._timeouts = timeouts
+        self._first_deadline = first_deadline
+        self._total_deadline = total_deadline
+        self._decoder = SSEDecoder()
+        self._pending: deque[StreamDelta] = deque()
+        self._got_first = False
+        self._eof = False
+        self._closed = False
+        self._id: str | None = None
+        self._model: str | None = None
+        self.status = resp.status
+
+    def __aiter__(self) -> UpstreamStream:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        pending = self._pending
+        while not pending:
+            if self._eof:
+                await self.aclose()
+                if not self._parser.finished():
+                    raise UpstreamError("bad_response", STREAM_CUT)
+                raise StopAsyncIteration
+            await self._fill()
+        self._got_first = True
+        return pending.popleft()
+
+    async def _fill(self) -> None:
+        chunk = await self._read()
+        try:
+            if chunk:
+                events = self._decoder.feed(chunk)
+            else:
+                self._eof = True
+                events = self._decoder.flush()
+            for event in events:
+                for delta in self._parser.feed(event):
+                    self._push(delta)
+        except UpstreamError:
+            await self.aclose()
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            await self.aclose()
+            raise UpstreamError("bad_response", f"unparseable stream event: {exc!r}") from None
+
+    def _push(self, delta: StreamDelta) -> None:
+        if (
+            delta.content is None
+            and delta.tool_calls is None
+            and delta.finish_reason is None
+            and delta.usage is None
+            and delta.logprobs is None
+        ):
+            # Only id/model: fold into the next delta.
+            if delta.id is not None:
+                self._id = delta.id
+            if delta.model is not None:
+                self._model = delta.model
+            return
+        if self._id is not None or self._model is not None:
+            if delta.id is None:
+                delta.id = self._id
+            if delta.model is None:
+                delta.model = self._model
+            self._id = self._model = None
+        self._pending.append(delta)
+
+    async def _read(self) -> bytes:
+        if self._closed:
+            return b""
+        deadline = self._total_deadline if self._got_first else self._first_deadline
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._resp.content.readany()
+        except TimeoutError:
+            await self.aclose()
+            if self._parser.finished():  # complete, but the upstream kept the connection open
+                return b""
+            if self._got_first or deadline == self._total_deadline:
+                message = f"stream not complete within {self._timeouts.total:g}s"
+            else:
+                message = f"no first token within {self._timeouts.first_token:g}s"
+            raise UpstreamError("timeout", message) from None
+        except (aiohttp.ClientError, OSError):
+            await self.aclose()
+            if self._parser.finished():
+                return b""
+            raise UpstreamError("bad_response", STREAM_CUT) from None
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._eof:
+            self._resp.release()  # fully read: the connection goes back to the pool
+        else:
+            self._resp.close()

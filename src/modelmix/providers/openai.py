@@ -1,0 +1,366 @@
+"""OpenAI Chat Completions adapter.
+
+Serves OpenAI itself and every server speaking its dialect (OpenRouter, Groq, Together,
+DeepSeek, Mistral, vLLM, Ollama, llama.cpp, LM Studio). The canonical types are already
+OpenAI-shaped, so requests pass through almost untouched; the work is in usage mapping and in
+the stream (``[DONE]``, a final usage chunk with no choices, mid-stream ``{"error": ...}``).
+
+This module also holds the HTTP-status classification every adapter shares
+(``error_from_status``, ``retry_after_from_headers``): OpenAI's dialect is the lingua franca.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+
+from modelmix.errors import UpstreamError, UpstreamErrorKind
+from modelmix.providers.base import Deployment, HttpRequest, SSEEvent
+from modelmix.types import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    StreamDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = [
+    "ADAPTER",
+    "OpenAIAdapter",
+    "OpenAIStreamParser",
+    "error_from_status",
+    "kind_for_status",
+    "retry_after_from_headers",
+]
+
+#: Longest vendor message (or raw body) copied into an UpstreamError.
+MAX_ERROR_TEXT = 500
+
+# ---------------------------------------------------------------------------------------------
+# Shared by all adapters: status -> kind, Retry-After, error text.
+
+
+def kind_for_status(status: int) -> UpstreamErrorKind:
+    if status == 429:
+        return "rate_limit"
+    if status in (503, 529):
+        return "overloaded"
+    if status >= 500:
+        return "server"
+    if status in (401, 402, 403):  # 402: the deployment's account is out of credit
+        return "auth"
+    if status == 408:
+        return "timeout"
+    return "invalid_request"
+
+
+def retry_after_from_headers(headers: dict[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
+    if not headers:
+        return None
+    ms = _header(headers, "retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = _header(headers, "retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, val in headers.items():
+        if key.lower() == name:
+            return val
+    return None
+
+
+def raw_text(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + "..."
+    return text or "(empty body)"
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."
+
+
+def error_from_status(
+    status: int,
+    message: str,
+    headers: dict[str, str],
+    kind: UpstreamErrorKind | None = None,
+) -> UpstreamError:
+    """The UpstreamError for a non-2xx answer; ``kind`` overrides the status mapping."""
+    return UpstreamError(
+        kind or kind_for_status(status),
+        message,
+        status=status,
+        retry_after=retry_after_from_headers(headers),
+    )
+
+
+def loads_object(body: bytes | str) -> dict[str, Any]:
+    """``orjson.loads`` that insists on a JSON object; UpstreamError("bad_response") if not."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError("bad_response", f"malformed JSON from upstream: {exc}") from None
+    if not isinstance(data, dict):
+        raise UpstreamError("bad_response", "upstream JSON is not an object")
+    return data
+
+
+def try_loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAI dialect.
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+_CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+
+def _finish(value: Any) -> FinishReason | None:
+    if value is None:
+        return None
+    return _FINISH.get(value, "stop")
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    usage = Usage(
+        prompt_tokens=data.get("prompt_tokens") or 0,
+        completion_tokens=data.get("completion_tokens") or 0,
+    )
+    details = data.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        usage.cached_tokens = details.get("cached_tokens") or 0
+    elif isinstance(data.get("prompt_cache_hit_tokens"), int):  # DeepSeek
+        usage.cached_tokens = data["prompt_cache_hit_tokens"]
+    details = data.get("completion_tokens_details")
+    if isinstance(details, dict):
+        usage.reasoning_tokens = details.get("reasoning_tokens") or 0
+    return usage
+
+
+def _error_kind(error: dict[str, Any], default: UpstreamErrorKind) -> UpstreamErrorKind:
+    code = error.get("code")
+    if code in _CONTENT_FILTER_CODES or error.get("type") in _CONTENT_FILTER_CODES:
+        return "content_filter"
+    if isinstance(code, int) and 400 <= code < 600:  # OpenRouter puts the HTTP status here
+        return kind_for_status(code)
+    if isinstance(code, str) and code.isdigit():
+        return kind_for_status(int(code))
+    return default
+
+
+def _error_message(error: Any) -> str:
+    if isinstance(error, dict):
+        message = error.get("message")
+        if isinstance(message, str) and message:
+            return clip(message)
+        return clip(orjson.dumps(error).decode())
+    return clip(str(error))
+
+
+def _embedded_error(error: Any, default: UpstreamErrorKind) -> UpstreamError:
+    """An ``{"error": ...}`` found in a 2xx body or in a stream chunk."""
+    kind = _error_kind(error, default) if isinstance(error, dict) else default
+    status = error.get("code") if isinstance(error, dict) else None
+    return UpstreamError(
+        kind, _error_message(error), status=status if isinstance(status, int) else None
+    )
+
+
+class OpenAIStreamParser:
+    __slots__ = ("_done", "_finish", "_first", "_usage")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._first = True
+        self._finish = False
+        self._usage = False
+
+    def finished(self) -> bool:
+        # [DONE] is the rule; a stream that already delivered its finish_reason and its
+        # usage has nothing left to say even if the server forgets [DONE].
+        return self._done or (self._finish and self._usage)
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        data = event.data
+        if data[:6] == "[DONE]":
+            self._done = True
+            return []
+        chunk = loads_object(data)
+        if chunk.get("error"):
+            raise _embedded_error(chunk["error"], "server")
+        delta = StreamDelta()
+        useful = False
+        if self._first:
+            self._first = False
+            delta.id = chunk.get("id")
+            delta.model = chunk.get("model")
+            useful = True
+        choices = chunk.get("choices")
+        if choices:
+            choice = choices[0]
+            d = choice.get("delta") or {}
+            content = d.get("content")
+            if content:
+                delta.content = content
+                useful = True
+            elif d.get("refusal"):
+                delta.content = d["refusal"]
+                useful = True
+            calls = d.get("tool_calls")
+            if calls:
+                delta.tool_calls = [_tool_call_delta(c, i) for i, c in enumerate(calls)]
+                useful = True
+            finish = _finish(choice.get("finish_reason"))
+            if finish is not None:
+                delta.finish_reason = finish
+                self._finish = True
+                useful = True
+            if choice.get("logprobs"):
+                delta.logprobs = choice["logprobs"]
+                useful = True
+        usage_data = chunk.get("usage")
+        if usage_data is None:
+            x_groq = chunk.get("x_groq")
+            if isinstance(x_groq, dict):
+                usage_data = x_groq.get("usage")
+        usage = _usage(usage_data)
+        if usage is not None:
+            delta.usage = usage
+            self._usage = True
+            useful = True
+        return [delta] if useful else []
+
+
+def _tool_call_delta(call: dict[str, Any], position: int) -> ToolCallDelta:
+    fn = call.get("function") or {}
+    index = call.get("index")
+    return ToolCallDelta(
+        index=index if isinstance(index, int) else position,
+        id=call.get("id") or None,
+        name=fn.get("name") or None,
+        arguments=fn.get("arguments") or "",
+    )
+
+
+class OpenAIAdapter:
+    kind = "openai"
+
+    def check(self, request: ChatRequest) -> None:
+        """Every canonical field is native here; the upstream judges the rest."""
+
+    def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
+        body: dict[str, Any] = {"model": deployment.upstream_model, "messages": request.messages}
+        if request.params:
+            body.update(request.params)
+        if request.tools:
+            body["tools"] = request.tools
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        headers = {"Content-Type": "application/json"}
+        if deployment.api_key:
+            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        if deployment.headers:
+            headers.update(deployment.headers)
+        return HttpRequest(
+            method="POST",
+            url=f"{deployment.base_url}/chat/completions",
+            headers=headers,
+            body=orjson.dumps(body),
+        )
+
+    def parse_response(self, body: bytes) -> ChatResponse:
+        data = loads_object(body)
+        if data.get("error"):
+            raise _embedded_error(data["error"], "server")
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+            calls = [
+                ToolCall(
+                    id=c.get("id") or f"call_{i}",
+                    name=c["function"]["name"],
+                    arguments=c["function"].get("arguments") or "",
+                )
+                for i, c in enumerate(message.get("tool_calls") or ())
+            ]
+            content = message.get("content")
+            if content is None and message.get("refusal"):
+                content = message["refusal"]
+            return ChatResponse(
+                id=data.get("id") or "",
+                model=data.get("model") or "",
+                content=content,
+                tool_calls=calls,
+                finish_reason=_finish(choice.get("finish_reason"))
+                or ("tool_calls" if calls else "stop"),
+                usage=_usage(data.get("usage")) or Usage(),
+                created=data.get("created") or 0,
+                logprobs=choice.get("logprobs"),
+                system_fingerprint=data.get("system_fingerprint"),
+            )
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise UpstreamError("bad_response", f"unexpected response shape: {exc!r}") from None
+
+    def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        data = try_loads(body)
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            kind = kind_for_status(status)
+            if error.get("code") in _CONTENT_FILTER_CODES:
+                kind = "content_filter"
+            return error_from_status(status, _error_message(error), headers, kind)
+        if isinstance(error, str) and error:  # Ollama, some proxies: {"error": "text"}
+            return error_from_status(status, clip(error), headers)
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            return error_from_status(status, clip(data["message"]), headers)
+        return error_from_status(status, raw_text(body), headers)
+
+    def stream_parser(self) -> OpenAIStreamParser:
+        return OpenAIStreamParser()
+
+
+ADAPTER = OpenAIAdapter()

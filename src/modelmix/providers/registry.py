@@ -1,0 +1,23 @@
+"""Adapter lookup by kind (``Deployment.provider``)."""
+
+from __future__ import annotations
+
+from modelmix.providers import anthropic, gemini, openai
+from modelmix.providers.base import ProviderAdapter
+
+__all__ = ["ADAPTERS", "get_adapter"]
+
+ADAPTERS: dict[str, ProviderAdapter] = {
+    "openai": openai.ADAPTER,
+    "anthropic": anthropic.ADAPTER,
+    "gemini": gemini.ADAPTER,
+}
+
+
+def get_adapter(kind: str) -> ProviderAdapter:
+    """The adapter for ``kind``; ``KeyError`` naming the known kinds if there is none."""
+    try:
+        return ADAPTERS[kind]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS))
+        raise KeyError(f"unknown provider kind {kind!r} (known: {known})") from None

@@ -1,0 +1,76 @@
+"""A simulated upstream: fake OpenAI, Anthropic and Gemini APIs speaking the real wire formats.
+
+It has two users: the zero-key demo (``modelmix serve`` with no config serves the models
+``sim-small``, ``sim-medium`` and ``sim-large`` from it; every text answer starts with
+``[simulated <model>]``), and tests, which pick the upstream's behaviour by model name.
+
+Endpoints, under ``http://HOST:PORT``:
+
+* OpenAI Chat Completions: ``POST /openai/v1/chat/completions``, ``GET /openai/v1/models``
+  (base URL ``/openai/v1``).
+* Anthropic Messages: ``POST /anthropic/v1/messages``, ``GET /anthropic/v1/models`` (the
+  Anthropic SDK appends ``/v1/messages``: give it ``base_url=sim.url + "/anthropic"``).
+* Gemini: ``POST /gemini/v1beta/models/{model}:generateContent`` and
+  ``:streamGenerateContent?alt=sse``, ``GET /gemini/v1beta/models`` (base ``/gemini/v1beta``).
+
+Requests are validated as the vendor would (missing ``messages`` or ``max_tokens`` etc.:
+vendor-format 400). Any API key, or none, is accepted, except the key ``invalid``: 401.
+
+Behaviour grammar
+-----------------
+The model name is split on ``-`` (or ``_``), case-insensitively; each token below switches a
+behaviour on, every other token is only part of the name (``sim-small``, ``gpt-4o``...).
+Tokens combine: ``sim-slow50-cut``, ``sim-flaky2-cached100``.
+
+``429`` / ``500`` / ``503`` / ``529``
+    Every call fails with that status and the vendor's error body (429 with
+    ``Retry-After: 1``; 529 is Anthropic's ``overloaded_error``).
+``flaky<N>``
+    The first N calls for this exact model name fail with 500; later ones succeed. The
+    counter is per simulator: ``Simulator.reset()`` starts it again.
+``slow<ms>``
+    Wait ``ms`` before any response (errors too); streams also wait ``ms`` before each chunk.
+``ttft<ms>``
+    Wait ``ms`` before the first content: the response (non-streamed) or the first chunk
+    (streamed; headers are sent at once).
+``timeout``
+    Sleep an hour before answering: far longer than any client timeout.
+``reset``
+    Abort the TCP connection (RST) without any response.
+``cut``
+    Streamed: send about half the chunks, then drop the connection without the terminator.
+    Non-streamed: announce the full ``Content-Length``, send half the body, then drop.
+``malformed``
+    200 with a body that is not JSON; streamed: SSE ``data`` that is not JSON.
+``cached<N>``
+    Report N cached prompt tokens, in the vendor's usage shape (the prompt is made at
+    least N tokens long).
+``refuse``
+    Answer with a refusal text.
+
+Answers
+-------
+Deterministic: the same prompt and model give the same answer. With tools (and tool choice
+not "none") and a last message that is not a tool result: a call to the forced tool, else
+the first one, with arguments synthesised from its JSON schema. After a tool result: text
+mentioning it. JSON mode: a JSON object; a JSON schema: an object valid against it.
+Otherwise ``[simulated <model>] ...``: simple arithmetic is computed ("What is 2+2?" ->
+``2 + 2 = 4``), else the last user message is echoed briefly. ``max_tokens`` truncates
+(finish reason length / max_tokens / MAX_TOKENS), stop sequences cut. Tokens are estimated
+at four characters each (at least one). Streams send the text about a word per chunk and
+tool arguments in a few fragments (Gemini: a whole ``functionCall`` part, as Gemini does).
+
+Run it standalone with ``python -m modelmix.simulated --port 9999``.
+"""
+
+from modelmix.simulated.app import DEMO_MODELS, Simulator, create_app, start_simulator
+from modelmix.simulated.behaviour import Behaviour, parse_behaviour
+
+__all__ = [
+    "DEMO_MODELS",
+    "Behaviour",
+    "Simulator",
+    "create_app",
+    "parse_behaviour",
+    "start_simulator",
+]

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+
+from modelmix.config import ConfigError, load_config, parse_config
+from modelmix.defaults import default_config
+
+
+def errors_of(data: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value.errors
+
+
+def test_unknown_keys_name_their_dotted_path() -> None:
+    errors = errors_of(
+        {
+            "models": [{"name": "a", "provider": "openai", "capabilities": {"toolz": True}}],
+            "engine": {"timeouts": {"conect": 3}},
+            "bogus": 1,
+        }
+    )
+    assert "models[0].capabilities.toolz: unknown key" in errors
+    assert "engine.timeouts.conect: unknown key" in errors
+    assert "bogus: unknown key" in errors
+
+
+def test_wrong_types_and_values_are_reported_with_paths() -> None:
+    errors = errors_of({"models": [{"name": "a", "provider": "nope", "weight": -1}]})
+    assert any(e.startswith("models[0].provider:") for e in errors)
+    assert any(e.startswith("models[0].weight:") for e in errors)
+
+
+def test_inline_api_keys_are_refused() -> None:
+    errors = errors_of({"models": [{"name": "a", "provider": "openai", "api_key": "sk-123"}]})
+    assert errors == [
+        "models[0].api_key: inline API keys are not allowed; name the environment variable "
+        "with api_key_env"
+    ]
+
+
+def test_routes_must_name_known_models() -> None:
+    errors = errors_of(
+        {
+            "models": [{"name": "a", "provider": "openai"}],
+            "routes": [
+                {"name": "r", "models": ["a", "b"]},
+                {"name": "a", "models": ["a"]},
+                {"name": "s", "strategy": "rules", "rules": [{"when": {}, "models": ["zz"]}]},
+            ],
+        }
+    )
+    assert "routes[0].models[1]: unknown model 'b'" in errors
+    assert "routes[1].name: 'a' is also a model name" in errors
+    assert "routes[2].rules[0].models[0]: unknown model 'zz'" in errors
+
+
+def test_duplicate_model_names() -> None:
+    errors = errors_of(
+        {"models": [{"name": "a", "provider": "openai"}, {"name": "a", "provider": "groq"}]}
+    )
+    assert errors == ["models: model name 'a' is defined twice"]
+
+
+def test_hash_is_stable_and_changes_with_content() -> None:
+    a = parse_config({"models": [{"name": "a", "provider": "openai"}]})
+    b = parse_config({"models": [{"name": "a", "provider": "openai"}]})
+    c = parse_config({"models": [{"name": "a", "provider": "openai", "weight": 2}]})
+    assert a.hash() == b.hash() != c.hash()
+
+
+def test_load_config_reports_yaml_and_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert info.value.errors[0].startswith("(yaml):")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "missing.yaml")
+    assert info.value.errors[0].startswith("(file): cannot read")
+
+
+def test_default_config_adds_models_for_keys_in_the_environment() -> None:
+    bare = default_config({})
+    assert {m.name for m in bare.models} >= {"sim-small", "sim-medium", "sim-large"}
+    assert bare.routes[0].name == "auto"
+    assert bare.routes[0].models == ["sim-small", "sim-medium", "sim-large"]
+    with_keys = default_config({"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "y"})
+    names = {m.name for m in with_keys.models}
+    assert {"gpt-4o-mini", "claude-3-5-haiku-latest"} <= names
+    assert "sim-small" not in with_keys.routes[0].models

@@ -1,0 +1,202 @@
+"""Engine behaviour (retries, Retry-After, fallback, cool-down, load balancing, streams)
+with a scripted in-memory client: no network, exact control over each call's outcome."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from modelmix.engine import Engine
+from modelmix.errors import GatewayError, UpstreamError
+from modelmix.ledger.records import RequestRecord
+from modelmix.portfolio import build_portfolio
+from modelmix.providers.base import Deployment, ProviderAdapter
+from modelmix.routing.strategy import Router
+from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+from tests.helpers import make_config
+
+Script = list[UpstreamError | str]
+
+
+class ScriptedClient:
+    """Answers each call from a per-deployment script: an UpstreamError to raise, or text."""
+
+    def __init__(self, scripts: dict[str, Script]) -> None:
+        self.scripts = scripts
+        self.calls: list[str] = []
+
+    def _next(self, dep: Deployment) -> str:
+        self.calls.append(dep.id)
+        script = self.scripts.get(dep.id) or ["ok"]
+        step = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(step, UpstreamError):
+            raise step
+        return step
+
+    async def complete(self, adapter: ProviderAdapter, dep: Deployment, request: ChatRequest,
+                       timeouts: Any) -> ChatResponse:
+        text = self._next(dep)
+        return ChatResponse(id="x", model=dep.upstream_model, content=text,
+                            usage=Usage(prompt_tokens=1000, completion_tokens=500))
+
+    async def stream(self, adapter: ProviderAdapter, dep: Deployment, request: ChatRequest,
+                     timeouts: Any) -> FakeStream:
+        return FakeStream(self._next(dep))
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeStream:
+    """Yields words; the text "cut" yields two deltas then fails like a dropped connection."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.closed = False
+
+    async def _gen(self) -> AsyncIterator[StreamDelta]:
+        if self.text == "cut":
+            yield StreamDelta(content="par")
+            yield StreamDelta(content="tial")
+            raise UpstreamError("bad_response", "stream ended before completion")
+        for word in self.text.split():
+            yield StreamDelta(content=word)
+        yield StreamDelta(finish_reason="stop", usage=Usage(prompt_tokens=10, completion_tokens=3))
+
+    def __aiter__(self) -> AsyncIterator[StreamDelta]:
+        if not hasattr(self, "_it"):
+            self._it = self._gen()
+        return self._it
+
+    async def __anext__(self) -> StreamDelta:
+        return await self.__aiter__().__anext__()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+MODELS = [
+    {"name": "a", "provider": "ollama", "price": {"input": "1", "output": "2"},
+     "deployments": [{"base_url": "http://h1/v1"}, {"base_url": "http://h2/v1"}]},
+    {"name": "b", "provider": "ollama", "price": {"input": "3", "output": "4"}},
+]
+ROUTES = [{"name": "chain", "models": ["a", "b"]}]
+
+
+def make_engine(scripts: dict[str, Script], **engine: Any) -> tuple[Engine, ScriptedClient,
+                                                                     list[RequestRecord]]:
+    settings = {"retries": 2, "backoff_base": 0.001, "backoff_max": 0.002, **engine}
+    config = make_config(MODELS, ROUTES, engine=settings)
+    portfolio = build_portfolio(config, {})
+    client = ScriptedClient(scripts)
+    records: list[RequestRecord] = []
+    eng = Engine(portfolio, Router(config.routes, portfolio), client,  # type: ignore[arg-type]
+                 config.engine, records.append)
+    return eng, client, records
+
+
+def new_record(model: str = "chain") -> RequestRecord:
+    return RequestRecord(id="req", started_at=0.0, api="openai", requested_model=model)
+
+
+def request(stream: bool = False) -> ChatRequest:
+    return ChatRequest(model="chain", messages=[{"role": "user", "content": "hi"}], stream=stream)
+
+
+def err(kind: str, retry_after: float | None = None, status: int = 500) -> UpstreamError:
+    return UpstreamError(kind, f"{kind} happened", status=status,  # type: ignore[arg-type]
+                         retry_after=retry_after)
+
+
+async def test_success_records_cost_from_price_override() -> None:
+    eng, _, records = make_engine({})
+    response = await eng.complete(request(), new_record())
+    assert response.content == "ok"
+    (rec,) = records
+    assert rec.final_model == "a" and rec.route == "chain" and rec.status == "ok"
+    # 1000 prompt tokens at $1/M + 500 completion tokens at $2/M
+    assert rec.cost_usd == Decimal("0.002")
+    assert rec.attempts[0].price_source == "config"
+
+
+async def test_retry_on_other_deployment_then_fallback_to_next_model() -> None:
+    eng, client, records = make_engine(
+        {"a#0": [err("server")], "a#1": [err("server")]}, retries=1
+    )
+    response = await eng.complete(request(), new_record())
+    assert response.model == "b"
+    # both deployments of a were tried once each (load balancing, no sleep), then b
+    assert Counter(client.calls[:2]) == Counter(["a#0", "a#1"]) and client.calls[2] == "b#0"
+    rec = records[0]
+    assert [a.status for a in rec.attempts] == ["error", "error", "ok"]
+    assert rec.attempts[0].error_kind == "server"
+    assert rec.final_model == "b"
+
+
+async def test_long_retry_after_falls_back_instead_of_waiting() -> None:
+    eng, client, records = make_engine(
+        {"a#0": [err("rate_limit", retry_after=60, status=429)],
+         "a#1": [err("rate_limit", retry_after=60, status=429)]},
+        max_retry_after=5,
+    )
+    await eng.complete(request(), new_record())
+    assert client.calls[-1] == "b#0"
+    assert len(records[0].attempts) == 2
+
+
+async def test_non_retryable_error_moves_on_without_retrying() -> None:
+    eng, client, _ = make_engine({"a#0": [err("invalid_request", status=400)],
+                                  "a#1": [err("invalid_request", status=400)]})
+    await eng.complete(request(), new_record())
+    assert len([c for c in client.calls if c.startswith("a")]) == 1
+
+
+async def test_all_fail_maps_last_error_to_client_status() -> None:
+    eng, _, records = make_engine({
+        "a#0": [err("server")], "a#1": [err("server")],
+        "b#0": [err("rate_limit", retry_after=1.0, status=429)],
+    }, retries=0)
+    with pytest.raises(GatewayError) as info:
+        await eng.complete(request(), new_record())
+    assert info.value.status == 429 and info.value.retry_after == 1.0
+    assert records[0].status == "error" and records[0].http_status == 429
+
+
+async def test_cooldown_skips_a_deployment_that_keeps_failing() -> None:
+    eng, client, _ = make_engine(
+        {"a#0": [err("connection")], "a#1": ["ok"]},
+        retries=1, cooldown={"failures": 2, "seconds": 60},
+    )
+    for _ in range(6):
+        await eng.complete(request(), new_record())
+    failures = client.calls.count("a#0")
+    assert failures == 2  # after two failures a#0 rests; later requests go to a#1 only
+    assert not eng.health.available("a#0", now=__import__("time").time())
+
+
+async def test_stream_fails_over_before_first_delta() -> None:
+    eng, _, records = make_engine({"a#0": [err("server")], "a#1": [err("server")]}, retries=1)
+    stream = await eng.stream(request(stream=True), new_record())
+    assert stream.model == "b"
+    text = "".join([d.content or "" async for d in stream])
+    assert text == "ok"
+    (rec,) = records
+    assert rec.status == "ok" and rec.final_model == "b"
+    assert rec.attempts[-1].prompt_tokens == 10  # usage from the stream's last delta
+
+
+async def test_stream_cut_after_first_delta_raises_and_records_cut() -> None:
+    eng, _, records = make_engine({"a#0": ["cut"], "a#1": ["cut"]})
+    stream = await eng.stream(request(stream=True), new_record())
+    got = []
+    with pytest.raises(GatewayError) as info:
+        async for d in stream:
+            got.append(d.content)
+    assert got == ["par", "tial"]
+    assert info.value.code == "stream_interrupted"
+    (rec,) = records
+    assert rec.status == "error" and rec.attempts[-1].status == "cut"
