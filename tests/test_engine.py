@@ -3,6 +3,7 @@ with a scripted in-memory client: no network, exact control over each call's out
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -166,16 +167,19 @@ async def test_all_fail_maps_last_error_to_client_status() -> None:
     assert records[0].status == "error" and records[0].http_status == 429
 
 
-async def test_cooldown_skips_a_deployment_that_keeps_failing() -> None:
-    eng, client, _ = make_engine(
-        {"a#0": [err("connection")], "a#1": ["ok"]},
+async def test_cooldown_skips_a_model_whose_deployments_keep_failing() -> None:
+    eng, client, records = make_engine(
+        {"a#0": [err("connection")], "a#1": [err("connection")]},
         retries=1, cooldown={"failures": 2, "seconds": 60},
     )
-    for _ in range(6):
-        await eng.complete(request(), new_record())
-    failures = client.calls.count("a#0")
-    assert failures == 2  # after two failures a#0 rests; later requests go to a#1 only
-    assert not eng.health.available("a#0", now=__import__("time").time())
+    for _ in range(5):
+        response = await eng.complete(request(), new_record())
+        assert response.model == "b"
+    # two requests tried both deployments of a; then both rest and a is not called again
+    assert client.calls.count("a#0") == 2 and client.calls.count("a#1") == 2
+    assert client.calls.count("b#0") == 5
+    assert not eng.health.available("a#0", now=time.time())
+    assert records[-1].attempts[0].model == "b"
 
 
 async def test_stream_fails_over_before_first_delta() -> None:

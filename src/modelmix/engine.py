@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TypeVar
 
@@ -331,7 +331,11 @@ class EngineStream:
         self.usage: Usage | None = first.usage
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
 
-    async def __aiter__(self) -> AsyncIterator[StreamDelta]:
+    def __aiter__(self) -> AsyncGenerator[StreamDelta, None]:
+        return self.deltas()
+
+    async def deltas(self) -> AsyncGenerator[StreamDelta, None]:
+        """The deltas; close the generator (``aclose``) if you stop early."""
         attempt = self.record.attempts[-1]
         deployment = next(
             d for d in self.engine.portfolio[self.model].deployments if d.id == attempt.deployment

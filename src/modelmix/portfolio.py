@@ -10,7 +10,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from modelmix.config import PROVIDER_PRESETS, SIMULATED_BASE_URL, Config, ModelConfig
+from modelmix.config import (
+    PROVIDER_PRESETS,
+    SIMULATED_BASE_URL,
+    Config,
+    DeploymentConfig,
+    ModelConfig,
+)
 from modelmix.pricing import PriceOverride, resolve_price
 from modelmix.providers.base import Deployment
 from modelmix.types import Capabilities
@@ -59,7 +65,7 @@ def build_portfolio(
         kind, preset_url, preset_key_env = PROVIDER_PRESETS[model.provider]
         caps = Capabilities(**model.capabilities.model_dump())
         override = _override(model)
-        variants = model.deployments or [None]
+        variants: list[DeploymentConfig | None] = list(model.deployments) or [None]
         deployments: list[Deployment] = []
         problems: list[str] = []
         for i, dep_cfg in enumerate(variants):

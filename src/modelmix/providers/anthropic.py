@@ -196,19 +196,32 @@ def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _usage(data: Any, into: Usage | None = None) -> Usage:
-    usage = into if into is not None else Usage()
-    if not isinstance(data, dict):
-        return usage
-    reads = data.get("cache_read_input_tokens")
-    writes = data.get("cache_creation_input_tokens")
-    if "input_tokens" in data or reads is not None or writes is not None:
-        usage.cached_tokens = reads or 0
-        usage.cache_write_tokens = writes or 0
-        usage.prompt_tokens = (data.get("input_tokens") or 0) + (reads or 0) + (writes or 0)
-    if "output_tokens" in data:
-        usage.completion_tokens = data.get("output_tokens") or 0
-    return usage
+_USAGE_KEYS = (
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens",
+)
+
+
+def _raw_usage(data: Any, into: dict[str, int]) -> None:
+    """Copy the usage counters present in ``data`` (later events update earlier ones)."""
+    if isinstance(data, dict):
+        for key in _USAGE_KEYS:
+            value = data.get(key)
+            if isinstance(value, int):
+                into[key] = value
+
+
+def _usage(raw: dict[str, int]) -> Usage:
+    reads = raw.get("cache_read_input_tokens", 0)
+    writes = raw.get("cache_creation_input_tokens", 0)
+    return Usage(
+        prompt_tokens=raw.get("input_tokens", 0) + reads + writes,
+        completion_tokens=raw.get("output_tokens", 0),
+        cached_tokens=reads,
+        cache_write_tokens=writes,
+    )
 
 
 def _error(error: Any, default: UpstreamErrorKind) -> UpstreamError:
@@ -224,7 +237,7 @@ class AnthropicStreamParser:
 
     def __init__(self) -> None:
         self._done = False
-        self._usage = Usage()
+        self._usage: dict[str, int] = {}
         #: content block index -> tool-call ordinal, for tool_use blocks.
         self._blocks: dict[int, int] = {}
         self._args_seen: set[int] = set()
@@ -271,17 +284,12 @@ class AnthropicStreamParser:
                 return []
             if kind == "message_start":
                 message = data["message"]
-                _usage(message.get("usage"), self._usage)
+                _raw_usage(message.get("usage"), self._usage)
                 return [StreamDelta(id=message.get("id"), model=message.get("model"))]
             if kind == "message_delta":
-                _usage(data.get("usage"), self._usage)
+                _raw_usage(data.get("usage"), self._usage)
                 reason = (data.get("delta") or {}).get("stop_reason")
-                usage = Usage(
-                    prompt_tokens=self._usage.prompt_tokens,
-                    completion_tokens=self._usage.completion_tokens,
-                    cached_tokens=self._usage.cached_tokens,
-                    cache_write_tokens=self._usage.cache_write_tokens,
-                )
+                usage = _usage(self._usage)
                 finish = _FINISH.get(reason, "stop") if reason else None
                 return [StreamDelta(finish_reason=finish, usage=usage)]
             if kind == "message_stop":
@@ -390,6 +398,8 @@ class AnthropicAdapter:
                             arguments=orjson.dumps(block.get("input") or {}).decode(),
                         )
                     )
+            raw: dict[str, int] = {}
+            _raw_usage(data.get("usage"), raw)
             reason = data.get("stop_reason")
             finish: FinishReason = _FINISH.get(reason, "stop") if reason else "stop"
             return ChatResponse(
@@ -398,7 +408,7 @@ class AnthropicAdapter:
                 content="".join(texts) if texts else None,
                 tool_calls=calls,
                 finish_reason=finish,
-                usage=_usage(data.get("usage")),
+                usage=_usage(raw),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UpstreamError("bad_response", f"unexpected response shape: {exc!r}") from None

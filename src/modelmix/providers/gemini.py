@@ -353,10 +353,11 @@ def _finish(reason: str, had_calls: bool) -> FinishReason:
 
 
 class GeminiStreamParser:
-    __slots__ = ("_calls", "_done", "_first", "_prefix")
+    __slots__ = ("_calls", "_done", "_first", "_prefix", "_usage")
 
     def __init__(self) -> None:
         self._prefix = _call_prefix()
+        self._usage: Any = None
         self._done = False
         self._first = True
         self._calls = 0
@@ -370,6 +371,8 @@ class GeminiStreamParser:
             raise _error(chunk["error"], None)
         delta = StreamDelta()
         useful = False
+        if "usageMetadata" in chunk:
+            self._usage = chunk["usageMetadata"]
         if self._first:
             self._first = False
             delta.id = chunk.get("responseId")
@@ -413,7 +416,7 @@ class GeminiStreamParser:
                     reason = "SAFETY"
             if reason:
                 delta.finish_reason = _finish(reason, self._calls > 0)
-                delta.usage = _usage(chunk.get("usageMetadata"))
+                delta.usage = _usage(self._usage)
                 self._done = True
                 useful = True
         except (KeyError, TypeError, AttributeError) as exc:

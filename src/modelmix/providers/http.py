@@ -4,8 +4,9 @@ One ``aiohttp.ClientSession`` (created lazily, inside the running loop) with a p
 connector; adapters build the request and parse the answer, this module only moves bytes and
 turns every failure into an ``UpstreamError``:
 
-* connect refused / reset / DNS -> ``connection``; connect slower than ``Timeouts.connect`` or
-  no answer within ``Timeouts.total`` (non-stream) -> ``timeout``;
+* connect refused / reset / DNS -> ``connection``; a body cut short -> ``bad_response``;
+  connect slower than ``Timeouts.connect`` or no answer within ``Timeouts.total``
+  (non-stream) -> ``timeout``;
 * non-2xx -> ``adapter.parse_error(status, body, headers)`` (header names lower-cased);
 * streams: the first delta must arrive within ``first_token`` of the call start and the whole
   stream within ``total`` (both ``timeout``); a connection that ends before the adapter's parser
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["STREAM_CUT", "Timeouts", "UpstreamClient", "UpstreamStream"]
 
 STREAM_CUT = "stream ended before completion"
+#: Seconds to wait for the end of the body once the stream is complete.
+FINISH_GRACE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,10 @@ class Timeouts:
 
 def _connection_error(exc: BaseException) -> UpstreamError:
     text = str(exc) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:300] + "..."
+    if isinstance(exc, aiohttp.ClientPayloadError):  # the answer started, then broke off
+        return UpstreamError("bad_response", f"response body cut short: {text}")
     return UpstreamError("connection", f"connection failed: {text}")
 
 
@@ -284,6 +291,10 @@ class UpstreamStream:
         if self._closed:
             return b""
         deadline = self._total_deadline if self._got_first else self._first_deadline
+        if self._parser.finished():
+            # Complete: read on only to see the end of the body (so the connection can go
+            # back to the pool), and not for long if the upstream keeps it open.
+            deadline = min(deadline, asyncio.get_running_loop().time() + FINISH_GRACE)
         try:
             async with asyncio.timeout_at(deadline):
                 return await self._resp.content.readany()

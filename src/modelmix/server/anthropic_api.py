@@ -710,6 +710,11 @@ class MessageStreamRenderer:
 
     def _start(self) -> bytes:
         self._started = True
+        input_tokens = self._input_tokens
+        if input_tokens is None:
+            # An upstream that reports usage up front (Anthropic's own message_start) lets us
+            # fill it in now; otherwise 0 until message_delta carries the real count.
+            input_tokens = _usage(self._usage)["input_tokens"] if self._usage is not None else 0
         message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
@@ -718,7 +723,7 @@ class MessageStreamRenderer:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": self._input_tokens or 0, "output_tokens": 0},
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0},
         }
         return _event(b"message_start", {"type": "message_start", "message": message}) + (
             b'event: ping\ndata: {"type": "ping"}\n\n'
@@ -742,9 +747,9 @@ class MessageStreamRenderer:
         return index, out
 
     def delta(self, d: StreamDelta) -> bytes:
-        out = b"" if self._started else self._start()
         if d.usage is not None:
             self._usage = d.usage
+        out = b"" if self._started else self._start()
         if d.finish_reason is not None:
             self._finish = d.finish_reason
         if d.content:

@@ -32,6 +32,8 @@ log = logging.getLogger("modelmix.server")
 
 JSON = "application/json"
 TAG_HEADER_PREFIX = "x-modelmix-tag-"
+#: An oversized body is drained up to this size before the 413 goes out.
+_DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 class StreamRenderer(Protocol):
@@ -74,12 +76,15 @@ ANTHROPIC = ApiFormat(
 
 
 def _error_response(fmt: ApiFormat, err: GatewayError, request_id: str | None = None) -> Response:
+    status = err.status
+    if fmt is ANTHROPIC and err.kind == "overloaded":
+        status = 529  # Anthropic's own "overloaded" status, which its SDK maps to OverloadedError
     headers = {}
     if request_id:
         headers["x-modelmix-request-id"] = request_id
     if err.retry_after is not None:
         headers["retry-after"] = str(max(1, round(err.retry_after)))
-    return Response(fmt.render_error(err), status_code=err.status, media_type=JSON, headers=headers)
+    return Response(fmt.render_error(err), status_code=status, media_type=JSON, headers=headers)
 
 
 def _format_for(request: Request) -> ApiFormat:
@@ -91,23 +96,26 @@ def _format_for(request: Request) -> ApiFormat:
 
 async def _read_json(request: Request, limit: int) -> object:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise GatewayError(
-            "request_too_large",
-            f"Request body is {declared} bytes; the limit is {limit} bytes.",
-            code="request_too_large",
-        )
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise GatewayError(
-                "request_too_large",
-                f"Request body exceeds the limit of {limit} bytes.",
-                code="request_too_large",
-            )
+            too_large = True
+        if too_large:
+            # Keep reading (and discarding) so the client gets the 413 instead of a reset
+            # connection, but not forever.
+            if size > _DRAIN_LIMIT:
+                break
+            continue
         chunks.append(chunk)
+    if too_large:
+        raise GatewayError(
+            "request_too_large",
+            f"Request body exceeds the limit of {limit} bytes.",
+            code="request_too_large",
+        )
     body = b"".join(chunks)
     if not body:
         raise GatewayError("invalid_request", "Request body is empty; expected JSON.")
@@ -171,12 +179,12 @@ def create_app(gateway: Gateway) -> Starlette:
             return _error_response(fmt, err, request_id)
         except Exception:
             log.exception("internal error in request %s", request_id)
-            err = GatewayError("internal", f"Internal error (request {request_id}).")
+            internal = GatewayError("internal", f"Internal error (request {request_id}).")
             if not reached_engine or record is None:
                 record = gateway.new_record(fmt.name, chat_request, request_id=request_id)
-            finish_record(record, err)
+            finish_record(record, internal)
             gateway.emit(record)
-            return _error_response(fmt, err, request_id)
+            return _error_response(fmt, internal, request_id)
 
     async def chat_completions(request: Request) -> Response:
         return await chat(request, OPENAI)
@@ -297,7 +305,7 @@ def _stream_response(
     renderer = fmt.stream_renderer(request_id, stream.model, int(time.time()), request)
 
     async def body() -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(stream.__aiter__()) as deltas:
+        async with contextlib.aclosing(stream.deltas()) as deltas:
             try:
                 async for delta in deltas:
                     chunk = renderer.delta(delta)

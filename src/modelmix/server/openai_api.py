@@ -7,26 +7,28 @@ would send. Everything here is pure and allocation-light: it sits on the hot pat
 
 Top-level request keys beyond the ones we translate:
 
-====================  =========  ==========================================================
-key                   decision   why
-====================  =========  ==========================================================
-store                 ignored    asks OpenAI to keep the completion; no effect on the answer
-service_tier          ignored    capacity/latency tier; no effect on the answer
-prompt_cache_key      ignored    caching hint
-prompt_cache_retention ignored   caching hint
-safety_identifier     ignored    abuse-monitoring id; no effect on the answer
-prediction            ignored    predicted output only speeds decoding up; same answer
-modalities            checked    ``["text"]`` accepted; anything with ``"audio"`` rejected
-stream_options        checked    ``include_usage`` honoured; ``include_obfuscation`` ignored
-top_k                 accepted   not OpenAI, but common with OpenAI-compatible servers
-logit_bias            rejected   changes the answer; only ``{}``/null accepted
-audio                 rejected   audio output
-web_search_options    rejected   built-in web search
-verbosity             rejected   changes the answer; not portable across providers
-functions             rejected   deprecated; use ``tools``
-function_call         rejected   deprecated; use ``tool_choice``
-anything else         rejected   "Unrecognized request argument supplied: X" (as OpenAI)
-====================  =========  ==========================================================
+======================  ========  ==========================================================
+key                     decision  why
+======================  ========  ==========================================================
+store                   ignored   asks OpenAI to keep the completion; no effect on the answer
+service_tier            ignored   capacity/latency tier; no effect on the answer
+prompt_cache_key        ignored   caching hint
+prompt_cache_retention  ignored   caching hint
+prompt_cache_options    ignored   caching hint (so are ``prompt_cache_breakpoint`` on parts)
+safety_identifier       ignored   abuse-monitoring id; no effect on the answer
+prediction              ignored   predicted output only speeds decoding up; same answer
+modalities              checked   ``["text"]`` accepted; anything with ``"audio"`` rejected
+stream_options          checked   ``include_usage`` honoured; ``include_obfuscation`` ignored
+top_k                   accepted  not OpenAI, but common with OpenAI-compatible servers
+logit_bias              rejected  changes the answer; only ``{}``/null accepted
+audio                   rejected  audio output
+web_search_options      rejected  built-in web search
+moderation              rejected  OpenAI-side moderation that can block the answer
+verbosity               rejected  changes the answer; not portable across providers
+functions               rejected  deprecated; use ``tools``
+function_call           rejected  deprecated; use ``tool_choice``
+(any other key)         rejected  "Unrecognized request argument supplied: X", as OpenAI says
+======================  ========  ==========================================================
 
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
 is the canonical ``params["max_tokens"]``. User content parts ``input_audio`` and ``file`` are
@@ -57,6 +59,7 @@ _IGNORED_KEYS = frozenset(
         "service_tier",
         "prompt_cache_key",
         "prompt_cache_retention",
+        "prompt_cache_options",
         "safety_identifier",
         "prediction",
     }
@@ -64,15 +67,16 @@ _IGNORED_KEYS = frozenset(
 _REJECTED_KEYS: dict[str, str] = {
     "audio": "audio output is not supported by this gateway",
     "web_search_options": "built-in web search is not supported by this gateway",
+    "moderation": "OpenAI moderation is not supported by this gateway",
     "verbosity": "'verbosity' is not supported by this gateway",
     "functions": "'functions' is deprecated and not supported; use 'tools'",
     "function_call": "'function_call' is deprecated and not supported; use 'tool_choice'",
 }
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-_REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh"})
+_REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _AUDIO_FORMATS = frozenset({"wav", "mp3"})
-_IMAGE_DETAILS = frozenset({"auto", "low", "high"})
+_IMAGE_DETAILS = frozenset({"auto", "low", "high", "original"})
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -229,7 +233,7 @@ def _image_part(part: dict[str, Any], param: str) -> dict[str, Any]:
     if detail is not None:
         if detail not in _IMAGE_DETAILS:
             raise _bad_value(
-                f"{param}.image_url.detail", "expected one of 'auto', 'low' or 'high'."
+                f"{param}.image_url.detail", "expected one of 'auto', 'low', 'high' or 'original'."
             )
         out["detail"] = detail
     return {"type": "image_url", "image_url": out}
@@ -310,6 +314,8 @@ def _content(
 _TEXT_ONLY = ("text",)
 _USER_ALLOWED = ("text", "image_url", "input_audio", "file")
 _ASSISTANT_ALLOWED = ("text", "refusal")
+#: Assistant-history fields we cannot translate, tolerated when null (some clients echo them).
+_NULLABLE_MESSAGE_KEYS = frozenset({"audio", "function_call"})
 _MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "system": frozenset({"role", "content", "name"}),
     "developer": frozenset({"role", "content", "name"}),
@@ -364,8 +370,8 @@ def _message(raw: object, i: int) -> dict[str, Any]:
             f"'{role}' is not one of ['system', 'assistant', 'user', 'tool', 'developer'].",
         )
     allowed = _MESSAGE_KEYS[role]
-    for key in msg:
-        if key not in allowed:
+    for key, value in msg.items():
+        if key not in allowed and not (value is None and key in _NULLABLE_MESSAGE_KEYS):
             raise GatewayError(
                 "invalid_request",
                 f"Unrecognized or unsupported argument '{key}' in a '{role}' message.",
@@ -724,7 +730,7 @@ def parse_chat_request(body: object) -> ChatRequest:
         if v not in _REASONING_EFFORTS:
             raise _bad_value(
                 "reasoning_effort",
-                "expected one of 'none', 'minimal', 'low', 'medium', 'high' or 'xhigh'.",
+                "expected one of 'none', 'minimal', 'low', 'medium', 'high', 'xhigh' or 'max'.",
             )
         params["reasoning_effort"] = v
     metadata = get("metadata")
@@ -754,7 +760,10 @@ def _usage(usage: Usage) -> dict[str, Any]:
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 

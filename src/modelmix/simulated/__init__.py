@@ -43,8 +43,9 @@ Tokens combine: ``sim-slow50-cut``, ``sim-flaky2-cached100``.
 ``malformed``
     200 with a body that is not JSON; streamed: SSE ``data`` that is not JSON.
 ``cached<N>``
-    Report N cached prompt tokens, in the vendor's usage shape (the prompt is made at
-    least N tokens long).
+    Report N cached prompt tokens on top of the prompt's own estimate, in the vendor's
+    usage shape (OpenAI ``prompt_tokens_details.cached_tokens``, Anthropic
+    ``cache_read_input_tokens``, Gemini ``cachedContentTokenCount``).
 ``refuse``
     Answer with a refusal text.
 

@@ -55,8 +55,13 @@ class Ask:
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     stream: bool = False
+    #: Gemini ``alt=sse`` (else a streamed JSON array).
+    sse: bool = True
     #: OpenAI ``stream_options.include_usage``.
     include_usage: bool = False
+    #: OpenAI ``logprobs`` / ``top_logprobs``.
+    logprobs: bool = False
+    top_logprobs: int = 0
 
 
 @dataclass(slots=True)
@@ -81,10 +86,8 @@ def estimate_tokens(chars: int) -> int:
 
 def compose(ask: Ask, behaviour: Behaviour) -> Answer:
     """The answer a simulated model gives to ``ask``."""
-    prompt_tokens = estimate_tokens(ask.prompt_chars)
     cached = behaviour.cached
-    if cached > prompt_tokens:
-        prompt_tokens = cached
+    prompt_tokens = estimate_tokens(ask.prompt_chars) + cached
     if behaviour.refuse:
         return _finish_text(ask, f"[simulated {ask.model}] {REFUSAL}", prompt_tokens, cached)
     tool = _tool_to_call(ask)
@@ -156,8 +159,7 @@ def _reply(ask: Ask) -> str:
     if not question.strip():
         return "You sent no text. This is a simulated answer; no real model was called."
     return (
-        f'You said: "{summarise(question)}". '
-        "This is a simulated answer; no real model was called."
+        f'You said: "{summarise(question)}". This is a simulated answer; no real model was called.'
     )
 
 
@@ -171,7 +173,9 @@ def summarise(text: str, words: int = _SUMMARY_WORDS) -> str:
 
 # --- arithmetic -----------------------------------------------------------------------------
 
-_EXPRESSION = re.compile(r"[-+(]*\s*\d[\d\s.+\-*/x×÷^()]*")
+_EXPRESSION = re.compile(r"[-+(]*\s*\d[\d\s.+\-*/x\u00d7\u00f7^()]*")
+#: "2-3 sentences", "2024-01-15": ranges and dates, not subtractions.
+_RANGE = re.compile(r"\d+(-\d+)+")
 _OPERATORS: dict[type[ast.AST], Any] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -188,9 +192,11 @@ def solve_arithmetic(text: str) -> str | None:
         return None
     for match in _EXPRESSION.finditer(text):
         raw = match.group(0).strip().rstrip(".")
-        if not any(op in raw[1:] for op in "+-*/x×÷^"):
+        if not any(op in raw[1:] for op in "+-*/x\u00d7\u00f7^") or _RANGE.fullmatch(raw):
             continue
-        source = raw.replace("×", "*").replace("x", "*").replace("÷", "/").replace("^", "**")
+        source = (
+            raw.replace("\u00d7", "*").replace("x", "*").replace("\u00f7", "/").replace("^", "**")
+        )
         try:
             value = _evaluate(ast.parse(source, mode="eval").body)
         except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError):
@@ -199,7 +205,7 @@ def solve_arithmetic(text: str) -> str | None:
             value = int(value)
         if isinstance(value, float):
             value = round(value, 6)
-        pretty = re.sub(r"\s*([+\-*/×÷^x])\s*", r" \1 ", raw).strip()
+        pretty = re.sub(r"\s*([+\-*/\u00d7\u00f7^x])\s*", r" \1 ", raw).strip()
         return f"{pretty} = {value}"
     return None
 

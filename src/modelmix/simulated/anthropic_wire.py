@@ -1,2 +1,298 @@
+"""Anthropic Messages, as ``POST /anthropic/v1/messages`` speaks it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from modelmix.simulated.answers import Answer, Ask, Tool
+from modelmix.simulated.wire import (
+    RequestError,
+    content_chars,
+    new_id,
+    split_arguments,
+    split_text,
+    text_of,
+)
+
+_FINISH = {
+    "stop": "end_turn",
+    "stop_sequence": "stop_sequence",
+    "length": "max_tokens",
+    "tool_call": "tool_use",
+}
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use this resource."),
+    404: ("not_found_error", "Not found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: (
+        "rate_limit_error",
+        "This request would exceed the rate limit for your organization (simulated).",
+    ),
+    500: ("api_error", "Internal server error (simulated)."),
+    503: ("api_error", "Service unavailable (simulated)."),
+    529: ("overloaded_error", "Overloaded (simulated)."),
+}
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
 class AnthropicWire:
-    pass
+    kind = "anthropic"
+
+    def stream_content_type(self, ask: Ask) -> str:
+        return "text/event-stream; charset=utf-8"
+
+    def api_key(self, request: web.Request) -> str | None:
+        key = request.headers.get("x-api-key")
+        if key is not None:
+            return key.strip()
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return None
+
+    def parse(self, body: Any, request: web.Request) -> Ask:
+        if "anthropic-version" not in request.headers:
+            raise RequestError("anthropic-version: header is required")
+        if not isinstance(body, dict):
+            raise RequestError("The request body must be a JSON object.")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise RequestError("model: Field required")
+        max_tokens = body.get("max_tokens")
+        if max_tokens is None:
+            raise RequestError("max_tokens: Field required")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise RequestError("max_tokens: Input should be greater than or equal to 1")
+        messages = body.get("messages")
+        if messages is None:
+            raise RequestError("messages: Field required")
+        if not isinstance(messages, list):
+            raise RequestError("messages: Input should be a valid list")
+        if not messages:
+            raise RequestError("messages: at least one message is required")
+        ask = Ask(model=model, max_tokens=max_tokens, stream=body.get("stream") is True)
+        self._read_messages(messages, ask)
+        system = body.get("system")
+        if system is not None:
+            if not isinstance(system, str | list):
+                raise RequestError("system: Input should be a valid string or list")
+            ask.prompt_chars += content_chars(system)
+        stop = body.get("stop_sequences")
+        if stop is not None:
+            if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+                raise RequestError("stop_sequences: Input should be a valid list of strings")
+            ask.stop = stop
+        self._read_tools(body, ask)
+        output_format = body.get("output_format")
+        output_config = body.get("output_config")
+        if output_format is None and isinstance(output_config, dict):
+            output_format = output_config.get("format")
+        if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
+            schema = output_format.get("schema")
+            ask.json_schema = schema if isinstance(schema, dict) else {"type": "object"}
+        return ask
+
+    def _read_messages(self, messages: list[Any], ask: Ask) -> None:
+        tool_names: dict[str, str] = {}
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict):
+                raise RequestError(f"messages.{i}: Input should be a valid dictionary")
+            role = message.get("role")
+            if role == "system":
+                raise RequestError(
+                    'messages: Unexpected role "system". The Messages API accepts a top-level '
+                    '`system` parameter, not "system" as an input message role.'
+                )
+            if role not in ("user", "assistant"):
+                raise RequestError(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            if "content" not in message:
+                raise RequestError(f"messages.{i}.content: Field required")
+            content = message["content"]
+            if not isinstance(content, str | list):
+                raise RequestError(f"messages.{i}.content: Input should be a valid list")
+            ask.prompt_chars += content_chars(content)
+            if isinstance(content, list):
+                for block in content:
+                    if isinstance(block, dict) and block.get("type") == "tool_use":
+                        tool_names[str(block.get("id"))] = str(block.get("name"))
+            if role == "user":
+                ask.last_user_text = text_of(
+                    [b for b in content if not _is_tool_result(b)]
+                    if isinstance(content, list)
+                    else content
+                )
+        last = messages[-1]
+        content = last.get("content")
+        if last.get("role") == "user" and isinstance(content, list):
+            results = [b for b in content if _is_tool_result(b)]
+            if results:
+                use_id = str(results[-1].get("tool_use_id"))
+                result_text = text_of(results[-1].get("content"))
+                ask.tool_result = (tool_names.get(use_id, use_id), result_text)
+
+    def _read_tools(self, body: dict[str, Any], ask: Ask) -> None:
+        tools = body.get("tools")
+        if tools is not None:
+            if not isinstance(tools, list):
+                raise RequestError("tools: Input should be a valid list")
+            for i, tool in enumerate(tools):
+                if not isinstance(tool, dict):
+                    raise RequestError(f"tools.{i}: Input should be a valid dictionary")
+                name = tool.get("name")
+                if not isinstance(name, str) or not name:
+                    raise RequestError(f"tools.{i}.custom.name: Field required")
+                schema = tool.get("input_schema")
+                if "type" in tool and tool["type"] not in ("custom", None):
+                    continue  # a server tool (web search...): nothing to call client-side
+                if not isinstance(schema, dict):
+                    raise RequestError(f"tools.{i}.custom.input_schema: Field required")
+                ask.tools.append(Tool(name, schema))
+                ask.prompt_chars += len(name) + len(str(tool.get("description", "")))
+                ask.prompt_chars += len(orjson.dumps(schema))
+        choice = body.get("tool_choice")
+        if choice is None:
+            return
+        if not isinstance(choice, dict) or choice.get("type") not in (
+            "auto",
+            "any",
+            "tool",
+            "none",
+        ):
+            raise RequestError(
+                "tool_choice: Input tag does not match any of the expected tags: "
+                "'auto', 'any', 'tool', 'none'"
+            )
+        if choice["type"] == "none":
+            ask.no_tools = True
+        elif choice["type"] == "tool":
+            name = choice.get("name")
+            if not isinstance(name, str):
+                raise RequestError("tool_choice.tool.name: Field required")
+            if all(t.name != name for t in ask.tools):
+                raise RequestError(f"Tool '{name}' not found in provided tools")
+            ask.forced_tool = name
+
+    def error(self, status: int, error: RequestError | None = None) -> bytes:
+        kind, message = _ERRORS.get(status, ("api_error", "Upstream error (simulated)."))
+        if error is not None:
+            message = error.message
+        return orjson.dumps(
+            {
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": new_id("req_"),
+            }
+        )
+
+    def response(self, ask: Ask, answer: Answer) -> bytes:
+        if answer.tool_name is not None:
+            content: list[dict[str, Any]] = [
+                {
+                    "type": "tool_use",
+                    "id": new_id("toolu_"),
+                    "name": answer.tool_name,
+                    "input": answer.tool_input or {},
+                }
+            ]
+        else:
+            content = [{"type": "text", "text": answer.text or ""}]
+        return orjson.dumps(
+            {
+                "id": new_id("msg_"),
+                "type": "message",
+                "role": "assistant",
+                "model": ask.model,
+                "content": content,
+                "stop_reason": _FINISH[answer.finish],
+                "stop_sequence": answer.stop_sequence,
+                "usage": _usage(answer, answer.completion_tokens),
+            }
+        )
+
+    def stream(self, ask: Ask, answer: Answer) -> list[bytes]:
+        message: dict[str, Any] = {
+            "id": new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": ask.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": _usage(answer, 1),
+        }
+        frames = [_event("message_start", {"type": "message_start", "message": message})]
+        if answer.tool_name is not None:
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": new_id("toolu_"),
+                "name": answer.tool_name,
+                "input": {},
+            }
+            deltas = [
+                {"type": "input_json_delta", "partial_json": part}
+                for part in ["", *split_arguments(answer.tool_arguments)]
+            ]
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [
+                {"type": "text_delta", "text": piece} for piece in split_text(answer.text or "")
+            ]
+        frames.append(
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": block},
+            )
+        )
+        frames.append(_event("ping", {"type": "ping"}))
+        for delta in deltas:
+            frames.append(
+                _event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                )
+            )
+        frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        frames.append(
+            _event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": _FINISH[answer.finish],
+                        "stop_sequence": answer.stop_sequence,
+                    },
+                    "usage": {"output_tokens": answer.completion_tokens},
+                },
+            )
+        )
+        frames.append(_event("message_stop", {"type": "message_stop"}))
+        return frames
+
+    def malformed_stream(self, ask: Ask) -> list[bytes]:
+        return [
+            b'event: message_start\ndata: {"type": "message_start", "message": {"id": \n\n',
+            b'event: message_stop\ndata: {"type": "message_stop"}\n\n',
+        ]
+
+
+def _is_tool_result(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "tool_result"
+
+
+def _usage(answer: Answer, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": answer.prompt_tokens - answer.cached_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": answer.cached_tokens,
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import time
@@ -44,9 +45,7 @@ class SimulatorState:
 
     #: Calls per exact model name (``flaky<N>`` fails while this is <= N).
     calls: Counter[str] = field(default_factory=Counter)
-    requests: deque[RecordedRequest] = field(
-        default_factory=lambda: deque(maxlen=_RECENT_REQUESTS)
-    )
+    requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=_RECENT_REQUESTS))
 
     def reset(self) -> None:
         self.calls.clear()
@@ -80,7 +79,8 @@ class Simulator:
         try:
             return self.url + _PATHS[kind]
         except KeyError:
-            raise ValueError(f"unknown wire format {kind!r}; expected one of {list(_PATHS)}")
+            known = list(_PATHS)
+            raise ValueError(f"unknown wire format {kind!r}; expected one of {known}") from None
 
     def reset(self) -> None:
         """Forget call counters (so ``flaky<N>`` models fail again) and recorded requests."""
@@ -146,6 +146,8 @@ def create_app() -> web.Application:
         return await handle(request, gemini)
 
     async def openai_models(request: web.Request) -> web.StreamResponse:
+        if openai.api_key(request) == "invalid":
+            return _error(openai, 401)
         created = int(time.time())
         data = [
             {"id": m, "object": "model", "created": created, "owned_by": "modelmix-simulated"}
@@ -154,6 +156,8 @@ def create_app() -> web.Application:
         return _json(orjson.dumps({"object": "list", "data": data}))
 
     async def anthropic_models(request: web.Request) -> web.StreamResponse:
+        if anthropic.api_key(request) == "invalid":
+            return _error(anthropic, 401)
         data = [
             {
                 "type": "model",
@@ -163,10 +167,17 @@ def create_app() -> web.Application:
             }
             for m in DEMO_MODELS
         ]
-        body = {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+        body = {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"],
+            "last_id": data[-1]["id"],
+        }
         return _json(orjson.dumps(body))
 
     async def gemini_models(request: web.Request) -> web.StreamResponse:
+        if gemini.api_key(request) == "invalid":
+            return _error(gemini, 401)
         data = [
             {
                 "name": f"models/{m}",
@@ -254,7 +265,7 @@ async def _stream(
     request: web.Request, wire: WireFormat, ask: Ask, answer: Answer, behaviour: Behaviour
 ) -> web.StreamResponse:
     response = web.StreamResponse(
-        headers={"Content-Type": wire.stream_content_type, "Cache-Control": "no-cache"}
+        headers={"Content-Type": wire.stream_content_type(ask), "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
     frames = wire.malformed_stream(ask) if behaviour.malformed else wire.stream(ask, answer)
@@ -292,8 +303,6 @@ def abort(request: web.Request) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()

@@ -51,7 +51,9 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
 
 
 def _missing(param: str) -> RequestError:
-    return RequestError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    return RequestError(
+        f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+    )
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> RequestError:
@@ -80,7 +82,9 @@ def _min_one(body: dict[str, Any], key: str) -> int | None:
 
 class OpenAIWire:
     kind = "openai"
-    stream_content_type = "text/event-stream; charset=utf-8"
+
+    def stream_content_type(self, ask: Ask) -> str:
+        return "text/event-stream; charset=utf-8"
 
     def api_key(self, request: web.Request) -> str | None:
         auth = request.headers.get("Authorization", "")
@@ -119,6 +123,18 @@ class OpenAIWire:
             )
         max_tokens = _min_one(body, "max_completion_tokens") or _min_one(body, "max_tokens")
         ask = Ask(model=model, stream=stream, max_tokens=max_tokens)
+        ask.logprobs = body.get("logprobs") is True
+        top = body.get("top_logprobs")
+        if top is not None:
+            if not ask.logprobs:
+                raise _invalid(
+                    "top_logprobs",
+                    "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+                    "'top_logprobs' is used.",
+                )
+            if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+                raise _invalid("top_logprobs", "Invalid 'top_logprobs': expected 0 to 20.")
+            ask.top_logprobs = top
         ask.include_usage = (
             isinstance(stream_options, dict) and stream_options.get("include_usage") is True
         )
@@ -269,7 +285,9 @@ class OpenAIWire:
                     {
                         "index": 0,
                         "message": message,
-                        "logprobs": None,
+                        "logprobs": _logprobs(ask, split_text(answer.text))
+                        if ask.logprobs and answer.text is not None
+                        else None,
                         "finish_reason": _FINISH[answer.finish],
                     }
                 ],
@@ -292,8 +310,8 @@ class OpenAIWire:
         if include_usage:
             base["usage"] = None
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
 
         frames: list[bytes] = []
@@ -320,7 +338,8 @@ class OpenAIWire:
         else:
             frames.append(chunk({"role": "assistant", "content": "", "refusal": None}))
             for piece in split_text(answer.text or ""):
-                frames.append(chunk({"content": piece}))
+                logprobs = _logprobs(ask, [piece]) if ask.logprobs else None
+                frames.append(chunk({"content": piece}, None, logprobs))
         frames.append(chunk({}, _FINISH[answer.finish]))
         if include_usage:
             usage_chunk = {**base, "choices": [], "usage": _usage(answer)}
@@ -330,9 +349,32 @@ class OpenAIWire:
 
     def malformed_stream(self, ask: Ask) -> list[bytes]:
         return [
-            b'data: {"id": "chatcmpl-malformed", "object": "chat.completion.chunk", "choices": [\n\n',
+            b'data: {"id": "chatcmpl-malformed", "object": "chat.completion.chunk", "choices"\n\n',
             b"data: [DONE]\n\n",
         ]
+
+
+def _logprobs(ask: Ask, tokens: list[str]) -> dict[str, Any]:
+    """Deterministic, made-up log probabilities, one entry per streamed piece."""
+    content = []
+    for token in tokens:
+        logprob = -0.01 - 0.1 * (len(token) % 7)
+        top = [
+            {"token": token, "logprob": logprob, "bytes": list(token.encode())},
+            *(
+                {"token": f"alt{i}", "logprob": logprob - i, "bytes": list(f"alt{i}".encode())}
+                for i in range(1, ask.top_logprobs)
+            ),
+        ][: ask.top_logprobs]
+        content.append(
+            {
+                "token": token,
+                "logprob": logprob,
+                "bytes": list(token.encode()),
+                "top_logprobs": top,
+            }
+        )
+    return {"content": content, "refusal": None}
 
 
 def _usage(answer: Answer) -> dict[str, Any]:

@@ -35,7 +35,9 @@ class WireFormat(Protocol):
     """One vendor's API: parse its requests, render answers, errors and streams."""
 
     kind: str
-    stream_content_type: str
+
+    def stream_content_type(self, ask: Ask) -> str:
+        """The Content-Type of a streamed answer."""
 
     def api_key(self, request: web.Request) -> str | None:
         """The API key the request carries, if any."""

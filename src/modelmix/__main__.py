@@ -1,0 +1,3 @@
+from modelmix.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""Prompt features for the learned router: fast, stable, numpy only.
+
+A prompt becomes a sparse vector: hashed word unigrams and bigrams (numbers collapse to their
+digit count, so ``17`` and ``42`` share a feature) in ``HASH_DIM`` buckets, plus a few dense
+features of length and structure (code, LaTeX, lines). Hashing uses CRC32, which is stable across
+processes (Python's ``hash`` of a string is not), so an artifact trained in one process works in
+another. Featurising a 1-2 KB prompt takes well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+#: Hash buckets for word n-grams.
+HASH_DIM = 4096
+#: Names of the dense features, appended after the hashed ones.
+DENSE_NAMES = (
+    "log_chars",
+    "log_words",
+    "log_lines",
+    "digit_share",
+    "latex",
+    "code",
+    "math_ops",
+    "log_numbers",
+)
+N_FEATURES = HASH_DIM + len(DENSE_NAMES)
+
+_TOKEN = re.compile(r"[a-z_]+|\d+|[^\sa-z_\d]")
+_LATEX = re.compile(r"\\[a-z]+|\$")
+_CODE = re.compile(r"\bdef |\breturn\b|\[python\]|==|\bfor \w+ in\b")
+_MATH_OPS = re.compile(r"[=+*/^<>]")
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int32]
+
+
+@dataclass(slots=True, frozen=True)
+class Features:
+    """One prompt's features: hashed bucket indices (with counts) and the dense part."""
+
+    idx: IntArray
+    val: FloatArray
+    dense: FloatArray
+
+    def to_dense(self) -> FloatArray:
+        out = np.zeros(N_FEATURES, dtype=np.float32)
+        np.add.at(out, self.idx, self.val)
+        out[HASH_DIM:] = self.dense
+        return out
+
+
+def _bucket(token: str) -> int:
+    return zlib.crc32(token.encode()) % HASH_DIM
+
+
+def _norm(token: str) -> str:
+    return f"<n{min(len(token), 6)}>" if token[0].isdigit() else token
+
+
+def featurize(text: str) -> Features:
+    lower = text.lower()
+    raw = _TOKEN.findall(lower)
+    tokens = [_norm(t) for t in raw]
+    counts: dict[int, float] = {}
+    prev = "<s>"
+    for tok in tokens:
+        b = _bucket(tok)
+        counts[b] = counts.get(b, 0.0) + 1.0
+        b2 = _bucket(prev + " " + tok)
+        counts[b2] = counts.get(b2, 0.0) + 1.0
+        prev = tok
+    n_numbers = sum(1 for t in raw if t[0].isdigit())
+    n_tokens = max(len(tokens), 1)
+    # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size.
+    idx = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
+    val = np.sqrt(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+    norm = float(np.sqrt(np.dot(val, val))) or 1.0
+    val /= norm
+    chars = len(text)
+    digits = sum(c.isdigit() for c in text)
+    dense = np.array(
+        [
+            math.log1p(chars),
+            math.log1p(len(lower.split())),
+            math.log1p(text.count("\n")),
+            digits / max(chars, 1),
+            math.log1p(len(_LATEX.findall(lower))),
+            math.log1p(len(_CODE.findall(lower))),
+            math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,
+            math.log1p(n_numbers) - math.log1p(n_tokens) / 2.0,
+        ],
+        dtype=np.float32,
+    )
+    return Features(idx, val, dense)
+
+
+def feature_matrix(texts: list[str]) -> FloatArray:
+    """Dense matrix (one row per text), for training."""
+    out = np.zeros((len(texts), N_FEATURES), dtype=np.float32)
+    for i, text in enumerate(texts):
+        f = featurize(text)
+        np.add.at(out[i], f.idx, f.val)
+        out[i, HASH_DIM:] = f.dense
+    return out
+
+
+def prompt_text(messages: list[dict[str, object]]) -> str:
+    """The text a router looks at: every message's text parts, joined."""
+    parts: list[str] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "text":
+                    parts.append(str(part.get("text", "")))
+    return "\n".join(parts)

@@ -1,0 +1,51 @@
+"""The gateway as a library: no server, same engine, same records."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from modelmix.defaults import default_config
+from modelmix.errors import GatewayError
+from modelmix.gateway import Gateway
+
+
+async def test_library_chat_returns_answer_and_record(tmp_path: Path) -> None:
+    config = default_config({}).model_copy(update={"data_dir": str(tmp_path)})
+    async with Gateway(config, env={}) as gw:
+        result = await gw.chat(
+            {"model": "demo-fallback", "messages": [{"role": "user", "content": "What is 2+2?"}]}
+        )
+        assert "4" in (result.response.content or "")
+        record = result.record
+        assert record.route == "demo-fallback" and record.final_model == "sim-small"
+        # default engine: two retries of the failing model, then the fallback answers
+        assert [a.status for a in record.attempts] == ["error", "error", "error", "ok"]
+        # sim-small's made-up price: $0.10 in / $0.40 out per million tokens
+        usage = result.response.usage
+        expected = (Decimal("0.10") * usage.prompt_tokens
+                    + Decimal("0.40") * usage.completion_tokens) / 1_000_000
+        assert record.cost_usd == expected
+        assert record.decision["candidates"][0]["model"] == "sim-unreliable"
+
+        stream = await gw.chat_stream(
+            {"model": "sim-small", "messages": [{"role": "user", "content": "What is 3+3?"}]}
+        )
+        text = "".join([d.content or "" async for d in stream])
+        assert "6" in text
+
+        with pytest.raises(GatewayError) as info:
+            await gw.chat({"model": "missing", "messages": [{"role": "user", "content": "x"}]})
+        assert info.value.status == 404
+    assert (tmp_path / "ledger.db").exists()
+
+
+async def test_library_without_ledger(tmp_path: Path) -> None:
+    config = default_config({}).model_copy(update={"data_dir": str(tmp_path)})
+    async with Gateway(config, env={}, ledger=False) as gw:
+        result = await gw.chat({"model": "sim-small",
+                                "messages": [{"role": "user", "content": "hi"}]})
+        assert result.response.content
+    assert not (tmp_path / "ledger.db").exists()
