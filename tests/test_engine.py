@@ -38,14 +38,20 @@ class ScriptedClient:
             raise step
         return step
 
-    async def complete(self, adapter: ProviderAdapter, dep: Deployment, request: ChatRequest,
-                       timeouts: Any) -> ChatResponse:
+    async def complete(
+        self, adapter: ProviderAdapter, dep: Deployment, request: ChatRequest, timeouts: Any
+    ) -> ChatResponse:
         text = self._next(dep)
-        return ChatResponse(id="x", model=dep.upstream_model, content=text,
-                            usage=Usage(prompt_tokens=1000, completion_tokens=500))
+        return ChatResponse(
+            id="x",
+            model=dep.upstream_model,
+            content=text,
+            usage=Usage(prompt_tokens=1000, completion_tokens=500),
+        )
 
-    async def stream(self, adapter: ProviderAdapter, dep: Deployment, request: ChatRequest,
-                     timeouts: Any) -> FakeStream:
+    async def stream(
+        self, adapter: ProviderAdapter, dep: Deployment, request: ChatRequest, timeouts: Any
+    ) -> FakeStream:
         return FakeStream(self._next(dep))
 
     async def close(self) -> None:
@@ -81,22 +87,32 @@ class FakeStream:
 
 
 MODELS = [
-    {"name": "a", "provider": "ollama", "price": {"input": "1", "output": "2"},
-     "deployments": [{"base_url": "http://h1/v1"}, {"base_url": "http://h2/v1"}]},
+    {
+        "name": "a",
+        "provider": "ollama",
+        "price": {"input": "1", "output": "2"},
+        "deployments": [{"base_url": "http://h1/v1"}, {"base_url": "http://h2/v1"}],
+    },
     {"name": "b", "provider": "ollama", "price": {"input": "3", "output": "4"}},
 ]
 ROUTES = [{"name": "chain", "models": ["a", "b"]}]
 
 
-def make_engine(scripts: dict[str, Script], **engine: Any) -> tuple[Engine, ScriptedClient,
-                                                                     list[RequestRecord]]:
+def make_engine(
+    scripts: dict[str, Script], **engine: Any
+) -> tuple[Engine, ScriptedClient, list[RequestRecord]]:
     settings = {"retries": 2, "backoff_base": 0.001, "backoff_max": 0.002, **engine}
     config = make_config(MODELS, ROUTES, engine=settings)
     portfolio = build_portfolio(config, {})
     client = ScriptedClient(scripts)
     records: list[RequestRecord] = []
-    eng = Engine(portfolio, Router(config.routes, portfolio), client,  # type: ignore[arg-type]
-                 config.engine, records.append)
+    eng = Engine(
+        portfolio,
+        Router(config.routes, portfolio),
+        client,  # type: ignore[arg-type]
+        config.engine,
+        records.append,
+    )
     return eng, client, records
 
 
@@ -109,8 +125,12 @@ def request(stream: bool = False) -> ChatRequest:
 
 
 def err(kind: str, retry_after: float | None = None, status: int = 500) -> UpstreamError:
-    return UpstreamError(kind, f"{kind} happened", status=status,  # type: ignore[arg-type]
-                         retry_after=retry_after)
+    return UpstreamError(
+        kind,
+        f"{kind} happened",
+        status=status,  # type: ignore[arg-type]
+        retry_after=retry_after,
+    )
 
 
 async def test_success_records_cost_from_price_override() -> None:
@@ -125,9 +145,7 @@ async def test_success_records_cost_from_price_override() -> None:
 
 
 async def test_retry_on_other_deployment_then_fallback_to_next_model() -> None:
-    eng, client, records = make_engine(
-        {"a#0": [err("server")], "a#1": [err("server")]}, retries=1
-    )
+    eng, client, records = make_engine({"a#0": [err("server")], "a#1": [err("server")]}, retries=1)
     response = await eng.complete(request(), new_record())
     assert response.model == "b"
     # both deployments of a were tried once each (load balancing, no sleep), then b
@@ -140,8 +158,10 @@ async def test_retry_on_other_deployment_then_fallback_to_next_model() -> None:
 
 async def test_long_retry_after_falls_back_instead_of_waiting() -> None:
     eng, client, records = make_engine(
-        {"a#0": [err("rate_limit", retry_after=60, status=429)],
-         "a#1": [err("rate_limit", retry_after=60, status=429)]},
+        {
+            "a#0": [err("rate_limit", retry_after=60, status=429)],
+            "a#1": [err("rate_limit", retry_after=60, status=429)],
+        },
         max_retry_after=5,
     )
     await eng.complete(request(), new_record())
@@ -150,17 +170,22 @@ async def test_long_retry_after_falls_back_instead_of_waiting() -> None:
 
 
 async def test_non_retryable_error_moves_on_without_retrying() -> None:
-    eng, client, _ = make_engine({"a#0": [err("invalid_request", status=400)],
-                                  "a#1": [err("invalid_request", status=400)]})
+    eng, client, _ = make_engine(
+        {"a#0": [err("invalid_request", status=400)], "a#1": [err("invalid_request", status=400)]}
+    )
     await eng.complete(request(), new_record())
     assert len([c for c in client.calls if c.startswith("a")]) == 1
 
 
 async def test_all_fail_maps_last_error_to_client_status() -> None:
-    eng, _, records = make_engine({
-        "a#0": [err("server")], "a#1": [err("server")],
-        "b#0": [err("rate_limit", retry_after=1.0, status=429)],
-    }, retries=0)
+    eng, _, records = make_engine(
+        {
+            "a#0": [err("server")],
+            "a#1": [err("server")],
+            "b#0": [err("rate_limit", retry_after=1.0, status=429)],
+        },
+        retries=0,
+    )
     with pytest.raises(GatewayError) as info:
         await eng.complete(request(), new_record())
     assert info.value.status == 429 and info.value.retry_after == 1.0
@@ -170,7 +195,8 @@ async def test_all_fail_maps_last_error_to_client_status() -> None:
 async def test_cooldown_skips_a_model_whose_deployments_keep_failing() -> None:
     eng, client, records = make_engine(
         {"a#0": [err("connection")], "a#1": [err("connection")]},
-        retries=1, cooldown={"failures": 2, "seconds": 60},
+        retries=1,
+        cooldown={"failures": 2, "seconds": 60},
     )
     for _ in range(5):
         response = await eng.complete(request(), new_record())
@@ -204,3 +230,32 @@ async def test_stream_cut_after_first_delta_raises_and_records_cut() -> None:
     assert info.value.code == "stream_interrupted"
     (rec,) = records
     assert rec.status == "error" and rec.attempts[-1].status == "cut"
+
+
+async def test_load_balancing_follows_weights() -> None:
+    models = [
+        {
+            "name": "a",
+            "provider": "ollama",
+            "deployments": [
+                {"base_url": "http://h1/v1", "weight": 3},
+                {"base_url": "http://h2/v1", "weight": 1},
+            ],
+        }
+    ]
+    config = make_config(models, [])
+    portfolio = build_portfolio(config, {})
+    client = ScriptedClient({})
+    eng = Engine(
+        portfolio,
+        Router(config.routes, portfolio),
+        client,  # type: ignore[arg-type]
+        config.engine,
+        lambda r: None,
+    )
+    for _ in range(800):
+        await eng.complete(
+            ChatRequest(model="a", messages=[{"role": "user", "content": "x"}]), new_record("a")
+        )
+    share = client.calls.count("a#0") / len(client.calls)
+    assert 0.68 < share < 0.82  # 0.75 expected; binomial sd ~0.015

@@ -21,12 +21,13 @@ async def test_library_chat_returns_answer_and_record(tmp_path: Path) -> None:
         assert "4" in (result.response.content or "")
         record = result.record
         assert record.route == "demo-fallback" and record.final_model == "sim-small"
-        # default engine: two retries of the failing model, then the fallback answers
-        assert [a.status for a in record.attempts] == ["error", "error", "error", "ok"]
+        # default engine: one retry of the failing model, then the fallback answers
+        assert [a.status for a in record.attempts] == ["error", "error", "ok"]
         # sim-small's made-up price: $0.10 in / $0.40 out per million tokens
         usage = result.response.usage
-        expected = (Decimal("0.10") * usage.prompt_tokens
-                    + Decimal("0.40") * usage.completion_tokens) / 1_000_000
+        expected = (
+            Decimal("0.10") * usage.prompt_tokens + Decimal("0.40") * usage.completion_tokens
+        ) / 1_000_000
         assert record.cost_usd == expected
         assert record.decision["candidates"][0]["model"] == "sim-unreliable"
 
@@ -45,7 +46,8 @@ async def test_library_chat_returns_answer_and_record(tmp_path: Path) -> None:
 async def test_library_without_ledger(tmp_path: Path) -> None:
     config = default_config({}).model_copy(update={"data_dir": str(tmp_path)})
     async with Gateway(config, env={}, ledger=False) as gw:
-        result = await gw.chat({"model": "sim-small",
-                                "messages": [{"role": "user", "content": "hi"}]})
+        result = await gw.chat(
+            {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert result.response.content
     assert not (tmp_path / "ledger.db").exists()

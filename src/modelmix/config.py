@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from modelmix.paths import default_home
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelmix.paths import default_home
 
 ProviderKind = Literal[
     "openai",
@@ -175,8 +176,8 @@ class CooldownConfig(_Strict):
 class EngineConfig(_Strict):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     #: Retries of one model (on its deployments) before falling back to the next model.
-    retries: int = Field(default=2, ge=0, le=10)
-    backoff_base: float = Field(default=0.25, ge=0)
+    retries: int = Field(default=1, ge=0, le=10)
+    backoff_base: float = Field(default=0.1, ge=0)
     backoff_max: float = Field(default=4.0, ge=0)
     #: A Retry-After longer than this is not waited for: fall back instead.
     max_retry_after: float = Field(default=10.0, ge=0)

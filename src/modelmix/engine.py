@@ -65,8 +65,9 @@ def to_gateway_error(err: UpstreamError | GatewayError, model: str) -> GatewayEr
     msg = f"Upstream error from {model}: {err.message}"
     match err.kind:
         case "rate_limit":
-            return GatewayError("rate_limit", msg, code="upstream_rate_limited",
-                                retry_after=err.retry_after)
+            return GatewayError(
+                "rate_limit", msg, code="upstream_rate_limited", retry_after=err.retry_after
+            )
         case "overloaded":
             return GatewayError("overloaded", msg, code="upstream_overloaded")
         case "timeout":
@@ -196,7 +197,9 @@ class Engine:
         raise to_gateway_error(final.error, final.model)
 
     def _pick(self, entry: ModelEntry, tried: set[str], now: float) -> Deployment | None:
-        fresh = [d for d in entry.deployments if d.id not in tried and self.health.available(d.id, now)]
+        fresh = [
+            d for d in entry.deployments if d.id not in tried and self.health.available(d.id, now)
+        ]
         pool = fresh or [d for d in entry.deployments if self.health.available(d.id, now)]
         if not pool:
             return None
@@ -268,7 +271,9 @@ class Engine:
                     tried.clear()
                 continue
             self.health.success(dep.id)
-            return Outcome(model, response=result if isinstance(result, ChatResponse) else None), result
+            return Outcome(
+                model, response=result if isinstance(result, ChatResponse) else None
+            ), result
         assert last is not None
         return Outcome(model, error=last), None
 

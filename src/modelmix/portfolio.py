@@ -114,6 +114,8 @@ def build_portfolio(
             description=model.description,
             unavailable=unavailable,
             owned_by=model.provider,
-            price_source=deployments[0].price.source if deployments and deployments[0].price else None,
+            price_source=deployments[0].price.source
+            if deployments and deployments[0].price
+            else None,
         )
     return portfolio

@@ -82,14 +82,23 @@ class RunningGateway:
 
 def e2e_config(sim: Simulator, tmp: Path, **extra: Any) -> Config:
     def model(name: str, kind: str, upstream: str, **kw: Any) -> dict[str, Any]:
-        return {"name": name, "provider": kind, "model": upstream,
-                "base_url": sim.base_url(kind), **kw}
+        return {
+            "name": name,
+            "provider": kind,
+            "model": upstream,
+            "base_url": sim.base_url(kind),
+            **kw,
+        }
 
     models = [
         # real catalog model ids, so costs come from genai-prices
         model("gpt-4o-mini", "openai", "gpt-4o-mini", capabilities={"vision": True}),
-        model("claude-haiku", "anthropic", "claude-3-5-haiku-20241022",
-              capabilities={"json_object": False, "json_schema": False}),
+        model(
+            "claude-haiku",
+            "anthropic",
+            "claude-3-5-haiku-20241022",
+            capabilities={"json_object": False, "json_schema": False},
+        ),
         model("gemini-flash", "gemini", "gemini-1.5-flash"),
         model("broken", "openai", "sim-500", price={"input": "1", "output": "1"}),
         model("broken-direct", "openai", "sim-500", price={"input": "1", "output": "1"}),
@@ -107,16 +116,21 @@ def e2e_config(sim: Simulator, tmp: Path, **extra: Any) -> Config:
         "models": models,
         "routes": routes,
         "ledger": {"path": str(tmp / "ledger.db"), "flush_interval": 0.05},
-        "engine": {"retries": 1, "backoff_base": 0.01, "backoff_max": 0.02,
-                   "timeouts": {"first_token": 1.0, "total": 1.5}},
+        "engine": {
+            "retries": 1,
+            "backoff_base": 0.01,
+            "backoff_max": 0.02,
+            "timeouts": {"first_token": 1.0, "total": 1.5},
+        },
     }
     data.update(extra)
     return parse_config(data)
 
 
 @pytest.fixture(scope="module")
-def gateway(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[RunningGateway]:
+def gateway(
+    simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
     tmp = tmp_path_factory.mktemp("gw")
     running = RunningGateway(e2e_config(simulator, tmp), env={})
     yield running

@@ -57,9 +57,7 @@ def test_streamed_message(gateway: RunningGateway, model: str) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_tool_use_round_trip(gateway: RunningGateway, model: str, streamed: bool) -> None:
     c = client(gateway)
-    messages: list[anthropic.types.MessageParam] = [
-        {"role": "user", "content": "Weather in Rome?"}
-    ]
+    messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Weather in Rome?"}]
     if streamed:
         with c.messages.stream(
             model=model, max_tokens=300, tools=[WEATHER_TOOL], messages=messages
@@ -81,18 +79,20 @@ def test_tool_use_round_trip(gateway: RunningGateway, model: str, streamed: bool
             ],
         },
     ]
-    second = c.messages.create(model=model, max_tokens=300, tools=[WEATHER_TOOL],
-                               messages=messages)
+    second = c.messages.create(model=model, max_tokens=300, tools=[WEATHER_TOOL], messages=messages)
     assert second.stop_reason == "end_turn"
     assert "rainy" in second.content[0].text
 
 
 def test_mid_stream_failure_raises_in_the_sdk(gateway: RunningGateway) -> None:
-    with pytest.raises(anthropic.APIError), client(gateway).messages.stream(
-        model="cutter-anthropic",
-        max_tokens=500,
-        messages=[{"role": "user", "content": "Tell me a long story about a cat and a dog"}],
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIError),
+        client(gateway).messages.stream(
+            model="cutter-anthropic",
+            max_tokens=500,
+            messages=[{"role": "user", "content": "Tell me a long story about a cat and a dog"}],
+        ) as stream,
+    ):
         for _ in stream.text_stream:
             pass
 
@@ -103,12 +103,14 @@ def test_errors_in_anthropic_format(gateway: RunningGateway) -> None:
         c.messages.create(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError) as bad:
-        c.messages.create(model="gpt-4o-mini", max_tokens=0,
-                          messages=[{"role": "user", "content": "x"}])
+        c.messages.create(
+            model="gpt-4o-mini", max_tokens=0, messages=[{"role": "user", "content": "x"}]
+        )
     assert bad.value.body["type"] == "error"  # type: ignore[index]
     with pytest.raises(anthropic.InternalServerError):
-        c.messages.create(model="broken", max_tokens=10,
-                          messages=[{"role": "user", "content": "x"}])
+        c.messages.create(
+            model="broken", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
 
 
 def test_models_list_in_anthropic_format(gateway: RunningGateway) -> None:

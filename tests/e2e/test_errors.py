@@ -18,10 +18,15 @@ from modelmix.simulated import Simulator
 from tests.e2e.conftest import RunningGateway, e2e_config
 
 
-def post(url: str, body: bytes, headers: dict[str, str] | None = None
-         ) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"content-type": "application/json", **(headers or {})})
+def post(
+    url: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -41,16 +46,26 @@ MESSAGES = "/v1/messages"
         (CHAT, b"[1, 2]", 400, "object"),
         (CHAT, b'{"model": "gpt-4o-mini"}', 400, "messages"),
         (CHAT, b'{"model": 5, "messages": [{"role": "user", "content": "x"}]}', 400, "model"),
-        (CHAT, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}],'
-               b' "temperature": "hot"}', 400, "temperature"),
+        (
+            CHAT,
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}],'
+            b' "temperature": "hot"}',
+            400,
+            "temperature",
+        ),
         (CHAT, b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 404, "nope"),
         (MESSAGES, b"{not json", 400, "not valid JSON"),
-        (MESSAGES, b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}',
-         400, "max_tokens"),
+        (
+            MESSAGES,
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}',
+            400,
+            "max_tokens",
+        ),
     ],
 )
-def test_bad_input(gateway: RunningGateway, path: str, body: bytes, status: int,
-                   needle: str) -> None:
+def test_bad_input(
+    gateway: RunningGateway, path: str, body: bytes, status: int, needle: str
+) -> None:
     code, data = post(gateway.url + path, body)
     assert code == status
     if path == CHAT:
@@ -62,8 +77,9 @@ def test_bad_input(gateway: RunningGateway, path: str, body: bytes, status: int,
 
 def test_oversized_body_is_413(gateway: RunningGateway) -> None:
     limit = gateway.gateway.config.server.max_body_bytes
-    big = json.dumps({"model": "gpt-4o-mini",
-                      "messages": [{"role": "user", "content": "x" * (limit + 10)}]}).encode()
+    big = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * (limit + 10)}]}
+    ).encode()
     code, data = post(gateway.url + CHAT, big)
     assert code == 413 and "limit" in data["error"]["message"]
     code, data = post(gateway.url + MESSAGES, big)
@@ -86,8 +102,9 @@ def test_rejected_requests_are_in_the_ledger(gateway: RunningGateway) -> None:
 
 
 @pytest.fixture(scope="module")
-def keyed_gateway(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[tuple[RunningGateway, str]]:
+def keyed_gateway(
+    simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningGateway, str]]:
     tmp: Path = tmp_path_factory.mktemp("keyed")
     config = e2e_config(simulator, tmp, server={"admin_key_env": "MM_ADMIN"})
     _, virtual_key = KeyStore(config.ledger_path).create("team-a")
@@ -100,25 +117,31 @@ def test_keys_required_once_configured(keyed_gateway: tuple[RunningGateway, str]
     gw, virtual_key = keyed_gateway
     messages = [{"role": "user", "content": "What is 2+2?"}]
     with pytest.raises(openai.AuthenticationError) as bad:
-        openai.OpenAI(base_url=gw.url + "/v1", api_key="wrong", max_retries=0
-                      ).chat.completions.create(model="gpt-4o-mini", messages=messages)
+        openai.OpenAI(
+            base_url=gw.url + "/v1", api_key="wrong", max_retries=0
+        ).chat.completions.create(model="gpt-4o-mini", messages=messages)
     assert bad.value.status_code == 401
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=gw.url, api_key="wrong", max_retries=0).messages.create(
-            model="gpt-4o-mini", max_tokens=20, messages=messages)
-    code, data = post(gw.url + CHAT, json.dumps({"model": "gpt-4o-mini",
-                                                 "messages": messages}).encode())
+            model="gpt-4o-mini", max_tokens=20, messages=messages
+        )
+    code, data = post(
+        gw.url + CHAT, json.dumps({"model": "gpt-4o-mini", "messages": messages}).encode()
+    )
     assert code == 401 and "Missing API key" in data["error"]["message"]
 
     for key in (virtual_key, "admin-secret-123"):
-        raw = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0
-                            ).chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=messages)
+        raw = openai.OpenAI(
+            base_url=gw.url + "/v1", api_key=key, max_retries=0
+        ).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
         assert raw.status_code == 200
 
     gw.flush()
     db = gw.gateway.config.ledger_path
-    raw_bytes = db.read_bytes() + Path(str(db) + "-wal").read_bytes() if Path(
-        str(db) + "-wal").exists() else db.read_bytes()
+    raw_bytes = (
+        db.read_bytes() + Path(str(db) + "-wal").read_bytes()
+        if Path(str(db) + "-wal").exists()
+        else db.read_bytes()
+    )
     assert virtual_key.encode() not in raw_bytes
     assert b"admin-secret-123" not in raw_bytes

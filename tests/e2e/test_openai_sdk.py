@@ -197,7 +197,9 @@ def test_upstream_errors_map_to_meaningful_statuses(gateway: RunningGateway) -> 
         c.chat.completions.create(model="all-broken", messages=[{"role": "user", "content": "x"}])
     assert limited.value.response.headers.get("retry-after") == "1"
     with pytest.raises(openai.InternalServerError) as broken:
-        c.chat.completions.create(model="broken-direct", messages=[{"role": "user", "content": "x"}])
+        c.chat.completions.create(
+            model="broken-direct", messages=[{"role": "user", "content": "x"}]
+        )
     assert broken.value.status_code == 502
     with pytest.raises(openai.APIStatusError) as slow:
         c.chat.completions.create(model="sluggish", messages=[{"role": "user", "content": "x"}])

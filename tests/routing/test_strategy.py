@@ -16,8 +16,12 @@ from tests.helpers import make_config
 MODELS = [
     {"name": "cheap", "provider": "ollama", "capabilities": {"tools": False}},
     {"name": "mid", "provider": "ollama", "capabilities": {"context_window": 1000}},
-    {"name": "claude", "provider": "anthropic", "api_key_env": "K",
-     "capabilities": {"json_schema": False, "json_object": False}},
+    {
+        "name": "claude",
+        "provider": "anthropic",
+        "api_key_env": "K",
+        "capabilities": {"json_schema": False, "json_object": False},
+    },
     {"name": "big", "provider": "ollama", "capabilities": {"vision": True}},
 ]
 ROUTES = [
@@ -41,8 +45,11 @@ def router() -> Router:
 
 
 def req(**kw: Any) -> ChatRequest:
-    return ChatRequest(model=kw.pop("model", "chain"),
-                       messages=kw.pop("messages", [{"role": "user", "content": "hi"}]), **kw)
+    return ChatRequest(
+        model=kw.pop("model", "chain"),
+        messages=kw.pop("messages", [{"role": "user", "content": "hi"}]),
+        **kw,
+    )
 
 
 def ok(model: str) -> Outcome:
@@ -53,8 +60,9 @@ def fail(model: str) -> Outcome:
     return Outcome(model, error=UpstreamError("server", "boom", status=500))
 
 
-def drive(router: Router, request: ChatRequest, outcomes: dict[str, Outcome]
-          ) -> tuple[list[str], Outcome | None, dict[str, Any]]:
+def drive(
+    router: Router, request: ChatRequest, outcomes: dict[str, Outcome]
+) -> tuple[list[str], Outcome | None, dict[str, Any]]:
     strategy, _ = router.resolve(request.model)
     decision: dict[str, Any] = {}
     plan = strategy.plan(request, needs_of(request), decision)

@@ -108,6 +108,7 @@ async def test_raw_stream_ends_with_done(sim: Simulator) -> None:
         http.post(sim.base_url("openai") + "/chat/completions", json=body) as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert resp.headers["X-Modelmix-Simulated"] == "true"
         raw = (await resp.read()).decode()
     events = [e for e in raw.split("\n\n") if e]
     assert all(e.startswith("data: ") for e in events)

@@ -81,7 +81,11 @@ def config_check(path: str) -> None:
         f"hash {config.hash()})"
     )
     missing = sorted(
-        {m.api_key_env for m in config.models if m.api_key_env and not os.environ.get(m.api_key_env)}
+        {
+            m.api_key_env
+            for m in config.models
+            if m.api_key_env and not os.environ.get(m.api_key_env)
+        }
     )
     for var in missing:
         click.echo(f"  warning: {var} is not set; models using it will be unavailable")

@@ -88,9 +88,7 @@ class ProviderAdapter(Protocol):
         the body is not what the format promises."""
         ...
 
-    def parse_error(
-        self, status: int, body: bytes, headers: dict[str, str]
-    ) -> UpstreamError:
+    def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         """Classify a non-2xx answer (kind, message from the body, Retry-After)."""
         ...
 

@@ -92,7 +92,9 @@ class FallbackStrategy:
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
         decision["strategy"] = "fallback"
-        return (yield from _chain_plan(self.name, self.chain, self.portfolio, request, needs, decision))
+        return (
+            yield from _chain_plan(self.name, self.chain, self.portfolio, request, needs, decision)
+        )
 
 
 def rule_matches(when: RuleWhen, request: ChatRequest, needs: Needs) -> bool:
@@ -108,7 +110,9 @@ def rule_matches(when: RuleWhen, request: ChatRequest, needs: Needs) -> bool:
         return False
     if when.min_prompt_tokens is not None and needs.prompt_tokens < when.min_prompt_tokens:
         return False
-    return not (when.max_prompt_tokens is not None and needs.prompt_tokens >= when.max_prompt_tokens)
+    return not (
+        when.max_prompt_tokens is not None and needs.prompt_tokens >= when.max_prompt_tokens
+    )
 
 
 class RulesStrategy:
@@ -149,9 +153,7 @@ class Router:
                 self.routes[route.name] = RulesStrategy(route, portfolio)
             else:
                 self.routes[route.name] = FallbackStrategy(route.name, route.models, portfolio)
-        self._direct = {
-            name: FallbackStrategy(name, [name], portfolio) for name in portfolio
-        }
+        self._direct = {name: FallbackStrategy(name, [name], portfolio) for name in portfolio}
 
     def resolve(self, model: str) -> tuple[Strategy, str | None]:
         """The strategy for ``model`` and the route name (None for a direct model)."""

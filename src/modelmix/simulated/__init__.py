@@ -13,8 +13,13 @@ Endpoints, under ``http://HOST:PORT``:
 * Gemini: ``POST /gemini/v1beta/models/{model}:generateContent`` and
   ``:streamGenerateContent?alt=sse``, ``GET /gemini/v1beta/models`` (base ``/gemini/v1beta``).
 
-Requests are validated as the vendor would (missing ``messages`` or ``max_tokens`` etc.:
-vendor-format 400). Any API key, or none, is accepted, except the key ``invalid``: 401.
+Every response carries ``X-Modelmix-Simulated: true``. ``Simulator.calls`` counts calls per
+model name and ``Simulator.requests`` keeps the last 64 requests (headers and parsed body),
+for tests to inspect what an adapter really sent.
+
+Requests are validated as the vendor would (missing ``messages`` or ``max_tokens``, no
+``anthropic-version`` header, a ``system`` role in Anthropic messages, a Gemini role other
+than user/model, etc.: vendor-format 400). Any API key, or none, is accepted, except the key ``invalid``: 401.
 
 Behaviour grammar
 -----------------
@@ -64,12 +69,21 @@ tool arguments in a few fragments (Gemini: a whole ``functionCall`` part, as Gem
 Run it standalone with ``python -m modelmix.simulated --port 9999``.
 """
 
-from modelmix.simulated.app import DEMO_MODELS, Simulator, create_app, start_simulator
+from modelmix.simulated.app import (
+    DEMO_MODELS,
+    SIMULATED_HEADER,
+    RecordedRequest,
+    Simulator,
+    create_app,
+    start_simulator,
+)
 from modelmix.simulated.behaviour import Behaviour, parse_behaviour
 
 __all__ = [
     "DEMO_MODELS",
+    "SIMULATED_HEADER",
     "Behaviour",
+    "RecordedRequest",
     "Simulator",
     "create_app",
     "parse_behaviour",

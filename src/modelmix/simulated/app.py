@@ -24,6 +24,9 @@ DEMO_MODELS = ("sim-small", "sim-medium", "sim-large")
 #: How long the ``timeout`` behaviour sleeps: far longer than any client timeout.
 TIMEOUT_SLEEP_S = 3600.0
 
+#: Every response carries this header, so no one mistakes a simulated answer for a real one.
+SIMULATED_HEADER = "X-Modelmix-Simulated"
+
 _JSON = "application/json"
 _RECENT_REQUESTS = 64
 _PATHS = {"openai": "/openai/v1", "anthropic": "/anthropic/v1", "gemini": "/gemini/v1beta"}
@@ -205,7 +208,7 @@ def create_app() -> web.Application:
 
 
 def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    all_headers = {"Content-Type": _JSON}
+    all_headers = {"Content-Type": _JSON, SIMULATED_HEADER: "true"}
     if headers:
         all_headers.update(headers)
     return web.Response(body=body, status=status, headers=all_headers)
@@ -265,7 +268,11 @@ async def _stream(
     request: web.Request, wire: WireFormat, ask: Ask, answer: Answer, behaviour: Behaviour
 ) -> web.StreamResponse:
     response = web.StreamResponse(
-        headers={"Content-Type": wire.stream_content_type(ask), "Cache-Control": "no-cache"}
+        headers={
+            "Content-Type": wire.stream_content_type(ask),
+            "Cache-Control": "no-cache",
+            SIMULATED_HEADER: "true",
+        }
     )
     await response.prepare(request)
     frames = wire.malformed_stream(ask) if behaviour.malformed else wire.stream(ask, answer)
@@ -288,7 +295,7 @@ async def _stream(
 
 async def _cut_body(request: web.Request, payload: bytes) -> web.StreamResponse:
     """Announce the full body, send half of it, then drop the connection."""
-    response = web.StreamResponse(headers={"Content-Type": _JSON})
+    response = web.StreamResponse(headers={"Content-Type": _JSON, SIMULATED_HEADER: "true"})
     response.content_length = len(payload)
     await response.prepare(request)
     await response.write(payload[: len(payload) // 2])

@@ -105,9 +105,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_logistic(
-    X: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 30
-) -> np.ndarray:
+def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 30) -> np.ndarray:
     """Weights (last one the intercept) of an L2 logistic regression on a few dense features."""
     A = np.hstack([np.asarray(X, dtype=np.float64), np.ones((len(X), 1))])
     w = np.zeros(A.shape[1])

@@ -1,0 +1,175 @@
+"""A trained router: weights only, in one ``.npz`` file (arrays plus a JSON header).
+
+No data rows are stored: linear weights over hashed features, per-model calibration, and the
+calibration tables that turn a user's knob (``quality_target``) into the internal threshold.
+Loading uses ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from modelmix.routing.learned.features import Features, FloatArray, featurize
+from modelmix.routing.learned.model import LinearHeads, sigmoid
+
+FORMAT = "modelmix-router/1"
+DEFAULT_ARTIFACT = Path(__file__).with_name("default_router.npz")
+
+
+@dataclass(slots=True)
+class Calibration:
+    """Monotone map from an internal knob (``knob``, ascending) to the realised share of the
+    best model's quality measured on held-back prompts (``share``), and the cost share."""
+
+    knob: list[float]
+    share: list[float]
+    cost_share: list[float] = field(default_factory=list)
+
+    def knob_for(self, target: float) -> float:
+        """The cheapest knob whose held-back quality share reaches ``target`` (interpolated)."""
+        shares = np.maximum.accumulate(np.asarray(self.share))
+        k = np.asarray(self.knob)
+        if target <= shares[0]:
+            return float(k[0])
+        if target >= shares[-1]:
+            return float(k[-1])
+        i = int(np.searchsorted(shares, target))
+        lo, hi = shares[i - 1], shares[i]
+        frac = 0.0 if hi <= lo else (target - lo) / (hi - lo)
+        return float(k[i - 1] + frac * (k[i] - k[i - 1]))
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {"knob": self.knob, "share": self.share, "cost_share": self.cost_share}
+
+
+@dataclass(slots=True)
+class CascadeGate:
+    """The learned part of a cascade: the voters' order, the agreement rule, and a logistic
+    model of P(the best-supported answer is right) at the voters' exit state."""
+
+    voters: list[str]
+    strong: list[str]
+    need: int
+    weights: list[float]
+    calibration: Calibration
+
+
+@dataclass(slots=True)
+class RouterArtifact:
+    models: list[str]
+    #: USD per token (input, output) the router was trained with; the gateway prefers the
+    #: portfolio's prices.
+    prices: dict[str, tuple[float, float]]
+    quality: LinearHeads
+    platt: FloatArray  # (M, 2): a, c of σ(a·z + c)
+    tokens: LinearHeads  # log1p(completion tokens) per model
+    token_var: FloatArray  # (M,) residual variance of the log
+    difficulty: LinearHeads  # one output: logit of the mean score over models (easiness)
+    best_model: str
+    calibration: Calibration  # knob = log10(willingness to pay, USD per unit of quality)
+    gate: CascadeGate | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- inference ----------------------------------------------------------------------
+
+    def predict(self, f: Features) -> tuple[FloatArray, FloatArray]:
+        """P(good answer) and expected completion tokens, one per model in ``models``."""
+        z = self.quality.apply(f)
+        p: FloatArray = sigmoid(self.platt[:, 0] * z + self.platt[:, 1]).astype(np.float32)
+        mu = self.tokens.apply(f)
+        toks: FloatArray = np.expm1(mu + self.token_var / 2).astype(np.float32)
+        return p, np.maximum(toks, 1.0)
+
+    def easiness(self, f: Features) -> float:
+        return float(self.difficulty.apply(f)[0])
+
+    def featurize(self, text: str) -> Features:
+        return featurize(text)
+
+    # -- storage ------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        header: dict[str, Any] = {
+            "format": FORMAT,
+            "models": self.models,
+            "prices": {m: list(v) for m, v in self.prices.items()},
+            "best_model": self.best_model,
+            "calibration": self.calibration.as_dict(),
+            "meta": self.meta,
+        }
+        arrays: dict[str, np.ndarray] = {}
+        for name, heads in (
+            ("quality", self.quality),
+            ("tokens", self.tokens),
+            ("difficulty", self.difficulty),
+        ):
+            arrays[f"{name}_W"] = heads.W.astype(np.float16)
+            arrays[f"{name}_b"] = heads.b.astype(np.float32)
+        arrays["mu"] = self.quality.mu
+        arrays["sd"] = self.quality.sd
+        arrays["platt"] = self.platt.astype(np.float32)
+        arrays["token_var"] = self.token_var.astype(np.float32)
+        if self.gate is not None:
+            header["gate"] = {
+                "voters": self.gate.voters,
+                "strong": self.gate.strong,
+                "need": self.gate.need,
+                "weights": self.gate.weights,
+                "calibration": self.gate.calibration.as_dict(),
+            }
+        arrays["header"] = np.frombuffer(orjson.dumps(header), dtype=np.uint8)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+
+
+def _calibration(d: dict[str, Any]) -> Calibration:
+    return Calibration(
+        [float(x) for x in d["knob"]],
+        [float(x) for x in d["share"]],
+        [float(x) for x in d.get("cost_share", [])],
+    )
+
+
+def load_artifact(path: str | Path | None = None) -> RouterArtifact:
+    """Load an artifact; ``None`` or ``"default"`` is the one shipped with modelmix."""
+    p = DEFAULT_ARTIFACT if path in (None, "default") else Path(str(path))
+    with np.load(p, allow_pickle=False) as z:
+        header = orjson.loads(z["header"].tobytes())
+        if header.get("format") != FORMAT:
+            raise ValueError(f"{p}: not a modelmix router artifact ({header.get('format')!r})")
+        mu = z["mu"].astype(np.float32)
+        sd = z["sd"].astype(np.float32)
+
+        def heads(name: str) -> LinearHeads:
+            return LinearHeads(
+                z[f"{name}_W"].astype(np.float32), z[f"{name}_b"].astype(np.float32), mu, sd
+            )
+
+        gate = None
+        if "gate" in header:
+            g = header["gate"]
+            gate = CascadeGate(
+                list(g["voters"]),
+                list(g["strong"]),
+                int(g["need"]),
+                [float(w) for w in g["weights"]],
+                _calibration(g["calibration"]),
+            )
+        return RouterArtifact(
+            models=list(header["models"]),
+            prices={m: (float(v[0]), float(v[1])) for m, v in header["prices"].items()},
+            quality=heads("quality"),
+            platt=z["platt"].astype(np.float32),
+            tokens=heads("tokens"),
+            token_var=z["token_var"].astype(np.float32),
+            difficulty=heads("difficulty"),
+            best_model=str(header["best_model"]),
+            calibration=_calibration(header["calibration"]),
+            gate=gate,
+            meta=dict(header.get("meta", {})),
+        )
