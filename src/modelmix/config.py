@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelmix.paths import default_home
+from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
 
 ProviderKind = Literal[
     "openai",
@@ -146,19 +147,38 @@ class RuleConfig(_Strict):
 
 class RouteConfig(_Strict):
     name: str = Field(min_length=1)
-    strategy: Literal["fallback", "rules"] = "fallback"
+    strategy: Literal["fallback", "rules", "learned", "cascade"] = "fallback"
     #: fallback: the ordered chain. rules: the chain used when no rule matches.
+    #: learned: the candidates the router picks from. cascade: may be left empty.
     models: list[str] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
+    learned: LearnedRouteConfig | None = None
+    cascade: CascadeRouteConfig | None = None
     description: str | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> RouteConfig:
-        if self.strategy == "fallback" and self.rules:
+        if self.rules and self.strategy != "rules":
             raise ValueError("rules are only allowed with strategy: rules")
-        if not self.models and not self.rules:
+        if self.learned is not None and self.strategy != "learned":
+            raise ValueError("learned settings are only allowed with strategy: learned")
+        if self.cascade is not None and self.strategy != "cascade":
+            raise ValueError("cascade settings are only allowed with strategy: cascade")
+        if self.strategy == "cascade":
+            if self.cascade is None:
+                raise ValueError("strategy: cascade needs a cascade section (voters, strong)")
+        elif not self.models and not self.rules:
             raise ValueError("a route needs models (and, with strategy: rules, rules)")
         return self
+
+    def all_models(self) -> list[str]:
+        """Every model this route may call."""
+        names = [*self.models, *(m for rule in self.rules for m in rule.models)]
+        if self.cascade is not None:
+            names += self.cascade.models()
+        if self.learned is not None:
+            names += list(self.learned.profiles)
+        return names
 
 
 class TimeoutsConfig(_Strict):
@@ -283,6 +303,19 @@ def _cross_check(config: Config) -> list[str]:
             for j, model in enumerate(rule.models):
                 if model not in names:
                     errors.append(f"routes[{i}].rules[{k}].models[{j}]: unknown model {model!r}")
+        if route.cascade is not None:
+            for part in ("voters", "strong"):
+                for j, model in enumerate(getattr(route.cascade, part)):
+                    if model not in names:
+                        errors.append(
+                            f"routes[{i}].cascade.{part}[{j}]: unknown model {model!r}"
+                        )
+            if route.cascade.judge is not None and route.cascade.judge not in names:
+                errors.append(f"routes[{i}].cascade.judge: unknown model {route.cascade.judge!r}")
+        if route.learned is not None:
+            for model in route.learned.profiles:
+                if model not in names:
+                    errors.append(f"routes[{i}].learned.profiles.{model}: unknown model")
     return errors
 
 

@@ -182,7 +182,9 @@ class Engine:
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
         results: list[tuple[Outcome, T]] = []
         while True:
-            outcome, result = await self._call_model(attempt.model, request, record, call)
+            outcome, result = await self._call_model(
+                attempt.model, attempt.request or request, record, call
+            )
             if result is not None:
                 results.append((outcome, result))
             try:

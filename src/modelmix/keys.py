@@ -34,6 +34,7 @@ POSITIVE_TTL = 5.0
 NEGATIVE_TTL = 2.0
 _CACHE_MAX = 10_000
 _MAX_KEY_LEN = 256
+_clock = time.monotonic  # the cache's clock (tests replace it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,7 @@ class KeyStore:
         if not presented.startswith(KEY_PREFIX) or len(presented) > _MAX_KEY_LEN:
             return None
         digest = _hash(presented)
-        now = time.monotonic()
+        now = _clock()
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
@@ -163,7 +164,7 @@ class KeyStore:
     def any_keys(self) -> bool:
         """True once any key has been created, *revoked ones included*: revoking every key
         must lock the gateway, not open it. Cached for ``POSITIVE_TTL``."""
-        now = time.monotonic()
+        now = _clock()
         cached = self._any
         if cached is not None and cached[0] > now:
             return cached[1]

@@ -91,12 +91,12 @@ def config_check(path: str) -> None:
         click.echo(f"  warning: {var} is not set; models using it will be unavailable")
 
 
-def _register_ledger_commands() -> None:
+def _register_commands() -> None:
     from modelmix.cli.ledger_cmds import keys, logs, report
+    from modelmix.cli.router_cmds import bench, router
 
-    main.add_command(logs)
-    main.add_command(report)
-    main.add_command(keys)
+    for command in (logs, report, keys, bench, router):
+        main.add_command(command)
 
 
-_register_ledger_commands()
+_register_commands()

@@ -41,6 +41,10 @@ _INSERT_ATTEMPT = (
 )
 
 
+#: Pauses between attempts at a batch when the database itself fails; None = give up.
+_RETRY_DELAYS: tuple[float | None, ...] = (0.5, 2.0, None)
+
+
 class _Flush:
     """Queue marker: set ``done`` once everything queued before it is committed."""
 
@@ -69,7 +73,8 @@ def _dumps(value: Any) -> str:
 
 
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    """Exact fixed-point text (never exponent notation), e.g. ``0.000000123``."""
+    return None if value is None else format(value, "f")
 
 
 def request_row(rec: RequestRecord) -> tuple[Any, ...]:
@@ -97,7 +102,7 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         rec.completion_tokens,
         rec.cached_tokens,
         rec.reasoning_tokens,
-        str(rec.cost_usd),
+        format(rec.cost_usd, "f"),
         int(unpriced),
         len(rec.attempts),
         _dumps(rec.metadata),
@@ -319,12 +324,29 @@ class SqliteLedger:
                     return batch, markers
 
     def _write(self, conn: sqlite3.Connection, batch: list[RequestRecord]) -> None:
-        try:
-            self._insert(conn, batch)
-            self._written += len(batch)
-            return
-        except Exception as exc:
-            log.warning("ledger batch of %d failed (%s); retrying one by one", len(batch), exc)
+        """Write one batch. A database-level failure (locked past the busy timeout, disk
+        full...) retries the whole batch a few times; a failure due to one bad record (a
+        duplicate id...) falls back to row by row, so only that record is lost."""
+        for delay in _RETRY_DELAYS:
+            try:
+                self._insert(conn, batch)
+                self._written += len(batch)
+                return
+            except sqlite3.OperationalError as exc:
+                if delay is None:
+                    self._dropped += len(batch)
+                    log.error(
+                        "ledger: %d requests NOT recorded (%s): %s",
+                        len(batch),
+                        exc,
+                        ", ".join(str(getattr(r, "id", "?")) for r in batch),
+                    )
+                    return
+                log.warning("ledger write failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+            except Exception as exc:
+                log.warning("ledger batch of %d failed (%s); retrying one by one", len(batch), exc)
+                break
         for rec in batch:
             try:
                 self._insert(conn, (rec,))

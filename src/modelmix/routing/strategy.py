@@ -24,6 +24,8 @@ from modelmix.types import ChatRequest, ChatResponse
 @dataclass(slots=True, frozen=True)
 class Attempt:
     model: str
+    #: A different request to send (e.g. a cascade's judge prompt); None: the client's request.
+    request: ChatRequest | None = None
 
 
 @dataclass(slots=True)
@@ -142,17 +144,28 @@ class RulesStrategy:
         return (yield from _chain_plan(self.name, chain, self.portfolio, request, needs, decision))
 
 
+def _build(route: RouteConfig, portfolio: Mapping[str, ModelEntry]) -> Strategy:
+    from modelmix.routing.route_config import LearnedRouteConfig, build_cascade, build_learned
+
+    match route.strategy:
+        case "rules":
+            return RulesStrategy(route, portfolio)
+        case "learned":
+            cfg = route.learned or LearnedRouteConfig()
+            return build_learned(route.name, route.models, cfg, portfolio)
+        case "cascade":
+            assert route.cascade is not None  # the config guarantees it
+            return build_cascade(route.name, route.cascade, portfolio)
+        case _:
+            return FallbackStrategy(route.name, route.models, portfolio)
+
+
 class Router:
     """Maps the ``model`` a client asks for to a strategy: a route, or a single model."""
 
     def __init__(self, routes: Sequence[RouteConfig], portfolio: Mapping[str, ModelEntry]):
         self.portfolio = portfolio
-        self.routes: dict[str, Strategy] = {}
-        for route in routes:
-            if route.strategy == "rules":
-                self.routes[route.name] = RulesStrategy(route, portfolio)
-            else:
-                self.routes[route.name] = FallbackStrategy(route.name, route.models, portfolio)
+        self.routes: dict[str, Strategy] = {route.name: _build(route, portfolio) for route in routes}
         self._direct = {name: FallbackStrategy(name, [name], portfolio) for name in portfolio}
 
     def resolve(self, model: str) -> tuple[Strategy, str | None]:

@@ -19,7 +19,8 @@ for tests to inspect what an adapter really sent.
 
 Requests are validated as the vendor would (missing ``messages`` or ``max_tokens``, no
 ``anthropic-version`` header, a ``system`` role in Anthropic messages, a Gemini role other
-than user/model, etc.: vendor-format 400). Any API key, or none, is accepted, except the key ``invalid``: 401.
+than user/model, etc.: vendor-format 400). Any API key, or none, is accepted, except the
+key ``invalid``: 401.
 
 Behaviour grammar
 -----------------

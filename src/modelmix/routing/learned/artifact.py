@@ -66,7 +66,7 @@ class RouterArtifact:
     #: portfolio's prices.
     prices: dict[str, tuple[float, float]]
     quality: LinearHeads
-    platt: FloatArray  # (M, 2): a, c of σ(a·z + c)
+    platt: FloatArray  # (M, 2): a, c of sigmoid(a·z + c)
     tokens: LinearHeads  # log1p(completion tokens) per model
     token_var: FloatArray  # (M,) residual variance of the log
     difficulty: LinearHeads  # one output: logit of the mean score over models (easiness)

@@ -61,8 +61,8 @@ class RidgeSolver:
         self.l2 = l2
 
     def fit(self, rows: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(alpha, intercept) for the training ``rows``; predict with ``predict``."""
-        y = np.asarray(Y, dtype=np.float64)
+        """(alpha, intercept) for the training ``rows`` (``Y`` has a row per design row)."""
+        y = np.asarray(Y, dtype=np.float64)[rows]
         b = y.mean(axis=0)
         K = self.K[np.ix_(rows, rows)]
         alpha = np.linalg.solve(K + self.l2 * np.eye(len(rows)), y - b)
@@ -82,7 +82,7 @@ class RidgeSolver:
 
 
 def fit_platt(z: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """Logistic calibration ``P = σ(a·z + c)`` of a score by Newton's method."""
+    """Logistic calibration ``P = sigmoid(a·z + c)`` of a score by Newton's method."""
     a, c = 1.0, 0.0
     zz = np.asarray(z, dtype=np.float64)
     yy = np.asarray(y, dtype=np.float64)

@@ -1,0 +1,1 @@
+"""Offline benchmarks (``modelmix bench``)."""

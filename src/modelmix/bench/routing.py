@@ -1,0 +1,363 @@
+"""The routing benchmark: replay labelled prompts through routers, honestly.
+
+Routers are trained on one part of the data and evaluated on prompts they did not train on
+(k-fold, or ``train`` data given separately). The strategies evaluated are the same ``plan``
+generators the gateway runs: each ``Attempt`` is answered by a simulated call that reveals only
+that model's answer (as the JSON ``{"answer": ...}`` content the prompts ask for) and token
+counts for that prompt, and charges its cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from modelmix.bench import metrics
+from modelmix.routing.cascade import CascadeStrategy
+from modelmix.routing.learned.artifact import RouterArtifact
+from modelmix.routing.learned.calibrate import fold_ids, train_artifact
+from modelmix.routing.learned.data import RoutingData
+from modelmix.routing.learned.strategy import LearnedStrategy
+from modelmix.routing.needs import needs_of
+from modelmix.routing.strategy import Outcome, Strategy
+from modelmix.types import ChatRequest, ChatResponse, Usage
+
+LEARNED_TARGETS = (0.85, 0.9, 0.95, 0.98, 1.0)
+CASCADE_TARGETS = (0.9, 0.95, 0.98, 0.99, 1.0)
+CURVE_WTP = tuple(float(x) for x in np.linspace(-4.0, 0.5, 10))
+CURVE_GATE = tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
+
+
+@dataclass(slots=True)
+class Run:
+    """One router at one knob setting, over every evaluated prompt."""
+
+    router: str
+    knob: str
+    family: str  # single | baseline | learned | cascade | oracle
+    quality: float = 0.0
+    cost: float = 0.0
+    calls: int = 0
+    escalated: int = 0
+    prompts: int = 0
+    target: float | None = None
+    strong_calls: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, score: float, cost: float, called: list[str], escalated: bool) -> None:
+        self.quality += score
+        self.cost += cost
+        self.calls += len(called)
+        self.escalated += int(escalated)
+        self.prompts += 1
+
+    @property
+    def mean_quality(self) -> float:
+        return self.quality / max(self.prompts, 1)
+
+
+def simulate(
+    strategy: Strategy, data: RoutingData, i: int, cost: np.ndarray
+) -> tuple[float, float, list[str], str, dict[str, Any]]:
+    """Run ``strategy.plan`` on prompt ``i``: (score, cost, models called, returned, decision)."""
+    request = ChatRequest(
+        model=strategy.name, messages=[{"role": "user", "content": data.prompts[i]}]
+    )
+    decision: dict[str, Any] = {}
+    plan = strategy.plan(request, needs_of(request), decision)
+    called: list[str] = []
+    spent = 0.0
+    attempt = next(plan)
+    while True:
+        if attempt.request is not None:
+            raise ValueError("the offline benchmark cannot simulate judge calls")
+        j = data.models.index(attempt.model)
+        called.append(attempt.model)
+        spent += float(cost[i, j])
+        answer = data.answers[i][j]
+        content = orjson.dumps({"answer": answer}).decode() if answer is not None else ""
+        response = ChatResponse(
+            id=f"sim-{i}-{j}",
+            model=attempt.model,
+            content=content,
+            usage=Usage(int(data.prompt_tokens[i, j]), int(data.completion_tokens[i, j])),
+        )
+        try:
+            attempt = plan.send(Outcome(attempt.model, response=response))
+        except StopIteration as stop:
+            final = stop.value
+            break
+    returned = final.model if final is not None else called[-1]
+    score = float(data.score[i, data.models.index(returned)])
+    return score, spent, called, returned, decision
+
+
+def _learned_runs(
+    artifact: RouterArtifact, models: list[str]
+) -> Iterator[tuple[str, str, float | None, Strategy]]:
+    for t in LEARNED_TARGETS:
+        yield (
+            "learned",
+            f"quality_target={t}",
+            t,
+            LearnedStrategy("learned", models, artifact, quality_target=t),
+        )
+    for w in CURVE_WTP:
+        yield (
+            "learned",
+            f"wtp=1e{w:.2f}",
+            None,
+            LearnedStrategy("learned", models, artifact, wtp=10.0**w),
+        )
+    profiles = artifact.meta.get("model_quality", {})
+    if profiles:
+        for t in (0.9, 0.95, 1.0):
+            yield (
+                "profile",
+                f"quality_target={t}",
+                t,
+                LearnedStrategy("profile", models, artifact, quality_target=t, profiles=profiles),
+            )
+    gate = artifact.gate
+    if gate is not None:
+        for t in CASCADE_TARGETS:
+            yield (
+                "cascade",
+                f"quality_target={t}",
+                t,
+                CascadeStrategy(
+                    "cascade", gate.voters, gate.strong, artifact=artifact, quality_target=t
+                ),
+            )
+        for g in CURVE_GATE:
+            yield (
+                "cascade",
+                f"gate={g:.2f}",
+                None,
+                CascadeStrategy(
+                    "cascade", gate.voters, gate.strong, artifact=artifact, gate_threshold=g
+                ),
+            )
+        yield (
+            "cascade-agree",
+            "need=2",
+            None,
+            CascadeStrategy("cascade-agree", gate.voters, gate.strong, need=2),
+        )
+        yield (
+            "voters-only",
+            "need=2",
+            None,
+            CascadeStrategy("voters-only", gate.voters, [], need=2),
+        )
+
+
+@dataclass(slots=True)
+class BenchResult:
+    models: list[str]
+    runs: list[Run]
+    best_model: str
+    best_quality: float
+    best_cost: float
+    prompts: int
+    folds: int | None
+
+    def by_router(self, router: str) -> list[Run]:
+        return [r for r in self.runs if r.router == router]
+
+
+def run_benchmark(
+    data: RoutingData,
+    folds: int = 5,
+    train: RoutingData | None = None,
+    seed: int = 0,
+    keep_decisions: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    n, _m = data.score.shape
+    cost = data.cost
+    runs: dict[tuple[str, str], Run] = {}
+
+    def run_of(router: str, knob: str, family: str, target: float | None = None) -> Run:
+        key = (router, knob)
+        if key not in runs:
+            runs[key] = Run(router, knob, family, target=target)
+        return runs[key]
+
+    # Single models, random, oracle: no training needed.
+    for j, model in enumerate(data.models):
+        r = run_of(model, "always", "single")
+        r.quality, r.cost, r.calls, r.prompts = (
+            float(data.score[:, j].sum()),
+            float(cost[:, j].sum()),
+            n,
+            n,
+        )
+    rand = run_of("random", "uniform", "baseline")
+    rand.quality, rand.cost = float(data.score.mean(axis=1).sum()), float(cost.mean(axis=1).sum())
+    rand.calls = rand.prompts = n
+    oracle = run_of("oracle", "per-prompt", "oracle")
+    top = data.score.max(axis=1, keepdims=True)
+    oracle_pick = np.argmin(np.where(data.score >= top, cost, np.inf), axis=1)
+    oracle.quality = float(data.score[np.arange(n), oracle_pick].sum())
+    oracle.cost = float(cost[np.arange(n), oracle_pick].sum())
+    oracle.calls = oracle.prompts = n
+
+    if train is not None:
+        splits: list[tuple[np.ndarray | None, np.ndarray]] = [(None, np.arange(n))]
+    else:
+        fid = fold_ids(n, folds, seed)
+        splits = [(np.where(fid != f)[0], np.where(fid == f)[0]) for f in range(folds)]
+    for k, (tr, te) in enumerate(splits):
+        train_data = train if tr is None else data.subset(tr)
+        assert train_data is not None
+        if progress:
+            progress(f"fold {k + 1}/{len(splits)}: training on {len(train_data)} prompts")
+        artifact = train_artifact(train_data, seed=seed)
+        _category_prior(train_data, data, te, cost, run_of)
+        for router, knob, target, strategy in _learned_runs(artifact, data.models):
+            family = "cascade" if "cascade" in router or router == "voters-only" else "learned"
+            r = run_of(router, knob, family, target)
+            for i in te:
+                score, spent, called, returned, decision = simulate(strategy, data, int(i), cost)
+                escalated = bool(decision.get("escalated", False))
+                r.add(score, spent, called, escalated)
+                if keep_decisions:
+                    r.decisions.append(
+                        {
+                            "id": data.ids[int(i)],
+                            "router": router,
+                            "knob": knob,
+                            "called": called,
+                            "returned": returned,
+                            "score": score,
+                            "cost": spent,
+                        }
+                    )
+    best = int(np.argmax(data.score.mean(axis=0)))
+    return BenchResult(
+        models=list(data.models),
+        runs=list(runs.values()),
+        best_model=data.models[best],
+        best_quality=float(data.score[:, best].mean()),
+        best_cost=float(cost[:, best].sum()),
+        prompts=n,
+        folds=None if train is not None else folds,
+    )
+
+
+PRIOR_TARGETS = tuple(float(x) for x in np.linspace(0.5, 1.0, 26))
+
+
+def _category_prior(
+    train: RoutingData,
+    data: RoutingData,
+    test: np.ndarray,
+    cost: np.ndarray,
+    run_of: Callable[..., Run],
+) -> None:
+    """Per-category prior: per category (known from the data), the cheapest model whose
+    training mean score reaches ``t`` of that category's best training mean."""
+    tcost = train.cost
+    cats = sorted(set(train.categories))
+    mean_q: dict[str, np.ndarray] = {}
+    mean_c: dict[str, np.ndarray] = {}
+    for c in cats:
+        rows = np.array([i for i, x in enumerate(train.categories) if x == c])
+        mean_q[c] = train.score[rows].mean(axis=0)
+        mean_c[c] = tcost[rows].mean(axis=0)
+    overall_q = train.score.mean(axis=0)
+    overall_c = tcost.mean(axis=0)
+    for t in PRIOR_TARGETS:
+        r = run_of("category-prior", f"t={t:.2f}", "baseline", t)
+        for i in test:
+            c = data.categories[int(i)]
+            q, cc = mean_q.get(c, overall_q), mean_c.get(c, overall_c)
+            ok = q >= t * q.max()
+            j = int(np.argmin(np.where(ok, cc, np.inf)))
+            r.add(float(data.score[int(i), j]), float(cost[int(i), j]), [data.models[j]], False)
+
+
+# -- summaries -----------------------------------------------------------------------------
+
+
+def curve(result: BenchResult, router: str) -> list[metrics.Point]:
+    return [(r.cost, r.mean_quality) for r in result.by_router(router)]
+
+
+def summary(result: BenchResult) -> dict[str, Any]:
+    """Every run's metrics plus, per router family, AIQ and savings (the JSON of ``--json``)."""
+    bq, bc = result.best_quality, result.best_cost
+    singles = [r for r in result.runs if r.family == "single"]
+    cheapest = min(singles, key=lambda r: r.cost)
+    floor = (cheapest.cost, cheapest.mean_quality)
+    lo, hi = cheapest.cost, bc
+    rows = []
+    for r in result.runs:
+        rows.append(
+            {
+                "router": r.router,
+                "knob": r.knob,
+                "family": r.family,
+                "quality": r.mean_quality,
+                "cost": r.cost,
+                "cost_share": r.cost / bc,
+                "quality_share": r.mean_quality / bq,
+                "target": r.target,
+                "escalation_rate": (r.escalated / r.prompts) if r.family == "cascade" else None,
+                "calls_per_prompt": r.calls / max(r.prompts, 1),
+            }
+        )
+    routers: dict[str, list[metrics.Point]] = {
+        "single-model hull": [(r.cost, r.mean_quality) for r in singles]
+    }
+    for name in dict.fromkeys(r.router for r in result.runs if r.family != "single"):
+        routers[name] = curve(result, name)
+    curves = {}
+    for name, pts in routers.items():
+        s1 = metrics.saving_at(pts, bq, bc)
+        s95 = metrics.saving_at(pts, 0.95 * bq, bc)
+        curves[name] = {
+            "aiq": metrics.aiq(pts, lo, hi, floor),
+            "saving_at_best": s1,
+            "saving_at_95": s95,
+            "cost_share_at_best": None if s1 is None else 1 - s1,
+            "cost_share_at_95": None if s95 is None else 1 - s95,
+            "frontier": metrics.frontier([*pts, floor]),
+        }
+    out: dict[str, Any] = {
+        "prompts": result.prompts,
+        "folds": result.folds,
+        "best_model": result.best_model,
+        "best_quality": bq,
+        "best_cost": bc,
+        "runs": rows,
+        "curves": curves,
+    }
+    if len(result.models) == 2:
+        out["two_model"] = _two_model(result)
+    return out
+
+
+def _two_model(result: BenchResult) -> dict[str, Any]:
+    singles = {r.router: r for r in result.runs if r.family == "single"}
+    weak_r, strong_r = sorted(singles.values(), key=lambda r: r.mean_quality)
+    weak, strong = weak_r.mean_quality, strong_r.mean_quality
+    out: dict[str, Any] = {"weak": weak_r.router, "strong": strong_r.router}
+    for name in dict.fromkeys(r.router for r in result.runs if r.family not in ("single",)):
+        # strong-call share ~ cost share between the two models' costs
+        pts = []
+        for r in result.by_router(name):
+            span = strong_r.cost - weak_r.cost
+            share = (r.cost - weak_r.cost) / span if span else 0.0
+            pts.append((min(max(share, 0.0), 1.0), r.mean_quality))
+        out[name] = {
+            "apgr": metrics.apgr(pts, weak, strong),
+            "cpt50": metrics.cpt(pts, weak, strong, 0.5),
+            "cpt80": metrics.cpt(pts, weak, strong, 0.8),
+        }
+    return out

@@ -1,0 +1,177 @@
+"""``CascadeStrategy``: try cheap models first, accept only a verified answer, else escalate.
+
+The policy (no I/O; the engine makes every call and records each one in the ledger):
+
+1. Call the cheap *voters* in order. Each answer goes through the response verifiers (refusal /
+   empty, JSON with an extractable answer, log-probability confidence when present); an answer
+   failing them does not vote. Stop calling voters as soon as ``need`` of them agree.
+2. Gate: with a trained artifact, a logistic model estimates P(the best-supported answer is
+   right) from the votes and each voter's predicted P(good) for this prompt; accept when it
+   reaches the threshold (``quality_target`` maps to one through the artifact's held-back
+   calibration). Without an artifact: accept when ``need`` voters agree. Optionally an LLM
+   ``judge`` scores a best-supported answer that did not pass, before escalating.
+3. Escalate: call the *strong* tier in order; its first verified answer wins. If none verifies,
+   return the best-supported answer seen, else the last outcome.
+
+Streaming: verification needs the whole answer and the engine fails over only before the first
+byte, so a streamed request skips the voters and goes straight to the strong tier (recorded as
+``"stream": "sent to strong tier"``). Latency: an accepted answer costs the voters' calls in
+sequence (typically 2 small-model calls); an escalated one adds the strong call on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from modelmix.errors import GatewayError
+from modelmix.portfolio import ModelEntry
+from modelmix.routing.candidates import screen
+from modelmix.routing.learned.artifact import RouterArtifact
+from modelmix.routing.learned.features import prompt_text
+from modelmix.routing.learned.model import sigmoid
+from modelmix.routing.learned.policy import agreed, gate_features
+from modelmix.routing.needs import Needs
+from modelmix.routing.strategy import Attempt, Outcome, Plan
+from modelmix.routing.verifiers import check_response, judge_request, judge_score
+from modelmix.types import ChatRequest
+
+
+class CascadeStrategy:
+    def __init__(
+        self,
+        name: str,
+        voters: Sequence[str],
+        strong: Sequence[str],
+        portfolio: Mapping[str, ModelEntry] | None = None,
+        artifact: RouterArtifact | None = None,
+        need: int = 2,
+        quality_target: float | None = None,
+        gate_threshold: float | None = None,
+        verifiers: Sequence[str] = ("refusal", "answer"),
+        min_logprob: float | None = None,
+        judge: str | None = None,
+        judge_threshold: float = 0.8,
+    ) -> None:
+        self.name = name
+        self.voters = list(voters)
+        self.strong = list(strong)
+        self.portfolio = portfolio
+        self.need = need
+        self.verifiers = tuple(verifiers)
+        self.min_logprob = min_logprob
+        self.judge = judge
+        self.judge_threshold = judge_threshold
+        self.artifact = artifact
+        self.gate_threshold: float | None = None
+        self._gate_w: np.ndarray | None = None
+        if artifact is not None and artifact.gate is not None:
+            self._gate_w = np.asarray(artifact.gate.weights)
+            if gate_threshold is not None:
+                self.gate_threshold = gate_threshold
+            elif quality_target is not None:
+                self.gate_threshold = artifact.gate.calibration.knob_for(quality_target)
+            else:
+                self.gate_threshold = 0.5
+            unknown = [m for m in self.voters if m not in artifact.models]
+            if unknown:
+                raise ValueError(f"route {name!r}: the artifact does not know {unknown}")
+            self._vidx = [artifact.models.index(m) for m in self.voters]
+        self.quality_target = quality_target
+
+    def _eligible(self, chain: list[str], request: ChatRequest, needs: Needs) -> list[str]:
+        if self.portfolio is None:
+            return chain
+        return [c.model for c in screen(chain, self.portfolio, request, needs) if c.eligible]
+
+    def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
+        decision["strategy"] = "cascade"
+        voters = self._eligible(self.voters, request, needs)
+        strong = self._eligible(self.strong, request, needs)
+        if not voters and not strong:
+            raise GatewayError(
+                "invalid_request",
+                f"No model of {self.name!r} can serve this request.",
+                param="model",
+                code="no_capable_model",
+            )
+        decision["knob"] = {
+            "quality_target": self.quality_target,
+            "gate_threshold": self.gate_threshold,
+            "need": self.need,
+        }
+        steps: list[dict[str, Any]] = []
+        decision["steps"] = steps
+        if needs.stream:
+            decision["stream"] = "sent to strong tier"
+            strong = strong or voters[:1]
+            voters = []
+        last: Outcome | None = None
+        outcomes: list[Outcome] = []
+        answers: list[str | None] = []
+        p_voters: list[float] = []
+        p_all = None
+        if voters and self.artifact is not None and self._gate_w is not None:
+            p_all, _ = self.artifact.predict(self.artifact.featurize(prompt_text(request.messages)))
+        for model in voters:
+            last = yield Attempt(model)
+            verdict = check_response(last.response, self.verifiers, min_logprob=self.min_logprob)
+            ok = last.ok and verdict.ok
+            steps.append(
+                {
+                    "model": model,
+                    "tier": "voter",
+                    "ok": ok,
+                    "answer": verdict.answer if ok else None,
+                }
+                | ({"reason": verdict.reason} if not ok and last.ok else {})
+            )
+            outcomes.append(last)
+            answers.append(verdict.answer if ok else None)
+            if p_all is not None:
+                p_voters.append(float(p_all[self._vidx[self.voters.index(model)]]))
+            else:
+                p_voters.append(0.5)
+            if agreed(answers, self.need):
+                break
+        if answers:
+            feats, top, who = gate_features(answers, p_voters)
+            if self._gate_w is not None and self.gate_threshold is not None:
+                w = self._gate_w
+                prob = float(sigmoid(np.asarray(feats) @ w[:-1] + w[-1]))
+                accept = top is not None and prob >= self.gate_threshold
+                decision["gate"] = {"p_correct": round(prob, 4), "threshold": self.gate_threshold}
+            else:
+                accept = top is not None and agreed(answers, self.need)
+                decision["gate"] = {"agreement": accept}
+            if not accept and top is not None and self.judge is not None:
+                shown = outcomes[who].response
+                content = shown.content if shown is not None else ""
+                verdict_out = yield Attempt(
+                    self.judge, request=judge_request(request, content or "", self.judge)
+                )
+                score = judge_score(verdict_out.response) if verdict_out.ok else None
+                steps.append({"model": self.judge, "tier": "judge", "score": score})
+                accept = score is not None and score >= self.judge_threshold
+            if accept:
+                decision["chosen"] = voters[who]
+                decision["escalated"] = False
+                return outcomes[who]
+        decision["escalated"] = bool(voters)
+        for model in strong:
+            out = yield Attempt(model)
+            strong_ok = needs.stream or check_response(out.response, ("refusal",)).ok
+            ok = out.ok and strong_ok
+            steps.append({"model": model, "tier": "strong", "ok": ok})
+            last = out
+            if ok:
+                decision["chosen"] = model
+                return out
+        # Nothing verified: the best-supported voter answer, if any.
+        if answers and any(a is not None for a in answers):
+            _, _, who = gate_features(answers, p_voters)
+            decision["chosen"] = voters[who]
+            return outcomes[who]
+        return last

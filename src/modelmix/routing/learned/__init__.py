@@ -1,0 +1,1 @@
+"""The learned router: prompt features, small linear models, calibration, trained artifacts."""

@@ -1,0 +1,189 @@
+"""Training a router artifact from labelled data, with held-back calibration.
+
+Everything a knob maps to is measured on prompts the model did not train on: the training rows
+are split into folds, each fold is predicted by heads fitted on the others (out-of-fold), and
+the calibration tables (willingness to pay -> realised quality share; cascade gate threshold ->
+realised quality share) are built from those out-of-fold predictions. The shipped heads are then
+refitted on all rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from modelmix.routing.learned.artifact import Calibration, CascadeGate, RouterArtifact
+from modelmix.routing.learned.data import RoutingData
+from modelmix.routing.learned.features import feature_matrix
+from modelmix.routing.learned.model import (
+    LinearHeads,
+    RidgeSolver,
+    dense_stats,
+    fit_logistic,
+    fit_platt,
+    sigmoid,
+    standardise,
+)
+from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, pick_many
+
+GATE_GRID = tuple(float(x) for x in np.linspace(0.0, 1.0, 51))
+
+
+def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
+    ids = np.arange(n) % folds
+    np.random.default_rng(seed).shuffle(ids)
+    return ids
+
+
+def _exit_states(
+    answers: list[list[str | None]], voters: list[int], need: int, p: np.ndarray
+) -> tuple[np.ndarray, list[int], list[int]]:
+    """Per prompt: gate features at the voters' exit, the exit step, the answering voter."""
+    feats: list[list[float]] = []
+    steps: list[int] = []
+    picks: list[int] = []
+    for i, row in enumerate(answers):
+        called: list[str | None] = []
+        for k, j in enumerate(voters):
+            called.append(row[j])
+            if k == len(voters) - 1 or agreed(called, need):
+                break
+        f, _, who = gate_features(called, [float(p[i, j]) for j in voters[: len(called)]])
+        feats.append(f)
+        steps.append(len(called))
+        picks.append(voters[who])
+    return np.asarray(feats), steps, picks
+
+
+def choose_voters(data: RoutingData, cost: np.ndarray, best: int, size: int = 3) -> list[int]:
+    """The cheap voters: among models costing at most 15% of the best one, the set of ``size``
+    whose agreement cascade (no escalation) scores best, in order of cost."""
+    total = cost.sum(axis=0)
+    cheap = [j for j in range(len(data.models)) if j != best and total[j] <= 0.15 * total[best]]
+    cheap = sorted(cheap, key=lambda j: -data.score[:, j].mean())[:7]
+    if len(cheap) < size:
+        return sorted(cheap, key=lambda j: total[j])
+    acc = data.score.mean(axis=0)
+    best_set: list[int] = []
+    best_val = -np.inf
+    flat = np.full((len(data), len(data.models)), 0.5)
+    for combo in itertools.combinations(cheap, size):
+        order = sorted(combo, key=lambda j: total[j])
+        _, steps, picks = _exit_states(data.answers, order, 2, flat + acc * 1e-3)
+        quality = float(np.mean([data.score[i, j] for i, j in enumerate(picks)]))
+        spent = sum(cost[i, order[:s]].sum() for i, s in enumerate(steps)) / total[best]
+        value = quality - 0.25 * spent
+        if value > best_val:
+            best_val, best_set = value, order
+    return best_set
+
+
+def train_artifact(
+    data: RoutingData,
+    folds: int = 5,
+    seed: int = 0,
+    l2: float = 1.0,
+    voters: list[str] | None = None,
+    need: int = 2,
+) -> RouterArtifact:
+    n, m = data.score.shape
+    if n < 2 * folds:
+        raise ValueError(f"need at least {2 * folds} labelled prompts, got {n}")
+    X = feature_matrix(data.prompts)
+    mu, sd = dense_stats(X)
+    Z = standardise(X, mu, sd)
+    solver = RidgeSolver(Z, l2)
+    S = data.score
+    T = np.log1p(data.completion_tokens)
+    easy = np.clip(S.mean(axis=1, keepdims=True), 0.02, 0.98)
+    E = np.log(easy / (1 - easy))
+    cost = data.cost
+    pin = np.array([data.prices[x][0] for x in data.models])
+    pout = np.array([data.prices[x][1] for x in data.models])
+    best = int(np.argmax(S.mean(axis=0)))
+
+    # -- out-of-fold predictions ----------------------------------------------------------
+    fid = fold_ids(n, folds, seed)
+    z_oof = np.zeros((n, m))
+    t_oof = np.zeros((n, m))
+    everything = np.hstack([S, T])
+    for f in range(folds):
+        tr = np.where(fid != f)[0]
+        te = np.where(fid == f)[0]
+        pred = solver.predict(tr, solver.fit(tr, everything), te)
+        z_oof[te] = pred[:, :m]
+        t_oof[te] = pred[:, m:]
+    platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
+    p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1])
+    token_var = np.var(T - t_oof, axis=0).astype(np.float32)
+    cost_oof = data.prompt_tokens * pin + np.expm1(t_oof + token_var / 2) * pout
+
+    # -- calibration of the willingness-to-pay knob ------------------------------------------
+    best_q = S[:, best].mean()
+    best_c = cost[:, best].sum()
+    shares: list[float] = []
+    cost_shares: list[float] = []
+    rows = np.arange(n)
+    for knob in KNOB_GRID:
+        ch = pick_many(p_oof, cost_oof, knob)
+        shares.append(float(S[rows, ch].mean() / best_q))
+        cost_shares.append(float(cost[rows, ch].sum() / best_c))
+    calibration = Calibration(list(KNOB_GRID), shares, cost_shares)
+
+    # -- the cascade gate --------------------------------------------------------------------
+    voter_idx = (
+        [data.models.index(v) for v in voters] if voters else choose_voters(data, cost, best)
+    )
+    gate = None
+    if voter_idx:
+        gx, steps, picks = _exit_states(data.answers, voter_idx, need, p_oof)
+        gy = S[rows, picks]
+        g_oof = np.zeros(n)
+        for f in range(folds):
+            tr = np.where(fid != f)[0]
+            te = np.where(fid == f)[0]
+            w = fit_logistic(gx[tr], gy[tr])
+            g_oof[te] = sigmoid(gx[te] @ w[:-1] + w[-1])
+        w_all = fit_logistic(gx, gy)
+        voter_cost = np.array([cost[i, voter_idx[: steps[i]]].sum() for i in range(n)])
+        g_share: list[float] = []
+        g_cost: list[float] = []
+        for tau in GATE_GRID:
+            escalate = g_oof < tau
+            q = np.where(escalate, S[:, best], gy)
+            c = voter_cost + np.where(escalate, cost[:, best], 0.0)
+            g_share.append(float(q.mean() / best_q))
+            g_cost.append(float(c.sum() / best_c))
+        gate = CascadeGate(
+            [data.models[j] for j in voter_idx],
+            [data.models[best]],
+            need,
+            [float(x) for x in w_all],
+            Calibration(list(GATE_GRID), g_share, g_cost),
+        )
+
+    # -- final heads on every row -------------------------------------------------------------
+    fitted = solver.fit(rows, np.hstack([S, T, E]))
+    W = solver.weights(rows, fitted).astype(np.float32)
+    b = fitted[1].astype(np.float32)
+    return RouterArtifact(
+        models=list(data.models),
+        prices=dict(data.prices),
+        quality=LinearHeads(W[:, :m], b[:m], mu, sd),
+        platt=platt,
+        tokens=LinearHeads(W[:, m : 2 * m], b[m : 2 * m], mu, sd),
+        token_var=token_var,
+        difficulty=LinearHeads(W[:, 2 * m :], b[2 * m :], mu, sd),
+        best_model=data.models[best],
+        calibration=calibration,
+        gate=gate,
+        meta={
+            "prompts": n,
+            "folds": folds,
+            "l2": l2,
+            "model_quality": {
+                x: float(q) for x, q in zip(data.models, S.mean(axis=0), strict=True)
+            },
+        },
+    )

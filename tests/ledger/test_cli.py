@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from modelmix.cli.ledger_cmds import keys, logs, parse_since, report
+from modelmix.keys import KeyStore
+from modelmix.ledger.sqlite import SqliteLedger
+from tests.helpers import sim_model
+from tests.ledger.builders import make_record
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.db"
+    with SqliteLedger(path) as ledger:
+        ledger.record(make_record("req-old", started_at=T0, cost="0.5", route="cheap"))
+        ledger.record(
+            make_record(
+                "req-retry",
+                started_at=T0 + 60,
+                model="big",
+                fail_first_on="small",
+                cost="0.25",
+                latency_ms=1234.0,
+            )
+        )
+        ledger.record(make_record("req-fail", started_at=T0 + 120, status="error"))
+    return path
+
+
+def test_logs_table(db: Path) -> None:
+    out = CliRunner().invoke(logs, ["--db", str(db)]).output
+    assert "small:429 -> big:ok" in out
+    assert out.index("req-fail") < out.index("req-retry") < out.index("req-old")  # newest first
+    assert "$0.250000" in out and "1,234 ms" in out and "100/20" in out
+    assert "503" in out  # the failed request's status
+    only = CliRunner().invoke(logs, ["--db", str(db), "--route", "cheap"]).output
+    assert "req-old" in only and "req-retry" not in only
+    one = CliRunner().invoke(logs, ["--db", str(db), "-n", "1"]).output
+    assert "req-fail" in one and "req-old" not in one
+
+
+def test_logs_json(db: Path) -> None:
+    result = CliRunner().invoke(logs, ["--db", str(db), "--json", "--model", "big"])
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert [r["id"] for r in rows] == ["req-retry"]
+    assert rows[0]["cost_usd"] == "0.25"  # money stays an exact string in JSON
+    assert [a["model"] for a in rows[0]["attempts"]] == ["small", "big"]
+
+
+def test_report(db: Path) -> None:
+    result = CliRunner().invoke(report, ["--db", str(db), "--by", "model"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "gpt-4o-mini" in out and "big" in out and "(none)" in out
+    assert "$0.750000" in out  # the total footer, exact
+    day = CliRunner().invoke(report, ["--db", str(db), "--by", "day", "--json"])
+    assert json.loads(day.output) == [
+        {
+            "group": "2023-11-14",
+            "requests": 3,
+            "errors": 1,
+            "prompt_tokens": 200,
+            "completion_tokens": 40,
+            "cached_tokens": 20,
+            "reasoning_tokens": 0,
+            "cost_usd": "0.75",
+            "unpriced": 0,
+            "total_tokens": 240,
+            "avg_latency_ms": pytest.approx((100 + 1234 + 100) / 3),
+            "p50_latency_ms": 100.0,
+            "p95_latency_ms": 1234.0,
+        }
+    ]
+    recent = CliRunner().invoke(report, ["--db", str(db), "--since", "24h"])
+    assert "no requests in that period" in recent.output  # T0 is in 2023
+    iso = CliRunner().invoke(report, ["--db", str(db), "--since", "2023-11-14T22:14:00", "--json"])
+    assert sum(r["requests"] for r in json.loads(iso.output)) == 2
+    bad = CliRunner().invoke(report, ["--db", str(db), "--since", "yesterday"])
+    assert bad.exit_code != 0 and "24h" in bad.output
+
+
+def test_missing_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(logs, ["--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 1
+    assert "no ledger at" in result.output
+
+
+def test_default_db_path_from_modelmix_home(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELMIX_HOME", str(db.parent))
+    assert "req-retry" in CliRunner().invoke(logs, []).output
+
+
+def test_db_from_a_config_file(db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "modelmix.yaml"
+    config.write_text(
+        yaml.safe_dump({"models": [sim_model("m1")], "ledger": {"path": str(db)}}),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(logs, ["--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "req-retry" in result.output
+
+
+def test_keys_commands(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    created = CliRunner().invoke(keys, ["create", "alice", "--db", db])
+    assert created.exit_code == 0, created.output
+    plaintext = next(line for line in created.output.splitlines() if line.startswith("mm-"))
+    info = KeyStore(db).verify(plaintext)
+    assert info is not None and info.name == "alice"
+    dup = CliRunner().invoke(keys, ["create", "alice", "--db", db])
+    assert dup.exit_code == 1 and "already exists" in dup.output
+    listed = CliRunner().invoke(keys, ["list", "--db", db]).output
+    assert "alice" in listed and info.id in listed and "active" in listed
+    assert plaintext not in listed and plaintext[:8] in listed
+    assert CliRunner().invoke(keys, ["revoke", "alice", "--db", db]).exit_code == 0
+    assert "revoked" in CliRunner().invoke(keys, ["list", "--db", db]).output
+    assert KeyStore(db).verify(plaintext) is None
+    again = CliRunner().invoke(keys, ["revoke", "alice", "--db", db])
+    assert again.exit_code == 1 and "no active key" in again.output
+
+
+def test_parse_since() -> None:
+    assert parse_since("24h", now=100_000.0) == 100_000.0 - 86_400
+    assert parse_since("30m", now=1000.0) == 1000.0 - 1800
+    assert parse_since("7d", now=0.0) == -7 * 86_400
+    assert parse_since("2023-11-14") == datetime(2023, 11, 14, tzinfo=UTC).timestamp()
+    assert (
+        parse_since("2023-11-14T00:00:00+02:00")
+        == datetime(2023, 11, 13, 22, tzinfo=UTC).timestamp()
+    )

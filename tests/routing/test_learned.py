@@ -1,0 +1,139 @@
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmix.routing.learned.artifact import Calibration, load_artifact
+from modelmix.routing.learned.calibrate import train_artifact
+from modelmix.routing.learned.data import RoutingData, load_data, load_prices
+from modelmix.routing.learned.strategy import LearnedStrategy
+from modelmix.routing.needs import needs_of
+from modelmix.routing.strategy import Outcome
+from modelmix.types import ChatRequest, ChatResponse
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "routing"
+
+
+def synthetic(n: int = 160, seed: int = 0) -> RoutingData:
+    """Easy prompts (small model right) and hard ones (only large right); known answers."""
+    rng = np.random.default_rng(seed)
+    prompts, cats, score, answers = [], [], [], []
+    for i in range(n):
+        hard = i % 2 == 1
+        a, b = rng.integers(1, 99, size=2)
+        if hard:
+            prompts.append(f"Prove that the integral \\int_0^{a} x^{b} dx converges; use $\\lim$.")
+        else:
+            prompts.append(f"What is {a} plus {b}?")
+        cats.append("hard" if hard else "easy")
+        small_ok = (not hard) and rng.random() < 0.95
+        large_ok = rng.random() < 0.95
+        score.append([float(small_ok), float(large_ok)])
+        answers.append(["ok" if small_ok else f"bad{i}", "ok" if large_ok else f"wrong{i}"])
+    s = np.array(score)
+    return RoutingData(
+        ids=[f"p{i}" for i in range(n)],
+        categories=cats,
+        prompts=prompts,
+        models=["small", "large"],
+        score=s,
+        prompt_tokens=np.full((n, 2), 20.0),
+        completion_tokens=np.tile([50.0, 200.0], (n, 1)),
+        answers=answers,
+        prices={"small": (1e-7, 4e-7), "large": (3e-6, 1.5e-5)},
+    )
+
+
+@pytest.fixture(scope="module")
+def artifact():
+    return train_artifact(synthetic(), folds=4, voters=["small"])
+
+
+def decide(strategy, text):
+    req = ChatRequest(model="r", messages=[{"role": "user", "content": text}])
+    decision = {}
+    plan = strategy.plan(req, needs_of(req), decision)
+    attempt = next(plan)
+    with contextlib.suppress(StopIteration):
+        plan.send(Outcome(attempt.model, response=ChatResponse(id="1", model="m", content="x")))
+    return attempt.model, decision
+
+
+def test_predictions_separate_easy_from_hard(artifact):
+    easy = artifact.predict(artifact.featurize("What is 12 plus 30?"))[0]
+    hard = artifact.predict(artifact.featurize("Prove that \\int_0^5 x^2 dx converges; $\\lim$."))[
+        0
+    ]
+    assert easy[0] > 0.8 and hard[0] < 0.2
+    assert hard[1] > 0.8
+    toks = artifact.predict(artifact.featurize("What is 1 plus 2?"))[1]
+    assert toks[0] == pytest.approx(50, rel=0.1) and toks[1] == pytest.approx(200, rel=0.1)
+
+
+def test_strategy_routes_by_difficulty_and_records_decision(artifact):
+    s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.95)
+    model, decision = decide(s, "What is 5 plus 7?")
+    assert model == "small"
+    assert decision["chosen"] == "small" and len(decision["candidates"]) == 2
+    assert {"model", "p_good", "cost"} <= set(decision["candidates"][0])
+    assert decision["knob"]["quality_target"] == 0.95
+    assert decide(s, "Prove that \\int_0^3 x^9 dx converges; $\\lim$.")[0] == "large"
+    # A cost cap below the large model's predicted cost forces the small one.
+    capped = LearnedStrategy("r", ["small", "large"], artifact, quality_target=1.0, max_cost=1e-4)
+    assert decide(capped, "Prove that \\int_0^3 x^9 dx converges; $\\lim$.")[0] == "small"
+
+
+def test_calibration_hits_quality_target(artifact):
+    # Half the prompts are easy: easy->small keeps ~all quality, so high targets are reachable.
+    data = synthetic(n=200, seed=1)
+    for target in (0.9, 0.97):
+        s = LearnedStrategy("r", data.models, artifact, quality_target=target)
+        total = 0.0
+        for i, text in enumerate(data.prompts):
+            j = data.models.index(decide(s, text)[0])
+            total += data.score[i, j]
+        realised = total / data.score[:, 1].sum()
+        assert realised >= target - 0.05
+
+
+def test_calibration_table_interpolates():
+    cal = Calibration([0.0, 1.0, 2.0], [0.5, 0.8, 0.9])
+    assert cal.knob_for(0.8) == pytest.approx(1.0)
+    assert cal.knob_for(0.85) == pytest.approx(1.5)
+    assert cal.knob_for(0.1) == 0.0 and cal.knob_for(0.99) == 2.0
+
+
+def test_profiles_work_for_any_portfolio(artifact):
+    s = LearnedStrategy(
+        "r",
+        ["cheap", "pricey"],
+        artifact,
+        quality_target=0.9,
+        profiles={"cheap": 0.5, "pricey": 0.9},
+        prices={"cheap": (1e-7, 1e-7), "pricey": (1e-5, 1e-5)},
+    )
+    assert decide(s, "What is 1 plus 1?")[0] in ("cheap", "pricey")
+    model, decision = decide(s, "Prove that \\int_0^3 x^9 dx converges; $\\lim$.")
+    assert model == "pricey" and decision["knob"]["mode"] == "profiles"
+
+
+def test_artifact_round_trip(tmp_path, artifact):
+    path = tmp_path / "r.npz"
+    artifact.save(path)
+    again = load_artifact(path)
+    f = artifact.featurize("What is 3 plus 4?")
+    assert np.allclose(again.predict(f)[0], artifact.predict(f)[0], atol=1e-2)
+    assert again.gate is not None and again.gate.voters == ["small"]
+    assert again.calibration.knob == artifact.calibration.knob
+
+
+def test_default_artifact_decides_fast_on_shared_prompts():
+    if not SHARED.exists():
+        pytest.skip("shared routing data absent")
+    prices = load_prices(SHARED / "models-zeroeval.json")
+    data = load_data(SHARED / "zeroeval-dev.jsonl", prices)
+    art = load_artifact("default")
+    s = LearnedStrategy("r", art.models, art, quality_target=0.95)
+    model, decision = decide(s, data.prompts[0])
+    assert model in art.models and len(decision["candidates"]) == len(art.models)
