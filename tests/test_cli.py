@@ -35,7 +35,9 @@ def test_config_check_names_every_error(tmp_path: Path) -> None:
 
 def test_cross_reference_errors_are_reported_after_schema_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("models:\n  - {name: a, provider: openai}\nroutes:\n  - {name: r, models: [b]}\n")
+    bad.write_text(
+        "models:\n  - {name: a, provider: openai}\nroutes:\n  - {name: r, models: [b]}\n"
+    )
     result = CliRunner().invoke(main, ["config", "check", str(bad)])
     assert result.exit_code == 1
     assert "routes[0].models[0]: unknown model 'b'" in result.output

@@ -307,9 +307,7 @@ def _cross_check(config: Config) -> list[str]:
             for part in ("voters", "strong"):
                 for j, model in enumerate(getattr(route.cascade, part)):
                     if model not in names:
-                        errors.append(
-                            f"routes[{i}].cascade.{part}[{j}]: unknown model {model!r}"
-                        )
+                        errors.append(f"routes[{i}].cascade.{part}[{j}]: unknown model {model!r}")
             if route.cascade.judge is not None and route.cascade.judge not in names:
                 errors.append(f"routes[{i}].cascade.judge: unknown model {route.cascade.judge!r}")
         if route.learned is not None:

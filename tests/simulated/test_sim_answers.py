@@ -143,6 +143,7 @@ SCHEMA: dict[str, Any] = {
 
 def test_schema_values_validate() -> None:
     import jsonschema
+
     value = synthesise(SCHEMA)
     jsonschema.validate(value, SCHEMA)
     assert value["age"] == 18 and value["score"] < 1 and len(value["tags"]) == 2

@@ -165,7 +165,9 @@ class Router:
 
     def __init__(self, routes: Sequence[RouteConfig], portfolio: Mapping[str, ModelEntry]):
         self.portfolio = portfolio
-        self.routes: dict[str, Strategy] = {route.name: _build(route, portfolio) for route in routes}
+        self.routes: dict[str, Strategy] = {
+            route.name: _build(route, portfolio) for route in routes
+        }
         self._direct = {name: FallbackStrategy(name, [name], portfolio) for name in portfolio}
 
     def resolve(self, model: str) -> tuple[Strategy, str | None]:
