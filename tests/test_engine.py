@@ -259,3 +259,26 @@ async def test_load_balancing_follows_weights() -> None:
         )
     share = client.calls.count("a#0") / len(client.calls)
     assert 0.68 < share < 0.82  # 0.75 expected; binomial sd ~0.015
+
+
+async def test_short_retry_after_is_waited_for_then_retried() -> None:
+    models = [{"name": "solo", "provider": "ollama"}]
+    config = make_config(models, [], engine={"retries": 1, "backoff_base": 0.0})
+    portfolio = build_portfolio(config, {})
+    client = ScriptedClient({"solo#0": [err("rate_limit", retry_after=0.2, status=429), "ok"]})
+    records: list[RequestRecord] = []
+    eng = Engine(
+        portfolio,
+        Router(config.routes, portfolio),
+        client,  # type: ignore[arg-type]
+        config.engine,
+        records.append,
+    )
+    started = time.monotonic()
+    response = await eng.complete(
+        ChatRequest(model="solo", messages=[{"role": "user", "content": "x"}]), new_record("solo")
+    )
+    assert response.content == "ok"
+    assert time.monotonic() - started >= 0.2  # the upstream's Retry-After was honoured
+    assert client.calls == ["solo#0", "solo#0"]
+    assert [a.http_status for a in records[0].attempts] == [429, 200]
