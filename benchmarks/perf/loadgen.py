@@ -116,7 +116,7 @@ async def run(
                         if resp.status != 200:
                             errors += 1
                             first_error = first_error or f"HTTP {resp.status}"
-                except Exception as exc:  # noqa: BLE001 - every failure is counted
+                except Exception as exc:
                     errors += 1
                     statuses["exception"] += 1
                     first_error = first_error or f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 
@@ -91,7 +92,7 @@ class MockProtocol(asyncio.Protocol):
         self.buf = b""
         self.transport: asyncio.Transport | None = None
         self.queue: list[tuple[bytes, bytes]] = []
-        self.busy = False
+        self.task: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -114,9 +115,8 @@ class MockProtocol(asyncio.Protocol):
             body = self.buf[end + 4 : total]
             self.buf = self.buf[total:]
             self.queue.append((head.split(b" ", 2)[1], body))
-            if not self.busy:
-                self.busy = True
-                asyncio.ensure_future(self._serve())
+            if self.task is None or self.task.done():
+                self.task = asyncio.ensure_future(self._serve())
 
     async def _serve(self) -> None:
         mock = self.mock
@@ -144,7 +144,6 @@ class MockProtocol(asyncio.Protocol):
                 transport.write(mock.health)
             else:
                 transport.write(mock.not_found)
-        self.busy = False
 
 
 async def serve(port: int, delay: float, chunks: int, chunk_delay: float) -> None:
@@ -171,10 +170,8 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.port, args.delay, args.chunks, args.chunk_delay))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 Starts the mock (core 0) and ``modelmix serve`` (core 1), drives it with the load generator at
 saturation (core 0) while ``py-spy record`` samples the server, then prints the functions with
 the most samples (``--gil``: only the thread holding the GIL is sampled, so the figures are
-Python CPU time, not threads blocked in a queue), by self time (where the CPU is) and inclusive (what it is doing).
+Python CPU time, not threads blocked in a queue), by self time (where the CPU is) and
+inclusive (what it is doing).
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import Bench, main as _unused  # noqa: E402,F401
-
-del _unused
+from run import Bench  # noqa: E402
 
 
 def top(collapsed: Path, n: int) -> str:
@@ -48,7 +47,9 @@ def top(collapsed: Path, n: int) -> str:
     out.append(f"\ntop {n} by self time:")
     out += [f"  {c / total:6.1%}  {name}" for name, c in self_c.most_common(n)]
     out.append(f"\ntop {n} by inclusive time (modelmix, starlette, uvicorn frames):")
-    inc = [(k, v) for k, v in incl.items() if any(m in k for m in ("modelmix", "starlette", "uvicorn"))]
+    inc = [
+        (k, v) for k, v in incl.items() if any(m in k for m in ("modelmix", "starlette", "uvicorn"))
+    ]
     inc.sort(key=lambda kv: -kv[1])
     out += [f"  {c / total:6.1%}  {name}" for name, c in inc[:n]]
     return "\n".join(out)
@@ -68,8 +69,14 @@ def main() -> int:
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
         return 2
     ns = argparse.Namespace(
-        keep=False, mock_delay=0.0, chunks=8, no_litellm=True, features_config=a.config,
-        features_model=a.model, concurrency=a.concurrency, warmup=1.0,
+        keep=False,
+        mock_delay=0.0,
+        chunks=8,
+        no_litellm=True,
+        features_config=a.config,
+        features_model=a.model,
+        concurrency=a.concurrency,
+        warmup=1.0,
     )
     b = Bench(ns)
     try:
@@ -78,20 +85,38 @@ def main() -> int:
         assert t.proc is not None
         b.load(t, concurrency=8, stream=a.stream, duration=1.0)
         raw = Path(a.raw) if a.raw else b.work / "profile.txt"
-        cmd = ["py-spy", "record", "--pid", str(t.proc.pid), "--duration", str(int(a.seconds)),
-               "--rate", "250", "--gil", "--format", "raw", "--output", str(raw)]
+        cmd = [
+            "py-spy",
+            "record",
+            "--pid",
+            str(t.proc.pid),
+            "--duration",
+            str(int(a.seconds)),
+            "--rate",
+            "250",
+            "--gil",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ]
         spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         result: dict[str, object] = {}
-        loader = threading.Thread(target=lambda: result.update(b.load(
-            t, concurrency=a.concurrency, stream=a.stream, duration=a.seconds + 1)))
+        loader = threading.Thread(
+            target=lambda: result.update(
+                b.load(t, concurrency=a.concurrency, stream=a.stream, duration=a.seconds + 1)
+            )
+        )
         loader.start()
         _, err = spy.communicate()
         loader.join()
         if spy.returncode != 0 or not raw.exists():
             print(f"py-spy failed: {err.decode(errors='replace')}", file=sys.stderr)
             return 1
-        print(f"modelmix ({Path(a.config).name}, {'stream' if a.stream else 'JSON'}, "
-              f"c={a.concurrency}): {float(result['rps']):.0f} rps under py-spy")  # type: ignore[arg-type]
+        print(
+            f"modelmix ({Path(a.config).name}, {'stream' if a.stream else 'JSON'}, "
+            f"c={a.concurrency}): {result['rps']:.0f} rps under py-spy"
+        )
         print(top(raw, a.top))
     finally:
         b.close()

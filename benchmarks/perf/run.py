@@ -111,7 +111,14 @@ class Target:
         self.sent += int(r["count"])  # type: ignore[call-overload]
         acc = self.results.setdefault(
             scenario,
-            {"count": 0, "errors": 0, "elapsed": 0.0, "latency": {}, "ttfb": {}, "first_error": None},
+            {
+                "count": 0,
+                "errors": 0,
+                "elapsed": 0.0,
+                "latency": {},
+                "ttfb": {},
+                "first_error": None,
+            },
         )
         acc["count"] += r["count"]  # type: ignore[operator]
         acc["errors"] += r["errors"]  # type: ignore[operator]
@@ -132,8 +139,9 @@ class Bench:
 
     # -- processes ------------------------------------------------------------------------
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
@@ -141,7 +149,9 @@ class Bench:
         self.procs.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, wait: float = 15) -> None:
+    def stop(
+        self, proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, wait: float = 15
+    ) -> None:
         if proc.poll() is None:
             proc.send_signal(sig)
             try:
@@ -181,20 +191,36 @@ class Bench:
         if key:
             out = subprocess.run(
                 ["modelmix", "keys", "create", "bench", "--config", str(config)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             api_key = out.stdout.strip().splitlines()[-1]
-        proc = self.spawn(name, pinned(SERVER_CORE, [
-            "modelmix", "serve", "--config", str(config), "--port", str(port),
-            "--log-level", "warning",
-        ]))
+        proc = self.spawn(
+            name,
+            pinned(
+                SERVER_CORE,
+                [
+                    "modelmix",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+            ),
+        )
         wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
         return Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", model, api_key, proc)
 
     def start_litellm(self) -> Target | None:
         try:
             out = subprocess.run(
-                ["bash", str(HERE / "litellm_setup.sh")], capture_output=True, text=True,
+                ["bash", str(HERE / "litellm_setup.sh")],
+                capture_output=True,
+                text=True,
                 timeout=900,
             )
             if out.returncode != 0:
@@ -213,13 +239,32 @@ class Bench:
                 f"  master_key: {LITELLM_MASTER_KEY}\n"
             )
             env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
-            proc = self.spawn("litellm", pinned(SERVER_CORE, [
-                exe, "--config", str(cfg), "--port", str(port), "--host", "127.0.0.1",
-            ]), env=env, cwd=self.work)
+            proc = self.spawn(
+                "litellm",
+                pinned(
+                    SERVER_CORE,
+                    [
+                        exe,
+                        "--config",
+                        str(cfg),
+                        "--port",
+                        str(port),
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                ),
+                env=env,
+                cwd=self.work,
+            )
             wait_http(f"http://127.0.0.1:{port}/health/liveliness", 120, proc)
-            return Target("litellm", f"http://127.0.0.1:{port}/v1/chat/completions",
-                          "mock-model", LITELLM_MASTER_KEY, proc)
-        except Exception as exc:  # noqa: BLE001 - reported, the rest goes on
+            return Target(
+                "litellm",
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                "mock-model",
+                LITELLM_MASTER_KEY,
+                proc,
+            )
+        except Exception as exc:
             tail = self.log_tail("litellm")
             self.notes.append(f"LiteLLM not measured: {exc}" + (f"\n{tail}" if tail else ""))
             return None
@@ -228,19 +273,48 @@ class Bench:
         a = self.args
         mock_port = free_port()
         self.mock_url = f"http://127.0.0.1:{mock_port}/v1"
-        mock = self.spawn("mock", pinned(CLIENT_CORE, [
-            PY, str(HERE / "mock_upstream.py"), "--port", str(mock_port),
-            "--delay", str(a.mock_delay), "--chunks", str(a.chunks),
-        ]))
+        mock = self.spawn(
+            "mock",
+            pinned(
+                CLIENT_CORE,
+                [
+                    PY,
+                    str(HERE / "mock_upstream.py"),
+                    "--port",
+                    str(mock_port),
+                    "--delay",
+                    str(a.mock_delay),
+                    "--chunks",
+                    str(a.chunks),
+                ],
+            ),
+        )
         wait_http(f"http://127.0.0.1:{mock_port}/health", 15, mock)
         self.targets.append(Target("direct", f"{self.mock_url}/chat/completions", "mock-model"))
         bare_port = free_port()
-        bare = self.spawn("bare", pinned(SERVER_CORE, [
-            PY, str(HERE / "bare_proxy.py"), "--port", str(bare_port), "--upstream", self.mock_url,
-        ]))
+        bare = self.spawn(
+            "bare",
+            pinned(
+                SERVER_CORE,
+                [
+                    PY,
+                    str(HERE / "bare_proxy.py"),
+                    "--port",
+                    str(bare_port),
+                    "--upstream",
+                    self.mock_url,
+                ],
+            ),
+        )
         wait_http(f"http://127.0.0.1:{bare_port}/health", 15, bare)
         self.targets.append(
-            Target("bare", f"http://127.0.0.1:{bare_port}/v1/chat/completions", "mock-model", None, bare)
+            Target(
+                "bare",
+                f"http://127.0.0.1:{bare_port}/v1/chat/completions",
+                "mock-model",
+                None,
+                bare,
+            )
         )
         cfg, db = self.render(HERE / "configs" / "passthrough.yaml", "mm-pass")
         t = self.start_modelmix("mm-pass", cfg, "mock-model", key=False)
@@ -258,10 +332,28 @@ class Bench:
 
     # -- load -----------------------------------------------------------------------------
 
-    def load(self, t: Target, *, concurrency: int, stream: bool, duration: float,
-             requests: int | None = None, core: str | None = CLIENT_CORE) -> dict[str, object]:
-        argv = [PY, str(HERE / "loadgen.py"), "--url", t.url, "-c", str(concurrency),
-                "-d", str(duration), "--model", t.model]
+    def load(
+        self,
+        t: Target,
+        *,
+        concurrency: int,
+        stream: bool,
+        duration: float,
+        requests: int | None = None,
+        core: str | None = CLIENT_CORE,
+    ) -> dict[str, object]:
+        argv = [
+            PY,
+            str(HERE / "loadgen.py"),
+            "--url",
+            t.url,
+            "-c",
+            str(concurrency),
+            "-d",
+            str(duration),
+            "--model",
+            t.model,
+        ]
         if stream:
             argv.append("--stream")
         if t.key:
@@ -277,18 +369,22 @@ class Bench:
                 r = self.load(t, concurrency=4, stream=stream, duration=self.args.warmup)
                 t.sent += int(r["count"])  # type: ignore[call-overload]
                 if r["errors"]:
-                    self.notes.append(f"{t.name} warm-up errors: {r['errors']} ({r['first_error']})")
+                    self.notes.append(
+                        f"{t.name} warm-up errors: {r['errors']} ({r['first_error']})"
+                    )
 
     def rounds(self) -> None:
         a = self.args
         for i in range(a.rounds):
-            order = self.targets[i % len(self.targets):] + self.targets[: i % len(self.targets)]
+            order = self.targets[i % len(self.targets) :] + self.targets[: i % len(self.targets)]
             for scenario in SCENARIOS:
                 conc = 1 if scenario.endswith("c1") else a.concurrency
                 stream = scenario.startswith("stream")
                 for t in order:
-                    t.add(scenario, self.load(t, concurrency=conc, stream=stream,
-                                              duration=a.round_seconds))
+                    t.add(
+                        scenario,
+                        self.load(t, concurrency=conc, stream=stream, duration=a.round_seconds),
+                    )
             print(f"round {i + 1}/{a.rounds} done", file=sys.stderr, flush=True)
 
     def long_run(self, t: Target, checkpoints: Sequence[int]) -> list[tuple[int, int]]:
@@ -302,11 +398,14 @@ class Bench:
             goal = base + checkpoint
             while t.sent < goal:
                 n = min(goal - t.sent, 5000)
-                r = self.load(t, concurrency=self.args.concurrency, stream=stream,
-                              duration=3600, requests=n)
+                r = self.load(
+                    t, concurrency=self.args.concurrency, stream=stream, duration=3600, requests=n
+                )
                 t.sent += int(r["count"])  # type: ignore[call-overload]
                 if r["errors"]:
-                    self.notes.append(f"{t.name} long-run errors: {r['errors']} ({r['first_error']})")
+                    self.notes.append(
+                        f"{t.name} long-run errors: {r['errors']} ({r['first_error']})"
+                    )
                 stream = not stream
             out.append((t.sent, rss_kib(t.proc.pid)))
         return out
@@ -321,38 +420,69 @@ class Bench:
     def multi_worker(self, counts: Sequence[int]) -> list[dict[str, object]]:
         """modelmix (features config) under N uvicorn workers, unpinned; saturation rounds."""
         a = self.args
-        results = []
+        results: list[dict[str, object]] = []
         for n in counts:
             cfg, db = self.render(Path(a.features_config), f"mm-w{n}")
-            key = subprocess.run(
-                ["modelmix", "keys", "create", "bench", "--config", str(cfg)],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]
+            key = (
+                subprocess.run(
+                    ["modelmix", "keys", "create", "bench", "--config", str(cfg)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             port = free_port()
-            proc = self.spawn(f"mm-w{n}", [
-                PY, str(HERE / "mm_workers.py"), "--config", str(cfg), "--port", str(port),
-                "--workers", str(n),
-            ])
+            proc = self.spawn(
+                f"mm-w{n}",
+                [
+                    PY,
+                    str(HERE / "mm_workers.py"),
+                    "--config",
+                    str(cfg),
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(n),
+                ],
+            )
             wait_http(f"http://127.0.0.1:{port}/health", 60, proc)
-            t = Target(f"mm-w{n}", f"http://127.0.0.1:{port}/v1/chat/completions",
-                       a.features_model, key, proc, db)
+            t = Target(
+                f"mm-w{n}",
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                a.features_model,
+                key,
+                proc,
+                db,
+            )
             self.load(t, concurrency=8, stream=False, duration=a.warmup, core=None)
             t.sent = 0
             rows0 = self.ledger_rows_settled(db)
             for _ in range(a.rounds):
                 for scenario in ("json_sat", "stream_sat"):
-                    t.add(scenario, self.load(t, concurrency=a.concurrency,
-                                              stream=scenario == "stream_sat",
-                                              duration=a.round_seconds, core=None))
+                    t.add(
+                        scenario,
+                        self.load(
+                            t,
+                            concurrency=a.concurrency,
+                            stream=scenario == "stream_sat",
+                            duration=a.round_seconds,
+                            core=None,
+                        ),
+                    )
             self.stop(proc)
             rows = self.ledger_rows(db) - rows0
-            results.append({
-                "workers": n,
-                "json_rps": _rps(t.results["json_sat"]),
-                "stream_rps": _rps(t.results["stream_sat"]),
-                "sent": t.sent, "ledger_rows": rows,
-                "errors": sum(int(r["errors"]) for r in t.results.values()),  # type: ignore[call-overload]
-            })
+            results.append(
+                {
+                    "workers": n,
+                    "json_rps": _rps(t.results["json_sat"]),
+                    "stream_rps": _rps(t.results["stream_sat"]),
+                    "sent": t.sent,
+                    "ledger_rows": rows,
+                    "errors": sum(int(r["errors"]) for r in t.results.values()),  # type: ignore[call-overload]
+                }
+            )
         return results
 
     def ledger_rows_settled(self, db: Path) -> int:
@@ -382,8 +512,12 @@ def _f(x: float, digits: int = 2) -> str:
     return "-" if x != x else f"{x:.{digits}f}"
 
 
-def summarize(b: Bench, memory: list[tuple[int, int]], ledger: dict[str, dict[str, int]],
-              workers: list[dict[str, object]]) -> dict[str, object]:
+def summarize(
+    b: Bench,
+    memory: list[tuple[int, int]],
+    ledger: dict[str, dict[str, int]],
+    workers: list[dict[str, object]],
+) -> dict[str, object]:
     by = {t.name: t for t in b.targets}
     direct = by["direct"].results
     rows = {}
@@ -392,11 +526,14 @@ def summarize(b: Bench, memory: list[tuple[int, int]], ledger: dict[str, dict[st
         row = {
             "json_c1_p50": _pct(r.get("json_c1"), "latency", 50),
             "json_c1_p99": _pct(r.get("json_c1"), "latency", 99),
-            "added_p50": _pct(r.get("json_c1"), "latency", 50) - _pct(direct.get("json_c1"), "latency", 50),
-            "added_p99": _pct(r.get("json_c1"), "latency", 99) - _pct(direct.get("json_c1"), "latency", 99),
+            "added_p50": _pct(r.get("json_c1"), "latency", 50)
+            - _pct(direct.get("json_c1"), "latency", 50),
+            "added_p99": _pct(r.get("json_c1"), "latency", 99)
+            - _pct(direct.get("json_c1"), "latency", 99),
             "ttfb_p50": _pct(r.get("stream_c1"), "ttfb", 50),
             "ttfb_p99": _pct(r.get("stream_c1"), "ttfb", 99),
-            "added_ttfb_p50": _pct(r.get("stream_c1"), "ttfb", 50) - _pct(direct.get("stream_c1"), "ttfb", 50),
+            "added_ttfb_p50": _pct(r.get("stream_c1"), "ttfb", 50)
+            - _pct(direct.get("stream_c1"), "ttfb", 50),
             "json_rps": _rps(r.get("json_sat")),
             "stream_rps": _rps(r.get("stream_sat")),
             "errors": sum(int(x["errors"]) for x in r.values()),  # type: ignore[call-overload]
@@ -404,8 +541,13 @@ def summarize(b: Bench, memory: list[tuple[int, int]], ledger: dict[str, dict[st
             "requests": t.sent,
         }
         rows[t.name] = row
-    return {"targets": rows, "memory": memory, "ledger": ledger, "workers": workers,
-            "notes": b.notes}
+    return {
+        "targets": rows,
+        "memory": memory,
+        "ledger": ledger,
+        "workers": workers,
+        "notes": b.notes,
+    }
 
 
 def goals(s: dict[str, object]) -> list[tuple[str, bool | None, str]]:
@@ -424,21 +566,42 @@ def goals(s: dict[str, object]) -> list[tuple[str, bool | None, str]]:
             out.append((f"{kind} >= 20x LiteLLM", None, "LiteLLM not measured"))
     for k in ("added_p50", "added_p99"):
         ratio = mm[k] / bare[k] if bare[k] > 0 else float("inf")
-        out.append((f"{k} at c=1 <= 2x bare", ratio <= 2, f"{_f(mm[k], 3)} vs {_f(bare[k], 3)} ms = {ratio:.2f}x"))
+        out.append(
+            (
+                f"{k} at c=1 <= 2x bare",
+                ratio <= 2,
+                f"{_f(mm[k], 3)} vs {_f(bare[k], 3)} ms = {ratio:.2f}x",
+            )
+        )
     ratio = mm["ttfb_p50"] / bare["ttfb_p50"]
-    out.append(("stream TTFB p50 <= 2x bare", ratio <= 2,
-                f"{_f(mm['ttfb_p50'], 3)} vs {_f(bare['ttfb_p50'], 3)} ms = {ratio:.2f}x"
-                f" (added over direct: {_f(mm['added_ttfb_p50'], 3)} vs "
-                f"{_f(bare['added_ttfb_p50'], 3)} ms)"))
+    out.append(
+        (
+            "stream TTFB p50 <= 2x bare",
+            ratio <= 2,
+            f"{_f(mm['ttfb_p50'], 3)} vs {_f(bare['ttfb_p50'], 3)} ms = {ratio:.2f}x"
+            f" (added over direct: {_f(mm['added_ttfb_p50'], 3)} vs "
+            f"{_f(bare['added_ttfb_p50'], 3)} ms)",
+        )
+    )
     ledger: dict[str, dict[str, int]] = s["ledger"]  # type: ignore[assignment]
     ok = all(v["rows"] == v["sent"] for v in ledger.values())
-    out.append(("no lost ledger rows", ok,
-                ", ".join(f"{k}: {v['rows']}/{v['sent']}" for k, v in ledger.items())))
+    out.append(
+        (
+            "no lost ledger rows",
+            ok,
+            ", ".join(f"{k}: {v['rows']}/{v['sent']}" for k, v in ledger.items()),
+        )
+    )
     mem: list[tuple[int, int]] = s["memory"]  # type: ignore[assignment]
     if len(mem) >= 3:
         growth = mem[-1][1] / mem[-2][1] - 1
-        out.append((f"memory within 10% between {mem[-2][0]} and {mem[-1][0]} requests",
-                    abs(growth) <= 0.10, f"{growth:+.1%}"))
+        out.append(
+            (
+                f"memory within 10% between {mem[-2][0]} and {mem[-1][0]} requests",
+                abs(growth) <= 0.10,
+                f"{growth:+.1%}",
+            )
+        )
     return out
 
 
@@ -456,43 +619,76 @@ def render(s: dict[str, object], b: Bench, seconds: float) -> str:
         "(same percentile); rps = requests/s at saturation.",
         "",
     ]
-    head = ("target", "c1 p50", "c1 p99", "added p50", "added p99", "TTFB p50", "TTFB p99",
-            "json rps", "stream rps", "json/bare", "strm/bare", "json/LiteLLM", "strm/LiteLLM",
-            "errors")
+    head = (
+        "target",
+        "c1 p50",
+        "c1 p99",
+        "added p50",
+        "added p99",
+        "TTFB p50",
+        "TTFB p99",
+        "json rps",
+        "stream rps",
+        "json/bare",
+        "strm/bare",
+        "json/LiteLLM",
+        "strm/LiteLLM",
+        "errors",
+    )
     table = [head]
     for name, r in rows.items():
-        table.append((
-            name, _f(r["json_c1_p50"], 3), _f(r["json_c1_p99"], 3),
-            _f(r["added_p50"], 3) if name != "direct" else "-",
-            _f(r["added_p99"], 3) if name != "direct" else "-",
-            _f(r["ttfb_p50"], 3), _f(r["ttfb_p99"], 3),
-            _f(r["json_rps"], 0), _f(r["stream_rps"], 0),
-            f"{r['json_rps'] / bare['json_rps']:.0%}" if bare else "-",
-            f"{r['stream_rps'] / bare['stream_rps']:.0%}" if bare else "-",
-            f"{r['json_rps'] / lt['json_rps']:.1f}x" if lt else "-",
-            f"{r['stream_rps'] / lt['stream_rps']:.1f}x" if lt else "-",
-            str(r["errors"]),
-        ))
+        table.append(
+            (
+                name,
+                _f(r["json_c1_p50"], 3),
+                _f(r["json_c1_p99"], 3),
+                _f(r["added_p50"], 3) if name != "direct" else "-",
+                _f(r["added_p99"], 3) if name != "direct" else "-",
+                _f(r["ttfb_p50"], 3),
+                _f(r["ttfb_p99"], 3),
+                _f(r["json_rps"], 0),
+                _f(r["stream_rps"], 0),
+                f"{r['json_rps'] / bare['json_rps']:.0%}" if bare else "-",
+                f"{r['stream_rps'] / bare['stream_rps']:.0%}" if bare else "-",
+                f"{r['json_rps'] / lt['json_rps']:.1f}x" if lt else "-",
+                f"{r['stream_rps'] / lt['stream_rps']:.1f}x" if lt else "-",
+                str(r["errors"]),
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for j, row in enumerate(table):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     mem: list[tuple[int, int]] = s["memory"]  # type: ignore[assignment]
     if mem:
-        lines += ["", "mm-feat resident memory: " + ", ".join(
-            f"{kib / 1024:.1f} MiB after {n} requests" for n, kib in mem)]
+        lines += [
+            "",
+            "mm-feat resident memory: "
+            + ", ".join(f"{kib / 1024:.1f} MiB after {n} requests" for n, kib in mem),
+        ]
     ledger: dict[str, dict[str, int]] = s["ledger"]  # type: ignore[assignment]
     if ledger:
-        lines.append("ledger rows after graceful stop / requests sent: " + ", ".join(
-            f"{k} {v['rows']}/{v['sent']} (rows right after the last request: {v['lag_rows']})"
-            for k, v in ledger.items()))
+        lines.append(
+            "ledger rows after graceful stop / requests sent: "
+            + ", ".join(
+                f"{k} {v['rows']}/{v['sent']} (rows right after the last request: {v['lag_rows']})"
+                for k, v in ledger.items()
+            )
+        )
     workers: list[dict[str, object]] = s["workers"]  # type: ignore[assignment]
     if workers:
         base = workers[0]
-        lines += ["", "multi-worker (mm_workers.py: uvicorn workers=N sharing one port; "
-                  "unpinned, load generator + mock on the same 2 cores):"]
+        lines += [
+            "",
+            "multi-worker (mm_workers.py: N processes sharing the port with SO_REUSEPORT; "
+            "unpinned, load generator + mock on the same cores):",
+        ]
         for w in workers:
             lines.append(
                 f"  workers={w['workers']}: json {_f(w['json_rps'], 0)} rps "  # type: ignore[arg-type]
@@ -522,10 +718,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--round-seconds", type=float, default=None, help="full 2, quick 1")
     p.add_argument("--concurrency", type=int, default=32, help="saturation concurrency")
     p.add_argument("--warmup", type=float, default=None, help="seconds per target (full 2)")
-    p.add_argument("--long", default=None,
-                   help="memory checkpoints, requests served by mm-feat (full 10000,100000)")
-    p.add_argument("--workers", default=None,
-                   help="multi-worker counts to measure, e.g. 1,2 (full 1,2; 0 = skip)")
+    p.add_argument(
+        "--long",
+        default=None,
+        help="memory checkpoints, requests served by mm-feat (full 10000,100000)",
+    )
+    p.add_argument(
+        "--workers",
+        default=None,
+        help="multi-worker counts to measure, e.g. 1,2 (full 1,2; 0 = skip)",
+    )
     p.add_argument("--no-litellm", action="store_true")
     p.add_argument("--features-config", default=str(HERE / "configs" / "features.yaml"))
     p.add_argument("--features-model", default="auto", help="model/route mm-feat is called with")

@@ -222,12 +222,32 @@ class ServerConfig(_Strict):
     require_api_key: bool | None = None
 
 
+class MetricsConfig(_Strict):
+    #: Serve Prometheus metrics at GET /metrics.
+    enabled: bool = True
+    #: Require the admin key on /metrics (Prometheus: ``authorization: Bearer ...``).
+    require_admin_key: bool = False
+
+
+class TracingConfig(_Strict):
+    """OpenTelemetry spans over OTLP/HTTP; needs ``pip install 'modelmix[otel]'``."""
+
+    enabled: bool = False
+    #: Full OTLP/HTTP traces URL (http://collector:4318/v1/traces); unset: the standard
+    #: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT variables.
+    endpoint: str | None = None
+    service_name: str = "modelmix"
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
 class Config(_Strict):
     #: Where the ledger lives by default; ``$MODELMIX_HOME`` or ``./.modelmix`` when unset.
     data_dir: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
 

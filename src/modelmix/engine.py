@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from modelmix.config import EngineConfig
-from modelmix.errors import GatewayError, UpstreamError
+from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.base import Deployment, ProviderAdapter
@@ -244,7 +244,12 @@ class Engine:
             )
             record.attempts.append(attempt)
             try:
-                result = await call(adapter, dep, request, attempt)
+                try:
+                    result = await call(adapter, dep, request, attempt)
+                except UnsupportedParameter as exc:  # screened before; a safety net
+                    raise UpstreamError(
+                        "invalid_request", f"{dep.provider} cannot honour {exc}"
+                    ) from None
             except UpstreamError as err:
                 done = time.time()
                 attempt.latency_ms = (done - now) * 1000.0

@@ -22,10 +22,12 @@ from modelmix.engine import Engine, EngineStream
 from modelmix.keys import KeyStore
 from modelmix.ledger.records import RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger
+from modelmix.metrics import Metrics
 from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.providers.http import UpstreamClient
 from modelmix.routing.strategy import Router
 from modelmix.server.openai_api import parse_chat_request
+from modelmix.tracing import Tracer
 from modelmix.types import ChatRequest, ChatResponse
 
 log = logging.getLogger("modelmix")
@@ -63,6 +65,10 @@ class Gateway:
                 batch_size=config.ledger.batch_size,
                 flush_interval=config.ledger.flush_interval,
             )
+        self.metrics: Metrics | None = (
+            Metrics.for_config(config) if config.metrics.enabled else None
+        )
+        self.tracer = Tracer()  # off until start()
         self.simulator: Any = None
         self.portfolio: dict[str, ModelEntry] = {}
         self.router: Router | None = None
@@ -85,6 +91,7 @@ class Gateway:
             log.info("simulated upstream listening on port %s", self.simulator.port)
         self.portfolio = build_portfolio(self.config, self.env, simulated_url)
         self.router = Router(self.config.routes, self.portfolio)
+        self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
         self.client = UpstreamClient()
         if self.ledger is not None:
             self.ledger.start()
@@ -93,6 +100,7 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        await self.tracer.aclose()
         if self.client is not None:
             await self.client.close()
             self.client = None
@@ -120,6 +128,10 @@ class Gateway:
     def _record(self, record: RequestRecord) -> None:
         if self.ledger is not None:
             self.ledger.record(record)
+        if self.metrics is not None:
+            self.metrics.observe(record)
+        if self.tracer.enabled:
+            self.tracer.export(record)
 
     def new_record(
         self,

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from modelmix.bench import metrics
-from modelmix.routing.cascade import CascadeStrategy
+from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
 from modelmix.routing.learned.data import RoutingData
@@ -29,7 +29,7 @@ from modelmix.types import ChatRequest, ChatResponse, Usage
 LEARNED_TARGETS = (0.85, 0.9, 0.95, 0.98, 1.0)
 CASCADE_TARGETS = (0.9, 0.95, 0.98, 0.99, 1.0)
 CURVE_WTP = tuple(float(x) for x in np.linspace(-4.0, 0.5, 10))
-CURVE_GATE = tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
+CURVE_LAM = tuple(float(x) for x in np.linspace(-3.0, 0.5, 29))
 
 
 @dataclass(slots=True)
@@ -122,26 +122,23 @@ def _learned_runs(
                 t,
                 LearnedStrategy("profile", models, artifact, quality_target=t, profiles=profiles),
             )
-    gate = artifact.gate
-    if gate is not None:
+    if artifact.staged is not None:
         for t in CASCADE_TARGETS:
             yield (
                 "cascade",
                 f"quality_target={t}",
                 t,
-                CascadeStrategy(
-                    "cascade", gate.voters, gate.strong, artifact=artifact, quality_target=t
-                ),
+                StagedCascadeStrategy("cascade", artifact, quality_target=t),
             )
-        for g in CURVE_GATE:
+        for x in CURVE_LAM:
             yield (
                 "cascade",
-                f"gate={g:.2f}",
+                f"lam=1e{x:+.2f}",
                 None,
-                CascadeStrategy(
-                    "cascade", gate.voters, gate.strong, artifact=artifact, gate_threshold=g
-                ),
+                StagedCascadeStrategy("cascade", artifact, lam=10.0**x),
             )
+    gate = artifact.gate
+    if gate is not None:
         yield (
             "cascade-agree",
             "need=2",

@@ -184,8 +184,18 @@ def router() -> None:
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 50))
 @click.option("--voters", default=None, help="Comma-separated cascade voters (default: chosen).")
+@click.option(
+    "--stages",
+    default=None,
+    help="Staged cascade, stages separated by ';', models by ',' (default: chosen).",
+)
 def router_train(
-    data_path: str, prices_path: str, out_path: str, folds: int, voters: str | None
+    data_path: str,
+    prices_path: str,
+    out_path: str,
+    folds: int,
+    voters: str | None,
+    stages: str | None,
 ) -> None:
     """Train a router artifact (weights only) from a labelled file."""
     from modelmix.routing.learned.calibrate import train_artifact
@@ -193,7 +203,12 @@ def router_train(
 
     data = load_data(data_path, load_prices(prices_path))
     try:
-        artifact = train_artifact(data, folds=folds, voters=voters.split(",") if voters else None)
+        artifact = train_artifact(
+            data,
+            folds=folds,
+            voters=voters.split(",") if voters else None,
+            stages=[s.split(",") for s in stages.split(";")] if stages else None,
+        )
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -203,5 +218,6 @@ def router_train(
         "prompts": len(data),
         "best_model": artifact.best_model,
         "cascade_voters": artifact.gate.voters if artifact.gate else None,
+        "cascade_stages": artifact.staged.stages if artifact.staged else None,
     }
     click.echo(f"wrote {out_path}: " + orjson.dumps(info).decode())

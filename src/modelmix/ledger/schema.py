@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+#: 1: requests, attempts, api_keys. 2: api_keys gain owner, team, tags, allowed models,
+#: budgets, rate limits and updated_at; requests gain team and tags (spend attribution).
+SCHEMA_VERSION = 2
 
 REQUEST_COLUMNS = (
     "id",
@@ -34,6 +36,8 @@ REQUEST_COLUMNS = (
     "unpriced",
     "n_attempts",
     "metadata",
+    "team",
+    "tags",
 )
 
 ATTEMPT_COLUMNS = (
@@ -86,7 +90,9 @@ DDL = (
     cost_usd TEXT NOT NULL,
     unpriced INTEGER NOT NULL,
     n_attempts INTEGER NOT NULL,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    team TEXT,
+    tags TEXT NOT NULL DEFAULT '[]'
 )""",
     "CREATE INDEX IF NOT EXISTS requests_started_at ON requests (started_at)",
     "CREATE INDEX IF NOT EXISTS requests_key_id ON requests (key_id)",
@@ -121,10 +127,34 @@ DDL = (
     key_hash TEXT NOT NULL UNIQUE,
     prefix TEXT NOT NULL,
     created_at REAL NOT NULL,
-    revoked_at REAL
+    revoked_at REAL,
+    owner TEXT,
+    team TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    allowed_models TEXT NOT NULL DEFAULT '[]',
+    budgets TEXT NOT NULL DEFAULT '[]',
+    rate_limits TEXT NOT NULL DEFAULT '{}',
+    updated_at REAL
 )""",
     "CREATE INDEX IF NOT EXISTS api_keys_name ON api_keys (name)",
 )
+
+#: Columns added after version 1: (table, column, declaration). ``ensure_schema`` adds any that
+#: an older database lacks (``ALTER TABLE ... ADD COLUMN``: instant in SQLite, no rewrite).
+ADDED_COLUMNS = (
+    ("requests", "team", "TEXT"),
+    ("requests", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("api_keys", "owner", "TEXT"),
+    ("api_keys", "team", "TEXT"),
+    ("api_keys", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("api_keys", "allowed_models", "TEXT NOT NULL DEFAULT '[]'"),
+    ("api_keys", "budgets", "TEXT NOT NULL DEFAULT '[]'"),
+    ("api_keys", "rate_limits", "TEXT NOT NULL DEFAULT '{}'"),
+    ("api_keys", "updated_at", "REAL"),
+)
+
+#: Indexes on added columns: created once the columns exist.
+LATE_DDL = ("CREATE INDEX IF NOT EXISTS requests_team ON requests (team)",)
 
 
 class SchemaError(RuntimeError):
@@ -144,19 +174,39 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create every table and index if missing; refuse a database from a newer version."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in DDL:
-            conn.execute(statement)
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        version = row[0] if row else None
-        if version is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        elif version > SCHEMA_VERSION:
+        row = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        version = None
+        if row is not None:
+            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        if version is not None and version > SCHEMA_VERSION:
             raise SchemaError(
                 f"ledger schema version {version} is newer than this modelmix "
                 f"(knows up to {SCHEMA_VERSION}); upgrade modelmix"
             )
+        for statement in DDL:
+            conn.execute(statement)
+        _add_missing_columns(conn)
+        for statement in LATE_DDL:
+            conn.execute(statement)
+        if version is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Migrate an older database in place (idempotent: only missing columns are added)."""
+    existing: dict[str, set[str]] = {}
+    for table, column, decl in ADDED_COLUMNS:
+        if table not in existing:
+            existing[table] = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in existing[table]:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            existing[table].add(column)

@@ -106,6 +106,10 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         int(unpriced),
         len(rec.attempts),
         _dumps(rec.metadata),
+        # Spend attribution (schema 2). ``getattr`` so this works before RequestRecord grows
+        # the ``team``/``tags`` fields.
+        getattr(rec, "team", None),
+        _dumps(list(getattr(rec, "tags", ()) or ())),
     )
 
 

@@ -21,6 +21,7 @@ sequence (typically 2 small-model calls); an escalated one adds the strong call 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
+from modelmix.routing.learned.strategy import portfolio_prices
+from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
 from modelmix.routing.verifiers import check_response, judge_request, judge_score
@@ -175,3 +178,166 @@ class CascadeStrategy:
             decision["chosen"] = voters[who]
             return outcomes[who]
         return last
+
+
+class StagedCascadeStrategy:
+    """A multi-stage cascade with a learned gate (``StagedGate``), one knob spanning cheap to
+    strong: ``lam`` (price of quality, USD per unit of quality), or ``quality_target`` mapped to
+    ``lam`` through the artifact's held-back calibration.
+
+    Stages are called in order; every stage's answers go through the response verifiers. After
+    each stage the gate picks the most probably right answer among all answers so far and calls
+    the next stages only if their expected gain in quality, priced at ``lam``, exceeds their
+    predicted cost for this prompt. A stage with no usable answer at all escalates. The
+    returned outcome is the last called model giving the chosen answer.
+
+    Streaming cannot verify before the first byte, so a streamed request goes to one model (the
+    artifact's best model when the route has it, else the last stage's first model).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        artifact: RouterArtifact,
+        portfolio: Mapping[str, ModelEntry] | None = None,
+        quality_target: float | None = None,
+        lam: float | None = None,
+        verifiers: Sequence[str] = ("refusal", "answer"),
+        min_logprob: float | None = None,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
+        if artifact.staged is None:
+            raise ValueError(f"route {name!r}: the artifact has no staged cascade gate")
+        self.name = name
+        self.artifact = artifact
+        self.gate = artifact.staged
+        self.portfolio = portfolio
+        self.stages = [list(s) for s in self.gate.stages]
+        self.quality_target = quality_target
+        self.verifiers = tuple(verifiers)
+        self.min_logprob = min_logprob
+        if lam is not None:
+            self.log_lam = math.log10(max(lam, 1e-12))
+        else:
+            target = 0.95 if quality_target is None else quality_target
+            self.log_lam = self.gate.calibration.knob_for(target)
+        self.lam = 10.0**self.log_lam
+        models = self.gate.models
+        unknown = [m for m in models if m not in artifact.models]
+        if unknown:
+            raise ValueError(f"route {name!r}: the artifact does not know {unknown}")
+        merged = {**artifact.prices, **portfolio_prices(portfolio, models), **(prices or {})}
+        self._price = {m: merged[m] for m in models}
+        self._idx = {m: artifact.models.index(m) for m in models}
+
+    def _eligible(self, request: ChatRequest, needs: Needs) -> set[str]:
+        models = self.gate.models
+        if self.portfolio is None:
+            return set(models)
+        return {c.model for c in screen(models, self.portfolio, request, needs) if c.eligible}
+
+    def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
+        decision["strategy"] = "cascade"
+        eligible = self._eligible(request, needs)
+        if not eligible:
+            raise GatewayError(
+                "invalid_request",
+                f"No model of {self.name!r} can serve this request.",
+                param="model",
+                code="no_capable_model",
+            )
+        decision["knob"] = {
+            "quality_target": self.quality_target,
+            "lam": float(f"{self.lam:.4g}"),
+        }
+        steps: list[dict[str, Any]] = []
+        decision["steps"] = steps
+        if needs.stream:
+            best = self.artifact.best_model
+            order = [best] if best in eligible else []
+            order += [m for s in reversed(self.stages) for m in s if m in eligible]
+            decision["stream"] = "sent to one model (no verification before the first byte)"
+            decision["escalated"] = False
+            last_out: Outcome | None = None
+            for model in dict.fromkeys(order):
+                last_out = yield Attempt(model)
+                steps.append({"model": model, "tier": "stream", "ok": last_out.ok})
+                if last_out.ok:
+                    decision["chosen"] = model
+                    return last_out
+            return last_out
+        text = prompt_text(request.messages)
+        f = self.artifact.featurize(text)
+        _p, toks = self.artifact.predict(f)
+        cat = self.artifact.category_of(f)
+        prompt_tokens = count_tokens(text)
+        decision["category"] = cat
+        decision["prompt_tokens"] = prompt_tokens
+        called: list[str] = []
+        answers: list[str | None] = []
+        outcomes: list[Outcome | None] = []
+        first_tokens: list[float] = []
+        last: Outcome | None = None
+        top: str | None = None
+        mask = 0
+        for k, stage in enumerate(self.stages):
+            for model in stage:
+                called.append(model)
+                if model not in eligible:
+                    answers.append(None)
+                    outcomes.append(None)
+                    continue
+                last = yield Attempt(model)
+                verdict = check_response(
+                    last.response, self.verifiers, min_logprob=self.min_logprob
+                )
+                ok = last.ok and verdict.ok
+                answers.append(verdict.answer if ok else None)
+                outcomes.append(last if ok else None)
+                if k == 0 and ok and last.response is not None:
+                    usage = last.response.usage
+                    if usage is not None:
+                        first_tokens.append(float(usage.completion_tokens))
+            top, p, mask = self.gate.current(cat, k, answers)
+            step: dict[str, Any] = {
+                "stage": k,
+                "models": list(stage),
+                "answers": answers[len(answers) - len(stage) :],
+                "p_answer": round(p, 4),
+            }
+            steps.append(step)
+            if k == len(self.stages) - 1:
+                break
+            later = [
+                sum(
+                    self._cost(m, prompt_tokens, float(toks[self._idx[m]]), first_tokens)
+                    for m in s
+                    if m in eligible
+                )
+                for s in self.stages[k + 1 :]
+            ]
+            if top is None:
+                step["next"] = "no usable answer: escalate"
+                continue
+            go, gain = self.gate.go_on(cat, k, mask, p, later, self.lam)
+            step["predicted_cost_later"] = [float(f"{c:.3g}") for c in later]
+            step["net_gain"] = float(f"{gain:.3g}")
+            if not go:
+                break
+        decision["escalated"] = len(steps) > 1
+        if top is not None:
+            who = mask.bit_length() - 1
+            chosen = outcomes[who]
+            if chosen is not None:
+                decision["chosen"] = called[who]
+                decision["answer"] = top
+                return chosen
+        for model, out in zip(reversed(called), reversed(outcomes), strict=True):
+            if out is not None:
+                decision["chosen"] = model
+                return out
+        return last
+
+    def _cost(self, model: str, prompt_tokens: int, predicted: float, first: list[float]) -> float:
+        pin, pout = self._price[model]
+        return prompt_tokens * pin + self.gate.later_tokens(model, predicted, first) * pout

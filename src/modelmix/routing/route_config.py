@@ -20,6 +20,13 @@ routes:
       verifiers: [refusal, answer]
       artifact: default                   # optional: learned gate
       quality_target: 0.98
+  - name: staged
+    strategy: cascade
+    models: []
+    cascade:
+      staged: true                        # stages and gate come from the artifact
+      artifact: default
+      quality_target: 1.0                 # or lam: 0.05 (USD per unit of quality)
 ```
 """
 
@@ -63,7 +70,12 @@ class LearnedRouteConfig(_Strict):
 
 
 class CascadeRouteConfig(_Strict):
-    voters: list[str] = Field(min_length=1)
+    #: Staged cascade: the stages, the answer tables and the gain gate come from ``artifact``
+    #: (``modelmix router train``); the knob is ``quality_target`` or ``lam``.
+    staged: bool = False
+    #: Price of quality for a staged cascade, USD per unit of quality (overrides the target).
+    lam: float | None = Field(default=None, gt=0)
+    voters: list[str] = Field(default_factory=list)
     strong: list[str] = Field(default_factory=list)
     #: Accept when this many voters give the same final answer.
     need: int = Field(default=2, ge=1)
@@ -88,6 +100,12 @@ class CascadeRouteConfig(_Strict):
 
     @model_validator(mode="after")
     def _gate(self) -> CascadeRouteConfig:
+        if self.staged:
+            return self
+        if not self.voters:
+            raise ValueError("a cascade needs voters (or staged: true with an artifact)")
+        if self.lam is not None:
+            raise ValueError("lam is the knob of a staged cascade (staged: true)")
         if (
             self.quality_target is not None or self.gate_threshold is not None
         ) and not self.artifact:
@@ -122,9 +140,19 @@ def build_cascade(
     name: str, cfg: CascadeRouteConfig, portfolio: Mapping[str, ModelEntry]
 ) -> Strategy:
     """The ``CascadeStrategy`` of a ``strategy: cascade`` route."""
-    from modelmix.routing.cascade import CascadeStrategy
+    from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
     from modelmix.routing.learned.artifact import load_artifact
 
+    if cfg.staged:
+        return StagedCascadeStrategy(
+            name,
+            load_artifact(cfg.artifact or "default"),
+            portfolio=portfolio,
+            quality_target=cfg.quality_target,
+            lam=cfg.lam,
+            verifiers=cfg.verifiers,
+            min_logprob=cfg.min_logprob,
+        )
     return CascadeStrategy(
         name,
         cfg.voters,

@@ -25,7 +25,7 @@ from modelmix.engine import EngineStream, finish_record
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.server import anthropic_api, openai_api
-from modelmix.server.auth import Authenticator
+from modelmix.server.auth import Authenticator, presented_key
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
 log = logging.getLogger("modelmix.server")
@@ -233,6 +233,15 @@ def create_app(gateway: Gateway) -> Starlette:
             }
         return Response(orjson.dumps(body), media_type=JSON)
 
+    async def metrics(request: Request) -> Response:
+        if gateway.metrics is None:
+            raise HTTPException(404, "metrics are disabled (metrics.enabled: false)")
+        if config.metrics.require_admin_key and not auth.is_admin(presented_key(request.headers)):
+            err = GatewayError("authentication", "/metrics needs the admin key.")
+            return _error_response(OPENAI, err)
+        body, content_type = gateway.metrics.exposition(request.headers.get("accept"))
+        return Response(body, headers={"content-type": content_type})
+
     async def health(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
 
@@ -271,6 +280,7 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/models", models, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
     ]

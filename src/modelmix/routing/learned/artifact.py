@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from modelmix.routing.learned.features import Features, FloatArray, featurize
 from modelmix.routing.learned.model import LinearHeads, sigmoid
+
+if TYPE_CHECKING:
+    from modelmix.routing.learned.staged import StagedGate
 
 FORMAT = "modelmix-router/1"
 DEFAULT_ARTIFACT = Path(__file__).with_name("default_router.npz")
@@ -74,6 +77,11 @@ class RouterArtifact:
     calibration: Calibration  # knob = log10(willingness to pay, USD per unit of quality)
     gate: CascadeGate | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Prompt categories of the training data and a head scoring each (argmax = predicted).
+    categories: list[str] = field(default_factory=list)
+    category: LinearHeads | None = None
+    #: The staged cascade's learned gate.
+    staged: StagedGate | None = None
 
     # -- inference ----------------------------------------------------------------------
 
@@ -87,6 +95,12 @@ class RouterArtifact:
 
     def easiness(self, f: Features) -> float:
         return float(self.difficulty.apply(f)[0])
+
+    def category_of(self, f: Features) -> str:
+        """The predicted category of a prompt ("" when the artifact has none)."""
+        if self.category is None or not self.categories:
+            return self.categories[0] if self.categories else ""
+        return self.categories[int(np.argmax(self.category.apply(f)))]
 
     def featurize(self, text: str) -> Features:
         return featurize(text)
@@ -103,11 +117,19 @@ class RouterArtifact:
             "meta": self.meta,
         }
         arrays: dict[str, np.ndarray] = {}
-        for name, heads in (
+        named = [
             ("quality", self.quality),
             ("tokens", self.tokens),
             ("difficulty", self.difficulty),
-        ):
+        ]
+        if self.category is not None:
+            named.append(("category", self.category))
+            header["categories"] = self.categories
+        elif self.categories:
+            header["categories"] = self.categories
+        if self.staged is not None:
+            header["staged"] = self.staged.as_dict()
+        for name, heads in named:
             arrays[f"{name}_W"] = heads.W.astype(np.float16)
             arrays[f"{name}_b"] = heads.b.astype(np.float32)
         arrays["mu"] = self.quality.mu
@@ -160,7 +182,15 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
                 [float(w) for w in g["weights"]],
                 _calibration(g["calibration"]),
             )
+        staged = None
+        if "staged" in header:
+            from modelmix.routing.learned.staged import StagedGate
+
+            staged = StagedGate.from_dict(header["staged"])
         return RouterArtifact(
+            categories=[str(c) for c in header.get("categories", [])],
+            category=heads("category") if "category_W" in z.files else None,
+            staged=staged,
             models=list(header["models"]),
             prices={m: (float(v[0]), float(v[1])) for m, v in header["prices"].items()},
             quality=heads("quality"),

@@ -26,6 +26,7 @@ from modelmix.routing.learned.model import (
     standardise,
 )
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, pick_many
+from modelmix.routing.learned.train_staged import Replay, default_stages, train_staged
 
 GATE_GRID = tuple(float(x) for x in np.linspace(0.0, 1.0, 51))
 
@@ -86,6 +87,7 @@ def train_artifact(
     l2: float = 1.0,
     voters: list[str] | None = None,
     need: int = 2,
+    stages: list[list[str]] | None = None,
 ) -> RouterArtifact:
     n, m = data.score.shape
     if n < 2 * folds:
@@ -102,18 +104,22 @@ def train_artifact(
     pin = np.array([data.prices[x][0] for x in data.models])
     pout = np.array([data.prices[x][1] for x in data.models])
     best = int(np.argmax(S.mean(axis=0)))
+    categories = sorted(set(data.categories))
+    Y_cat = np.array([[float(c == x) for x in categories] for c in data.categories])
 
     # -- out-of-fold predictions ----------------------------------------------------------
     fid = fold_ids(n, folds, seed)
     z_oof = np.zeros((n, m))
     t_oof = np.zeros((n, m))
-    everything = np.hstack([S, T])
+    cat_oof = np.zeros((n, len(categories)))
+    everything = np.hstack([S, T, Y_cat])
     for f in range(folds):
         tr = np.where(fid != f)[0]
         te = np.where(fid == f)[0]
         pred = solver.predict(tr, solver.fit(tr, everything), te)
         z_oof[te] = pred[:, :m]
-        t_oof[te] = pred[:, m:]
+        t_oof[te] = pred[:, m : 2 * m]
+        cat_oof[te] = pred[:, 2 * m :]
     platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
     p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1])
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
@@ -163,8 +169,18 @@ def train_artifact(
             Calibration(list(GATE_GRID), g_share, g_cost),
         )
 
+    # -- the staged cascade ---------------------------------------------------------------------
+    stage_idx = (
+        [[data.models.index(x) for x in s] for s in stages]
+        if stages
+        else default_stages(data, voter_idx, best)
+    )
+    pred_tokens = np.maximum(np.expm1(t_oof + token_var / 2), 1.0)
+    replay = Replay(data, [categories[int(k)] for k in cat_oof.argmax(axis=1)], pred_tokens)
+    staged = train_staged(replay, stage_idx, fid, best)
+
     # -- final heads on every row -------------------------------------------------------------
-    fitted = solver.fit(rows, np.hstack([S, T, E]))
+    fitted = solver.fit(rows, np.hstack([S, T, E, Y_cat]))
     W = solver.weights(rows, fitted).astype(np.float32)
     b = fitted[1].astype(np.float32)
     return RouterArtifact(
@@ -174,7 +190,10 @@ def train_artifact(
         platt=platt,
         tokens=LinearHeads(W[:, m : 2 * m], b[m : 2 * m], mu, sd),
         token_var=token_var,
-        difficulty=LinearHeads(W[:, 2 * m :], b[2 * m :], mu, sd),
+        difficulty=LinearHeads(W[:, 2 * m : 2 * m + 1], b[2 * m : 2 * m + 1], mu, sd),
+        categories=categories,
+        category=LinearHeads(W[:, 2 * m + 1 :], b[2 * m + 1 :], mu, sd),
+        staged=staged,
         best_model=data.models[best],
         calibration=calibration,
         gate=gate,

@@ -1,0 +1,320 @@
+"""Budgets on the request path: reserve the estimated cost before a call, settle the real one.
+
+    budgets = Budgets(config_specs, clock=time.time)
+    budgets.initialise(ledger_spend_loader(db_path))     # once, at start-up
+    reservation = budgets.check_and_reserve(ctx, estimated_cost)   # may raise BudgetExceeded
+    try:
+        ... call, using reservation.pressure to pick cheaper models ...
+    finally:
+        reservation.settle(record.cost_usd)                # 0 if nothing was spent
+
+Per request this is a handful of dict operations per applicable budget; no I/O. The one
+exception: the first request after a budget appears that did not exist at start-up (a key
+updated with a new budget) loads that budget's current spend from the ledger once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from modelmix.budgets.errors import BudgetExceeded
+from modelmix.budgets.model import BudgetSpec
+from modelmix.budgets.store import CounterKey, InMemorySpendStore, SpendStore
+
+__all__ = ["BudgetContext", "Budgets", "Reservation", "SpendLoader"]
+
+_ZERO = Decimal(0)
+#: Below this many seconds a paced budget's wait is worth an SDK retry.
+_RETRYABLE_WAIT = 60.0
+
+#: (budgets, now) -> spend per counter, from the ledger: see ``ledger_spend.py``.
+SpendLoader = Callable[[Sequence[BudgetSpec], float], dict[CounterKey, Decimal]]
+
+
+@dataclass(slots=True)
+class BudgetContext:
+    """Who a request's spend counts against."""
+
+    key_id: str | None = None
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    #: The key's own budgets (``KeyInfo.budgets``).
+    key_budgets: tuple[BudgetSpec, ...] = ()
+
+
+class Reservation:
+    """An admitted request's hold on its budgets. Settle it exactly once (later calls are
+    ignored), whatever happened to the request."""
+
+    __slots__ = ("_keys", "_store", "amount", "pressure", "settled", "warnings")
+
+    def __init__(
+        self,
+        store: SpendStore | None,
+        keys: Sequence[CounterKey],
+        amount: Decimal,
+        pressure: float,
+        warnings: list[str],
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self.amount = amount
+        #: 0 = no budget under pressure; 1 = a budget is at (or past) what it allows.
+        self.pressure = pressure
+        #: Soft budgets past their limit, e.g. "team:search soft day budget $20 exceeded".
+        self.warnings = warnings
+        self.settled = False
+
+    def settle(self, actual_cost: Decimal) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if self._store is not None and self._keys:
+            self._store.settle(self._keys, self.amount, actual_cost)
+
+    def release(self) -> None:
+        """The request cost nothing (refused or failed before any upstream charged)."""
+        self.settle(_ZERO)
+
+
+#: What a request gets when no budget applies to it.
+_FREE = Reservation(None, (), _ZERO, 0.0, [])
+
+
+def _money(value: Decimal) -> str:
+    return f"${value.quantize(Decimal('0.0001')).normalize():f}"
+
+
+class Budgets:
+    """Every budget in force: from the config (global, team, tag) and on keys."""
+
+    def __init__(
+        self,
+        specs: Iterable[BudgetSpec] = (),
+        *,
+        store: SpendStore | None = None,
+        clock: Callable[[], float] = time.time,
+        loader: SpendLoader | None = None,
+    ) -> None:
+        self.store: SpendStore = store if store is not None else InMemorySpendStore()
+        self.clock = clock
+        self.loader = loader
+        self._global: list[BudgetSpec] = []
+        self._teams: dict[str, list[BudgetSpec]] = {}
+        self._tags: dict[str, list[BudgetSpec]] = {}
+        for spec in specs:
+            self._add(spec)
+        #: series -> since when its spend is counted here (before that: ask the ledger)
+        self._tracked: dict[tuple[Any, ...], float] = {}
+        self._started = clock()
+
+    def _add(self, spec: BudgetSpec) -> None:
+        if spec.scope == "global":
+            self._global.append(spec)
+        elif spec.scope == "team":
+            self._teams.setdefault(spec.subject, []).append(spec)
+        elif spec.scope == "tag":
+            self._tags.setdefault(spec.subject, []).append(spec)
+        else:
+            raise ValueError("key budgets belong on the key (KeyInfo.budgets), not the config")
+
+    @property
+    def configured(self) -> list[BudgetSpec]:
+        """Config budgets: global, then per team, then per tag."""
+        out = list(self._global)
+        for team_specs in self._teams.values():
+            out += team_specs
+        for tag_specs in self._tags.values():
+            out += tag_specs
+        return out
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def initialise(
+        self, loader: SpendLoader | None = None, key_budgets: Iterable[BudgetSpec] = ()
+    ) -> None:
+        """Seed the current windows' spend from the ledger, so a restart does not reset
+        budgets. ``key_budgets``: the budgets on every active key (``KeyStore.all_budgets``).
+        ``loader`` also serves budgets that appear later (kept for that)."""
+        if loader is not None:
+            self.loader = loader
+        specs = self.configured + list(key_budgets)
+        now = self.clock()
+        if self.loader is not None and specs:
+            for key, spent in self.loader(specs, now).items():
+                self.store.seed(key, spent)
+        for spec in specs:
+            self._tracked.setdefault(_series(spec), now)
+
+    # -- the request path ------------------------------------------------------------------
+
+    def applicable(self, ctx: BudgetContext) -> list[BudgetSpec]:
+        specs = list(self._global)
+        if ctx.team is not None:
+            team = self._teams.get(ctx.team)
+            if team:
+                specs += team
+        if self._tags:
+            for tag in ctx.tags:
+                tagged = self._tags.get(tag)
+                if tagged:
+                    specs += tagged
+        if ctx.key_budgets:
+            specs += ctx.key_budgets
+        return specs
+
+    def check_and_reserve(self, ctx: BudgetContext, estimated_cost: Decimal) -> Reservation:
+        """Reserve ``estimated_cost`` against every budget that applies to ``ctx``.
+
+        Raises ``BudgetExceeded`` (HTTP 429, code ``budget_exceeded``) when a hard budget, or
+        a paced budget's allowance so far, cannot cover it. Soft budgets never refuse: they
+        add warnings. The reservation's ``pressure`` (max over budgets) says how close the
+        tightest budget is to what it allows."""
+        specs = self.applicable(ctx)
+        if not specs:
+            return _FREE
+        now = self.clock()
+        store = self.store
+        keys: list[CounterKey] = []
+        checks: list[tuple[CounterKey, Decimal]] = []
+        checked: list[tuple[BudgetSpec, tuple[float, float], Decimal]] = []
+        pressure = 0.0
+        warnings: list[str] = []
+        for spec in specs:
+            window = spec.window(now)
+            if now >= window[1] or now < window[0]:
+                continue  # a custom budget outside its window does not apply
+            key = (spec.scope, spec.subject, window[0], window[1])
+            if not store.has(key):
+                self._open(spec, key, window)
+            if key not in keys:
+                keys.append(key)
+            cap = spec.cap(now, window)
+            spent, reserved = store.get(key)
+            used = spent + reserved + estimated_cost
+            if spec.kind == "soft":
+                if used > cap:
+                    warnings.append(
+                        f"{spec.label}: soft budget {_money(spec.limit_usd)} exceeded "
+                        f"(spent {_money(spent)})"
+                    )
+            else:
+                checks.append((key, cap))
+                checked.append((spec, window, cap))
+            p = _pressure(used, cap, spec.degrade_from)
+            if p > pressure:
+                pressure = p
+        failed = store.reserve(keys, checks, estimated_cost)
+        if failed is not None:
+            spec, window, cap = checked[failed]
+            raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, now)
+        return Reservation(store, keys, estimated_cost, pressure, warnings)
+
+    def pressure(self, ctx: BudgetContext) -> float:
+        """Budget pressure for ``ctx`` without reserving anything (e.g. for a dry run)."""
+        now = self.clock()
+        out = 0.0
+        for spec in self.applicable(ctx):
+            window = spec.window(now)
+            spent, reserved = self.store.get((spec.scope, spec.subject, window[0], window[1]))
+            out = max(out, _pressure(spent + reserved, spec.cap(now, window), spec.degrade_from))
+        return out
+
+    def _open(self, spec: BudgetSpec, key: CounterKey, window: tuple[float, float]) -> None:
+        """A counter seen for the first time: zero if this budget has been counted here since
+        before its window began, otherwise its spend so far from the ledger (once)."""
+        series = _series(spec)
+        since = self._tracked.get(series)
+        if since is None:
+            since = self._tracked[series] = self.clock()
+        if window[0] >= since or self.loader is None:
+            self.store.seed(key, _ZERO)
+            return
+        loaded = self.loader([spec], self.clock())
+        self.store.seed(key, loaded.get(key, _ZERO))
+
+    def _refusal(
+        self,
+        spec: BudgetSpec,
+        key: CounterKey,
+        window: tuple[float, float],
+        cap: Decimal,
+        estimate: Decimal,
+        now: float,
+    ) -> BudgetExceeded:
+        spent, reserved = self.store.get(key)
+        who = "global" if spec.scope == "global" else f"{spec.scope} {spec.subject!r}"
+        period = spec.period if spec.period != "custom" else "custom-period"
+        wait = spec.seconds_until(spent + reserved + estimate, now, window)
+        if spec.kind == "paced" and wait < window[1] - now:
+            detail = (
+                f"paced budget allows {_money(cap)} so far of {_money(spec.limit_usd)} this "
+                f"{period}"
+            )
+        else:
+            detail = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
+        msg = (
+            f"Budget exceeded for {who}: {detail}; spent {_money(spent)}, "
+            f"{_money(reserved)} in flight, this request needs about {_money(estimate)}."
+        )
+        retry_after: float | None = None
+        if wait != float("inf"):
+            retry_after = wait
+            reset = datetime.fromtimestamp(now + wait, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            msg += f" Retry after {reset}."
+        headers = {
+            "x-should-retry": "true" if wait <= _RETRYABLE_WAIT else "false",
+            "x-modelmix-budget": spec.label,
+        }
+        return BudgetExceeded(msg, budget=spec.label, retry_after=retry_after, headers=headers)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def status(self, extra: Iterable[BudgetSpec] = ()) -> list[dict[str, Any]]:
+        """Each budget's current window: limit, allowed so far, spent, in flight, remaining,
+        pressure. ``extra``: key budgets to include (config budgets are always listed)."""
+        now = self.clock()
+        out: list[dict[str, Any]] = []
+        for spec in [*self.configured, *extra]:
+            window = spec.window(now)
+            key = (spec.scope, spec.subject, window[0], window[1])
+            spent, reserved = self.store.get(key)
+            cap = spec.cap(now, window)
+            out.append(
+                {
+                    "name": spec.label,
+                    "scope": spec.scope,
+                    "subject": spec.subject,
+                    "kind": spec.kind,
+                    "period": spec.period,
+                    "window_start": window[0],
+                    "window_end": None if window[1] == float("inf") else window[1],
+                    "limit_usd": spec.limit_usd,
+                    "allowed_usd": cap,
+                    "spent_usd": spent,
+                    "reserved_usd": reserved,
+                    "remaining_usd": max(cap - spent - reserved, _ZERO),
+                    "pressure": _pressure(spent + reserved, cap, spec.degrade_from),
+                }
+            )
+        return out
+
+
+def _series(spec: BudgetSpec) -> tuple[Any, ...]:
+    return (spec.scope, spec.subject, spec.period, spec.start, spec.end)
+
+
+def _pressure(used: Decimal, cap: Decimal, degrade_from: float) -> float:
+    if cap <= 0:
+        return 1.0
+    share = float(used / cap)
+    if share >= 1.0:
+        return 1.0
+    if share <= degrade_from:
+        return 0.0
+    return (share - degrade_from) / (1.0 - degrade_from)

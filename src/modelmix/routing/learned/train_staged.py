@@ -1,0 +1,182 @@
+"""Training a staged cascade's gate (``StagedGate``) from labelled traffic.
+
+The tables are counts over the training prompts of how often an answer with a given support
+(which called models gave it) was right, per predicted category and stage. The knob
+(``lam``, the price of quality) is calibrated out of fold: the gate is rebuilt on all folds but
+one, the held-back fold is replayed through the same decision functions the gateway runs, and
+the realised share of the best model's quality at each ``lam`` is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelmix.routing.learned.artifact import Calibration
+from modelmix.routing.learned.data import RoutingData
+from modelmix.routing.learned.staged import StagedGate, support_masks
+
+#: The knob grid: lam = 10**x USD per unit of quality.
+LAM_GRID = tuple(float(x) for x in np.linspace(-3.5, 0.5, 33))
+
+
+def default_stages(data: RoutingData, voters: Sequence[int], best: int) -> list[list[int]]:
+    """Two cheap voters, then the third, then the best model, then the runner-up of similar
+    price (a second strong opinion when the first disagrees with the cheap ones)."""
+    stages: list[list[int]] = []
+    v = list(voters)
+    if len(v) >= 2:
+        stages.append(v[:2])
+        stages += [[j] for j in v[2:]]
+    elif v:
+        stages.append(v)
+    if best not in v:
+        stages.append([best])
+    total = data.cost.sum(axis=0)
+    used = {j for s in stages for j in s}
+    quality = data.score.mean(axis=0)
+    others = [j for j in range(len(data.models)) if j not in used and total[j] <= 1.5 * total[best]]
+    if others:
+        stages.append([max(others, key=lambda j: (quality[j], -total[j]))])
+    return stages
+
+
+@dataclass(slots=True)
+class Replay:
+    """What training needs to replay prompts through a gate (all arrays (n, M))."""
+
+    data: RoutingData
+    cats: list[str]  # predicted category per prompt (never the label of a decided prompt)
+    pred_tokens: np.ndarray  # predicted completion tokens, out of fold
+
+    def answers(self, i: int, stages: list[list[int]], upto: int) -> list[str | None]:
+        return [self.data.answers[i][j] for s in stages[: upto + 1] for j in s]
+
+    def returned(self, stages: list[list[int]], upto: int, mask: int) -> int:
+        """The model whose answer is returned: the last caller supporting the answer."""
+        flat = [j for s in stages[: upto + 1] for j in s]
+        return flat[mask.bit_length() - 1]
+
+
+def build_gate(
+    replay: Replay, stages: list[list[int]], rows: np.ndarray, calibration: Calibration
+) -> StagedGate:
+    data = replay.data
+    names = [[data.models[j] for j in s] for s in stages]
+    gate = StagedGate(names, calibration=calibration)
+    n_st = len(stages)
+    # 1. answer-support tables
+    for i in rows:
+        i = int(i)
+        cat = replay.cats[i]
+        for k in range(n_st):
+            for _a, mask in support_masks(replay.answers(i, stages, k)).items():
+                ok = float(data.score[i, replay.returned(stages, k, mask)])
+                t = gate.table.setdefault(f"{cat}|{k}|{mask}", [0.0, 0.0])
+                t[0] += ok
+                t[1] += 1.0
+                b = gate.base.setdefault(f"{cat}|{k}|{bin(mask).count('1')}", [0.0, 0.0])
+                b[0] += ok
+                b[1] += 1.0
+    # 2. look-ahead: correctness of the chosen answer at every later stage, per state
+    for i in rows:
+        i = int(i)
+        cat = replay.cats[i]
+        keys: list[str] = []
+        right: list[float] = []
+        for k in range(n_st):
+            top, _p, mask = gate.current(cat, k, replay.answers(i, stages, k))
+            keys.append(f"{cat}|{k}|{mask}")
+            ok = 0.0 if top is None else float(data.score[i, replay.returned(stages, k, mask)])
+            right.append(ok)
+        for k, key in enumerate(keys):
+            row = gate.ahead.setdefault(key, [[0.0, 0.0] for _ in range(n_st)])
+            for j in range(k, n_st):
+                row[j][0] += right[j]
+                row[j][1] += 1.0
+    # 3. later models' completion tokens from the first stage's
+    first = stages[0]
+    lt = np.log1p(data.completion_tokens)
+    seen = lt[:, first].mean(axis=1)
+    for s in stages[1:]:
+        for j in s:
+            X = np.c_[np.ones(len(rows)), np.log1p(replay.pred_tokens[rows, j]), seen[rows]]
+            w, *_ = np.linalg.lstsq(X, lt[rows, j], rcond=None)
+            var = float(np.var(lt[rows, j] - X @ w))
+            gate.tokens[data.models[j]] = [float(x) for x in w] + [var]
+    return gate
+
+
+def replay_rows(
+    gate: StagedGate,
+    replay: Replay,
+    stages: list[list[int]],
+    rows: np.ndarray,
+    lams: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(score, cost) of every row (n_rows, len(lams)) under the gate at each ``lam``."""
+    data = replay.data
+    cost = data.cost
+    pin = np.array([data.prices[m][0] for m in data.models])
+    pout = np.array([data.prices[m][1] for m in data.models])
+    n_st = len(stages)
+    scores = np.zeros((len(rows), len(lams)))
+    costs = np.zeros((len(rows), len(lams)))
+    for r, i in enumerate(rows):
+        i = int(i)
+        cat = replay.cats[i]
+        first_tokens = [
+            float(data.completion_tokens[i, j]) for j in stages[0] if data.answers[i][j] is not None
+        ]
+        later = [
+            sum(
+                float(data.prompt_tokens[i, j]) * pin[j]
+                + gate.later_tokens(data.models[j], float(replay.pred_tokens[i, j]), first_tokens)
+                * pout[j]
+                for j in s
+            )
+            for s in stages
+        ]
+        states = []
+        spent = 0.0
+        for k in range(n_st):
+            spent += float(cost[i, stages[k]].sum())
+            top, p, mask = gate.current(cat, k, replay.answers(i, stages, k))
+            ok = 0.0 if top is None else float(data.score[i, replay.returned(stages, k, mask)])
+            states.append((top, p, mask, ok, spent))
+        for c, lam in enumerate(lams):
+            stop = n_st - 1
+            for k, (top, p, mask, _ok, _spent) in enumerate(states[:-1]):
+                if top is None:
+                    continue
+                if not gate.go_on(cat, k, mask, p, later[k + 1 :], lam)[0]:
+                    stop = k
+                    break
+            scores[r, c] = states[stop][3]
+            costs[r, c] = states[stop][4]
+    return scores, costs
+
+
+def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best: int) -> StagedGate:
+    """The gate on every row, with its knob calibrated on held-back folds."""
+    data = replay.data
+    n = len(data)
+    lams = [10.0**x for x in LAM_GRID]
+    scores = np.zeros((n, len(lams)))
+    costs = np.zeros((n, len(lams)))
+    empty = Calibration([0.0], [1.0])
+    for f in np.unique(fid):
+        tr = np.where(fid != f)[0]
+        te = np.where(fid == f)[0]
+        gate = build_gate(replay, stages, tr, empty)
+        scores[te], costs[te] = replay_rows(gate, replay, stages, te, lams)
+    best_q = float(data.score[:, best].mean())
+    best_c = float(data.cost[:, best].sum())
+    calibration = Calibration(
+        list(LAM_GRID),
+        [float(x) for x in scores.mean(axis=0) / best_q],
+        [float(x) for x in costs.sum(axis=0) / best_c],
+    )
+    return build_gate(replay, stages, np.arange(n), calibration)
