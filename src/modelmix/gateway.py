@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.metrics import Metrics
 from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.providers.http import UpstreamClient
+from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.strategy import Router
 from modelmix.server.openai_api import parse_chat_request
 from modelmix.tracing import Tracer
@@ -42,7 +42,7 @@ class Result:
 
 
 def new_request_id() -> str:
-    return "mm-" + uuid.uuid4().hex
+    return "mm-" + os.urandom(12).hex()
 
 
 class Gateway:
@@ -91,6 +91,8 @@ class Gateway:
             log.info("simulated upstream listening on port %s", self.simulator.port)
         self.portfolio = build_portfolio(self.config, self.env, simulated_url)
         self.router = Router(self.config.routes, self.portfolio)
+        if any(r.strategy in ("learned", "cascade") for r in self.config.routes):
+            count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
         self.client = UpstreamClient()
         if self.ledger is not None:

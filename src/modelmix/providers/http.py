@@ -65,13 +65,14 @@ def _lower_headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
 class UpstreamClient:
     """Pooled HTTP client shared by all deployments; close it at shutdown."""
 
-    __slots__ = ("_client_timeouts", "_limit", "_limit_per_host", "_session")
+    __slots__ = ("_call_timeouts", "_client_timeouts", "_limit", "_limit_per_host", "_session")
 
     def __init__(self, *, limit: int = 1000, limit_per_host: int = 0) -> None:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._session: aiohttp.ClientSession | None = None
         self._client_timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._call_timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         session = self._session
@@ -87,6 +88,15 @@ class UpstreamClient:
             )
             self._session = session
         return session
+
+    def _call_timeout(self, connect: float, total: float) -> aiohttp.ClientTimeout:
+        """One timer for a whole non-streamed call (cached: the settings rarely vary)."""
+        key = (connect, total)
+        timeout = self._call_timeouts.get(key)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
+            self._call_timeouts[key] = timeout
+        return timeout
 
     def _client_timeout(self, connect: float) -> aiohttp.ClientTimeout:
         timeout = self._client_timeouts.get(connect)
@@ -106,16 +116,13 @@ class UpstreamClient:
         http = adapter.build_request(request, deployment)
         session = self._get_session()
         try:
-            async with (
-                asyncio.timeout(timeouts.total),
-                session.request(
-                    http.method,
-                    http.url,
-                    data=http.body,
-                    headers=http.headers,
-                    timeout=self._client_timeout(timeouts.connect),
-                ) as resp,
-            ):
+            async with session.request(
+                http.method,
+                http.url,
+                data=http.body,
+                headers=http.headers,
+                timeout=self._call_timeout(timeouts.connect, timeouts.total),
+            ) as resp:
                 body = await resp.read()
                 status = resp.status
                 if not 200 <= status < 300:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import hmac
 import time
-
-from starlette.datastructures import Headers
+from collections.abc import Mapping
 
 from modelmix.errors import GatewayError
 from modelmix.keys import KeyStore
@@ -18,7 +17,7 @@ ADMIN_KEY_ID = "admin"
 _ANY_KEYS_TTL = 5.0
 
 
-def presented_key(headers: Headers) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key from ``Authorization: Bearer`` (OpenAI SDKs) or ``x-api-key`` (Anthropic SDKs)."""
     auth = headers.get("authorization")
     if auth:
@@ -57,7 +56,7 @@ class Authenticator:
             and hmac.compare_digest(key.encode(), self._admin)
         )
 
-    def authenticate(self, headers: Headers) -> str | None:
+    def authenticate(self, headers: Mapping[str, str]) -> str | None:
         """The caller's key id, or None for an anonymous caller where keys are optional.
 
         Where keys are optional, SDKs still insist on sending one: an unknown key is then

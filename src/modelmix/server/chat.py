@@ -1,0 +1,212 @@
+"""The chat endpoints (``POST /v1/chat/completions``, ``POST /v1/messages``) as plain ASGI.
+
+These two routes carry all the traffic, so they skip the framework: the body is read straight
+from ``receive`` and the answer written straight to ``send`` (a streamed answer without a task
+group per response). A request's path, in order: authenticate -> read and parse the body in the
+client's API format -> engine (routing, upstream calls, ledger) -> render the answer in the
+client's format. Every error the client can cause comes back in its own API's error JSON with
+the right status; a bug comes back as a 500 in that format, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from modelmix.engine import EngineStream, finish_record
+from modelmix.errors import GatewayError
+from modelmix.gateway import Gateway, new_request_id
+from modelmix.ledger.records import RequestRecord
+from modelmix.server.auth import Authenticator
+from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat, error_headers
+from modelmix.types import ChatRequest
+
+log = logging.getLogger("modelmix.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+CHAT_PATHS: dict[str, ApiFormat] = {
+    "/v1/chat/completions": OPENAI,
+    "/chat/completions": OPENAI,
+    "/v1/messages": ANTHROPIC,
+}
+TAG_HEADER_PREFIX = "x-modelmix-tag-"
+#: An oversized body is drained up to this size before the 413 goes out, so the client reads
+#: the error instead of a reset connection.
+_DRAIN_LIMIT = 64 * 1024 * 1024
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+def _headers_of(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read_json(receive: Receive, headers: dict[str, str], limit: int) -> object:
+    declared = headers.get("content-length")
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
+    chunks = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError("invalid_request", "The client disconnected mid-request.")
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+        if too_large:
+            if size > _DRAIN_LIMIT:
+                break
+            continue
+        chunks.append(chunk)
+    if too_large:
+        raise GatewayError(
+            "request_too_large",
+            f"Request body exceeds the limit of {limit} bytes.",
+            code="request_too_large",
+        )
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if not body:
+        raise GatewayError("invalid_request", "Request body is empty; expected JSON.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(
+            "invalid_request", f"Request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+
+
+def _answer_headers(record: RequestRecord, request_id: str) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-modelmix-request-id", request_id.encode())]
+    if record.final_model:
+        headers.append((b"x-modelmix-model", record.final_model.encode()))
+    if record.route:
+        headers.append((b"x-modelmix-route", record.route.encode()))
+    headers.append((b"x-modelmix-attempts", str(len(record.attempts)).encode()))
+    return headers
+
+
+async def send_error(send: Send, fmt: ApiFormat, err: GatewayError, request_id: str | None) -> None:
+    headers = [(k.encode(), v.encode()) for k, v in error_headers(err, request_id).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": fmt.error_status(err),
+            "headers": _JSON_HEADERS + headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": fmt.render_error(err)})
+
+
+class ChatEndpoint:
+    """Serves both chat APIs for one gateway."""
+
+    def __init__(self, gateway: Gateway, auth: Authenticator) -> None:
+        self.gateway = gateway
+        self.auth = auth
+        self.max_body = gateway.config.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
+        gateway = self.gateway
+        started = time.time()
+        request_id = new_request_id()
+        reached_engine = False
+        record: RequestRecord | None = None
+        chat: ChatRequest | None = None
+        try:
+            headers = _headers_of(scope)
+            key_id = self.auth.authenticate(headers)
+            chat = fmt.parse(await _read_json(receive, headers, self.max_body))
+            for name, value in headers.items():
+                if name.startswith(TAG_HEADER_PREFIX):
+                    chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
+            record = gateway.new_record(
+                fmt.name, chat, request_id=request_id, key_id=key_id, started_at=started
+            )
+            reached_engine = True
+            if chat.stream:
+                stream = await gateway.engine.stream(chat, record)
+                await self._send_stream(receive, send, fmt, chat, stream, request_id)
+                return
+            response = await gateway.engine.complete(chat, record)
+        except GatewayError as err:
+            if not reached_engine:
+                record = gateway.new_record(
+                    fmt.name, chat, request_id=request_id, started_at=started
+                )
+                finish_record(record, err)
+                gateway.emit(record)
+            await send_error(send, fmt, err, request_id)
+            return
+        except Exception:
+            log.exception("internal error in request %s", request_id)
+            internal = GatewayError("internal", f"Internal error (request {request_id}).")
+            if not reached_engine or record is None:
+                record = gateway.new_record(fmt.name, chat, request_id=request_id)
+            finish_record(record, internal)
+            gateway.emit(record)
+            await send_error(send, fmt, internal, request_id)
+            return
+        body = fmt.render(response, model=record.final_model or "")
+        answer_headers = _answer_headers(record, request_id)
+        answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": _JSON_HEADERS + answer_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _send_stream(
+        self,
+        receive: Receive,
+        send: Send,
+        fmt: ApiFormat,
+        chat: ChatRequest,
+        stream: EngineStream,
+        request_id: str,
+    ) -> None:
+        renderer = fmt.stream_renderer(request_id, stream.model, int(time.time()), chat)
+        # The request body has been read: the next message from the server is the client
+        # hanging up. Watching for it lets a long stream stop paying for tokens nobody reads.
+        hangup = asyncio.ensure_future(receive())
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": _SSE_HEADERS + _answer_headers(stream.record, request_id),
+            }
+        )
+        async with contextlib.aclosing(stream.deltas()) as deltas:
+            try:
+                async for delta in deltas:
+                    if hangup.done():
+                        break
+                    chunk = renderer.delta(delta)
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                else:
+                    await send({"type": "http.response.body", "body": renderer.end()})
+                    hangup.cancel()
+                    return
+            except GatewayError as err:
+                await send({"type": "http.response.body", "body": renderer.error(err)})
+                hangup.cancel()
+                return
+        hangup.cancel()
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,64 @@
+"""The two client-facing APIs as values: how to read a request and write an answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from modelmix.errors import GatewayError
+from modelmix.server import anthropic_api, openai_api
+from modelmix.types import ChatRequest, StreamDelta
+
+
+class StreamRenderer(Protocol):
+    """What both APIs' stream renderers offer (see server/openai_api.py, anthropic_api.py)."""
+
+    def delta(self, d: StreamDelta) -> bytes: ...
+    def end(self) -> bytes: ...
+    def error(self, err: GatewayError) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFormat:
+    """One client-facing API: how to read its requests and write its answers."""
+
+    name: str
+    parse: Callable[[object], ChatRequest]
+    render: Callable[..., bytes]
+    stream_renderer: Callable[[str, str, int, ChatRequest], StreamRenderer]
+    render_error: Callable[[GatewayError], bytes]
+
+    def error_status(self, err: GatewayError) -> int:
+        if self.name == "anthropic" and err.kind == "overloaded":
+            return 529  # Anthropic's own "overloaded" status; its SDK maps it to OverloadedError
+        return err.status
+
+
+OPENAI = ApiFormat(
+    name="openai",
+    parse=openai_api.parse_chat_request,
+    render=openai_api.render_chat_response,
+    stream_renderer=lambda rid, model, created, req: openai_api.ChatStreamRenderer(
+        id="chatcmpl-" + rid, model=model, created=created, include_usage=req.include_usage
+    ),
+    render_error=openai_api.render_error,
+)
+ANTHROPIC = ApiFormat(
+    name="anthropic",
+    parse=anthropic_api.parse_messages_request,
+    render=anthropic_api.render_message_response,
+    stream_renderer=lambda rid, model, created, req: anthropic_api.MessageStreamRenderer(
+        id="msg_" + rid, model=model
+    ),
+    render_error=anthropic_api.render_error,
+)
+
+
+def error_headers(err: GatewayError, request_id: str | None = None) -> dict[str, str]:
+    headers = {}
+    if request_id:
+        headers["x-modelmix-request-id"] = request_id
+    if err.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(err.retry_after)))
+    return headers
