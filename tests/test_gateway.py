@@ -37,6 +37,30 @@ async def test_library_chat_returns_answer_and_record(tmp_path: Path) -> None:
         text = "".join([d.content or "" async for d in stream])
         assert "6" in text
 
+        hard = await gw.chat(
+            {
+                "model": "smart",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "Let $f(x)=\\frac{x^3-2x}{x^2+1}$. Find all real $c$ such "
+                        "that $f(f(c))=c$ and prove the set is finite. Present your answer in "
+                        "the json format.",
+                    }
+                ],
+            }
+        )
+        easy = await gw.chat(
+            {"model": "smart", "messages": [{"role": "user", "content": "Say hi."}]}
+        )
+        for routed in (hard, easy):
+            decision = routed.record.decision
+            assert decision["strategy"] == "learned"
+            assert decision["chosen"] == routed.record.final_model
+        p_hard = {c["model"]: c["p_good"] for c in hard.record.decision["candidates"]}
+        p_easy = {c["model"]: c["p_good"] for c in easy.record.decision["candidates"]}
+        assert p_hard["sim-small"] < p_easy["sim-small"]  # the harder prompt looks harder
+
         with pytest.raises(GatewayError) as info:
             await gw.chat({"model": "missing", "messages": [{"role": "user", "content": "x"}]})
         assert info.value.status == 404

@@ -192,7 +192,9 @@ def test_override_wins_and_defaults_follow_input_and_output() -> None:
 
 def test_unknown_models_and_providers_are_none() -> None:
     assert resolve_price("openai", "no-such-model-xyz") is None
-    assert resolve_price("mystery", "gpt-4o-mini") is None
+    # an unknown provider kind still finds the model by name, flagged as an estimate
+    by_name = resolve_price("mystery", "gpt-4o-mini")
+    assert by_name is not None and by_name.estimated
     # a base URL the catalog does not know falls back to the adapter kind's provider
     local = resolve_price("openai", "gpt-4o-mini", base_url="http://127.0.0.1:9999/v1")
     assert local is not None and local.source == "genai-prices:openai/gpt-4o-mini"
@@ -216,3 +218,11 @@ def test_inconsistent_counts_are_clamped_not_raised() -> None:
         clamped = Usage(prompt_tokens=10, completion_tokens=5, cached_tokens=10, reasoning_tokens=5)
         assert price.cost(bad) == price.cost(clamped) >= 0
         assert price.cost(Usage()) == 0
+
+
+def test_other_vendors_model_behind_openai_compatible_endpoint_is_an_estimate() -> None:
+    price = resolve_price("openai", "gemini-1.5-flash", base_url="http://127.0.0.1:9/v1")
+    assert price is not None
+    assert price.source == "genai-prices:google/gemini-1.5-flash (matched by model name)"
+    assert price.estimated
+    assert resolve_price("openai", "no-such-model-anywhere", base_url="http://x/v1") is None

@@ -53,6 +53,16 @@ _SIMULATED: list[dict[str, Any]] = [
 
 _SIMULATED_ROUTES: list[dict[str, Any]] = [
     {
+        "name": "smart",
+        "strategy": "learned",
+        "models": ["sim-small", "sim-medium", "sim-large"],
+        "learned": {
+            "quality_target": 0.95,
+            "profiles": {"sim-small": 0.6, "sim-medium": 0.75, "sim-large": 0.85},
+        },
+        "description": "SIMULATED: per-prompt choice by predicted difficulty (made-up profiles)",
+    },
+    {
         "name": "demo-fallback",
         "strategy": "fallback",
         "models": ["sim-unreliable", "sim-small"],

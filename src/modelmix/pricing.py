@@ -212,18 +212,27 @@ def resolve_price(
 
     snapshot = get_snapshot()
     provider_id = _catalog_provider_id(provider, base_url, snapshot.providers)
-    if provider_id is None:
-        return None
+    by_name_only = False
     try:
+        if provider_id is None:
+            raise LookupError(provider)
         gp_provider, model = snapshot.find_provider_model(upstream_model, None, provider_id, None)
     except LookupError:
-        return None
+        # An OpenAI-compatible endpoint serving another vendor's model (a proxy, a cloud
+        # marketplace): price it as its own vendor does, flagged as an estimate.
+        try:
+            gp_provider, model = snapshot.find_provider_model(upstream_model, None, None, None)
+        except LookupError:
+            return None
+        by_name_only = True
 
     source = f"genai-prices:{gp_provider.id}/{model.id}"
+    if by_name_only:
+        source += " (matched by model name)"
     now = datetime.now(tz=UTC)
     model_price = model.get_prices(now)
     priced = {k for k, v in vars(model_price).items() if v is not None and not k.startswith("_")}
-    estimated = bool(priced - _MODELLED_KEYS - _UNTRIGGERED_KEYS)
+    estimated = by_name_only or bool(priced - _MODELLED_KEYS - _UNTRIGGERED_KEYS)
 
     input_rate = _rate(model_price, "input_mtok", _ZERO) / _MILLION
     output_rate = _rate(model_price, "output_mtok", _ZERO) / _MILLION
