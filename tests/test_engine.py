@@ -82,6 +82,9 @@ class FakeStream:
     async def __anext__(self) -> StreamDelta:
         return await self.__aiter__().__anext__()
 
+    def take_buffered(self) -> list[StreamDelta]:
+        return []
+
     async def aclose(self) -> None:
         self.closed = True
 

@@ -418,7 +418,8 @@ class Bench:
             conn.close()
 
     def multi_worker(self, counts: Sequence[int]) -> list[dict[str, object]]:
-        """modelmix (features config) under N uvicorn workers, unpinned; saturation rounds."""
+        """modelmix (features config) under ``modelmix serve --workers N``, unpinned; saturation
+        rounds."""
         a = self.args
         results: list[dict[str, object]] = []
         for n in counts:
@@ -437,14 +438,16 @@ class Bench:
             proc = self.spawn(
                 f"mm-w{n}",
                 [
-                    PY,
-                    str(HERE / "mm_workers.py"),
+                    "modelmix",
+                    "serve",
                     "--config",
                     str(cfg),
                     "--port",
                     str(port),
                     "--workers",
                     str(n),
+                    "--log-level",
+                    "warning",
                 ],
             )
             wait_http(f"http://127.0.0.1:{port}/health", 60, proc)
@@ -686,7 +689,8 @@ def render(s: dict[str, object], b: Bench, seconds: float) -> str:
         base = workers[0]
         lines += [
             "",
-            "multi-worker (mm_workers.py: N processes sharing the port with SO_REUSEPORT; "
+            "multi-worker (modelmix serve --workers N: processes sharing the port "
+            "with SO_REUSEPORT; "
             "unpinned, load generator + mock on the same cores):",
         ]
         for w in workers:

@@ -12,6 +12,7 @@ client's stream with an explicit error (see ``EngineStream``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -348,18 +349,32 @@ class EngineStream:
 
     async def deltas(self) -> AsyncGenerator[StreamDelta, None]:
         """The deltas; close the generator (``aclose``) if you stop early."""
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for delta in batch:
+                    yield delta
+
+    async def batches(self) -> AsyncGenerator[list[StreamDelta], None]:
+        """The deltas in batches, each what one network read brought (a server sends a batch
+        in one write); close the generator (``aclose``) if you stop early."""
         attempt = self.record.attempts[-1]
         deployment = next(
             d for d in self.engine.portfolio[self.model].deployments if d.id == attempt.deployment
         )
+        upstream = self.upstream
         error: GatewayError | None = None
         finished = False
         try:
-            yield self.first
-            async for delta in self.upstream:
-                if delta.usage is not None:
-                    self.usage = delta.usage
-                yield delta
+            batch = [self.first, *upstream.take_buffered()]
+            while True:
+                for delta in batch:
+                    if delta.usage is not None:
+                        self.usage = delta.usage
+                yield batch
+                try:
+                    batch = [await upstream.__anext__(), *upstream.take_buffered()]
+                except StopAsyncIteration:
+                    break
             finished = True
         except UpstreamError as err:
             attempt.status = "cut"

@@ -37,21 +37,28 @@ ANSWER_SCHEMA = {
 
 
 @pytest.fixture(scope="module")
-def routed(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[RunningGateway]:
+def routed(
+    simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
     tmp = tmp_path_factory.mktemp("routed")
     models: list[dict[str, Any]] = [
-        {"name": m, "provider": "openai", "base_url": simulator.base_url("openai")}
-        for m in MODELS
+        {"name": m, "provider": "openai", "base_url": simulator.base_url("openai")} for m in MODELS
     ]
     config = parse_config(
         {
             "models": models,
             "routes": [
-                {"name": "smart", "strategy": "learned", "models": MODELS,
-                 "learned": {"quality_target": 0.95}},
-                {"name": "checked", "strategy": "cascade",
-                 "cascade": {"staged": True, "artifact": "default", "quality_target": 0.95}},
+                {
+                    "name": "smart",
+                    "strategy": "learned",
+                    "models": MODELS,
+                    "learned": {"quality_target": 0.95},
+                },
+                {
+                    "name": "checked",
+                    "strategy": "cascade",
+                    "cascade": {"staged": True, "artifact": "default", "quality_target": 0.95},
+                },
             ],
             "ledger": {"path": str(tmp / "ledger.db")},
         }
@@ -62,9 +69,11 @@ def routed(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
 
 
 def ask(gw: RunningGateway, route: str, text: str) -> tuple[str, dict[str, Any]]:
-    raw = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0
-                        ).chat.completions.with_raw_response.create(
-        model=route, messages=[{"role": "user", "content": text}],
+    raw = openai.OpenAI(
+        base_url=gw.url + "/v1", api_key="x", max_retries=0
+    ).chat.completions.with_raw_response.create(
+        model=route,
+        messages=[{"role": "user", "content": text}],
         response_format=ANSWER_SCHEMA,  # type: ignore[arg-type]
     )
     request_id = raw.headers["x-modelmix-request-id"]
@@ -73,7 +82,7 @@ def ask(gw: RunningGateway, route: str, text: str) -> tuple[str, dict[str, Any]]
 
 
 def test_learned_route_explains_its_choice(routed: RunningGateway) -> None:
-    request_id, row = ask(routed, "smart", "What is 12 + 30? Answer in JSON.")
+    _request_id, row = ask(routed, "smart", "What is 12 + 30? Answer in JSON.")
     decision = json.loads(row["decision"])
     assert decision["strategy"] == "learned"
     assert decision["chosen"] == row["final_model"]
@@ -86,7 +95,8 @@ def test_learned_route_explains_its_choice(routed: RunningGateway) -> None:
 
 def test_cascade_calls_cheap_stage_first_and_records_each_step(routed: RunningGateway) -> None:
     request_id, row = ask(
-        routed, "checked",
+        routed,
+        "checked",
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
         "clips in May. How many clips did Natalia sell altogether in April and May?",
     )

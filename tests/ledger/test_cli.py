@@ -64,7 +64,7 @@ def test_report(db: Path) -> None:
     assert "gpt-4o-mini" in out and "big" in out and "(none)" in out
     assert "$0.750000" in out  # the total footer, exact
     day = CliRunner().invoke(report, ["--db", str(db), "--by", "day", "--json"])
-    assert json.loads(day.output) == [
+    assert json.loads(day.output)["by"]["day"] == [
         {
             "group": "2023-11-14",
             "requests": 3,
@@ -79,12 +79,20 @@ def test_report(db: Path) -> None:
             "avg_latency_ms": pytest.approx((100 + 1234 + 100) / 3),
             "p50_latency_ms": 100.0,
             "p95_latency_ms": 1234.0,
+            "p99_latency_ms": 1234.0,
+            "p50_ttft_ms": 40.0,
+            "fallbacks": 1,
+            "cascade_requests": 0,
+            "escalations": 0,
+            "error_rate": pytest.approx(1 / 3),
+            "fallback_rate": pytest.approx(1 / 3),
+            "escalation_rate": None,
         }
     ]
     recent = CliRunner().invoke(report, ["--db", str(db), "--since", "24h"])
     assert "no requests in that period" in recent.output  # T0 is in 2023
     iso = CliRunner().invoke(report, ["--db", str(db), "--since", "2023-11-14T22:14:00", "--json"])
-    assert sum(r["requests"] for r in json.loads(iso.output)) == 2
+    assert json.loads(iso.output)["totals"]["requests"] == 2
     bad = CliRunner().invoke(report, ["--db", str(db), "--since", "yesterday"])
     assert bad.exit_code != 0 and "24h" in bad.output
 

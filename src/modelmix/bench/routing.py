@@ -29,7 +29,14 @@ from modelmix.types import ChatRequest, ChatResponse, Usage
 LEARNED_TARGETS = (0.85, 0.9, 0.95, 0.98, 1.0)
 CASCADE_TARGETS = (0.9, 0.95, 0.98, 0.99, 1.0)
 CURVE_WTP = tuple(float(x) for x in np.linspace(-4.0, 0.5, 10))
-CURVE_LAM = tuple(float(x) for x in np.linspace(-3.0, 0.5, 29))
+#: The staged cascade's lam sweep: steps of 1/8 decade, and of 1/64 decade near the top, where
+#: quality meets the best model's (the cost at a quality interpolates between swept points).
+CURVE_LAM = tuple(
+    sorted(
+        {round(float(x), 5) for x in np.linspace(-3.0, 0.5, 29)}
+        | {round(float(x), 5) for x in np.arange(-1.75, -0.999, 0.015625)}
+    )
+)
 
 
 @dataclass(slots=True)

@@ -32,13 +32,18 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 4000).")
 @click.option("--log-level", default="info", show_default=True)
-def serve(config_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes sharing the port (SO_REUSEPORT), each with its own gateway; "
+    "they share the SQLite ledger.",
+)
+def serve(
+    config_path: str | None, host: str | None, port: int | None, log_level: str, workers: int
+) -> None:
     """Start the gateway (no config: the simulated demo portfolio plus keys from the env)."""
-    import uvicorn
-
-    from modelmix.gateway import Gateway
-    from modelmix.server.app import create_app
-
     try:
         config = load_or_default(config_path)
     except ConfigError as exc:
@@ -47,13 +52,75 @@ def serve(config_path: str | None, host: str | None, port: int | None, log_level
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     host = host or config.server.host
     port = port if port is not None else config.server.port
-    app = create_app(Gateway(config))
     click.echo(
         f"modelmix {__version__}: http://{host}:{port}/v1  (ledger: {config.ledger_path}, "
-        f"config hash {config.hash()})",
+        f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    if workers == 1:
+        _serve_one(config, host, port, log_level)
+    else:
+        _serve_many(config, host, port, log_level, workers)
+
+
+def _serve_one(
+    config: Config, host: str, port: int, log_level: str, *, reuse: bool = False
+) -> None:
+    """One gateway in this process. ``reuse``: bind with SO_REUSEPORT, beside other workers."""
+    import socket
+
+    import uvicorn
+
+    from modelmix.gateway import Gateway
+    from modelmix.server.app import create_app
+
+    app = create_app(Gateway(config))
+    cfg = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False
+    )
+    if not reuse:
+        uvicorn.Server(cfg).run()
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    uvicorn.Server(cfg).run(sockets=[sock])  # sets up uvloop like uvicorn.run
+
+
+def _serve_many(config: Config, host: str, port: int, log_level: str, workers: int) -> None:
+    """``workers`` processes, each binding the port with SO_REUSEPORT (the kernel spreads
+    connections across them); SIGINT/SIGTERM go to every child, which stops gracefully."""
+    import multiprocessing
+    import signal
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited loop/threads
+    procs = [
+        ctx.Process(
+            target=_serve_one,
+            args=(config, host, port, log_level),
+            kwargs={"reuse": True},
+            name=f"modelmix-worker-{i}",
+        )
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum: int, frame: object) -> None:
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)  # graceful; a 2nd SIGINT would force
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for proc in procs:
+        proc.join()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        sys.exit(1)
 
 
 @main.group("config")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelmix.keys import KeyStore
-from modelmix.ledger.queries import LedgerNotFound, recent_requests, spend_report
+from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, recent_requests
 from modelmix.paths import default_db_path
 
 __all__ = ["keys", "logs", "report"]
@@ -180,53 +180,31 @@ def logs(
 
 # -- report ------------------------------------------------------------------------------
 
+_LABELS = {"day": "day (UTC)", "hour": "hour (UTC)"}
 
-@click.command()
-@_db_option
-@click.option(
-    "--by",
-    "group_by",
-    type=click.Choice(["model", "route", "key", "day"]),
-    default="model",
-    show_default=True,
-)
-@click.option("--since", default=None, help="Only since: 24h, 7d, 30m... or an ISO date (UTC).")
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
-def report(
-    db: str | None, config_path: str | None, group_by: str, since: str | None, as_json: bool
-) -> None:
-    """Spend, errors, tokens and latency, grouped by model, route, key or day."""
-    path = _resolve_db(db, config_path)
-    since_ts = parse_since(since) if since else None
-    try:
-        rows = spend_report(path, since=since_ts, group_by=group_by)  # type: ignore[arg-type]
-    except LedgerNotFound as exc:
-        _fail_no_ledger(exc)
-    if as_json:
-        _echo_json(rows)
-        return
-    if not rows:
-        click.echo("no requests in that period")
-        return
-    span = f"since {since}" if since else "all time"
-    table = Table(
-        title=f"spend by {group_by}, {span} ({path})", title_justify="left", show_footer=True
-    )
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _spend_table(group_by: str, rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_footer=True)
     total_req = sum(r["requests"] for r in rows)
-    total_err = sum(r["errors"] for r in rows)
-    total_in = sum(r["prompt_tokens"] for r in rows)
-    total_out = sum(r["completion_tokens"] for r in rows)
     total_cost = sum((r["cost_usd"] for r in rows), Decimal(0))
     any_unpriced = any(r["unpriced"] for r in rows)
-    label = {"day": "day (UTC)"}.get(group_by, group_by)
-    table.add_column(label, footer="total")
+    footer = group_by != "tag"  # a request counts under each of its tags: no grand total
+    table.add_column(_LABELS.get(group_by, group_by), footer="total" if footer else "")
     if group_by == "key":
         table.add_column("name")
-    table.add_column("requests", justify="right", footer=f"{total_req:,}")
-    table.add_column("errors", justify="right", footer=f"{total_err:,}")
-    table.add_column("tokens in", justify="right", footer=f"{total_in:,}")
-    table.add_column("tokens out", justify="right", footer=f"{total_out:,}")
-    table.add_column("cost", justify="right", footer=_money(total_cost, any_unpriced))
+    table.add_column("requests", justify="right", footer=f"{total_req:,}" if footer else "")
+    table.add_column("errors", justify="right")
+    table.add_column("fallbacks", justify="right")
+    table.add_column("escalated", justify="right")
+    table.add_column("tokens in", justify="right")
+    table.add_column("tokens out", justify="right")
+    table.add_column(
+        "cost", justify="right", footer=_money(total_cost, any_unpriced) if footer else ""
+    )
     table.add_column("avg", justify="right")
     table.add_column("p50", justify="right")
     table.add_column("p95", justify="right")
@@ -234,9 +212,12 @@ def report(
         cells = [r["group"]]
         if group_by == "key":
             cells.append(r.get("name") or "-")
+        escalated = f"{r['escalations']}/{r['cascade_requests']}" if r["cascade_requests"] else "-"
         cells += [
             f"{r['requests']:,}",
-            f"{r['errors']:,}",
+            f"{r['errors']:,} ({_rate(r['error_rate'])})" if r["errors"] else "0",
+            f"{r['fallbacks']:,} ({_rate(r['fallback_rate'])})" if r["fallbacks"] else "0",
+            escalated,
             f"{r['prompt_tokens']:,}",
             f"{r['completion_tokens']:,}",
             _money(r["cost_usd"], bool(r["unpriced"])),
@@ -245,9 +226,173 @@ def report(
             _ms(r["p95_latency_ms"]),
         ]
         table.add_row(*cells)
+    return table
+
+
+def _savings_table(savings: dict[str, Any]) -> Table:
+    table = Table(
+        title="savings against each route's baseline model", title_justify="left", show_footer=True
+    )
+    total = savings["total"]
+    table.add_column("route", footer="total")
+    table.add_column("baseline")
+    table.add_column("requests", justify="right")
+    table.add_column("on baseline", justify="right")
+    table.add_column("actual", justify="right", footer=_money(total["actual_cost_usd"]))
+    table.add_column("on baseline cost", justify="right", footer=_money(total["baseline_cost_usd"]))
+    table.add_column("saved", justify="right", footer=_money(total["saved_usd"]))
+    table.add_column("saved %", justify="right", footer=_rate(total["saved_pct"]))
+    for r in savings["routes"]:
+        table.add_row(
+            r["route"],
+            r["baseline"] or f"- ({r['baseline_reason']})",
+            f"{r['requests']:,}",
+            f"{r['on_baseline']:,}",
+            _money(r["actual_cost_usd"], bool(r["unpriced"])),
+            _money(r["baseline_cost_usd"]),
+            _money(r["saved_usd"]),
+            _rate(r["saved_pct"]),
+        )
+    return table
+
+
+def _baselines(config_path: str | None) -> dict[str, Any]:
+    from modelmix.cli import load_or_default
+    from modelmix.config import ConfigError
+    from modelmix.reports import model_prices, route_baselines
+
+    try:
+        config = load_or_default(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc.source}: invalid configuration") from None
+    return route_baselines(config, model_prices(config))
+
+
+def _write_export(target: str, write: Any) -> None:
+    if target == "-":
+        write(sys.stdout)
+        return
+    with open(target, "w", encoding="utf-8", newline="") as f:
+        write(f)
+    click.echo(f"wrote {target}", err=True)
+
+
+@click.command()
+@_db_option
+@click.option(
+    "--by",
+    "group_bys",
+    type=click.Choice([*GROUP_BYS, "all"]),
+    multiple=True,
+    help="Grouping(s), repeatable: key, team, tag, model, route, day, hour, or all "
+    "(default: model).",
+)
+@click.option("--since", default=None, help="Only since: 24h, 7d, 30m... or an ISO date (UTC).")
+@click.option("--until", default=None, help="Only before: a duration ago or an ISO date (UTC).")
+@click.option(
+    "--savings",
+    is_flag=True,
+    help="Also show savings against each route's baseline model (exports always include them).",
+)
+@click.option(
+    "--json",
+    "json_out",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="FILE",
+    help="Export the full report as JSON to FILE (no FILE or '-': standard output).",
+)
+@click.option(
+    "--csv",
+    "csv_out",
+    default=None,
+    metavar="FILE",
+    help="Export the tables as one long CSV to FILE ('-': standard output).",
+)
+def report(
+    db: str | None,
+    config_path: str | None,
+    group_bys: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    savings: bool,
+    json_out: str | None,
+    csv_out: str | None,
+) -> None:
+    """Spend, tokens, errors, fallbacks, cascade escalations, latency and savings.
+
+    Money is exact: JSON and CSV carry decimal strings. Savings re-price each answered request
+    on its route's baseline model (``baseline`` in the route's config, else its most expensive
+    model by output price), using the config given with --config (else the default one).
+    """
+    from modelmix.reports import build_report, write_csv
+
+    path = _resolve_db(db, config_path)
+    since_ts = parse_since(since) if since else None
+    until_ts = parse_since(until) if until else None
+    chosen = list(GROUP_BYS) if "all" in group_bys else list(dict.fromkeys(group_bys or ["model"]))
+    exporting = json_out is not None or csv_out is not None
+    baselines = _baselines(config_path) if (savings or exporting) else None
+    try:
+        data = build_report(
+            path,
+            since=since_ts,
+            until=until_ts,
+            group_bys=list(GROUP_BYS) if exporting else chosen,
+            baselines=baselines,
+        )
+    except LedgerNotFound as exc:
+        _fail_no_ledger(exc)
+    if json_out is not None:
+        _write_export(
+            json_out,
+            lambda f: f.write(
+                orjson.dumps(data, default=_json_default, option=orjson.OPT_INDENT_2).decode()
+                + "\n"
+            ),
+        )
+    if csv_out is not None:
+        _write_export(csv_out, lambda f: write_csv(data, f))
+    if "-" in (json_out, csv_out):
+        return
+    t = data["totals"]
+    if not t["requests"]:
+        click.echo("no requests in that period")
+        return
+    span = f"since {since}" if since else "all time"
+    if until:
+        span += f", until {until}"
     console = _console()
-    console.print(table)
-    if any_unpriced:
+    escalated = (
+        f"{t['escalations']:,} of {t['cascade_requests']:,} cascade requests escalated "
+        f"({_rate(t['escalation_rate'])})"
+        if t["cascade_requests"]
+        else "no cascade requests"
+    )
+    console.print(
+        f"[bold]{t['requests']:,} requests[/bold], {span} ({path}): cost "
+        f"{_money(t['cost_usd'], bool(t['unpriced']))}, {t['total_tokens']:,} tokens "
+        f"({t['prompt_tokens']:,} in, {t['completion_tokens']:,} out); errors "
+        f"{t['errors']:,} ({_rate(t['error_rate'])}), fallbacks {t['fallbacks']:,} "
+        f"({_rate(t['fallback_rate'])}); {escalated}; latency p50 {_ms(t['p50_latency_ms'])}, "
+        f"p95 {_ms(t['p95_latency_ms'])}, p99 {_ms(t['p99_latency_ms'])}"
+    )
+    for g in chosen:
+        title = f"spend by {g}" + (
+            " (a request counts under each of its tags)" if g == "tag" else ""
+        )
+        console.print(_spend_table(g, data["by"][g], title))
+    if savings and data["savings"] is not None:
+        console.print(_savings_table(data["savings"]))
+        if data["savings"]["unrouted"]["requests"]:
+            u = data["savings"]["unrouted"]
+            console.print(
+                f"{u['requests']:,} requests named a model directly (no route, no baseline): "
+                f"{_money(u['cost_usd'])}"
+            )
+        console.print(f"quality: {data['savings']['quality']['note']}")
+    if t["unpriced"]:
         console.print("* some tokens had no known price; the cost shown is a lower bound")
 
 

@@ -14,13 +14,25 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 
-__all__ = ["GroupBy", "LedgerNotFound", "get_request", "recent_requests", "spend_report"]
+__all__ = [
+    "GROUP_BYS",
+    "GroupBy",
+    "LedgerNotFound",
+    "answered_usage",
+    "get_request",
+    "recent_requests",
+    "routing_mix",
+    "spend_report",
+    "timeseries",
+    "totals",
+]
 
-GroupBy = Literal["model", "route", "key", "day"]
+GroupBy = Literal["model", "route", "key", "team", "tag", "day", "hour"]
+GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 
 
 class LedgerNotFound(FileNotFoundError):
@@ -124,90 +136,336 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-_GROUP_SQL: dict[str, str] = {
-    "model": "COALESCE(r.final_model, '(none)')",
-    "route": "COALESCE(r.route, '(no route)')",
-    "key": "COALESCE(r.key_id, '(no key)')",
-    "day": "r.started_at",  # bucketed in Python: UTC calendar day
-}
+#: 1 when the request was answered by another model than the first one tried because that one
+#: failed (the same definition as the ``modelmix_fallbacks_total`` metric: a cascade's accepted
+#: voter or its escalation is not a fallback).
+_FALLBACK_SQL = """CASE WHEN r.final_model IS NOT NULL AND EXISTS (
+    SELECT 1 FROM attempts a0
+    WHERE a0.request_id = r.id AND a0.seq = 0 AND a0.model != r.final_model
+    AND NOT EXISTS (
+        SELECT 1 FROM attempts a1
+        WHERE a1.request_id = r.id AND a1.model = a0.model AND a1.status = 'ok'
+    )
+) THEN 1 ELSE 0 END"""
+
+_SCAN_SQL = f"""SELECT r.id, r.started_at, r.route, r.key_id, k.name AS key_name, r.team, r.tags,
+    r.final_model, r.status, r.prompt_tokens, r.completion_tokens, r.cached_tokens,
+    r.reasoning_tokens, r.cost_usd, r.unpriced, r.latency_ms, r.ttft_ms,
+    {_FALLBACK_SQL} AS fallback,
+    json_extract(r.decision, '$.strategy') AS strategy,
+    json_extract(r.decision, '$.escalated') AS escalated
+FROM requests r LEFT JOIN api_keys k ON k.id = r.key_id"""
+
+
+def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("r.started_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("r.started_at < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def _scan(
+    conn: sqlite3.Connection, since: float | None, until: float | None
+) -> Iterator[sqlite3.Row]:
+    where, params = _window(since, until)
+    yield from conn.execute(_SCAN_SQL + where + " ORDER BY r.started_at, r.id", params)
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _hour(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:00")
+
+
+def _tags(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    return [str(t) for t in value] if isinstance(value, list) else []
+
+
+def _group_keys(row: sqlite3.Row, group_by: str) -> list[str]:
+    """The group(s) a request counts in: one, except for tags (one per tag)."""
+    match group_by:
+        case "model":
+            return [row["final_model"] or "(none)"]
+        case "route":
+            return [row["route"] or "(no route)"]
+        case "key":
+            return [row["key_id"] or "(no key)"]
+        case "team":
+            return [row["team"] or "(no team)"]
+        case "tag":
+            return _tags(row["tags"]) or ["(untagged)"]
+        case "day":
+            return [_day(row["started_at"])]
+        case "hour":
+            return [_hour(row["started_at"])]
+        case "total":
+            return ["total"]
+    raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")
+
+
+class _Agg:
+    """Running totals for one group of requests."""
+
+    __slots__ = (
+        "cached",
+        "cascades",
+        "completion",
+        "cost",
+        "errors",
+        "escalations",
+        "fallbacks",
+        "latencies",
+        "name",
+        "prompt",
+        "reasoning",
+        "requests",
+        "ttfts",
+        "unpriced",
+    )
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.requests = self.errors = self.unpriced = 0
+        self.fallbacks = self.escalations = self.cascades = 0
+        self.prompt = self.completion = self.cached = self.reasoning = 0
+        self.cost = Decimal(0)
+        self.latencies: list[float] = []
+        self.ttfts: list[float] = []
+
+    def add(self, row: sqlite3.Row) -> None:
+        self.requests += 1
+        if row["status"] != "ok":
+            self.errors += 1
+        self.prompt += row["prompt_tokens"]
+        self.completion += row["completion_tokens"]
+        self.cached += row["cached_tokens"]
+        self.reasoning += row["reasoning_tokens"]
+        self.cost += Decimal(row["cost_usd"])
+        self.unpriced += row["unpriced"]
+        self.fallbacks += row["fallback"]
+        if row["strategy"] == "cascade":
+            self.cascades += 1
+            if row["escalated"] == 1:
+                self.escalations += 1
+        if row["latency_ms"] is not None:
+            self.latencies.append(row["latency_ms"])
+        if row["ttft_ms"] is not None and row["status"] == "ok":
+            self.ttfts.append(row["ttft_ms"])
+
+    def result(self, group: str, with_name: bool) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        ttft = sorted(self.ttfts)
+        n = self.requests
+        out: dict[str, Any] = {"group": group}
+        if with_name:
+            out["name"] = self.name
+        out.update(
+            requests=n,
+            errors=self.errors,
+            prompt_tokens=self.prompt,
+            completion_tokens=self.completion,
+            cached_tokens=self.cached,
+            reasoning_tokens=self.reasoning,
+            cost_usd=self.cost,
+            unpriced=self.unpriced,
+            total_tokens=self.prompt + self.completion,
+            avg_latency_ms=sum(lat) / len(lat) if lat else None,
+            p50_latency_ms=_percentile(lat, 0.50),
+            p95_latency_ms=_percentile(lat, 0.95),
+            p99_latency_ms=_percentile(lat, 0.99),
+            p50_ttft_ms=_percentile(ttft, 0.50),
+            fallbacks=self.fallbacks,
+            cascade_requests=self.cascades,
+            escalations=self.escalations,
+            error_rate=self.errors / n if n else 0.0,
+            fallback_rate=self.fallbacks / n if n else 0.0,
+            escalation_rate=self.escalations / self.cascades if self.cascades else None,
+        )
+        return out
 
 
 def spend_report(
-    path: str | Path, since: float | None = None, group_by: GroupBy = "model"
+    path: str | Path,
+    since: float | None = None,
+    group_by: GroupBy = "model",
+    until: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, errors, tokens, cost and latency per group, since ``since`` (unix seconds).
+    """Requests, errors, tokens, cost, latency, fallbacks and escalations per group, for
+    requests started in ``[since, until)`` (unix seconds; either may be None).
 
     Groups: ``model`` = the model that answered (``(none)`` when every attempt failed),
-    ``route``, ``key`` (the key id; rows also carry the key's ``name``), ``day`` (UTC,
-    ``YYYY-MM-DD``).
-    ``cost_usd`` is an exact ``Decimal``; ``unpriced`` counts requests where some attempt
-    used tokens at an unknown price (their cost is a lower bound). Sorted by cost, highest
-    first; ``day`` groups are sorted by date.
+    ``route``, ``key`` (the key id; rows also carry the key's ``name``), ``team``, ``tag`` (a
+    request counts once under each of its tags, so tag totals may exceed the grand total;
+    ``(untagged)`` when it has none), ``day`` (UTC, ``YYYY-MM-DD``), ``hour`` (UTC,
+    ``YYYY-MM-DD HH:00``).
+
+    ``cost_usd`` is an exact ``Decimal``; ``unpriced`` counts requests where some attempt used
+    tokens at an unknown price (their cost is a lower bound). ``fallbacks``: answered by
+    another model than the first one tried, because that one failed. ``escalations``: cascade
+    requests sent on to the strong tier (``escalation_rate`` is over ``cascade_requests``).
+    Latency percentiles are nearest-rank. Sorted by cost, highest first; ``day`` and ``hour``
+    groups by time.
     """
-    if group_by not in _GROUP_SQL:
-        raise ValueError(f"group_by must be one of {', '.join(_GROUP_SQL)}")
-    label = "k.name" if group_by == "key" else "NULL"
-    sql = (
-        f"SELECT {_GROUP_SQL[group_by]} AS grp, r.status, r.prompt_tokens, "
-        "r.completion_tokens, r.cached_tokens, r.reasoning_tokens, r.cost_usd, r.unpriced, "
-        f"r.latency_ms, {label} AS label FROM requests r"
-    )
-    if group_by == "key":
-        sql += " LEFT JOIN api_keys k ON k.id = r.key_id"
-    params: list[Any] = []
-    if since is not None:
-        sql += " WHERE r.started_at >= ?"
-        params.append(since)
-
-    groups: dict[str, dict[str, Any]] = {}
-    latencies: dict[str, list[float]] = {}
-    with _read(path) as conn:
-        for grp, status, pt, ct, cached, reasoning, cost, unpriced, latency, label in conn.execute(
-            sql, params
-        ):
-            key = (
-                datetime.fromtimestamp(grp, tz=UTC).strftime("%Y-%m-%d")
-                if group_by == "day"
-                else str(grp)
-            )
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = {
-                    "group": key,
-                    "requests": 0,
-                    "errors": 0,
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "cached_tokens": 0,
-                    "reasoning_tokens": 0,
-                    "cost_usd": Decimal(0),
-                    "unpriced": 0,
-                }
-                if group_by == "key":
-                    g["name"] = label
-                latencies[key] = []
-            g["requests"] += 1
-            if status != "ok":
-                g["errors"] += 1
-            g["prompt_tokens"] += pt
-            g["completion_tokens"] += ct
-            g["cached_tokens"] += cached
-            g["reasoning_tokens"] += reasoning
-            g["cost_usd"] += Decimal(cost)
-            g["unpriced"] += unpriced
-            if latency is not None:
-                latencies[key].append(latency)
-
-    for key, g in groups.items():
-        lat = sorted(latencies[key])
-        g["total_tokens"] = g["prompt_tokens"] + g["completion_tokens"]
-        g["avg_latency_ms"] = sum(lat) / len(lat) if lat else None
-        g["p50_latency_ms"] = _percentile(lat, 0.50)
-        g["p95_latency_ms"] = _percentile(lat, 0.95)
-
-    rows = list(groups.values())
-    if group_by == "day":
+    if group_by not in GROUP_BYS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")
+    groups = _aggregate(path, since, until, group_by)
+    rows = [agg.result(key, group_by == "key") for key, agg in groups.items()]
+    if group_by in ("day", "hour"):
         rows.sort(key=lambda g: g["group"])
     else:
         rows.sort(key=lambda g: (-g["cost_usd"], -g["requests"], g["group"]))
     return rows
+
+
+def _aggregate(
+    path: str | Path, since: float | None, until: float | None, group_by: str
+) -> dict[str, _Agg]:
+    groups: dict[str, _Agg] = {}
+    with _read(path) as conn:
+        for row in _scan(conn, since, until):
+            for key in _group_keys(row, group_by):
+                agg = groups.get(key)
+                if agg is None:
+                    agg = groups[key] = _Agg()
+                    if group_by == "key":
+                        agg.name = row["key_name"]
+                agg.add(row)
+    return groups
+
+
+def totals(
+    path: str | Path, since: float | None = None, until: float | None = None
+) -> dict[str, Any]:
+    """One ``spend_report`` row (group ``"total"``) over every request in the window; all
+    zeros (and None latencies) when there is none."""
+    agg = _aggregate(path, since, until, "total").get("total", _Agg())
+    return agg.result("total", False)
+
+
+#: The most buckets ``timeseries`` returns (a guard against a tiny bucket over a long span).
+MAX_BUCKETS = 5000
+
+
+def timeseries(
+    path: str | Path,
+    since: float | None = None,
+    until: float | None = None,
+    bucket: float = 3600.0,
+) -> list[dict[str, Any]]:
+    """Requests, errors, tokens and cost per ``bucket`` seconds (aligned to the Unix epoch,
+    so whole UTC hours or days), oldest first, with empty buckets filled in: from ``since``
+    (else the first request) to ``until`` (else the last request)."""
+    if bucket <= 0:
+        raise ValueError("bucket must be positive")
+    found: dict[int, dict[str, Any]] = {}
+    where, params = _window(since, until)
+    sql = (
+        "SELECT r.started_at, r.status, r.prompt_tokens + r.completion_tokens AS tokens, "
+        "r.cost_usd FROM requests r" + where
+    )
+    with _read(path) as conn:
+        for started, status, tokens, cost in conn.execute(sql, params):
+            i = math.floor(started / bucket)
+            b = found.get(i)
+            if b is None:
+                b = found[i] = _bucket(i * bucket)
+            b["requests"] += 1
+            b["errors"] += status != "ok"
+            b["tokens"] += tokens
+            b["cost_usd"] += Decimal(cost)
+    if not found and (since is None or until is None):
+        return []
+    first = math.floor(since / bucket) if since is not None else min(found)
+    last = math.ceil(until / bucket) - 1 if until is not None else max(found)
+    if last - first + 1 > MAX_BUCKETS:
+        raise ValueError(f"more than {MAX_BUCKETS} buckets: use a larger bucket")
+    return [found.get(i) or _bucket(i * bucket) for i in range(first, last + 1)]
+
+
+def _bucket(start: float) -> dict[str, Any]:
+    return {"start": start, "requests": 0, "errors": 0, "tokens": 0, "cost_usd": Decimal(0)}
+
+
+def routing_mix(
+    path: str | Path, since: float | None = None, until: float | None = None
+) -> list[dict[str, Any]]:
+    """Which models answered each route's requests: ``route``, ``model`` (``(failed)`` when
+    none did), ``requests``, ``share`` of the route's requests, ``cost_usd``. Routed requests
+    only; sorted by route, then by requests (most first)."""
+    where, params = _window(since, until)
+    where += (" AND " if where else " WHERE ") + "r.route IS NOT NULL"
+    sql = "SELECT r.route, r.final_model, r.cost_usd FROM requests r" + where
+    cells: dict[tuple[str, str], list[Any]] = {}
+    per_route: dict[str, int] = {}
+    with _read(path) as conn:
+        for route, model, cost in conn.execute(sql, params):
+            cell = cells.setdefault((route, model or "(failed)"), [0, Decimal(0)])
+            cell[0] += 1
+            cell[1] += Decimal(cost)
+            per_route[route] = per_route.get(route, 0) + 1
+    rows = [
+        {
+            "route": route,
+            "model": model,
+            "requests": n,
+            "share": n / per_route[route],
+            "cost_usd": cost,
+        }
+        for (route, model), (n, cost) in cells.items()
+    ]
+    rows.sort(key=lambda r: (r["route"], -r["requests"], r["model"]))
+    return rows
+
+
+def answered_usage(
+    path: str | Path, since: float | None = None, until: float | None = None
+) -> list[dict[str, Any]]:
+    """Per request: ``id``, ``route``, ``final_model``, ``status``, its total ``cost_usd``
+    (every attempt), ``unpriced``, and the token counts of the attempt whose answer was
+    returned (``prompt_tokens``, ``completion_tokens``, ``cached_tokens``,
+    ``cache_write_tokens``, ``reasoning_tokens``; all 0 when no attempt answered). The input
+    of a counterfactual: what the same answer would have cost on another model."""
+    where, params = _window(since, until)
+    sql = (
+        "SELECT r.id, r.route, r.final_model, r.status, r.cost_usd, r.unpriced, "
+        "COALESCE(a.prompt_tokens, 0), COALESCE(a.completion_tokens, 0), "
+        "COALESCE(a.cached_tokens, 0), COALESCE(a.cache_write_tokens, 0), "
+        "COALESCE(a.reasoning_tokens, 0) "
+        "FROM requests r LEFT JOIN attempts a ON a.request_id = r.id AND a.seq = ("
+        "SELECT MAX(s.seq) FROM attempts s WHERE s.request_id = r.id AND s.status = 'ok' "
+        "AND s.model = r.final_model)" + where + " ORDER BY r.started_at, r.id"
+    )
+    keys = (
+        "id",
+        "route",
+        "final_model",
+        "status",
+        "cost_usd",
+        "unpriced",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    )
+    out: list[dict[str, Any]] = []
+    with _read(path) as conn:
+        for row in conn.execute(sql, params):
+            d = dict(zip(keys, tuple(row), strict=True))
+            d["cost_usd"] = Decimal(d["cost_usd"])
+            d["unpriced"] = bool(d["unpriced"])
+            out.append(d)
+    return out

@@ -154,6 +154,8 @@ class SqliteLedger:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self._queue: queue.SimpleQueue[RequestRecord | _Flush] = queue.SimpleQueue()
+        #: Set when a marker is queued: cuts the writer's wait for more records short.
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
         self._closed = False
@@ -204,6 +206,7 @@ class SqliteLedger:
             return
         marker = _Flush()
         self._queue.put(marker)
+        self._wake.set()
         while not marker.done.wait(0.5):
             if not thread.is_alive():  # the writer died: nothing will set the marker
                 return
@@ -224,6 +227,7 @@ class SqliteLedger:
         if thread is None:
             return
         self._queue.put(_Stop())
+        self._wake.set()
         thread.join()
         # a record() racing with close() may have queued behind the stop marker
         leftovers: list[RequestRecord] = []
@@ -290,42 +294,40 @@ class SqliteLedger:
         """Wait for work; return up to ``batch_size`` records and any markers seen.
 
         Returns as soon as the batch is full or a marker arrives, otherwise once the first
-        record has waited ``flush_interval``."""
+        record has waited ``flush_interval``. Between the first record and then, the thread
+        sleeps on ``_wake`` (set by markers only) rather than on the queue, so a busy server's
+        ``record()`` calls do not wake it once per request."""
         q = self._queue
         batch: list[RequestRecord] = []
         markers: list[_Flush] = []
-        item = q.get()
+        item: RequestRecord | _Flush | None = q.get()
         deadline = time.monotonic() + self.flush_interval
         while True:
-            if isinstance(item, _Flush):
-                markers.append(item)
-                # take whatever is already queued too, but never wait once a marker is seen
-                while len(batch) < self.batch_size:
-                    try:
-                        nxt = q.get_nowait()
-                    except queue.Empty:
+            while item is not None:
+                if isinstance(item, _Flush):
+                    markers.append(item)
+                    if isinstance(item, _Stop):
                         break
-                    if isinstance(nxt, _Flush):
-                        markers.append(nxt)
-                        if isinstance(nxt, _Stop):
-                            break
-                    else:
-                        batch.append(nxt)
-                # records queued *after* a marker may ride along: committing early is harmless
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_size:
+                    break
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    item = None
+            # records queued *after* a marker may ride along: committing early is harmless
+            if markers or len(batch) >= self.batch_size:
                 return batch, markers
-            batch.append(item)
-            if len(batch) >= self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return batch, markers
+            self._wake.wait(remaining)
+            self._wake.clear()
             try:
                 item = q.get_nowait()
             except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return batch, markers
-                try:
-                    item = q.get(timeout=remaining)
-                except queue.Empty:
-                    return batch, markers
+                item = None
 
     def _write(self, conn: sqlite3.Connection, batch: list[RequestRecord]) -> None:
         """Write one batch. A database-level failure (locked past the busy timeout, disk

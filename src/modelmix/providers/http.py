@@ -254,11 +254,21 @@ class UpstreamStream:
         self._got_first = True
         return pending.popleft()
 
+    def take_buffered(self) -> list[StreamDelta]:
+        """The deltas parsed from the data read so far but not yet returned (no I/O): after
+        ``__anext__``, the rest of what that network read brought, to forward in one write."""
+        buffered = list(self._pending)
+        self._pending.clear()
+        return buffered
+
     async def _fill(self) -> None:
         chunk = await self._read()
         try:
             if chunk:
                 events = self._decoder.feed(chunk)
+                if self._resp.content.at_eof():  # that was the end of the body
+                    self._eof = True
+                    events += self._decoder.flush()
             else:
                 self._eof = True
                 events = self._decoder.flush()

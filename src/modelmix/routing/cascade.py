@@ -34,12 +34,19 @@ from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
+from modelmix.routing.learned.staged import answer_key
 from modelmix.routing.learned.strategy import portfolio_prices
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
-from modelmix.routing.verifiers import check_response, judge_request, judge_score
-from modelmix.types import ChatRequest
+from modelmix.routing.verifiers import (
+    Verdict,
+    check_response,
+    judge_request,
+    judge_score,
+    parse_json,
+)
+from modelmix.types import ChatRequest, ChatResponse
 
 
 class CascadeStrategy:
@@ -291,8 +298,9 @@ class StagedCascadeStrategy:
                 verdict = check_response(
                     last.response, self.verifiers, min_logprob=self.min_logprob
                 )
-                ok = last.ok and verdict.ok
-                answers.append(verdict.answer if ok else None)
+                answer = staged_answer(last.response, verdict) if last.ok else None
+                ok = answer is not None
+                answers.append(answer)
                 outcomes.append(last if ok else None)
                 if k == 0 and ok and last.response is not None:
                     usage = last.response.usage
@@ -341,3 +349,18 @@ class StagedCascadeStrategy:
     def _cost(self, model: str, prompt_tokens: int, predicted: float, first: list[float]) -> float:
         pin, pout = self._price[model]
         return prompt_tokens * pin + self.gate.later_tokens(model, predicted, first) * pout
+
+
+def staged_answer(response: ChatResponse | None, verdict: Verdict) -> str | None:
+    """The answer a staged cascade compares (``answer_key``), or None when it has none.
+
+    Like the verifiers, except that an explicit empty or whitespace-only ``answer`` string in
+    the JSON is a real answer (a program printing nothing): the verifier's normalisation would
+    drop it, the gate would escalate, and even the strong model's right answer would be lost."""
+    if verdict.ok:
+        return verdict.answer
+    if verdict.reason != "no extractable answer" or response is None:
+        return None
+    obj = parse_json(response.content)
+    raw = obj.get("answer") if obj is not None else None
+    return answer_key(raw) if isinstance(raw, str) and not raw.strip() else None

@@ -191,12 +191,16 @@ class ChatEndpoint:
                 "headers": _SSE_HEADERS + _answer_headers(stream.record, request_id),
             }
         )
-        async with contextlib.aclosing(stream.deltas()) as deltas:
+        # One send per batch: the deltas that arrived in one upstream read go out in one write.
+        async with contextlib.aclosing(stream.batches()) as batches:
             try:
-                async for delta in deltas:
+                async for batch in batches:
                     if hangup.done():
                         break
-                    chunk = renderer.delta(delta)
+                    if len(batch) == 1:
+                        chunk = renderer.delta(batch[0])
+                    else:
+                        chunk = b"".join([renderer.delta(delta) for delta in batch])
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 else:

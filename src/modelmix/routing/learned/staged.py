@@ -29,9 +29,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmix.routing.learned.artifact import Calibration
+from modelmix.routing.verifiers import normalise_answer
 
 #: Weight of the shrinkage prior (pseudo-counts) in the table estimates.
 ALPHA = 2.0
+
+
+def answer_key(value: object) -> str | None:
+    """The form in which the gate compares final answers (training and gateway alike): the
+    verifier's normalised answer, except that an explicit empty or whitespace-only string is
+    kept as it is (it is a real answer, e.g. a function returning ``''``), and None is none."""
+    if isinstance(value, str) and not value.strip():
+        return value
+    return normalise_answer(value)
 
 
 def support_masks(answers: Sequence[str | None]) -> dict[str, int]:

@@ -28,7 +28,7 @@ from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import screen
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text
+from modelmix.routing.learned.features import Features, prompt_text
 from modelmix.routing.learned.policy import logit, pick
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
@@ -51,6 +51,11 @@ def portfolio_prices(
             price = entry.deployments[0].price
             out[m] = (float(price.input_token), float(price.output_token))
     return out
+
+
+def _argmin(values: list[float]) -> int:
+    """Index of the first smallest value (as ``np.argmin``)."""
+    return min(range(len(values)), key=values.__getitem__)
 
 
 class LearnedStrategy:
@@ -87,14 +92,14 @@ class LearnedStrategy:
             if missing:
                 raise ValueError(f"route {name!r}: no quality profile for {', '.join(missing)}")
             self._idx = np.zeros(len(self.models), dtype=int)
-            self._profile_logit = np.array([logit(self.profiles[m]) for m in self.models])
+            self._profile_logit = [logit(self.profiles[m]) for m in self.models]
             self._mean_easiness = float(artifact.difficulty.b[0])
         merged = {**artifact.prices, **portfolio_prices(portfolio, self.models), **(prices or {})}
         missing_price = [m for m in self.models if m not in merged]
         if missing_price:
             raise ValueError(f"route {name!r}: no price for {', '.join(missing_price)}")
-        self._pin = np.array([merged[m][0] for m in self.models])
-        self._pout = np.array([merged[m][1] for m in self.models])
+        self._pin = [merged[m][0] for m in self.models]
+        self._pout = [merged[m][1] for m in self.models]
         if self.wtp is not None:
             self._log_wtp: float | None = math.log10(max(self.wtp, 1e-12))
         elif self.profiles is None:
@@ -102,46 +107,75 @@ class LearnedStrategy:
             self._log_wtp = artifact.calibration.knob_for(target)
         else:
             self._log_wtp = None
+        self._knob = {
+            "quality_target": quality_target,
+            "max_cost": max_cost,
+            "wtp": wtp,
+            "log_wtp": None if self._log_wtp is None else round(self._log_wtp, 3),
+            "mode": "profiles" if self.profiles else "artifact",
+        }
 
-    def predict(self, text: str) -> tuple[np.ndarray, np.ndarray, int]:
+    def predict(self, text: str) -> tuple[list[float], list[float], int]:
         """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
         f = self.artifact.featurize(text)
-        p_all, toks_all = self.artifact.predict(f)
         if self.profiles is None:
-            p = p_all[self._idx].astype(np.float64)
-            toks = toks_all[self._idx].astype(np.float64)
+            p_all, toks_all = self.artifact.predict(f)
+            p = p_all[self._idx].astype(np.float64).tolist()
+            toks = toks_all[self._idx].astype(np.float64).tolist()
         else:
             shift = self.artifact.easiness(f) - self._mean_easiness
-            p = 1.0 / (1.0 + np.exp(-(self._profile_logit + shift)))
-            toks = np.full(len(self.models), float(np.median(toks_all)))
+            p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
+            toks = [self._median_tokens(f)] * len(self.models)
         prompt_tokens = count_tokens(text)
-        cost = prompt_tokens * self._pin + toks * self._pout
+        cost = [
+            prompt_tokens * pin + t * pout
+            for pin, pout, t in zip(self._pin, self._pout, toks, strict=True)
+        ]
         return p, cost, prompt_tokens
 
-    def choose(self, p: np.ndarray, cost: np.ndarray, eligible: np.ndarray) -> int:
-        allowed = eligible.copy()
+    def _median_tokens(self, f: Features) -> float:
+        """Median over the artifact's models of the expected completion tokens: the second
+        half of ``artifact.predict`` (same formula), without the quality heads profiles
+        replace."""
+        art = self.artifact
+        mu = art.tokens.apply(f)
+        toks = np.maximum(np.expm1(mu + art.token_var / 2).astype(np.float32), 1.0).tolist()
+        toks.sort()
+        mid = len(toks) // 2
+        if len(toks) % 2:
+            return float(toks[mid])
+        return float(np.float32((toks[mid - 1] + toks[mid]) / 2))  # as np.median on float32
+
+    def choose(self, p: list[float], cost: list[float], eligible: list[bool]) -> int:
+        allowed = eligible
         if self.max_cost is not None:
-            allowed &= cost <= self.max_cost
-            if not allowed.any():
-                allowed = eligible.copy()
-                allowed[:] = False
-                allowed[int(np.argmin(np.where(eligible, cost, np.inf)))] = True
+            max_cost = self.max_cost
+            allowed = [ok and c <= max_cost for ok, c in zip(eligible, cost, strict=True)]
+            if not any(allowed):  # every eligible model costs too much: the cheapest one
+                cheapest = _argmin(
+                    [c if ok else math.inf for ok, c in zip(eligible, cost, strict=True)]
+                )
+                allowed = [i == cheapest for i in range(len(cost))]
         if self._log_wtp is not None:
-            return pick(p, cost, self._log_wtp, allowed)
+            return pick(np.array(p), np.array(cost), self._log_wtp, np.array(allowed))
         target = DEFAULT_QUALITY_TARGET if self.quality_target is None else self.quality_target
-        top = float(np.max(np.where(allowed, p, 0.0)))
-        ok = allowed & (p >= target * top)
-        return int(np.argmin(np.where(ok, cost, np.inf)))
+        top = max(q if ok else 0.0 for q, ok in zip(p, allowed, strict=True))
+        return _argmin(
+            [
+                c if ok and q >= target * top else math.inf
+                for q, c, ok in zip(p, cost, allowed, strict=True)
+            ]
+        )
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
         decision["strategy"] = "learned"
         if self.portfolio is not None:
             screened = screen(self.models, self.portfolio, request, needs)
             decision["screened"] = [c.as_dict() for c in screened if not c.eligible]
-            eligible = np.array([c.eligible for c in screened])
+            eligible = [c.eligible for c in screened]
         else:
-            eligible = np.ones(len(self.models), dtype=bool)
-        if not eligible.any():
+            eligible = [True] * len(self.models)
+        if not any(eligible):
             raise GatewayError(
                 "invalid_request",
                 f"No model of {self.name!r} can serve this request.",
@@ -150,25 +184,18 @@ class LearnedStrategy:
             )
         p, cost, prompt_tokens = self.predict(prompt_text(request.messages))
         choice = self.choose(p, cost, eligible)
-        decision["knob"] = {
-            "quality_target": self.quality_target,
-            "max_cost": self.max_cost,
-            "wtp": self.wtp,
-            "log_wtp": None if self._log_wtp is None else round(self._log_wtp, 3),
-            "mode": "profiles" if self.profiles else "artifact",
-        }
+        decision["knob"] = dict(self._knob)
         decision["prompt_tokens"] = prompt_tokens
         decision["candidates"] = [
-            {"model": m, "p_good": round(float(p[i]), 4), "cost": float(f"{cost[i]:.3g}")}
+            {"model": m, "p_good": round(p[i], 4), "cost": float(f"{cost[i]:.3g}")}
             for i, m in enumerate(self.models)
             if eligible[i]
         ]
         decision["chosen"] = self.models[choice]
         wtp = 10.0 ** (self._log_wtp if self._log_wtp is not None else 0.0)
-        value = p * wtp - cost
-        order = [choice] + [
-            int(i) for i in np.argsort(-value) if int(i) != choice and eligible[int(i)]
-        ]
+        value = [q * wtp - c for q, c in zip(p, cost, strict=True)]
+        by_value = sorted(range(len(value)), key=lambda i: -value[i])
+        order = [choice] + [i for i in by_value if i != choice and eligible[i]]
         last: Outcome | None = None
         for i in order:
             last = yield Attempt(self.models[i])

@@ -16,15 +16,24 @@ import numpy as np
 
 from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.data import RoutingData
-from modelmix.routing.learned.staged import StagedGate, support_masks
+from modelmix.routing.learned.staged import StagedGate, answer_key, support_masks
+
+#: Models within this much mean quality of the best count as its peers (cheapest one wins).
+NEAR = 0.01
 
 #: The knob grid: lam = 10**x USD per unit of quality.
 LAM_GRID = tuple(float(x) for x in np.linspace(-3.5, 0.5, 33))
 
 
 def default_stages(data: RoutingData, voters: Sequence[int], best: int) -> list[list[int]]:
-    """Two cheap voters, then the third, then the best model, then the runner-up of similar
-    price (a second strong opinion when the first disagrees with the cheap ones)."""
+    """Two cheap voters, then the third, then the strong model, then a second strong opinion
+    (called when the strong model's answer is doubtful).
+
+    The strong model is the best of the models within ``NEAR`` of the top mean quality that
+    cost at most 1.25 times the cheapest of them: a sample can rank a much dearer twin of the
+    best model first by a fraction of a point. The second opinion is the cheapest other model within
+    ``2 * NEAR`` of the top and at most 1.5 times the strong model's cost, else the best of
+    those costing at most that."""
     stages: list[list[int]] = []
     v = list(voters)
     if len(v) >= 2:
@@ -32,13 +41,23 @@ def default_stages(data: RoutingData, voters: Sequence[int], best: int) -> list[
         stages += [[j] for j in v[2:]]
     elif v:
         stages.append(v)
-    if best not in v:
-        stages.append([best])
     total = data.cost.sum(axis=0)
-    used = {j for s in stages for j in s}
     quality = data.score.mean(axis=0)
-    others = [j for j in range(len(data.models)) if j not in used and total[j] <= 1.5 * total[best]]
-    if others:
+    top = float(quality.max())
+    near = [j for j in range(len(data.models)) if j not in v and quality[j] >= top - NEAR]
+    cheap = min((total[j] for j in near), default=0.0)
+    peers = [j for j in near if total[j] <= 1.25 * cheap]
+    strong = max(peers, key=lambda j: (quality[j], -total[j])) if peers else best
+    if strong not in v:
+        stages.append([strong])
+    used = {j for s in stages for j in s}
+    others = [
+        j for j in range(len(data.models)) if j not in used and total[j] <= 1.5 * total[strong]
+    ]
+    close = [j for j in others if quality[j] >= top - 2 * NEAR]
+    if close:
+        stages.append([min(close, key=lambda j: (total[j], -quality[j]))])
+    elif others:
         stages.append([max(others, key=lambda j: (quality[j], -total[j]))])
     return stages
 
@@ -52,7 +71,8 @@ class Replay:
     pred_tokens: np.ndarray  # predicted completion tokens, out of fold
 
     def answers(self, i: int, stages: list[list[int]], upto: int) -> list[str | None]:
-        return [self.data.answers[i][j] for s in stages[: upto + 1] for j in s]
+        """The answers of the models called up to stage ``upto``, as the gateway sees them."""
+        return [answer_key(self.data.answers[i][j]) for s in stages[: upto + 1] for j in s]
 
     def returned(self, stages: list[list[int]], upto: int, mask: int) -> int:
         """The model whose answer is returned: the last caller supporting the answer."""
@@ -128,7 +148,9 @@ def replay_rows(
         i = int(i)
         cat = replay.cats[i]
         first_tokens = [
-            float(data.completion_tokens[i, j]) for j in stages[0] if data.answers[i][j] is not None
+            float(data.completion_tokens[i, j])
+            for j in stages[0]
+            if answer_key(data.answers[i][j]) is not None
         ]
         later = [
             sum(
