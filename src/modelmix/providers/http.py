@@ -1,8 +1,8 @@
 """The one HTTP client every upstream call goes through.
 
-One ``aiohttp.ClientSession`` (created lazily, inside the running loop) with a pooled
-connector; adapters build the request and parse the answer, this module only moves bytes and
-turns every failure into an ``UpstreamError``:
+One keep-alive connection pool (:mod:`modelmix.providers.transport`, created lazily, inside
+the running loop); adapters build the request and parse the answer, this module only moves
+bytes and turns every failure into an ``UpstreamError``:
 
 * connect refused / reset / DNS -> ``connection``; a body cut short -> ``bad_response``;
   connect slower than ``Timeouts.connect`` or no answer within ``Timeouts.total``
@@ -24,10 +24,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from modelmix.errors import UpstreamError
 from modelmix.providers.sse import SSEDecoder
+from modelmix.providers.transport import (
+    ConnectionPool,
+    ConnectTimeout,
+    ProtocolError,
+    Response,
+    ResponseCut,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     from modelmix.providers.base import Deployment, ProviderAdapter, StreamParser
@@ -49,61 +55,35 @@ class Timeouts:
     total: float = 600.0
 
 
-def _connection_error(exc: BaseException) -> UpstreamError:
+def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if len(text) > 300:
-        text = text[:300] + "..."
-    if isinstance(exc, aiohttp.ClientPayloadError):  # the answer started, then broke off
-        return UpstreamError("bad_response", f"response body cut short: {text}")
-    return UpstreamError("connection", f"connection failed: {text}")
+    return text[:300] + "..." if len(text) > 300 else text
 
 
-def _lower_headers(resp: aiohttp.ClientResponse) -> dict[str, str]:
-    return {key.lower(): value for key, value in resp.headers.items()}
+def _transport_error(exc: TransportError | ValueError, timeouts: Timeouts) -> UpstreamError:
+    if isinstance(exc, ConnectTimeout):
+        return UpstreamError("timeout", f"connect timed out after {timeouts.connect:g}s")
+    if isinstance(exc, ResponseCut):  # the answer started, then broke off
+        return UpstreamError("bad_response", f"response body cut short: {_short(exc)}")
+    if isinstance(exc, ProtocolError):
+        return UpstreamError("bad_response", f"invalid HTTP answer: {_short(exc)}")
+    return UpstreamError("connection", f"connection failed: {_short(exc)}")
 
 
 class UpstreamClient:
     """Pooled HTTP client shared by all deployments; close it at shutdown."""
 
-    __slots__ = ("_call_timeouts", "_client_timeouts", "_limit", "_limit_per_host", "_session")
+    __slots__ = ("_limit", "_pool")
 
-    def __init__(self, *, limit: int = 1000, limit_per_host: int = 0) -> None:
+    def __init__(self, *, limit: int = 1000) -> None:
         self._limit = limit
-        self._limit_per_host = limit_per_host
-        self._session: aiohttp.ClientSession | None = None
-        self._client_timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._call_timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+        self._pool: ConnectionPool | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                auto_decompress=True,
-                raise_for_status=False,
-            )
-            self._session = session
-        return session
-
-    def _call_timeout(self, connect: float, total: float) -> aiohttp.ClientTimeout:
-        """One timer for a whole non-streamed call (cached: the settings rarely vary)."""
-        key = (connect, total)
-        timeout = self._call_timeouts.get(key)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
-            self._call_timeouts[key] = timeout
-        return timeout
-
-    def _client_timeout(self, connect: float) -> aiohttp.ClientTimeout:
-        timeout = self._client_timeouts.get(connect)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect)
-            self._client_timeouts[connect] = timeout
-        return timeout
+    def _get_pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ConnectionPool(limit=self._limit)
+        return pool
 
     async def complete(
         self,
@@ -114,31 +94,26 @@ class UpstreamClient:
     ) -> ChatResponse:
         """One non-streamed call. ``UnsupportedParameter`` from the adapter passes through."""
         http = adapter.build_request(request, deployment)
-        session = self._get_session()
+        pool = self._get_pool()
         try:
-            async with session.request(
-                http.method,
-                http.url,
-                data=http.body,
-                headers=http.headers,
-                timeout=self._call_timeout(timeouts.connect, timeouts.total),
-            ) as resp:
+            async with asyncio.timeout(timeouts.total):
+                resp = await pool.request(
+                    http.method,
+                    http.url,
+                    headers=http.headers,
+                    body=http.body,
+                    connect_timeout=timeouts.connect,
+                )
                 body = await resp.read()
-                status = resp.status
-                if not 200 <= status < 300:
-                    raise adapter.parse_error(status, body, _lower_headers(resp))
-        except UpstreamError:
-            raise
-        except aiohttp.ConnectionTimeoutError:
-            raise UpstreamError(
-                "timeout", f"connect timed out after {timeouts.connect:g}s"
-            ) from None
+        except (TransportError, ValueError) as exc:
+            raise _transport_error(exc, timeouts) from None
         except TimeoutError:
             raise UpstreamError(
                 "timeout", f"no complete answer within {timeouts.total:g}s"
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise _connection_error(exc) from None
+        status = resp.status
+        if not 200 <= status < 300:
+            raise adapter.parse_error(status, body, resp.headers)
         return adapter.parse_response(body)
 
     async def stream(
@@ -150,48 +125,36 @@ class UpstreamClient:
     ) -> UpstreamStream:
         """Start a streamed call; returns once the upstream answered 2xx."""
         http = adapter.build_request(request, deployment)
-        session = self._get_session()
+        pool = self._get_pool()
         now = asyncio.get_running_loop().time()
         total_deadline = now + timeouts.total
         first_deadline = min(now + timeouts.first_token, total_deadline)
-        resp: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout_at(first_deadline):
-                resp = await session.request(
+                resp = await pool.request(
                     http.method,
                     http.url,
-                    data=http.body,
                     headers=http.headers,
-                    timeout=self._client_timeout(timeouts.connect),
+                    body=http.body,
+                    connect_timeout=timeouts.connect,
                 )
-                status = resp.status
-                if not 200 <= status < 300:
+                if not 200 <= resp.status < 300:
                     body = await resp.read()
-                    raise adapter.parse_error(status, body, _lower_headers(resp))
-        except BaseException as exc:
-            if resp is not None:
-                resp.close()
-            if isinstance(exc, UpstreamError):
-                raise
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                raise UpstreamError(
-                    "timeout", f"connect timed out after {timeouts.connect:g}s"
-                ) from None
-            if isinstance(exc, TimeoutError):
-                raise UpstreamError(
-                    "timeout", f"no first token within {timeouts.first_token:g}s"
-                ) from None
-            if isinstance(exc, (aiohttp.ClientError, OSError)):
-                raise _connection_error(exc) from None
-            raise
+                    raise adapter.parse_error(resp.status, body, resp.headers)
+        except (TransportError, ValueError) as exc:
+            raise _transport_error(exc, timeouts) from None
+        except TimeoutError:
+            raise UpstreamError(
+                "timeout", f"no first token within {timeouts.first_token:g}s"
+            ) from None
         return UpstreamStream(
             resp, adapter.stream_parser(), timeouts, first_deadline, total_deadline
         )
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
 
 class UpstreamStream:
@@ -219,7 +182,7 @@ class UpstreamStream:
 
     def __init__(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         parser: StreamParser,
         timeouts: Timeouts,
         first_deadline: float,
@@ -266,7 +229,7 @@ class UpstreamStream:
         try:
             if chunk:
                 events = self._decoder.feed(chunk)
-                if self._resp.content.at_eof():  # that was the end of the body
+                if self._resp.at_eof():  # that was the end of the body
                     self._eof = True
                     events += self._decoder.flush()
             else:
@@ -314,7 +277,7 @@ class UpstreamStream:
             deadline = min(deadline, asyncio.get_running_loop().time() + FINISH_GRACE)
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._resp.content.readany()
+                return await self._resp.readany()
         except TimeoutError:
             await self.aclose()
             if self._parser.finished():  # complete, but the upstream kept the connection open
@@ -324,7 +287,7 @@ class UpstreamStream:
             else:
                 message = f"no first token within {self._timeouts.first_token:g}s"
             raise UpstreamError("timeout", message) from None
-        except (aiohttp.ClientError, OSError):
+        except TransportError:
             await self.aclose()
             if self._parser.finished():
                 return b""
@@ -337,7 +300,4 @@ class UpstreamStream:
         if self._closed:
             return
         self._closed = True
-        if self._eof:
-            self._resp.release()  # fully read: the connection goes back to the pool
-        else:
-            self._resp.close()
+        self._resp.release()  # fully read: back to the pool; else the connection is closed

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from modelmix.routing.learned.features import Features, FloatArray, featurize
-from modelmix.routing.learned.model import LinearHeads, sigmoid
+from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
 
 if TYPE_CHECKING:
     from modelmix.routing.learned.staged import StagedGate
@@ -83,24 +83,54 @@ class RouterArtifact:
     #: The staged cascade's learned gate.
     staged: StagedGate | None = None
 
+    #: Every head side by side (built on first use): one product per prompt gives them all.
+    _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
+
     # -- inference ----------------------------------------------------------------------
+
+    def outputs(self, f: Features) -> FloatArray:
+        """Every head's raw output for one prompt, in one pass, laid out as
+        ``[quality (M) | tokens (M) | difficulty (1) | category (C)]``."""
+        folded = self._folded
+        if folded is None:
+            heads = [self.quality, self.tokens, self.difficulty]
+            if self.category is not None:
+                heads.append(self.category)
+            folded = self._folded = FoldedHeads(heads)
+        return folded.apply(f)
+
+    def quality_from(self, z: FloatArray) -> FloatArray:
+        """P(good answer) per model, from :meth:`outputs`."""
+        m = len(self.models)
+        p: FloatArray = sigmoid(self.platt[:, 0] * z[:m] + self.platt[:, 1]).astype(np.float32)
+        return p
+
+    def tokens_from(self, z: FloatArray) -> FloatArray:
+        """Expected completion tokens per model (at least 1), from :meth:`outputs`."""
+        m = len(self.models)
+        toks: FloatArray = np.expm1(z[m : 2 * m] + self.token_var / 2).astype(np.float32)
+        return np.maximum(toks, 1.0)
+
+    def easiness_from(self, z: FloatArray) -> float:
+        return float(z[2 * len(self.models)])
+
+    def category_from(self, z: FloatArray) -> str:
+        """The predicted category ("" when the artifact has none), from :meth:`outputs`."""
+        if self.category is None or not self.categories:
+            return self.categories[0] if self.categories else ""
+        return self.categories[int(np.argmax(z[2 * len(self.models) + 1 :]))]
 
     def predict(self, f: Features) -> tuple[FloatArray, FloatArray]:
         """P(good answer) and expected completion tokens, one per model in ``models``."""
-        z = self.quality.apply(f)
-        p: FloatArray = sigmoid(self.platt[:, 0] * z + self.platt[:, 1]).astype(np.float32)
-        mu = self.tokens.apply(f)
-        toks: FloatArray = np.expm1(mu + self.token_var / 2).astype(np.float32)
-        return p, np.maximum(toks, 1.0)
+        z = self.outputs(f)
+        return self.quality_from(z), self.tokens_from(z)
 
     def easiness(self, f: Features) -> float:
-        return float(self.difficulty.apply(f)[0])
+        return self.easiness_from(self.outputs(f))
 
     def category_of(self, f: Features) -> str:
         """The predicted category of a prompt ("" when the artifact has none)."""
-        if self.category is None or not self.categories:
-            return self.categories[0] if self.categories else ""
-        return self.categories[int(np.argmax(self.category.apply(f)))]
+        return self.category_from(self.outputs(f))
 
     def featurize(self, text: str) -> Features:
         return featurize(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,37 +61,50 @@ def _bucket(token: str) -> int:
     return zlib.crc32(token.encode()) % HASH_DIM
 
 
-def _norm(token: str) -> str:
-    return f"<n{min(len(token), 6)}>" if token[0].isdigit() else token
+#: Normalised forms of number tokens, by digit count (``17`` -> ``<n2>``).
+_NUMBER_FORMS = [f"<n{min(n, 6)}>" for n in range(7)]
+
+
+def _digit_count(text: str) -> int:
+    if text.isascii():  # ten C-level scans instead of a Python loop over every character
+        return sum(map(text.count, "0123456789"))
+    return sum(map(str.isdigit, text))
 
 
 def featurize(text: str) -> Features:
     lower = text.lower()
     raw = _TOKEN.findall(lower)
-    tokens = [_norm(t) for t in raw]
-    counts: dict[int, float] = {}
-    prev = "<s>"
-    for tok in tokens:
-        b = _bucket(tok)
-        counts[b] = counts.get(b, 0.0) + 1.0
-        b2 = _bucket(prev + " " + tok)
-        counts[b2] = counts.get(b2, 0.0) + 1.0
-        prev = tok
-    n_numbers = sum(1 for t in raw if t[0].isdigit())
-    n_tokens = max(len(tokens), 1)
+    crc32 = zlib.crc32
+    forms = _NUMBER_FORMS
+    # Unigram and bigram buckets, interleaved in the order the tokens come: the bigram's CRC
+    # continues from the previous token's (crc32(a + " " + b) == crc32(" " + b, crc32(a))).
+    buckets: list[int] = []
+    append = buckets.append
+    prev_crc = crc32(b"<s>")
+    n_numbers = 0
+    for tok in raw:
+        if tok[0].isdigit():
+            tok = forms[min(len(tok), 6)]
+            n_numbers += 1
+        data = tok.encode()
+        crc = crc32(data)
+        append(crc % HASH_DIM)
+        append(crc32(b" " + data, prev_crc) % HASH_DIM)
+        prev_crc = crc
+    counts = Counter(buckets)
+    n_tokens = max(len(raw), 1)
     # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size.
     idx = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
     val = np.sqrt(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
     norm = float(np.sqrt(np.dot(val, val))) or 1.0
     val /= norm
     chars = len(text)
-    digits = sum(c.isdigit() for c in text)
     dense = np.array(
         [
             math.log1p(chars),
             math.log1p(len(lower.split())),
             math.log1p(text.count("\n")),
-            digits / max(chars, 1),
+            _digit_count(text) / max(chars, 1),
             math.log1p(len(_LATEX.findall(lower))),
             math.log1p(len(_CODE.findall(lower))),
             math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelmix.routing.learned.features import HASH_DIM, Features, FloatArray
+from modelmix.routing.learned.features import HASH_DIM, N_FEATURES, Features, FloatArray
+
+_DENSE_IDX = np.arange(HASH_DIM, N_FEATURES, dtype=np.int32)
 
 
 @dataclass(slots=True)
@@ -35,6 +37,33 @@ class LinearHeads:
     def apply_matrix(self, X: FloatArray) -> FloatArray:
         Z = standardise(X, self.mu, self.sd)
         out: FloatArray = Z @ self.W + self.b
+        return out
+
+
+class FoldedHeads:
+    """Several ``LinearHeads`` side by side, for inference: the dense features' standardising
+    is folded into the weights, so one gather and one product give every output."""
+
+    __slots__ = ("W", "b")
+
+    def __init__(self, heads: list[LinearHeads]) -> None:
+        W = np.concatenate([h.W for h in heads], axis=1).astype(np.float32)
+        b = np.concatenate([h.b for h in heads]).astype(np.float32)
+        mu = np.concatenate(
+            [np.broadcast_to(h.mu[:, None], (len(h.mu), h.W.shape[1])) for h in heads], axis=1
+        )
+        sd = np.concatenate(
+            [np.broadcast_to(h.sd[:, None], (len(h.sd), h.W.shape[1])) for h in heads], axis=1
+        )
+        dense = W[HASH_DIM:] / sd
+        self.b: FloatArray = (b - (mu * dense).sum(axis=0)).astype(np.float32)
+        W[HASH_DIM:] = dense
+        self.W: FloatArray = np.ascontiguousarray(W)
+
+    def apply(self, f: Features) -> FloatArray:
+        idx = np.concatenate((f.idx, _DENSE_IDX))
+        val = np.concatenate((f.val, f.dense))
+        out: FloatArray = self.b + val @ self.W[idx]
         return out
 
 
