@@ -82,6 +82,15 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/PID/stat``; 0 when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,9 +127,11 @@ class Target:
                 "latency": {},
                 "ttfb": {},
                 "first_error": None,
+                "cpu": 0.0,
             },
         )
         acc["count"] += r["count"]  # type: ignore[operator]
+        acc["cpu"] += r.get("cpu", 0.0)  # type: ignore[operator]
         acc["errors"] += r["errors"]  # type: ignore[operator]
         acc["elapsed"] += r["elapsed"]  # type: ignore[operator]
         acc["first_error"] = acc["first_error"] or r["first_error"]
@@ -381,10 +392,11 @@ class Bench:
                 conc = 1 if scenario.endswith("c1") else a.concurrency
                 stream = scenario.startswith("stream")
                 for t in order:
-                    t.add(
-                        scenario,
-                        self.load(t, concurrency=conc, stream=stream, duration=a.round_seconds),
-                    )
+                    cpu0 = cpu_seconds(t.proc.pid) if t.proc else 0.0
+                    r = self.load(t, concurrency=conc, stream=stream, duration=a.round_seconds)
+                    if t.proc:
+                        r["cpu"] = cpu_seconds(t.proc.pid) - cpu0
+                    t.add(scenario, r)
             print(f"round {i + 1}/{a.rounds} done", file=sys.stderr, flush=True)
 
     def long_run(self, t: Target, checkpoints: Sequence[int]) -> list[tuple[int, int]]:
@@ -505,6 +517,13 @@ def _rps(r: dict[str, object] | None) -> float:
     return float(r["count"]) / float(r["elapsed"])  # type: ignore[arg-type]
 
 
+def _cpu_us(r: dict[str, object] | None) -> float:
+    """Server CPU time per request at saturation, in microseconds (NaN when not measured)."""
+    if not r or not r["count"] or not r.get("cpu"):
+        return float("nan")
+    return float(r["cpu"]) / float(r["count"]) * 1e6  # type: ignore[arg-type]
+
+
 def _pct(r: dict[str, object] | None, key: str, q: float) -> float:
     if not r:
         return float("nan")
@@ -539,6 +558,8 @@ def summarize(
             - _pct(direct.get("stream_c1"), "ttfb", 50),
             "json_rps": _rps(r.get("json_sat")),
             "stream_rps": _rps(r.get("stream_sat")),
+            "json_cpu_us": _cpu_us(r.get("json_sat")),
+            "stream_cpu_us": _cpu_us(r.get("stream_sat")),
             "errors": sum(int(x["errors"]) for x in r.values()),  # type: ignore[call-overload]
             "first_error": next((x["first_error"] for x in r.values() if x["first_error"]), None),
             "requests": t.sent,
@@ -619,7 +640,8 @@ def render(s: dict[str, object], b: Bench, seconds: float) -> str:
         f"{seconds:.0f} s total.",
         f"Pinning: servers under test on core {SERVER_CORE} (taskset -c {SERVER_CORE}); mock + "
         f"load generator on core {CLIENT_CORE}. Latencies in ms; 'added' = target minus direct "
-        "(same percentile); rps = requests/s at saturation.",
+        "(same percentile); rps = requests/s at saturation; cpu us = the server process's "
+        "CPU time per request at saturation.",
         "",
     ]
     head = (
@@ -636,6 +658,8 @@ def render(s: dict[str, object], b: Bench, seconds: float) -> str:
         "strm/bare",
         "json/LiteLLM",
         "strm/LiteLLM",
+        "cpu us json",
+        "cpu us strm",
         "errors",
     )
     table = [head]
@@ -655,6 +679,8 @@ def render(s: dict[str, object], b: Bench, seconds: float) -> str:
                 f"{r['stream_rps'] / bare['stream_rps']:.0%}" if bare else "-",
                 f"{r['json_rps'] / lt['json_rps']:.1f}x" if lt else "-",
                 f"{r['stream_rps'] / lt['stream_rps']:.1f}x" if lt else "-",
+                _f(r["json_cpu_us"], 0),
+                _f(r["stream_cpu_us"], 0),
                 str(r["errors"]),
             )
         )

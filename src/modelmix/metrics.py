@@ -2,7 +2,7 @@
 
 The engine hands every finished ``RequestRecord`` to the gateway, which passes it to the ledger
 and to ``Metrics.observe``; nothing else in the hot path knows about metrics. ``observe`` only
-bumps counters and histograms through label children bound once and cached per label tuple.
+bumps plain numbers (see ``_Counters``); the registry reads them when Prometheus scrapes.
 
 Every label set is bounded: model and route names come from the config (anything else is
 reported as ``"other"``), statuses and error kinds from fixed lists, budget series are capped.
@@ -31,14 +31,20 @@ Series (counters get ``_total``, histograms ``_bucket``/``_sum``/``_count``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from modelmix.errors import UpstreamErrorKind
-from modelmix.ledger.records import RequestRecord
+from modelmix.ledger.records import AttemptRecord, RequestRecord
 
 if TYPE_CHECKING:
     from modelmix.config import Config
@@ -57,12 +63,73 @@ BUDGET_SCOPES = ("global", "key", "team", "tag", "route", "model")
 #: Past this many distinct (scope, name) budget series, new ones are not reported.
 MAX_BUDGET_SERIES = 1000
 
-_TOKEN_KINDS = ("prompt", "completion", "cached", "cache_write", "reasoning")
-
 
 def _bounded(names: Iterable[str], extra: Iterable[str] = ()) -> dict[str, str]:
     """name -> label value for the allowed names; look up with ``.get(name, OTHER)``."""
     return {n: n for n in (*names, *extra)}
+
+
+class _Counters:
+    """A counter family: plain floats per label tuple, turned into a metric at scrape time.
+
+    ``prometheus_client``'s own counters take a lock per increment and its histograms search
+    their buckets in a Python loop; these are bumped only from the event loop's thread, so a
+    dict update is enough (about a tenth of the cost)."""
+
+    __slots__ = ("doc", "labels", "name", "values")
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...]) -> None:
+        self.name, self.doc, self.labels = name, doc, labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
+        values = self.values
+        values[key] = values.get(key, 0.0) + amount
+
+    def metric(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in self.values.items():
+            family.add_metric(list(key), value)
+        return family
+
+
+class _Histograms:
+    """A histogram family: per label value, counts per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("bounds", "doc", "label", "name", "series")
+
+    def __init__(self, name: str, doc: str, label: str, bounds: tuple[float, ...]) -> None:
+        self.name, self.doc, self.label, self.bounds = name, doc, label, bounds
+        self.series: dict[str, list[float]] = {}  # [count per bucket..., +Inf count, sum]
+
+    def observe(self, key: str, value: float) -> None:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = [0.0] * (len(self.bounds) + 2)
+        series[bisect_left(self.bounds, value)] += 1  # first bound >= value ("le")
+        series[-1] += value
+
+    def metric(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.doc, labels=(self.label,))
+        names = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        for key, series in self.series.items():
+            cumulative, buckets = 0.0, []
+            for name, count in zip(names, series, strict=False):
+                cumulative += count
+                buckets.append((name, cumulative))
+            family.add_metric([key], buckets, series[-1])
+        return family
+
+
+class _Collector:
+    """Hands the families to the registry at scrape time."""
+
+    def __init__(self, families: list[_Counters | _Histograms]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield family.metric()
 
 
 class Metrics:
@@ -81,95 +148,84 @@ class Metrics:
         self._error_kinds = _bounded(ERROR_KINDS)
         self._scopes = _bounded(BUDGET_SCOPES)
         self._max_budget_series = max_budget_series
-        r = self.registry
 
-        self.requests = Counter(
-            "modelmix_requests", "Client requests.", ("route", "model", "status"), registry=r
+        self.requests = _Counters(
+            "modelmix_requests", "Client requests.", ("route", "model", "status")
         )
-        self.attempts = Counter(
+        self.attempts = _Counters(
             "modelmix_upstream_attempts",
             "Calls to upstream deployments (a retry is another attempt).",
             ("model", "status", "error_kind"),
-            registry=r,
         )
-        self.tokens = Counter(
+        self.tokens = _Counters(
             "modelmix_tokens",
             "Tokens of upstream attempts; cached, cache_write and reasoning are parts of "
             "prompt / completion.",
             ("model", "kind"),
-            registry=r,
         )
-        self.cost = Counter(
-            "modelmix_cost_usd",
-            "Cost of priced upstream attempts, USD.",
-            ("model", "route"),
-            registry=r,
+        self.cost = _Counters(
+            "modelmix_cost_usd", "Cost of priced upstream attempts, USD.", ("model", "route")
         )
-        self.request_duration = Histogram(
+        self.request_duration = _Histograms(
             "modelmix_request_duration_seconds",
             "Client request latency until the whole answer (or the error).",
-            ("route",),
-            registry=r,
-            buckets=DURATION_BUCKETS,
+            "route",
+            DURATION_BUCKETS,
         )
-        self.request_ttft = Histogram(
+        self.request_ttft = _Histograms(
             "modelmix_request_ttft_seconds",
             "Time until the client got the first token (or the answer), failovers included.",
-            ("route",),
-            registry=r,
-            buckets=TTFT_BUCKETS,
+            "route",
+            TTFT_BUCKETS,
         )
-        self.ttft = Histogram(
+        self.ttft = _Histograms(
             "modelmix_time_to_first_token_seconds",
             "Upstream attempts' time to first token (streams) or to the answer (non-streams).",
-            ("model",),
-            registry=r,
-            buckets=TTFT_BUCKETS,
+            "model",
+            TTFT_BUCKETS,
         )
-        self.attempt_duration = Histogram(
+        self.attempt_duration = _Histograms(
             "modelmix_upstream_attempt_duration_seconds",
             "Upstream attempt latency until the whole answer (or the error).",
-            ("model",),
-            registry=r,
-            buckets=DURATION_BUCKETS,
+            "model",
+            DURATION_BUCKETS,
         )
-        self.fallbacks = Counter(
+        self.fallbacks = _Counters(
             "modelmix_fallbacks",
             "Requests answered by another model because the first one tried failed.",
             ("route",),
-            registry=r,
         )
-        self.escalations = Counter(
+        self.escalations = _Counters(
             "modelmix_cascade_escalations",
             "Cascade requests escalated to the strong tier.",
             ("route",),
-            registry=r,
         )
-        self.errors = Counter(
-            "modelmix_errors",
-            "Requests that ended in an error.",
-            ("route", "http_status"),
-            registry=r,
+        self.errors = _Counters(
+            "modelmix_errors", "Requests that ended in an error.", ("route", "http_status")
+        )
+        self.registry.register(
+            _Collector(
+                [
+                    self.requests,
+                    self.attempts,
+                    self.tokens,
+                    self.cost,
+                    self.request_duration,
+                    self.request_ttft,
+                    self.ttft,
+                    self.attempt_duration,
+                    self.fallbacks,
+                    self.escalations,
+                    self.errors,
+                ]
+            )
         )
         self.budget_remaining = Gauge(
             "modelmix_budget_remaining_usd",
             "Budget left in the current period, USD.",
             ("scope", "name"),
-            registry=r,
+            registry=self.registry,
         )
-
-        # Label children, bound once per label tuple.
-        self._c_requests: dict[tuple[str, str, str], Counter] = {}
-        self._c_attempts: dict[tuple[str, str, str], Counter] = {}
-        self._c_tokens: dict[tuple[str, str], Counter] = {}
-        self._c_cost: dict[tuple[str, str], Counter] = {}
-        self._c_request_duration: dict[str, Histogram] = {}
-        self._c_request_ttft: dict[str, Histogram] = {}
-        self._c_ttft: dict[str, Histogram] = {}
-        self._c_attempt_duration: dict[str, Histogram] = {}
-        self._c_fallbacks: dict[str, Counter] = {}
-        self._c_escalations: dict[str, Counter] = {}
-        self._c_errors: dict[tuple[str, str], Counter] = {}
         self._c_budget: dict[tuple[str, str], Gauge] = {}
 
     @classmethod
@@ -197,109 +253,55 @@ class Metrics:
             model = NONE
         status = self._req_status.get(record.status, OTHER)
 
-        key3 = (route, model, status)
-        c = self._c_requests.get(key3)
-        if c is None:
-            c = self._c_requests[key3] = self.requests.labels(*key3)
-        c.inc()
-
+        self.requests.inc((route, model, status))
         if record.latency_ms is not None:
-            h = self._c_request_duration.get(route)
-            if h is None:
-                h = self._c_request_duration[route] = self.request_duration.labels(route)
-            h.observe(record.latency_ms / 1000.0)
+            self.request_duration.observe(route, record.latency_ms / 1000.0)
         if record.ttft_ms is not None:
-            h = self._c_request_ttft.get(route)
-            if h is None:
-                h = self._c_request_ttft[route] = self.request_ttft.labels(route)
-            h.observe(record.ttft_ms / 1000.0)
-
+            self.request_ttft.observe(route, record.ttft_ms / 1000.0)
         if record.status == "error":
             code = record.http_status
-            key2 = (route, str(code) if 100 <= code <= 599 else OTHER)
-            c = self._c_errors.get(key2)
-            if c is None:
-                c = self._c_errors[key2] = self.errors.labels(*key2)
-            c.inc()
+            self.errors.inc((route, str(code) if 100 <= code <= 599 else OTHER))
 
         if attempts:
             for a in attempts:
-                self._observe_attempt(
-                    models.get(a.model, OTHER),
-                    route,
-                    a.status,
-                    a.error_kind,
-                    a.latency_ms,
-                    a.ttft_ms,
-                    (
-                        a.prompt_tokens,
-                        a.completion_tokens,
-                        a.cached_tokens,
-                        a.cache_write_tokens,
-                        a.reasoning_tokens,
-                    ),
-                    None if a.cost_usd is None else float(a.cost_usd),
-                )
+                self._observe_attempt(models.get(a.model, OTHER), route, a)
             first = attempts[0].model
             if (
                 final is not None
                 and final != first
                 and not any(a.model == first and a.status == "ok" for a in attempts)
             ):
-                c = self._c_fallbacks.get(route)
-                if c is None:
-                    c = self._c_fallbacks[route] = self.fallbacks.labels(route)
-                c.inc()
+                self.fallbacks.inc((route,))
 
         if record.decision.get("escalated") is True:
-            c = self._c_escalations.get(route)
-            if c is None:
-                c = self._c_escalations[route] = self.escalations.labels(route)
-            c.inc()
+            self.escalations.inc((route,))
 
-    def _observe_attempt(
-        self,
-        model: str,
-        route: str,
-        status: str,
-        error_kind: str | None,
-        latency_ms: float | None,
-        ttft_ms: float | None,
-        tokens: tuple[int, int, int, int, int],
-        cost: float | None,
-    ) -> None:
-        key3 = (
-            model,
-            self._att_status.get(status, OTHER),
-            NONE if error_kind is None else self._error_kinds.get(error_kind, OTHER),
+    def _observe_attempt(self, model: str, route: str, a: AttemptRecord) -> None:
+        error_kind = a.error_kind
+        self.attempts.inc(
+            (
+                model,
+                self._att_status.get(a.status, OTHER),
+                NONE if error_kind is None else self._error_kinds.get(error_kind, OTHER),
+            )
         )
-        c = self._c_attempts.get(key3)
-        if c is None:
-            c = self._c_attempts[key3] = self.attempts.labels(*key3)
-        c.inc()
-        if latency_ms is not None:
-            h = self._c_attempt_duration.get(model)
-            if h is None:
-                h = self._c_attempt_duration[model] = self.attempt_duration.labels(model)
-            h.observe(latency_ms / 1000.0)
-        if ttft_ms is not None:
-            h = self._c_ttft.get(model)
-            if h is None:
-                h = self._c_ttft[model] = self.ttft.labels(model)
-            h.observe(ttft_ms / 1000.0)
-        for kind, n in zip(_TOKEN_KINDS, tokens, strict=True):
-            if n:
-                key2 = (model, kind)
-                c = self._c_tokens.get(key2)
-                if c is None:
-                    c = self._c_tokens[key2] = self.tokens.labels(*key2)
-                c.inc(n)
-        if cost:
-            key2 = (model, route)
-            c = self._c_cost.get(key2)
-            if c is None:
-                c = self._c_cost[key2] = self.cost.labels(*key2)
-            c.inc(cost)
+        if a.latency_ms is not None:
+            self.attempt_duration.observe(model, a.latency_ms / 1000.0)
+        if a.ttft_ms is not None:
+            self.ttft.observe(model, a.ttft_ms / 1000.0)
+        tokens = self.tokens
+        if a.prompt_tokens:
+            tokens.inc((model, "prompt"), a.prompt_tokens)
+        if a.completion_tokens:
+            tokens.inc((model, "completion"), a.completion_tokens)
+        if a.cached_tokens:
+            tokens.inc((model, "cached"), a.cached_tokens)
+        if a.cache_write_tokens:
+            tokens.inc((model, "cache_write"), a.cache_write_tokens)
+        if a.reasoning_tokens:
+            tokens.inc((model, "reasoning"), a.reasoning_tokens)
+        if a.cost_usd:
+            self.cost.inc((model, route), float(a.cost_usd))
 
     # -- budgets -----------------------------------------------------------------------------
 

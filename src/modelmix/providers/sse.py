@@ -44,6 +44,12 @@ class SSEDecoder:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             if held:
                 buf += b"\r"
+        if not self._data and self._event is None and buf.endswith(b"\n\n"):
+            # The usual shape: whole events of one ``data: ...`` line each.
+            blocks = buf[:-2].split(b"\n\n")
+            if buf.count(b"\n") == 2 * len(blocks) and all(b.startswith(b"data: ") for b in blocks):
+                self._tail = b""
+                return [SSEEvent(data=b[6:].decode("utf-8", "replace")) for b in blocks]
         lines = buf.split(b"\n")
         self._tail = lines.pop()
         if not lines:

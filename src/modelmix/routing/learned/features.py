@@ -57,12 +57,10 @@ class Features:
         return out
 
 
-def _bucket(token: str) -> int:
-    return zlib.crc32(token.encode()) % HASH_DIM
-
-
 #: Normalised forms of number tokens, by digit count (``17`` -> ``<n2>``).
 _NUMBER_FORMS = [f"<n{min(n, 6)}>" for n in range(7)]
+_START_CRC = zlib.crc32(b"<s>")
+_HAS_DIGIT = re.compile(r"\d")
 
 
 def _digit_count(text: str) -> int:
@@ -71,33 +69,49 @@ def _digit_count(text: str) -> int:
     return sum(map(str.isdigit, text))
 
 
+#: token -> (CRC32 of its normalised form, its bucket, b" " + its bytes); bounded.
+_TOKEN_CACHE: dict[str, tuple[int, int, bytes]] = {}
+_TOKEN_CACHE_MAX = 200_000
+
+
+def _token_entry(tok: str) -> tuple[int, int, bytes]:
+    norm = _NUMBER_FORMS[min(len(tok), 6)] if tok[0].isdigit() else tok
+    data = norm.encode()
+    crc = zlib.crc32(data)
+    entry = (crc, crc % HASH_DIM, b" " + data)
+    if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
+        _TOKEN_CACHE.clear()
+    _TOKEN_CACHE[tok] = entry
+    return entry
+
+
 def featurize(text: str) -> Features:
     lower = text.lower()
     raw = _TOKEN.findall(lower)
     crc32 = zlib.crc32
-    forms = _NUMBER_FORMS
+    cache_get = _TOKEN_CACHE.get
     # Unigram and bigram buckets, interleaved in the order the tokens come: the bigram's CRC
     # continues from the previous token's (crc32(a + " " + b) == crc32(" " + b, crc32(a))).
     buckets: list[int] = []
     append = buckets.append
-    prev_crc = crc32(b"<s>")
-    n_numbers = 0
+    prev_crc = _START_CRC
     for tok in raw:
-        if tok[0].isdigit():
-            tok = forms[min(len(tok), 6)]
-            n_numbers += 1
-        data = tok.encode()
-        crc = crc32(data)
-        append(crc % HASH_DIM)
-        append(crc32(b" " + data, prev_crc) % HASH_DIM)
-        prev_crc = crc
-    counts = Counter(buckets)
+        entry = cache_get(tok) or _token_entry(tok)
+        append(entry[1])
+        append(crc32(entry[2], prev_crc) % HASH_DIM)
+        prev_crc = entry[0]
+    if lower.isascii() and _HAS_DIGIT.search(lower) is None:
+        n_numbers = 0  # (for ASCII, no \d match means no token starts with a digit)
+    else:
+        n_numbers = sum(1 for t in raw if t[0].isdigit())
     n_tokens = max(len(raw), 1)
-    # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size.
+    # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size. The
+    # squared norm of the square-rooted counts is the number of n-grams.
+    counts = Counter(buckets)
     idx = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
     val = np.sqrt(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
-    norm = float(np.sqrt(np.dot(val, val))) or 1.0
-    val /= norm
+    if buckets:
+        val /= np.float32(math.sqrt(len(buckets)))
     chars = len(text)
     dense = np.array(
         [

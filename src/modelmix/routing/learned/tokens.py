@@ -67,4 +67,5 @@ def count_tokens(text: str) -> int:
         enc = _encoding()
     except ImportError:
         return max(1, len(text) // 4)
-    return len(enc.encode(text, disallowed_special=()))
+    # special tokens' text counts as ordinary text (as encode(..., disallowed_special=()))
+    return len(enc.encode_ordinary(text))
