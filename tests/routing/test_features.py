@@ -77,6 +77,6 @@ def test_featurize_matches_reference_on_shared_prompts() -> None:
     if not path.exists():
         pytest.skip("shared routing data absent")
     with path.open() as fh:
-        prompts = [json.loads(line)["prompt"] for _, line in zip(range(300), fh)]
+        prompts = [json.loads(line)["prompt"] for _, line in zip(range(300), fh, strict=False)]
     for text in prompts:
         _check(text)
