@@ -47,6 +47,11 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
+def _stop_watching(hangup: asyncio.Future[Message] | None) -> None:
+    if hangup is not None:
+        hangup.cancel()
+
+
 def _headers_of(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
@@ -181,9 +186,6 @@ class ChatEndpoint:
         request_id: str,
     ) -> None:
         renderer = fmt.stream_renderer(request_id, stream.model, int(time.time()), chat)
-        # The request body has been read: the next message from the server is the client
-        # hanging up. Watching for it lets a long stream stop paying for tokens nobody reads.
-        hangup = asyncio.ensure_future(receive())
         await send(
             {
                 "type": "http.response.start",
@@ -191,11 +193,20 @@ class ChatEndpoint:
                 "headers": _SSE_HEADERS + _answer_headers(stream.record, request_id),
             }
         )
+        # The request body has been read: the next message from the server is the client
+        # hanging up. Watching for it lets a long stream stop paying for tokens nobody reads;
+        # the watcher starts with the second batch (most short answers come in one).
+        hangup: asyncio.Future[Message] | None = None
+        first = True
         # One send per batch: the deltas that arrived in one upstream read go out in one write.
         async with contextlib.aclosing(stream.batches()) as batches:
             try:
                 async for batch in batches:
-                    if hangup.done():
+                    if first:
+                        first = False
+                    elif hangup is None:
+                        hangup = asyncio.ensure_future(receive())
+                    elif hangup.done():
                         break
                     if len(batch) == 1:
                         chunk = renderer.delta(batch[0])
@@ -205,12 +216,12 @@ class ChatEndpoint:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 else:
                     await send({"type": "http.response.body", "body": renderer.end()})
-                    hangup.cancel()
+                    _stop_watching(hangup)
                     return
             except GatewayError as err:
                 await send({"type": "http.response.body", "body": renderer.error(err)})
-                hangup.cancel()
+                _stop_watching(hangup)
                 return
-        hangup.cancel()
+        _stop_watching(hangup)
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b""})

@@ -63,7 +63,8 @@ class FoldedHeads:
     def apply(self, f: Features) -> FloatArray:
         idx = np.concatenate((f.idx, _DENSE_IDX))
         val = np.concatenate((f.val, f.dense))
-        out: FloatArray = self.b + val @ self.W[idx]
+        # einsum, not ``@``: a product this small must not wake OpenBLAS's thread pool
+        out: FloatArray = self.b + np.einsum("i,ij->j", val, self.W[idx])
         return out
 
 

@@ -29,6 +29,7 @@ from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import screen
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import prompt_text
+from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
@@ -94,6 +95,16 @@ class LearnedStrategy:
                     "give each model a quality profile instead"
                 )
             self._idx = np.array([artifact.models.index(m) for m in self.models])
+            q, t = artifact.quality, artifact.tokens
+            # quality and token heads of the route's models only: [quality (m) | tokens (m)]
+            self._heads = FoldedHeads(
+                [
+                    LinearHeads(q.W[:, self._idx], q.b[self._idx], q.mu, q.sd),
+                    LinearHeads(t.W[:, self._idx], t.b[self._idx], t.mu, t.sd),
+                ]
+            )
+            self._platt = artifact.platt[self._idx]
+            self._token_var = artifact.token_var[self._idx]
         else:
             missing = [m for m in self.models if m not in self.profiles]
             if missing:
@@ -101,6 +112,9 @@ class LearnedStrategy:
             self._idx = np.zeros(len(self.models), dtype=int)
             self._profile_logit = [logit(self.profiles[m]) for m in self.models]
             self._mean_easiness = float(artifact.difficulty.b[0])
+            # [easiness (1) | tokens of every artifact model (M)]
+            self._heads = FoldedHeads([artifact.difficulty, artifact.tokens])
+            self._token_var = artifact.token_var
         merged = {**artifact.prices, **portfolio_prices(portfolio, self.models), **(prices or {})}
         missing_price = [m for m in self.models if m not in merged]
         if missing_price:
@@ -124,16 +138,17 @@ class LearnedStrategy:
 
     def predict(self, text: str) -> tuple[list[float], list[float], int]:
         """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
-        art = self.artifact
-        z = art.outputs(art.featurize(text))
+        z = self._heads.apply(self.artifact.featurize(text))
+        m = len(self.models)
         if self.profiles is None:
-            p = art.quality_from(z)[self._idx].tolist()
-            toks = art.tokens_from(z)[self._idx].tolist()
+            p = sigmoid(self._platt[:, 0] * z[:m] + self._platt[:, 1]).tolist()
+            toks = np.maximum(np.expm1(z[m:] + self._token_var / 2), 1.0).tolist()
         else:
-            shift = art.easiness_from(z) - self._mean_easiness
+            shift = float(z[0]) - self._mean_easiness
             p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
             # the median over the artifact's models of the expected completion tokens
-            toks = [_median(art.tokens_from(z).tolist())] * len(self.models)
+            every = np.maximum(np.expm1(z[1:] + self._token_var / 2), 1.0).tolist()
+            toks = [_median(every)] * m
         prompt_tokens = count_tokens(text)
         cost = [
             prompt_tokens * pin + t * pout
