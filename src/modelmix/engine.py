@@ -344,6 +344,11 @@ class EngineStream:
         self.usage: Usage | None = first.usage
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
 
+    @property
+    def at_end(self) -> bool:
+        """The upstream's answer is complete and every delta has been handed out."""
+        return self.upstream.exhausted
+
     def __aiter__(self) -> AsyncGenerator[StreamDelta, None]:
         return self.deltas()
 

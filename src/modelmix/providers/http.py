@@ -217,6 +217,11 @@ class UpstreamStream:
         self._got_first = True
         return pending.popleft()
 
+    @property
+    def exhausted(self) -> bool:
+        """The whole answer has been read and returned: the next ``__anext__`` ends it."""
+        return self._eof and not self._pending and self._parser.finished()
+
     def take_buffered(self) -> list[StreamDelta]:
         """The deltas parsed from the data read so far but not yet returned (no I/O): after
         ``__anext__``, the rest of what that network read brought, to forward in one write."""

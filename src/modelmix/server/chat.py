@@ -198,6 +198,7 @@ class ChatEndpoint:
         # the watcher starts with the second batch (most short answers come in one).
         hangup: asyncio.Future[Message] | None = None
         first = True
+        last = b""
         # One send per batch: the deltas that arrived in one upstream read go out in one write.
         async with contextlib.aclosing(stream.batches()) as batches:
             try:
@@ -212,10 +213,12 @@ class ChatEndpoint:
                         chunk = renderer.delta(batch[0])
                     else:
                         chunk = b"".join([renderer.delta(delta) for delta in batch])
-                    if chunk:
+                    if stream.at_end:  # the last batch: it goes out with the end, in one write
+                        last = chunk
+                    elif chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 else:
-                    await send({"type": "http.response.body", "body": renderer.end()})
+                    await send({"type": "http.response.body", "body": last + renderer.end()})
                     _stop_watching(hangup)
                     return
             except GatewayError as err:
