@@ -61,8 +61,10 @@ TEXTS = [
 def _check(text: str) -> None:
     f = featurize(text)
     sparse, dense = reference(text)
-    assert dict(zip(f.idx.tolist(), f.val.tolist(), strict=True)) == pytest.approx(sparse)
+    hashed = dict(zip(f.hashed_idx.tolist(), f.hashed_val.tolist(), strict=True))
+    assert hashed == pytest.approx(sparse)
     assert len(f.idx) == len(set(f.idx.tolist()))
+    assert f.idx[-len(dense) :].tolist() == list(range(HASH_DIM, HASH_DIM + len(dense)))
     np.testing.assert_allclose(f.dense, np.array(dense, dtype=np.float32), rtol=1e-6)
 
 

@@ -47,17 +47,33 @@ IntArray = npt.NDArray[np.int32]
 
 @dataclass(slots=True, frozen=True)
 class Features:
-    """One prompt's features: hashed bucket indices (with counts) and the dense part."""
+    """One prompt's features as one sparse vector over ``N_FEATURES``: the hashed buckets
+    present (value: square-rooted count, L2-normalised), then the ``len(DENSE_NAMES)`` dense
+    features at ``HASH_DIM...`` (raw values; models standardise them)."""
 
     idx: IntArray
     val: FloatArray
-    dense: FloatArray
+
+    @property
+    def hashed_idx(self) -> IntArray:
+        return self.idx[:-_N_DENSE]
+
+    @property
+    def hashed_val(self) -> FloatArray:
+        return self.val[:-_N_DENSE]
+
+    @property
+    def dense(self) -> FloatArray:
+        return self.val[-_N_DENSE:]
 
     def to_dense(self) -> FloatArray:
         out = np.zeros(N_FEATURES, dtype=np.float32)
-        np.add.at(out, self.idx, self.val)
-        out[HASH_DIM:] = self.dense
+        out[self.idx] = self.val  # indices are distinct
         return out
+
+
+_N_DENSE = len(DENSE_NAMES)
+_DENSE_IDX = list(range(HASH_DIM, N_FEATURES))
 
 
 #: Normalised forms of number tokens, by digit count (``17`` -> ``<n2>``).
@@ -111,25 +127,23 @@ def featurize(text: str) -> Features:
     # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size. The
     # squared norm of the square-rooted counts is the number of n-grams.
     counts = Counter(buckets)
-    idx = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
-    val = np.sqrt(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
-    if buckets:
-        val /= np.float32(math.sqrt(len(buckets)))
+    inv = 1.0 / math.sqrt(len(buckets)) if buckets else 1.0
+    sqrt = math.sqrt
+    idx = list(counts)
+    idx += _DENSE_IDX
+    val = [sqrt(c) * inv for c in counts.values()]
     chars = len(text)
-    dense = np.array(
-        [
-            math.log1p(chars),
-            math.log1p(len(lower.split())),
-            math.log1p(text.count("\n")),
-            _digit_count(text) / max(chars, 1),
-            math.log1p(len(_LATEX.findall(lower))),
-            math.log1p(len(_CODE.findall(lower))),
-            math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,
-            math.log1p(n_numbers) - math.log1p(n_tokens) / 2.0,
-        ],
-        dtype=np.float32,
+    val += (
+        math.log1p(chars),
+        math.log1p(len(lower.split())),
+        math.log1p(text.count("\n")),
+        _digit_count(text) / max(chars, 1),
+        math.log1p(len(_LATEX.findall(lower))),
+        math.log1p(len(_CODE.findall(lower))),
+        math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,
+        math.log1p(n_numbers) - math.log1p(n_tokens) / 2.0,
     )
-    return Features(idx, val, dense)
+    return Features(np.array(idx, dtype=np.int32), np.array(val, dtype=np.float32))
 
 
 def feature_matrix(texts: list[str]) -> FloatArray:
@@ -137,8 +151,7 @@ def feature_matrix(texts: list[str]) -> FloatArray:
     out = np.zeros((len(texts), N_FEATURES), dtype=np.float32)
     for i, text in enumerate(texts):
         f = featurize(text)
-        np.add.at(out[i], f.idx, f.val)
-        out[i, HASH_DIM:] = f.dense
+        out[i, f.idx] = f.val
     return out
 
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelmix.routing.learned.features import HASH_DIM, N_FEATURES, Features, FloatArray
-
-_DENSE_IDX = np.arange(HASH_DIM, N_FEATURES, dtype=np.int32)
+from modelmix.routing.learned.features import HASH_DIM, Features, FloatArray
 
 
 @dataclass(slots=True)
@@ -30,7 +28,7 @@ class LinearHeads:
     sd: FloatArray  # (n_dense,) dense feature scales
 
     def apply(self, f: Features) -> FloatArray:
-        z: FloatArray = self.b + self.W[f.idx].T @ f.val
+        z: FloatArray = self.b + self.W[f.hashed_idx].T @ f.hashed_val
         z += self.W[HASH_DIM:].T @ ((f.dense - self.mu) / self.sd)
         return z
 
@@ -61,10 +59,8 @@ class FoldedHeads:
         self.W: FloatArray = np.ascontiguousarray(W)
 
     def apply(self, f: Features) -> FloatArray:
-        idx = np.concatenate((f.idx, _DENSE_IDX))
-        val = np.concatenate((f.val, f.dense))
         # einsum, not ``@``: a product this small must not wake OpenBLAS's thread pool
-        out: FloatArray = self.b + np.einsum("i,ij->j", val, self.W[idx])
+        out: FloatArray = self.b + np.einsum("i,ij->j", f.val, self.W[f.idx])
         return out
 
 
