@@ -137,3 +137,19 @@ def test_default_artifact_decides_fast_on_shared_prompts():
     s = LearnedStrategy("r", art.models, art, quality_target=0.95)
     model, decision = decide(s, data.prompts[0])
     assert model in art.models and len(decision["candidates"]) == len(art.models)
+
+
+def test_target_beyond_the_routers_reach_calls_the_best_model(artifact):
+    reach = max(artifact.calibration.share)  # the best share seen on held-back prompts
+    beyond = LearnedStrategy("r", ["small", "large"], artifact, quality_target=reach + 0.01)
+    within = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.95)
+    easy = "What is 5 plus 7?"
+    model, decision = decide(beyond, easy)
+    assert model == artifact.best_model == "large"
+    assert decision["knob"]["mode"].startswith("best model")
+    assert decide(within, easy)[0] == "small"
+    # a cost cap still wins over the target
+    capped = LearnedStrategy(
+        "r", ["small", "large"], artifact, quality_target=reach + 0.01, max_cost=1e-6
+    )
+    assert decide(capped, easy)[0] == "small"

@@ -132,6 +132,23 @@ class LearnedStrategy:
             self._log_wtp = artifact.calibration.knob_for(target)
         else:
             self._log_wtp = None
+        #: A target above what the router reached on held-back prompts (its calibration's top
+        #: share) is only kept by the best model itself: the route then always calls it.
+        self._best: int | None = None
+        if (
+            self.profiles is None
+            and self.wtp is None
+            and quality_target is not None
+            and quality_target > max(artifact.calibration.share, default=1.0)
+        ):
+            quality = artifact.meta.get("model_quality", {})
+            self._best = max(
+                range(len(self.models)),
+                key=lambda i: (
+                    self.models[i] == artifact.best_model,
+                    quality.get(self.models[i], 0),
+                ),
+            )
         self._knob = {
             "quality_target": quality_target,
             "max_cost": max_cost,
@@ -139,6 +156,8 @@ class LearnedStrategy:
             "log_wtp": None if self._log_wtp is None else round(self._log_wtp, 3),
             "mode": "profiles" if self.profiles else "artifact",
         }
+        if self._best is not None:
+            self._knob["mode"] = "best model (target above the router's held-back reach)"
 
     def predict(self, text: str) -> tuple[list[float], list[float], int]:
         """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
@@ -160,6 +179,10 @@ class LearnedStrategy:
         return p, cost, prompt_tokens
 
     def choose(self, p: list[float], cost: list[float], eligible: list[bool]) -> int:
+        best = self._best
+        if best is not None and eligible[best]:
+            if self.max_cost is None or cost[best] <= self.max_cost:
+                return best
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
