@@ -180,9 +180,12 @@ class LearnedStrategy:
 
     def choose(self, p: list[float], cost: list[float], eligible: list[bool]) -> int:
         best = self._best
-        if best is not None and eligible[best]:
-            if self.max_cost is None or cost[best] <= self.max_cost:
-                return best
+        if (
+            best is not None
+            and eligible[best]
+            and (self.max_cost is None or cost[best] <= self.max_cost)
+        ):
+            return best
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
