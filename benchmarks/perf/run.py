@@ -422,6 +422,18 @@ class Bench:
             out.append((t.sent, rss_kib(t.proc.pid)))
         return out
 
+    def decision_times(self, db: Path) -> list[float]:
+        """Routing decision times (microseconds) the gateway recorded in its ledger rows."""
+        conn = sqlite3.connect(str(db), timeout=30)
+        try:
+            rows = conn.execute(
+                "SELECT json_extract(decision, '$.decision_us') FROM requests "
+                "WHERE json_extract(decision, '$.strategy') = 'learned'"
+            ).fetchall()
+        finally:
+            conn.close()
+        return sorted(float(r[0]) for r in rows if r[0] is not None)
+
     def ledger_rows(self, db: Path) -> int:
         conn = sqlite3.connect(str(db), timeout=30)
         try:
@@ -524,6 +536,12 @@ def _cpu_us(r: dict[str, object] | None) -> float:
     return float(r["cpu"]) / float(r["count"]) * 1e6  # type: ignore[arg-type]
 
 
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
 def _pct(r: dict[str, object] | None, key: str, q: float) -> float:
     if not r:
         return float("nan")
@@ -607,6 +625,15 @@ def goals(s: dict[str, object]) -> list[tuple[str, bool | None, str]]:
             f"{_f(bare['added_ttfb_p50'], 3)} ms)",
         )
     )
+    dec: dict[str, float] = s.get("decision_us", {})  # type: ignore[assignment]
+    if dec.get("count"):
+        out.append(
+            (
+                "learned routing decision p50 < 1 ms (mm-feat's ledger, under load)",
+                dec["p50"] < 1000,
+                f"p50 {dec['p50']:.0f} us, p99 {dec['p99']:.0f} us over {dec['count']} requests",
+            )
+        )
     ledger: dict[str, dict[str, int]] = s["ledger"]  # type: ignore[assignment]
     ok = all(v["rows"] == v["sent"] for v in ledger.values())
     out.append(
@@ -791,8 +818,14 @@ def main(argv: list[str] | None = None) -> int:
                 lag = b.ledger_rows(t.ledger)
                 b.stop(t.proc)
                 ledger[t.name] = {"rows": b.ledger_rows(t.ledger), "sent": t.sent, "lag_rows": lag}
+        decisions = b.decision_times(feat.ledger) if feat.ledger is not None else []
         workers = b.multi_worker(worker_counts) if worker_counts else []
         s = summarize(b, memory, ledger, workers)
+        s["decision_us"] = {
+            "count": len(decisions),
+            "p50": _quantile(decisions, 0.50),
+            "p99": _quantile(decisions, 0.99),
+        }
         text = render(s, b, time.monotonic() - t0)
         print(text)
         if a.json:

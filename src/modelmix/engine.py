@@ -179,8 +179,11 @@ class Engine:
     ) -> tuple[Outcome, T]:
         strategy, route = self.router.resolve(request.model)
         record.route = route
+        started = time.perf_counter()
         plan = strategy.plan(request, needs_of(request), record.decision)
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
+        # how long routing took to name the first model (the ledger keeps it per request)
+        record.decision["decision_us"] = round((time.perf_counter() - started) * 1e6, 1)
         results: list[tuple[Outcome, T]] = []
         while True:
             outcome, result = await self._call_model(
