@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from modelmix.engine import Engine
-from modelmix.errors import GatewayError, UpstreamError
+from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.ledger.records import RequestRecord
 from modelmix.portfolio import build_portfolio
 from modelmix.providers.base import Deployment, ProviderAdapter
@@ -20,7 +20,7 @@ from modelmix.routing.strategy import Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 from tests.helpers import make_config
 
-Script = list[UpstreamError | str]
+Script = list[UpstreamError | UnsupportedParameter | str]
 
 
 class ScriptedClient:
@@ -34,7 +34,7 @@ class ScriptedClient:
         self.calls.append(dep.id)
         script = self.scripts.get(dep.id) or ["ok"]
         step = script.pop(0) if len(script) > 1 else script[0]
-        if isinstance(step, UpstreamError):
+        if isinstance(step, UpstreamError | UnsupportedParameter):
             raise step
         return step
 
@@ -209,6 +209,41 @@ async def test_cooldown_skips_a_model_whose_deployments_keep_failing() -> None:
     assert client.calls.count("b#0") == 5
     assert not eng.health.available("a#0", now=time.time())
     assert records[-1].attempts[0].model == "b"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        err("invalid_request", status=400),
+        err("content_filter", status=400),
+        UnsupportedParameter("messages", "content part type 'input_audio'"),
+    ],
+    ids=["invalid_request", "content_filter", "unsupported_parameter"],
+)
+async def test_client_caused_errors_never_cool_a_deployment_down(
+    fault: UpstreamError | UnsupportedParameter,
+) -> None:
+    models = [{"name": "solo", "provider": "ollama"}]
+    config = make_config(models, [], engine={"cooldown": {"failures": 2, "seconds": 60}})
+    portfolio = build_portfolio(config, {})
+    client = ScriptedClient({"solo#0": [fault, fault, fault, fault, "ok"]})
+    records: list[RequestRecord] = []
+    eng = Engine(
+        portfolio,
+        Router(config.routes, portfolio),
+        client,  # type: ignore[arg-type]
+        config.engine,
+        records.append,
+    )
+    solo = ChatRequest(model="solo", messages=[{"role": "user", "content": "x"}])
+    for _ in range(4):  # twice the cool-down threshold
+        with pytest.raises(GatewayError) as info:
+            await eng.complete(solo, new_record("solo"))
+        assert info.value.status == 400  # the client's fault, every time: never a 503
+    assert eng.health.available("solo#0", now=time.time())
+    response = await eng.complete(solo, new_record("solo"))
+    assert response.content == "ok"
+    assert client.calls == ["solo#0"] * 5  # each bad request was tried once, not retried
 
 
 async def test_stream_fails_over_before_first_delta() -> None:

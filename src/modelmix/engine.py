@@ -33,6 +33,10 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
 
+#: Errors caused by the request, not the deployment: they never count towards a cool-down (a
+#: client sending bad requests must not take a healthy model out of service).
+_CLIENT_FAULTS = frozenset({"invalid_request", "content_filter"})
+
 
 class Health:
     """Consecutive failures per deployment; a deployment that keeps failing rests a while."""
@@ -258,7 +262,8 @@ class Engine:
                 attempt.http_status = err.status
                 attempt.error_kind = err.kind
                 attempt.error = err.message[:500]
-                self.health.failure(dep.id, done)
+                if err.kind not in _CLIENT_FAULTS:
+                    self.health.failure(dep.id, done)
                 last = err
                 if not err.retryable and err.kind != "auth":
                     break
