@@ -75,3 +75,32 @@ async def test_library_without_ledger(tmp_path: Path) -> None:
         )
         assert result.response.content
     assert not (tmp_path / "ledger.db").exists()
+
+
+async def test_bad_requests_get_400s_and_leave_models_healthy() -> None:
+    """The audit's repro: requests a model cannot take are refused with a 400 before any
+    upstream call, however often they come, and the model keeps serving good requests."""
+    bad = [
+        {"model": "sim-medium", "messages": [{"role": "system", "content": "x"}]},
+        {
+            "model": "sim-large",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}
+                    ],
+                }
+            ],
+        },
+    ]
+    async with Gateway(default_config({}), env={}, ledger=False) as gw:
+        for body in bad:
+            for _ in range(4):  # more than the cool-down threshold (3)
+                with pytest.raises(GatewayError) as info:
+                    await gw.chat(body)
+                assert info.value.status == 400 and info.value.code == "no_capable_model"
+                assert body["model"] in info.value.message
+            good = {"model": body["model"], "messages": [{"role": "user", "content": "hi"}]}
+            result = await gw.chat(good)
+            assert result.response.content and result.record.final_model == body["model"]

@@ -284,7 +284,7 @@ def _tool_call_delta(call: dict[str, Any], position: int) -> ToolCallDelta:
 class OpenAIAdapter:
     kind = "openai"
 
-    def check(self, request: ChatRequest) -> None:
+    def check(self, request: ChatRequest, deployment: Deployment) -> None:
         """Every canonical field is native here; the upstream judges the rest."""
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:

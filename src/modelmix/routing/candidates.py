@@ -51,8 +51,10 @@ def _reason(entry: ModelEntry, request: ChatRequest, needs: Needs) -> str | None
             f"prompt (~{needs.prompt_tokens} tokens) + max_tokens exceeds its "
             f"context window of {caps.context_window}"
         )
+    adapter = get_adapter(entry.provider)
     try:
-        get_adapter(entry.provider).check(request)
+        for deployment in entry.deployments:
+            adapter.check(request, deployment)
     except UnsupportedParameter as exc:
         return f"cannot honour {exc.param}: {exc.reason}"
     return None
