@@ -122,7 +122,15 @@ def test_request_sent_by_the_sdk_parses_to_canonical() -> None:
         "user": "u1",
         "parallel_tool_calls": False,
     }
+    assert req.max_tokens_name == "max_completion_tokens"  # forwarded under this name
     assert req.metadata == {"team": "search"}
+
+
+def test_max_tokens_name_remembers_what_the_client_sent() -> None:
+    assert parse_chat_request(_base(max_tokens=5)).max_tokens_name == "max_tokens"
+    assert parse_chat_request(_base()).max_tokens_name == "max_tokens"
+    both = parse_chat_request(_base(max_tokens=5, max_completion_tokens=5))
+    assert both.max_tokens_name == "max_completion_tokens" and both.params["max_tokens"] == 5
 
 
 def test_stream_options_and_text_format() -> None:

@@ -19,7 +19,7 @@ safety_identifier       ignored   abuse-monitoring id; no effect on the answer
 prediction              ignored   predicted output only speeds decoding up; same answer
 modalities              checked   ``["text"]`` accepted; anything with ``"audio"`` rejected
 stream_options          checked   ``include_usage`` honoured; ``include_obfuscation`` ignored
-top_k                   accepted  not OpenAI, but common with OpenAI-compatible servers
+top_k                   accepted  common with OpenAI-compatible servers; OpenAI's API is skipped
 logit_bias              rejected  changes the answer; only ``{}``/null accepted
 audio                   rejected  audio output
 web_search_options      rejected  built-in web search
@@ -31,9 +31,9 @@ function_call           rejected  deprecated; use ``tool_choice``
 ======================  ========  ==========================================================
 
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
-is the canonical ``params["max_tokens"]``. User content parts ``input_audio`` and ``file`` are
-validated and passed through; provider adapters that cannot send them must raise
-``UnsupportedParameter``.
+is the canonical ``params["max_tokens"]`` (``max_tokens_name`` records which name was used).
+User content parts ``input_audio`` and ``file`` are validated and passed through; provider
+adapters that cannot send them must raise ``UnsupportedParameter``.
 """
 
 from __future__ import annotations
@@ -736,6 +736,7 @@ def parse_chat_request(body: object) -> ChatRequest:
     metadata = get("metadata")
 
     return ChatRequest(
+        max_tokens_name="max_completion_tokens" if max_completion is not None else "max_tokens",
         model=model,
         messages=messages,
         stream=stream,
