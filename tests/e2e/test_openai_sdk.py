@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import openai
@@ -48,6 +49,7 @@ def test_plain_answer_with_cost_from_genai_prices(
     assert "4" in (reply.choices[0].message.content or "")
     assert reply.choices[0].finish_reason == "stop"
     assert reply.model == model
+    assert abs(reply.created - time.time()) < 60  # a real timestamp, whatever the upstream
     assert reply.usage is not None and reply.usage.prompt_tokens > 0
     request_id = raw.headers["x-modelmix-request-id"]
     assert raw.headers["x-modelmix-model"] == model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -352,6 +353,13 @@ def test_parse_does_not_alias_client_dicts() -> None:
 
 
 # ---------------------------------------------------------------------------------- responses
+
+
+def test_an_answer_without_a_creation_time_is_stamped_now() -> None:
+    # Anthropic and Gemini answers carry no ``created``; the parsed response has 0.
+    before = int(time.time())
+    body = render_chat_response(ChatResponse(id="m", model="x", content="hi"), model="alias")
+    assert before <= orjson.loads(body)["created"] <= int(time.time())
 
 
 def test_rendered_response_is_a_valid_chat_completion_for_the_sdk() -> None:

@@ -39,6 +39,7 @@ adapters that cannot send them must raise ``UnsupportedParameter``.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import orjson
@@ -785,7 +786,8 @@ def render_chat_response(resp: ChatResponse, *, model: str) -> bytes:
         {
             "id": _completion_id(resp.id),
             "object": "chat.completion",
-            "created": resp.created,
+            # Anthropic and Gemini answers carry no creation time: it is now.
+            "created": resp.created or int(time.time()),
             "model": model,
             "choices": [
                 {
