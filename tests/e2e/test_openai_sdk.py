@@ -211,3 +211,27 @@ def test_upstream_errors_map_to_meaningful_statuses(gateway: RunningGateway) -> 
 def test_models_list(gateway: RunningGateway) -> None:
     ids = {m.id for m in client(gateway).models.list()}
     assert {"auto", "gpt-4o-mini", "claude-haiku", "gemini-flash"} <= ids
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gemini-flash"])
+def test_logprobs_in_openais_shape_from_any_upstream(gateway: RunningGateway, model: str) -> None:
+    messages = [{"role": "user", "content": "What is 2+2?"}]
+    reply = client(gateway).chat.completions.create(
+        model=model, messages=messages, logprobs=True, top_logprobs=2
+    )
+    logprobs = reply.choices[0].logprobs
+    assert logprobs is not None and logprobs.content
+    assert "".join(t.token for t in logprobs.content) == reply.choices[0].message.content
+    assert all(t.logprob < 0 and len(t.top_logprobs) == 2 for t in logprobs.content)
+    assert all(t.bytes == list(t.token.encode()) for t in logprobs.content)
+
+    stream = client(gateway).chat.completions.create(
+        model=model, messages=messages, logprobs=True, stream=True
+    )
+    text = tokens = ""
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+            assert chunk.choices[0].logprobs is not None and chunk.choices[0].logprobs.content
+            tokens += "".join(t.token for t in chunk.choices[0].logprobs.content)
+    assert tokens == text and text

@@ -492,3 +492,63 @@ def test_parse_error_retry_info_and_bad_key() -> None:
     assert err.kind == "auth"
     raw = ADAPTER.parse_error(504, b"upstream request timeout", {})
     assert (raw.kind, raw.message) == ("server", "upstream request timeout")
+
+
+# generateContent with responseLogprobs and logprobs=2, as Google documents the shape; the
+# second step's zero log probability is left out, as proto3 JSON does.
+LOGPROBS_RESULT = {
+    "topCandidates": [
+        {
+            "candidates": [
+                {"token": "Hi", "tokenId": 2151, "logProbability": -0.0625},
+                {"token": "Hello", "tokenId": 4521, "logProbability": -2.875},
+            ]
+        },
+        {"candidates": [{"token": "!", "tokenId": 235341}, {"token": ".", "tokenId": 235265}]},
+    ],
+    "chosenCandidates": [
+        {"token": "Hi", "tokenId": 2151, "logProbability": -0.0625},
+        {"token": "!", "tokenId": 235341},
+    ],
+}
+OPENAI_LOGPROBS = {
+    "content": [
+        {
+            "token": "Hi",
+            "logprob": -0.0625,
+            "bytes": [72, 105],
+            "top_logprobs": [
+                {"token": "Hi", "logprob": -0.0625, "bytes": [72, 105]},
+                {"token": "Hello", "logprob": -2.875, "bytes": [72, 101, 108, 108, 111]},
+            ],
+        },
+        {
+            "token": "!",
+            "logprob": 0.0,
+            "bytes": [33],
+            "top_logprobs": [
+                {"token": "!", "logprob": 0.0, "bytes": [33]},
+                {"token": ".", "logprob": 0.0, "bytes": [46]},
+            ],
+        },
+    ],
+    "refusal": None,
+}
+
+
+def test_logprobs_are_translated_to_openais_shape() -> None:
+    from openai.types.chat.chat_completion import ChoiceLogprobs
+
+    candidate = {
+        "content": {"role": "model", "parts": [{"text": "Hi!"}]},
+        "finishReason": "STOP",
+        "avgLogprobs": -0.03125,
+        "logprobsResult": LOGPROBS_RESULT,
+    }
+    resp = ADAPTER.parse_response(orjson.dumps({"candidates": [candidate]}))
+    assert resp.logprobs == OPENAI_LOGPROBS
+    ChoiceLogprobs.model_validate(resp.logprobs)  # what the openai SDK expects
+
+    parser = ADAPTER.stream_parser()
+    (delta,) = parser.feed(SSEEvent(orjson.dumps({"candidates": [candidate]}).decode()))
+    assert delta.logprobs == OPENAI_LOGPROBS

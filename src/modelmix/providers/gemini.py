@@ -375,6 +375,31 @@ def _error(error: Any, status: int | None) -> UpstreamError:
     return UpstreamError(kind, text, status=status, retry_after=retry_after)
 
 
+def _token_logprob(candidate: Any) -> dict[str, Any]:
+    token = candidate.get("token") or ""
+    return {
+        "token": token,
+        # proto3 JSON leaves a zero out: a token the model was certain of
+        "logprob": candidate.get("logProbability") or 0.0,
+        "bytes": list(token.encode()),
+    }
+
+
+def _logprobs(result: Any) -> dict[str, Any] | None:
+    """Gemini's ``logprobsResult`` in OpenAI's ``logprobs`` shape: one entry per chosen token,
+    with that step's top candidates as ``top_logprobs``."""
+    if not isinstance(result, dict):
+        return None
+    tops = result.get("topCandidates") or ()
+    content = []
+    for i, chosen in enumerate(result.get("chosenCandidates") or ()):
+        top = tops[i].get("candidates") if i < len(tops) else None
+        entry = _token_logprob(chosen)
+        entry["top_logprobs"] = [_token_logprob(c) for c in top or ()]
+        content.append(entry)
+    return {"content": content, "refusal": None}
+
+
 def _call_prefix() -> str:
     """Gemini has no call ids; ours are ``call_<random>_<n>``, unique across turns (Anthropic
     rejects a conversation that reuses a tool_use id if the request fails over there)."""
@@ -445,7 +470,7 @@ class GeminiStreamParser:
                     useful = True
                 reason = candidate.get("finishReason")
                 if candidate.get("logprobsResult"):
-                    delta.logprobs = candidate["logprobsResult"]
+                    delta.logprobs = _logprobs(candidate["logprobsResult"])
             else:
                 block = (chunk.get("promptFeedback") or {}).get("blockReason")
                 if block:
@@ -533,7 +558,7 @@ class GeminiAdapter:
                             )
                         )
                 finish = _finish(candidate.get("finishReason") or "STOP", bool(calls))
-                logprobs = candidate.get("logprobsResult")
+                logprobs = _logprobs(candidate.get("logprobsResult"))
             elif (data.get("promptFeedback") or {}).get("blockReason"):
                 finish = "content_filter"
             else:
