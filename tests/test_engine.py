@@ -209,6 +209,12 @@ async def test_cooldown_skips_a_model_whose_deployments_keep_failing() -> None:
     assert client.calls.count("b#0") == 5
     assert not eng.health.available("a#0", now=time.time())
     assert records[-1].attempts[0].model == "b"
+    # the model passed over leaves a trace: skipped, why, and where in the chain
+    assert "skipped" not in records[1].decision
+    for rec in records[2:]:
+        assert rec.decision["skipped"] == [
+            {"model": "a", "reason": "cooling down", "at_attempt": 0}
+        ]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from modelmix.cli.ledger_cmds import logs
 from modelmix.defaults import default_config
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
@@ -104,3 +106,21 @@ async def test_bad_requests_get_400s_and_leave_models_healthy() -> None:
             good = {"model": body["model"], "messages": [{"role": "user", "content": "hi"}]}
             result = await gw.chat(good)
             assert result.response.content and result.record.final_model == body["model"]
+
+
+async def test_a_model_cooling_down_is_shown_skipped_in_the_ledger(tmp_path: Path) -> None:
+    config = default_config({}).model_copy(update={"data_dir": str(tmp_path)})
+    hi = {"model": "demo-fallback", "messages": [{"role": "user", "content": "hi"}]}
+    async with Gateway(config, env={}) as gw:
+        # sim-unreliable fails twice, then once more: three in a row and it rests 30 s
+        chains = [[a.model for a in (await gw.chat(hi)).record.attempts] for _ in range(3)]
+        assert chains == [
+            ["sim-unreliable", "sim-unreliable", "sim-small"],
+            ["sim-unreliable", "sim-small"],
+            ["sim-small"],
+        ]
+        assert gw.ledger is not None
+        gw.ledger.flush()
+    out = CliRunner().invoke(logs, ["--db", str(tmp_path / "ledger.db")]).output
+    assert out.count("sim-unreliable:cooling down -> sim-small:ok") == 1
+    assert out.count("sim-unreliable:500 -> sim-small:ok") == 2

@@ -33,6 +33,8 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
 
+#: Why a model was passed over without a call (``decision["skipped"]``).
+COOLING_DOWN = "cooling down"
 #: Errors caused by the request, not the deployment: they never count towards a cool-down (a
 #: client sending bad requests must not take a healthy model out of service).
 _CLIENT_FAULTS = frozenset({"invalid_request", "content_filter"})
@@ -231,7 +233,13 @@ class Engine:
             now = time.time()
             dep = self._pick(entry, tried, now)
             if dep is None:
-                if last is None:
+                if last is None:  # not called at all: say so in the decision
+                    skip = {
+                        "model": model,
+                        "reason": COOLING_DOWN,
+                        "at_attempt": len(record.attempts),
+                    }
+                    record.decision.setdefault("skipped", []).append(skip)
                     last = UpstreamError(
                         "overloaded",
                         f"every deployment of {model} is cooling down after repeated failures",
