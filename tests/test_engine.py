@@ -16,6 +16,7 @@ from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.ledger.records import RequestRecord
 from modelmix.portfolio import build_portfolio
 from modelmix.providers.base import Deployment, ProviderAdapter
+from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.strategy import Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 from tests.helpers import make_config
@@ -274,6 +275,36 @@ async def test_stream_cut_after_first_delta_raises_and_records_cut() -> None:
     assert info.value.code == "stream_interrupted"
     (rec,) = records
     assert rec.status == "error" and rec.attempts[-1].status == "cut"
+
+
+async def test_stream_without_usage_records_estimated_tokens_and_cost() -> None:
+    # A cut stream never sends its usage, yet "partial" reached the client: it is billed.
+    eng, _, records = make_engine({"a#0": ["cut"], "a#1": ["cut"]})
+    stream = await eng.stream(request(stream=True), new_record())
+    with pytest.raises(GatewayError):
+        async for _ in stream:
+            pass
+    (attempt,) = records[0].attempts
+    assert attempt.status == "cut"
+    assert attempt.completion_tokens == count_tokens("partial")
+    assert attempt.prompt_tokens == count_tokens("hi") + 4  # plus the per-message overhead
+    # model a's override: $1/M in, $2/M out
+    expected = (Decimal(attempt.prompt_tokens) + 2 * Decimal(attempt.completion_tokens)) / 10**6
+    assert attempt.cost_usd == expected and records[0].cost_usd == expected
+    assert attempt.price_source == "config (tokens estimated: the upstream reported no usage)"
+
+
+async def test_client_closing_a_stream_is_billed_for_what_it_took() -> None:
+    eng, _, records = make_engine({"a#0": ["one two three"], "a#1": ["one two three"]})
+    stream = await eng.stream(request(stream=True), new_record())
+    deltas = stream.deltas()
+    assert (await deltas.__anext__()).content == "one"
+    assert (await deltas.__anext__()).content == "two"  # "one" was taken
+    await deltas.aclose()  # the client hangs up
+    (rec,) = records
+    assert rec.status == "client_closed"
+    assert rec.attempts[0].completion_tokens == count_tokens("one")
+    assert rec.cost_usd > 0 and "tokens estimated" in (rec.attempts[0].price_source or "")
 
 
 async def test_load_balancing_follows_weights() -> None:

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
+from modelmix.estimate import estimate_usage
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.base import Deployment, ProviderAdapter
@@ -35,6 +36,8 @@ Recorder = Callable[[RequestRecord], None]
 
 #: Why a model was passed over without a call (``decision["skipped"]``).
 COOLING_DOWN = "cooling down"
+#: Marks an attempt's ``price_source`` when its tokens were estimated, not reported.
+TOKENS_ESTIMATED = "tokens estimated: the upstream reported no usage"
 #: Errors caused by the request, not the deployment: they never count towards a cool-down (a
 #: client sending bad requests must not take a healthy model out of service).
 _CLIENT_FAULTS = frozenset({"invalid_request", "content_filter"})
@@ -173,7 +176,7 @@ class Engine:
             self.record(record)
             raise
         record.final_model = outcome.model
-        return EngineStream(self, record, outcome.model, upstream, first)
+        return EngineStream(self, record, outcome.model, upstream, first, request)
 
     # -- the loop shared by both ---------------------------------------------------------
 
@@ -348,12 +351,14 @@ class EngineStream:
         model: str,
         upstream: UpstreamStream,
         first: StreamDelta,
+        request: ChatRequest,
     ) -> None:
         self.engine = engine
         self.record = record
         self.model = model
         self.upstream = upstream
         self.first = first
+        self.request = request
         self.usage: Usage | None = first.usage
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
 
@@ -377,6 +382,7 @@ class EngineStream:
         upstream = self.upstream
         error: GatewayError | None = None
         finished = False
+        delivered: list[list[StreamDelta]] = []  # for a usage estimate if none comes
         try:
             batch = [self.first, *upstream.take_buffered()]
             while True:
@@ -384,6 +390,7 @@ class EngineStream:
                     if delta.usage is not None:
                         self.usage = delta.usage
                 yield batch
+                delivered.append(batch)  # the consumer came back for more: it took this one
                 try:
                     batch = [await upstream.__anext__(), *upstream.take_buffered()]
                 except StopAsyncIteration:
@@ -404,6 +411,9 @@ class EngineStream:
             attempt.latency_ms = (time.time() - attempt.started_at) * 1000.0
             if self.usage is not None:
                 _apply_usage(attempt, self.usage, deployment)
+            elif delivered:  # text reached the client but no usage came: estimate, say so
+                _apply_usage(attempt, estimate_usage(self.request, delivered), deployment)
+                attempt.price_source = f"{attempt.price_source} ({TOKENS_ESTIMATED})"
             if not finished and error is None:
                 attempt.status = "client_closed"
                 self.record.status = "client_closed"

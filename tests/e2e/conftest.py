@@ -106,6 +106,7 @@ def e2e_config(sim: Simulator, tmp: Path, **extra: Any) -> Config:
         model("cutter", "openai", "sim-cut", price={"input": "1", "output": "1"}),
         model("cutter-anthropic", "anthropic", "sim-cut", price={"input": "1", "output": "1"}),
         model("sluggish", "openai", "sim-timeout", price={"input": "1", "output": "1"}),
+        model("unpriced", "openai", "house-model-7b"),  # in no catalog, no price set
     ]
     routes = [
         {"name": "auto", "models": ["broken", "gpt-4o-mini"]},

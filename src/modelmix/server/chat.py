@@ -161,7 +161,8 @@ class ChatEndpoint:
             return
         body = fmt.render(response, model=record.final_model or "")
         answer_headers = _answer_headers(record, request_id)
-        answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
+        if not record.unpriced:  # no cost header rather than a wrong one
+            answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
         await send(
             {
                 "type": "http.response.start",
