@@ -205,3 +205,17 @@ def test_message_content_is_screened_before_a_model_is_called(
         assert info.value.status == 400 and info.value.code == "no_capable_model"
         assert f"claude: {claude_reason}" in info.value.message
         assert f"gemini: {gemini_reason}" in info.value.message
+
+
+def test_no_callable_model_is_a_503_but_a_request_no_model_takes_is_a_400() -> None:
+    config = make_config(MODELS, [{"name": "only-claude", "models": ["claude"]}])
+    router = Router(config.routes, build_portfolio(config, {}))  # K is not set
+    with pytest.raises(GatewayError) as info:
+        drive(router, req(model="only-claude"), {})
+    assert info.value.status == 503 and info.value.code == "model_unavailable"
+    assert "claude: unavailable: environment variable K is not set" in info.value.message
+    # claude could not take this one even with its key: the client's to fix, so a 400
+    with pytest.raises(GatewayError) as info:
+        drive(router, req(model="only-claude", response_format={"type": "json_object"}), {})
+    assert info.value.status == 400 and info.value.code == "no_capable_model"
+    assert "claude: does not support json_object output" in info.value.message

@@ -895,11 +895,13 @@ _ERROR_TYPES: dict[str, tuple[str, str | None]] = {
     "authentication": ("invalid_request_error", "invalid_api_key"),
     "permission": ("invalid_request_error", None),
     "not_found": ("invalid_request_error", None),
+    "method_not_allowed": ("invalid_request_error", "method_not_allowed"),
     "request_too_large": ("invalid_request_error", "request_too_large"),
     "unprocessable": ("invalid_request_error", None),
     "rate_limit": ("requests", "rate_limit_exceeded"),
     "upstream": ("server_error", None),
     "overloaded": ("server_error", "overloaded"),
+    "unavailable": ("server_error", "model_unavailable"),
     "timeout": ("server_error", "timeout"),
     "internal": ("server_error", None),
 }
