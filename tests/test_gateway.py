@@ -124,3 +124,24 @@ async def test_a_model_cooling_down_is_shown_skipped_in_the_ledger(tmp_path: Pat
     out = CliRunner().invoke(logs, ["--db", str(tmp_path / "ledger.db")]).output
     assert out.count("sim-unreliable:cooling down -> sim-small:ok") == 1
     assert out.count("sim-unreliable:500 -> sim-small:ok") == 2
+
+
+async def test_timeouts_apply_to_each_upstream_attempt() -> None:
+    from tests.helpers import make_config, sim_model
+
+    config = make_config(
+        [sim_model("stuck", upstream="sim-timeout"), sim_model("quick", upstream="sim-small")],
+        [{"name": "chain", "models": ["stuck", "quick"]}],
+        engine={"retries": 1, "backoff_base": 0.0, "timeouts": {"total": 0.3}},
+    )
+    async with Gateway(config, env={}, ledger=False) as gw:
+        result = await gw.chat({"model": "chain", "messages": [{"role": "user", "content": "hi"}]})
+    record = result.record
+    assert [(a.model, a.error_kind) for a in record.attempts] == [
+        ("stuck", "timeout"),
+        ("stuck", "timeout"),
+        ("quick", None),
+    ]
+    for attempt in record.attempts[:2]:  # each attempt gets the whole budget, no more
+        assert attempt.latency_ms is not None and 300 <= attempt.latency_ms < 600
+    assert record.latency_ms is not None and record.latency_ms >= 600  # the request: longer
