@@ -89,3 +89,22 @@ def test_default_config_adds_models_for_keys_in_the_environment() -> None:
     names = {m.name for m in with_keys.models}
     assert {"gpt-4o-mini", "claude-3-5-haiku-latest"} <= names
     assert "sim-small" not in with_keys.routes[0].models
+
+
+def test_zero_config_auto_route_is_cheapest_first() -> None:
+    from modelmix.defaults import _FROM_ENV
+    from modelmix.portfolio import build_portfolio
+    from modelmix.types import Usage
+
+    env = {variable: "key" for variable, _ in _FROM_ENV}
+    config = default_config(env)
+    auto = next(r for r in config.routes if r.name == "auto")
+    assert set(auto.models) == {m["name"] for _, models in _FROM_ENV for m in models}
+    portfolio = build_portfolio(config, env)
+    typical = Usage(prompt_tokens=3_000, completion_tokens=1_000)
+    costs = []
+    for name in auto.models:
+        price = portfolio[name].deployments[0].price  # what the ledger will bill
+        assert price is not None, name
+        costs.append(price.cost(typical))
+    assert costs == sorted(costs)

@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 
 from modelmix.engine import Engine
-from modelmix.errors import GatewayError, UpstreamError
+from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.ledger.records import RequestRecord
 from modelmix.portfolio import build_portfolio
 from modelmix.providers.base import Deployment, ProviderAdapter
+from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.strategy import Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 from tests.helpers import make_config
 
-Script = list[UpstreamError | str]
+Script = list[UpstreamError | UnsupportedParameter | str]
 
 
 class ScriptedClient:
@@ -34,7 +35,7 @@ class ScriptedClient:
         self.calls.append(dep.id)
         script = self.scripts.get(dep.id) or ["ok"]
         step = script.pop(0) if len(script) > 1 else script[0]
-        if isinstance(step, UpstreamError):
+        if isinstance(step, UpstreamError | UnsupportedParameter):
             raise step
         return step
 
@@ -209,6 +210,47 @@ async def test_cooldown_skips_a_model_whose_deployments_keep_failing() -> None:
     assert client.calls.count("b#0") == 5
     assert not eng.health.available("a#0", now=time.time())
     assert records[-1].attempts[0].model == "b"
+    # the model passed over leaves a trace: skipped, why, and where in the chain
+    assert "skipped" not in records[1].decision
+    for rec in records[2:]:
+        assert rec.decision["skipped"] == [
+            {"model": "a", "reason": "cooling down", "at_attempt": 0}
+        ]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        err("invalid_request", status=400),
+        err("content_filter", status=400),
+        UnsupportedParameter("messages", "content part type 'input_audio'"),
+    ],
+    ids=["invalid_request", "content_filter", "unsupported_parameter"],
+)
+async def test_client_caused_errors_never_cool_a_deployment_down(
+    fault: UpstreamError | UnsupportedParameter,
+) -> None:
+    models = [{"name": "solo", "provider": "ollama"}]
+    config = make_config(models, [], engine={"cooldown": {"failures": 2, "seconds": 60}})
+    portfolio = build_portfolio(config, {})
+    client = ScriptedClient({"solo#0": [fault, fault, fault, fault, "ok"]})
+    records: list[RequestRecord] = []
+    eng = Engine(
+        portfolio,
+        Router(config.routes, portfolio),
+        client,  # type: ignore[arg-type]
+        config.engine,
+        records.append,
+    )
+    solo = ChatRequest(model="solo", messages=[{"role": "user", "content": "x"}])
+    for _ in range(4):  # twice the cool-down threshold
+        with pytest.raises(GatewayError) as info:
+            await eng.complete(solo, new_record("solo"))
+        assert info.value.status == 400  # the client's fault, every time: never a 503
+    assert eng.health.available("solo#0", now=time.time())
+    response = await eng.complete(solo, new_record("solo"))
+    assert response.content == "ok"
+    assert client.calls == ["solo#0"] * 5  # each bad request was tried once, not retried
 
 
 async def test_stream_fails_over_before_first_delta() -> None:
@@ -233,6 +275,36 @@ async def test_stream_cut_after_first_delta_raises_and_records_cut() -> None:
     assert info.value.code == "stream_interrupted"
     (rec,) = records
     assert rec.status == "error" and rec.attempts[-1].status == "cut"
+
+
+async def test_stream_without_usage_records_estimated_tokens_and_cost() -> None:
+    # A cut stream never sends its usage, yet "partial" reached the client: it is billed.
+    eng, _, records = make_engine({"a#0": ["cut"], "a#1": ["cut"]})
+    stream = await eng.stream(request(stream=True), new_record())
+    with pytest.raises(GatewayError):
+        async for _ in stream:
+            pass
+    (attempt,) = records[0].attempts
+    assert attempt.status == "cut"
+    assert attempt.completion_tokens == count_tokens("partial")
+    assert attempt.prompt_tokens == count_tokens("hi") + 4  # plus the per-message overhead
+    # model a's override: $1/M in, $2/M out
+    expected = (Decimal(attempt.prompt_tokens) + 2 * Decimal(attempt.completion_tokens)) / 10**6
+    assert attempt.cost_usd == expected and records[0].cost_usd == expected
+    assert attempt.price_source == "config (tokens estimated: the upstream reported no usage)"
+
+
+async def test_client_closing_a_stream_is_billed_for_what_it_took() -> None:
+    eng, _, records = make_engine({"a#0": ["one two three"], "a#1": ["one two three"]})
+    stream = await eng.stream(request(stream=True), new_record())
+    deltas = stream.deltas()
+    assert (await deltas.__anext__()).content == "one"
+    assert (await deltas.__anext__()).content == "two"  # "one" was taken
+    await deltas.aclose()  # the client hangs up
+    (rec,) = records
+    assert rec.status == "client_closed"
+    assert rec.attempts[0].completion_tokens == count_tokens("one")
+    assert rec.cost_usd > 0 and "tokens estimated" in (rec.attempts[0].price_source or "")
 
 
 async def test_load_balancing_follows_weights() -> None:

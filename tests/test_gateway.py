@@ -6,7 +6,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from modelmix.cli.ledger_cmds import logs
 from modelmix.defaults import default_config
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
@@ -75,3 +77,71 @@ async def test_library_without_ledger(tmp_path: Path) -> None:
         )
         assert result.response.content
     assert not (tmp_path / "ledger.db").exists()
+
+
+async def test_bad_requests_get_400s_and_leave_models_healthy() -> None:
+    """The audit's repro: requests a model cannot take are refused with a 400 before any
+    upstream call, however often they come, and the model keeps serving good requests."""
+    bad = [
+        {"model": "sim-medium", "messages": [{"role": "system", "content": "x"}]},
+        {
+            "model": "sim-large",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}
+                    ],
+                }
+            ],
+        },
+    ]
+    async with Gateway(default_config({}), env={}, ledger=False) as gw:
+        for body in bad:
+            for _ in range(4):  # more than the cool-down threshold (3)
+                with pytest.raises(GatewayError) as info:
+                    await gw.chat(body)
+                assert info.value.status == 400 and info.value.code == "no_capable_model"
+                assert body["model"] in info.value.message
+            good = {"model": body["model"], "messages": [{"role": "user", "content": "hi"}]}
+            result = await gw.chat(good)
+            assert result.response.content and result.record.final_model == body["model"]
+
+
+async def test_a_model_cooling_down_is_shown_skipped_in_the_ledger(tmp_path: Path) -> None:
+    config = default_config({}).model_copy(update={"data_dir": str(tmp_path)})
+    hi = {"model": "demo-fallback", "messages": [{"role": "user", "content": "hi"}]}
+    async with Gateway(config, env={}) as gw:
+        # sim-unreliable fails twice, then once more: three in a row and it rests 30 s
+        chains = [[a.model for a in (await gw.chat(hi)).record.attempts] for _ in range(3)]
+        assert chains == [
+            ["sim-unreliable", "sim-unreliable", "sim-small"],
+            ["sim-unreliable", "sim-small"],
+            ["sim-small"],
+        ]
+        assert gw.ledger is not None
+        gw.ledger.flush()
+    out = CliRunner().invoke(logs, ["--db", str(tmp_path / "ledger.db")]).output
+    assert out.count("sim-unreliable:cooling down -> sim-small:ok") == 1
+    assert out.count("sim-unreliable:500 -> sim-small:ok") == 2
+
+
+async def test_timeouts_apply_to_each_upstream_attempt() -> None:
+    from tests.helpers import make_config, sim_model
+
+    config = make_config(
+        [sim_model("stuck", upstream="sim-timeout"), sim_model("quick", upstream="sim-small")],
+        [{"name": "chain", "models": ["stuck", "quick"]}],
+        engine={"retries": 1, "backoff_base": 0.0, "timeouts": {"total": 0.3}},
+    )
+    async with Gateway(config, env={}, ledger=False) as gw:
+        result = await gw.chat({"model": "chain", "messages": [{"role": "user", "content": "hi"}]})
+    record = result.record
+    assert [(a.model, a.error_kind) for a in record.attempts] == [
+        ("stuck", "timeout"),
+        ("stuck", "timeout"),
+        ("quick", None),
+    ]
+    for attempt in record.attempts[:2]:  # each attempt gets the whole budget, no more
+        assert attempt.latency_ms is not None and 300 <= attempt.latency_ms < 600
+    assert record.latency_ms is not None and record.latency_ms >= 600  # the request: longer

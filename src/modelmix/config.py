@@ -225,8 +225,9 @@ class ServerConfig(_Strict):
 class MetricsConfig(_Strict):
     #: Serve Prometheus metrics at GET /metrics.
     enabled: bool = True
-    #: Require the admin key on /metrics (Prometheus: ``authorization: Bearer ...``).
-    require_admin_key: bool = False
+    #: Require the admin key on /metrics (Prometheus: ``authorization: Bearer ...``). Unset:
+    #: required whenever an admin key is configured.
+    require_admin_key: bool | None = None
 
 
 class TracingConfig(_Strict):

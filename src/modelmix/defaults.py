@@ -7,9 +7,12 @@ no keys and no network), plus real models for every provider whose key is in the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
-from modelmix.config import SIMULATED_BASE_URL, Config, parse_config
+from modelmix.config import PROVIDER_PRESETS, SIMULATED_BASE_URL, Config, parse_config
+from modelmix.pricing import resolve_price
+from modelmix.types import Usage
 
 #: The simulated demo models. Each speaks a different wire format, so the demo exercises the
 #: translation between APIs. Their prices are made up and marked as such.
@@ -70,7 +73,8 @@ _SIMULATED_ROUTES: list[dict[str, Any]] = [
     },
 ]
 
-#: Real models added when their provider's key is in the environment, cheapest first.
+#: Real models added when their provider's key is in the environment (``auto`` chains them
+#: cheapest first, by catalog price).
 _FROM_ENV: list[tuple[str, list[dict[str, Any]]]] = [
     (
         "OPENAI_API_KEY",
@@ -136,6 +140,17 @@ _FROM_ENV: list[tuple[str, list[dict[str, Any]]]] = [
 ]
 
 
+#: The call whose catalog price orders the ``auto`` route: three input tokens per output token.
+_TYPICAL_CALL = Usage(prompt_tokens=3_000, completion_tokens=1_000)
+
+
+def _typical_cost(model: dict[str, Any]) -> tuple[bool, Decimal]:
+    """Sort key: the catalog price of a typical call; models missing from the catalog last."""
+    kind, base_url, _ = PROVIDER_PRESETS[model["provider"]]
+    price = resolve_price(kind, model.get("model", model["name"]), base_url=base_url)
+    return (price is None, price.cost(_TYPICAL_CALL) if price else Decimal(0))
+
+
 def default_config(env: Mapping[str, str]) -> Config:
     """The zero-config portfolio: simulated demo models plus whatever keys ``env`` holds."""
     real: list[dict[str, Any]] = []
@@ -143,7 +158,7 @@ def default_config(env: Mapping[str, str]) -> Config:
         if env.get(variable):
             real.extend(models)
     sim_names = [m["name"] for m in _SIMULATED if m["name"] != "sim-unreliable"]
-    auto = [m["name"] for m in real] or sim_names
+    auto = [m["name"] for m in sorted(real, key=_typical_cost)] or sim_names
     data = {
         "models": [*_SIMULATED, *real],
         "routes": [

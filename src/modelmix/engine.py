@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
+from modelmix.estimate import estimate_usage
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.base import Deployment, ProviderAdapter
@@ -32,6 +33,14 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
+
+#: Why a model was passed over without a call (``decision["skipped"]``).
+COOLING_DOWN = "cooling down"
+#: Marks an attempt's ``price_source`` when its tokens were estimated, not reported.
+TOKENS_ESTIMATED = "tokens estimated: the upstream reported no usage"
+#: Errors caused by the request, not the deployment: they never count towards a cool-down (a
+#: client sending bad requests must not take a healthy model out of service).
+_CLIENT_FAULTS = frozenset({"invalid_request", "content_filter"})
 
 
 class Health:
@@ -167,7 +176,7 @@ class Engine:
             self.record(record)
             raise
         record.final_model = outcome.model
-        return EngineStream(self, record, outcome.model, upstream, first)
+        return EngineStream(self, record, outcome.model, upstream, first, request)
 
     # -- the loop shared by both ---------------------------------------------------------
 
@@ -230,7 +239,13 @@ class Engine:
             now = time.time()
             dep = self._pick(entry, tried, now)
             if dep is None:
-                if last is None:
+                if last is None:  # not called at all: say so in the decision
+                    skip = {
+                        "model": model,
+                        "reason": COOLING_DOWN,
+                        "at_attempt": len(record.attempts),
+                    }
+                    record.decision.setdefault("skipped", []).append(skip)
                     last = UpstreamError(
                         "overloaded",
                         f"every deployment of {model} is cooling down after repeated failures",
@@ -261,7 +276,8 @@ class Engine:
                 attempt.http_status = err.status
                 attempt.error_kind = err.kind
                 attempt.error = err.message[:500]
-                self.health.failure(dep.id, done)
+                if err.kind not in _CLIENT_FAULTS:
+                    self.health.failure(dep.id, done)
                 last = err
                 if not err.retryable and err.kind != "auth":
                     break
@@ -338,12 +354,14 @@ class EngineStream:
         model: str,
         upstream: UpstreamStream,
         first: StreamDelta,
+        request: ChatRequest,
     ) -> None:
         self.engine = engine
         self.record = record
         self.model = model
         self.upstream = upstream
         self.first = first
+        self.request = request
         self.usage: Usage | None = first.usage
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
 
@@ -372,6 +390,7 @@ class EngineStream:
         upstream = self.upstream
         error: GatewayError | None = None
         finished = False
+        delivered: list[list[StreamDelta]] = []  # for a usage estimate if none comes
         try:
             batch = [self.first, *upstream.take_buffered()]
             while True:
@@ -379,6 +398,7 @@ class EngineStream:
                     if delta.usage is not None:
                         self.usage = delta.usage
                 yield batch
+                delivered.append(batch)  # the consumer came back for more: it took this one
                 try:
                     batch = [await upstream.__anext__(), *upstream.take_buffered()]
                 except StopAsyncIteration:
@@ -399,6 +419,9 @@ class EngineStream:
             attempt.latency_ms = (time.time() - attempt.started_at) * 1000.0
             if self.usage is not None:
                 _apply_usage(attempt, self.usage, deployment)
+            elif delivered:  # text reached the client but no usage came: estimate, say so
+                _apply_usage(attempt, estimate_usage(self.request, delivered), deployment)
+                attempt.price_source = f"{attempt.price_source} ({TOKENS_ESTIMATED})"
             if not finished and error is None:
                 attempt.status = "client_closed"
                 self.record.status = "client_closed"

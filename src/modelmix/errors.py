@@ -17,11 +17,13 @@ ErrorKind = Literal[
     "authentication",  # 401
     "permission",  # 403
     "not_found",  # 404
+    "method_not_allowed",  # 405
     "request_too_large",  # 413
     "unprocessable",  # 422
     "rate_limit",  # 429
     "upstream",  # 502
-    "overloaded",  # 503
+    "overloaded",  # 503 (Anthropic's format: 529)
+    "unavailable",  # 503: no model of the request can be called (e.g. its key is not set)
     "timeout",  # 504
     "internal",  # 500, only for bugs
 ]
@@ -31,11 +33,13 @@ STATUS_BY_KIND: dict[str, int] = {
     "authentication": 401,
     "permission": 403,
     "not_found": 404,
+    "method_not_allowed": 405,
     "request_too_large": 413,
     "unprocessable": 422,
     "rate_limit": 429,
     "upstream": 502,
     "overloaded": 503,
+    "unavailable": 503,
     "timeout": 504,
     "internal": 500,
 }

@@ -26,8 +26,9 @@ from typing import Any, Literal
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 #: Sampling parameters the canonical request understands, beyond messages/tools/format.
-#: ``max_tokens`` is the canonical name (OpenAI's ``max_completion_tokens`` maps to it);
-#: ``stop`` is always a list of strings.
+#: ``max_tokens`` is the canonical name (OpenAI's ``max_completion_tokens`` maps to it, and
+#: ``ChatRequest.max_tokens_name`` remembers which one the client used); ``stop`` is always a
+#: list of strings.
 SAMPLING_PARAMS = (
     "max_tokens",
     "temperature",
@@ -58,6 +59,9 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     #: Only keys from SAMPLING_PARAMS, only those the client actually set.
     params: dict[str, Any] = field(default_factory=dict)
+    #: The name the client gave ``params["max_tokens"]``: an OpenAI-compatible upstream gets
+    #: the same one (OpenAI's reasoning models refuse ``max_tokens``).
+    max_tokens_name: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     #: OpenAI ``stream_options.include_usage``: send a final usage chunk to the client.
     include_usage: bool = False
     #: Free-form string tags from the client (OpenAI ``metadata``, Anthropic ``metadata``,

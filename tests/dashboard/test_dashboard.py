@@ -158,3 +158,10 @@ def test_decision_summary() -> None:
     }
     assert decision_summary(d) == "rules; default chain; skipped a (no tool support)"
     assert decision_summary({}) == "direct"
+    cooled = {
+        "strategy": "fallback",
+        "candidates": [{"model": "a", "eligible": True}, {"model": "b", "eligible": True}],
+        "skipped": [{"model": "a", "reason": "cooling down", "at_attempt": 0}],
+        "chosen": "b",
+    }
+    assert decision_summary(cooled) == "fallback; chose b; skipped a (cooling down)"

@@ -106,11 +106,14 @@ def e2e_config(sim: Simulator, tmp: Path, **extra: Any) -> Config:
         model("cutter", "openai", "sim-cut", price={"input": "1", "output": "1"}),
         model("cutter-anthropic", "anthropic", "sim-cut", price={"input": "1", "output": "1"}),
         model("sluggish", "openai", "sim-timeout", price={"input": "1", "output": "1"}),
+        model("unpriced", "openai", "house-model-7b"),  # in no catalog, no price set
+        model("keyless", "openai", "gpt-4o-mini", api_key_env="MM_UNSET_KEY"),
     ]
     routes = [
         {"name": "auto", "models": ["broken", "gpt-4o-mini"]},
         {"name": "to-claude", "models": ["claude-haiku"]},
         {"name": "all-broken", "models": ["broken", "limited"]},
+        {"name": "nothing-callable", "models": ["keyless"]},
     ]
     data: dict[str, Any] = {
         "models": models,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import openai
 import pytest
 from genai_prices import Usage, calc_price
 
+from modelmix.routing.learned.tokens import count_tokens
 from tests.e2e.conftest import RunningGateway
 from tests.e2e.ledger_rows import attempt_rows, request_row
 
@@ -48,6 +50,7 @@ def test_plain_answer_with_cost_from_genai_prices(
     assert "4" in (reply.choices[0].message.content or "")
     assert reply.choices[0].finish_reason == "stop"
     assert reply.model == model
+    assert abs(reply.created - time.time()) < 60  # a real timestamp, whatever the upstream
     assert reply.usage is not None and reply.usage.prompt_tokens > 0
     request_id = raw.headers["x-modelmix-request-id"]
     assert raw.headers["x-modelmix-model"] == model
@@ -177,18 +180,41 @@ def test_streaming_fallback_before_first_byte(gateway: RunningGateway) -> None:
 
 
 def test_mid_stream_failure_is_an_explicit_error(gateway: RunningGateway) -> None:
-    stream = client(gateway).chat.completions.create(
-        model="cutter",
-        messages=[{"role": "user", "content": "Tell me a long story about a cat and a dog"}],
-        stream=True,
+    prompt = "Tell me a long story about a cat and a dog"
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="cutter", messages=[{"role": "user", "content": prompt}], stream=True
     )
     got = []
     with pytest.raises(openai.APIError) as info:
-        for chunk in stream:
+        for chunk in raw.parse():
             if chunk.choices:
                 got.append(chunk.choices[0].delta.content or "")
     assert "".join(got)  # some text arrived before the cut
     assert "failed after it had started" in str(info.value)
+
+    # No usage came, but text was delivered: the ledger bills an estimate, marked as one.
+    gateway.flush()
+    db = gateway.gateway.config.ledger_path
+    request_id = raw.headers["x-modelmix-request-id"]
+    (attempt,) = attempt_rows(db, request_id)
+    assert attempt["status"] == "cut"
+    assert attempt["completion_tokens"] == count_tokens("".join(got))
+    assert attempt["prompt_tokens"] == count_tokens(prompt) + 4
+    assert "tokens estimated" in attempt["price_source"]
+    row = request_row(db, request_id)
+    expected = Decimal(attempt["prompt_tokens"] + attempt["completion_tokens"]) / 10**6
+    assert Decimal(row["cost_usd"]) == expected > 0  # cutter: $1/M in and out
+
+
+def test_unpriced_model_has_no_cost_header(gateway: RunningGateway) -> None:
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="unpriced", messages=[{"role": "user", "content": "What is 2+2?"}]
+    )
+    assert "4" in (raw.parse().choices[0].message.content or "")
+    assert "x-modelmix-cost-usd" not in raw.headers  # unknown, not $0
+    gateway.flush()
+    row = request_row(gateway.gateway.config.ledger_path, raw.headers["x-modelmix-request-id"])
+    assert row["unpriced"] == 1 and row["completion_tokens"] > 0
 
 
 def test_upstream_errors_map_to_meaningful_statuses(gateway: RunningGateway) -> None:
@@ -209,3 +235,27 @@ def test_upstream_errors_map_to_meaningful_statuses(gateway: RunningGateway) -> 
 def test_models_list(gateway: RunningGateway) -> None:
     ids = {m.id for m in client(gateway).models.list()}
     assert {"auto", "gpt-4o-mini", "claude-haiku", "gemini-flash"} <= ids
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gemini-flash"])
+def test_logprobs_in_openais_shape_from_any_upstream(gateway: RunningGateway, model: str) -> None:
+    messages = [{"role": "user", "content": "What is 2+2?"}]
+    reply = client(gateway).chat.completions.create(
+        model=model, messages=messages, logprobs=True, top_logprobs=2
+    )
+    logprobs = reply.choices[0].logprobs
+    assert logprobs is not None and logprobs.content
+    assert "".join(t.token for t in logprobs.content) == reply.choices[0].message.content
+    assert all(t.logprob < 0 and len(t.top_logprobs) == 2 for t in logprobs.content)
+    assert all(t.bytes == list(t.token.encode()) for t in logprobs.content)
+
+    stream = client(gateway).chat.completions.create(
+        model=model, messages=messages, logprobs=True, stream=True
+    )
+    text = tokens = ""
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+            assert chunk.choices[0].logprobs is not None and chunk.choices[0].logprobs.content
+            tokens += "".join(t.token for t in chunk.choices[0].logprobs.content)
+    assert tokens == text and text

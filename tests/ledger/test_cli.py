@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelmix.cli.ledger_cmds import keys, logs, parse_since, report
+from modelmix.cli.ledger_cmds import attempt_chain, keys, logs, parse_since, report
 from modelmix.keys import KeyStore
 from modelmix.ledger.sqlite import SqliteLedger
 from tests.helpers import sim_model
@@ -147,3 +147,13 @@ def test_parse_since() -> None:
         parse_since("2023-11-14T00:00:00+02:00")
         == datetime(2023, 11, 13, 22, tzinfo=UTC).timestamp()
     )
+
+
+def test_attempt_chain_shows_models_skipped_where_they_were_passed_over() -> None:
+    attempts = [
+        {"model": "a", "status": "error", "http_status": 500, "error_kind": "server"},
+        {"model": "c", "status": "ok", "http_status": 200, "error_kind": None},
+    ]
+    skipped = [{"model": "b", "reason": "cooling down", "at_attempt": 1}]
+    assert attempt_chain(attempts, skipped) == "a:500 -> b:cooling down -> c:ok"
+    assert attempt_chain([], skipped) == "b:cooling down"

@@ -243,7 +243,7 @@ def test_unsupported_parameters_raise(
         model="c", messages=[{"role": "user", "content": "x"}], params=params, response_format=fmt
     )
     with pytest.raises(UnsupportedParameter) as info:
-        ADAPTER.check(req)
+        ADAPTER.check(req, DEP)
     assert info.value.param == param
     with pytest.raises(UnsupportedParameter):
         ADAPTER.build_request(req, DEP)
@@ -256,7 +256,53 @@ def test_noop_values_are_accepted() -> None:
         params={"n": 1, "presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": False},
         response_format={"type": "text"},
     )
-    ADAPTER.check(req)
+    ADAPTER.check(req, DEP)
+
+
+def _user(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": list(parts)}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "needle"),
+    [
+        (
+            _user({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}),
+            "input_audio",
+        ),
+        (_user({"type": "file", "file": {"file_data": "AAAA"}}), "file"),
+        (_user({"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}}), "base64"),
+        ([{"role": "system", "content": "You are terse."}], "besides the system prompt"),
+        (
+            [{"role": "system", "content": "x"}, {"role": "user", "content": ""}],
+            "besides the system prompt",
+        ),
+    ],
+    ids=["audio", "file", "raw-data-url", "system-only", "system-and-empty-user"],
+)
+def test_check_screens_message_content_the_translation_would_refuse(
+    messages: list[dict[str, Any]], needle: str
+) -> None:
+    req = ChatRequest(model="c", messages=messages)
+    with pytest.raises(UnsupportedParameter) as info:
+        ADAPTER.check(req, DEP)
+    assert info.value.param == "messages" and needle in info.value.reason
+    with pytest.raises(UnsupportedParameter):  # the translation refuses it too
+        ADAPTER.build_request(req, DEP)
+
+
+def test_check_accepts_what_the_translation_sends() -> None:
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": "Be terse."}]},
+        *_user(
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        ),
+    ]
+    req = ChatRequest(model="c", messages=messages)
+    ADAPTER.check(req, DEP)
+    ADAPTER.build_request(req, DEP)
 
 
 def test_parse_response_text_tool_use_and_cache_usage() -> None:

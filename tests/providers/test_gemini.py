@@ -245,8 +245,67 @@ def test_unsupported() -> None:
         params={"parallel_tool_calls": False},
     )
     with pytest.raises(UnsupportedParameter) as info:
-        ADAPTER.check(serial)
+        ADAPTER.check(serial, DEP)
     assert info.value.param == "parallel_tool_calls"
+
+
+def _user(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": list(parts)}]
+
+
+_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("messages", "needle"),
+    [
+        (
+            _user({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}),
+            "input_audio",
+        ),
+        (_user({"type": "file", "file": {"file_data": "AAAA"}}), "file"),
+        (_user({"type": "image_url", "image_url": {"url": "https://x/y.png"}}), "inline"),
+        (_user({"type": "image_url", "image_url": {"url": "data:image/png,raw"}}), "base64"),
+        ([{"role": "developer", "content": "You are terse."}], "besides the system prompt"),
+        (
+            [
+                {"role": "user", "content": "look"},
+                {"role": "assistant", "content": None, "tool_calls": [_CALL]},
+                {
+                    "role": "tool",
+                    "tool_call_id": "c1",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}
+                    ],
+                },
+            ],
+            "tool results may only hold text",
+        ),
+    ],
+    ids=["audio", "file", "url-image", "raw-data-url", "system-only", "image-tool-result"],
+)
+def test_check_screens_message_content_the_translation_would_refuse(
+    messages: list[dict[str, Any]], needle: str
+) -> None:
+    req = ChatRequest(model="g", messages=messages)
+    with pytest.raises(UnsupportedParameter) as info:
+        ADAPTER.check(req, DEP)
+    assert info.value.param == "messages" and needle in info.value.reason
+    with pytest.raises(UnsupportedParameter):  # the translation refuses it too
+        ADAPTER.build_request(req, DEP)
+
+
+def test_check_accepts_inline_images_and_system_prompts() -> None:
+    messages = [
+        {"role": "system", "content": "Be terse."},
+        *_user(
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        ),
+    ]
+    req = ChatRequest(model="g", messages=messages)
+    ADAPTER.check(req, DEP)
+    ADAPTER.build_request(req, DEP)
 
 
 def test_parse_response_with_function_calls_and_thoughts() -> None:
@@ -433,3 +492,63 @@ def test_parse_error_retry_info_and_bad_key() -> None:
     assert err.kind == "auth"
     raw = ADAPTER.parse_error(504, b"upstream request timeout", {})
     assert (raw.kind, raw.message) == ("server", "upstream request timeout")
+
+
+# generateContent with responseLogprobs and logprobs=2, as Google documents the shape; the
+# second step's zero log probability is left out, as proto3 JSON does.
+LOGPROBS_RESULT = {
+    "topCandidates": [
+        {
+            "candidates": [
+                {"token": "Hi", "tokenId": 2151, "logProbability": -0.0625},
+                {"token": "Hello", "tokenId": 4521, "logProbability": -2.875},
+            ]
+        },
+        {"candidates": [{"token": "!", "tokenId": 235341}, {"token": ".", "tokenId": 235265}]},
+    ],
+    "chosenCandidates": [
+        {"token": "Hi", "tokenId": 2151, "logProbability": -0.0625},
+        {"token": "!", "tokenId": 235341},
+    ],
+}
+OPENAI_LOGPROBS = {
+    "content": [
+        {
+            "token": "Hi",
+            "logprob": -0.0625,
+            "bytes": [72, 105],
+            "top_logprobs": [
+                {"token": "Hi", "logprob": -0.0625, "bytes": [72, 105]},
+                {"token": "Hello", "logprob": -2.875, "bytes": [72, 101, 108, 108, 111]},
+            ],
+        },
+        {
+            "token": "!",
+            "logprob": 0.0,
+            "bytes": [33],
+            "top_logprobs": [
+                {"token": "!", "logprob": 0.0, "bytes": [33]},
+                {"token": ".", "logprob": 0.0, "bytes": [46]},
+            ],
+        },
+    ],
+    "refusal": None,
+}
+
+
+def test_logprobs_are_translated_to_openais_shape() -> None:
+    from openai.types.chat.chat_completion import ChoiceLogprobs
+
+    candidate = {
+        "content": {"role": "model", "parts": [{"text": "Hi!"}]},
+        "finishReason": "STOP",
+        "avgLogprobs": -0.03125,
+        "logprobsResult": LOGPROBS_RESULT,
+    }
+    resp = ADAPTER.parse_response(orjson.dumps({"candidates": [candidate]}))
+    assert resp.logprobs == OPENAI_LOGPROBS
+    ChoiceLogprobs.model_validate(resp.logprobs)  # what the openai SDK expects
+
+    parser = ADAPTER.stream_parser()
+    (delta,) = parser.feed(SSEEvent(orjson.dumps({"candidates": [candidate]}).decode()))
+    assert delta.logprobs == OPENAI_LOGPROBS

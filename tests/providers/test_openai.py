@@ -8,7 +8,7 @@ from email.utils import formatdate
 import orjson
 import pytest
 
-from modelmix.errors import UpstreamError
+from modelmix.errors import UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, SSEEvent
 from modelmix.providers.openai import ADAPTER, retry_after_from_headers
 from modelmix.providers.registry import get_adapter
@@ -62,7 +62,7 @@ def test_build_request_non_stream() -> None:
     assert body == {
         "model": "gpt-4o-mini-2024-07-18",
         "messages": req.messages,
-        "max_tokens": 50,
+        "max_completion_tokens": 50,  # OpenAI's API: the name every one of its models takes
         "temperature": 0.2,
         "stop": ["END"],
         "seed": 7,
@@ -70,6 +70,51 @@ def test_build_request_non_stream() -> None:
         "tool_choice": "auto",
         "response_format": {"type": "json_object"},
     }
+
+
+VLLM = Deployment(
+    id="llama#0",
+    model="llama",
+    provider="openai",
+    upstream_model="meta-llama/Llama-3.1-8B-Instruct",
+    base_url="http://gpu1:8000/v1",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "dep", "sent"),
+    [
+        ("max_completion_tokens", VLLM, "max_completion_tokens"),
+        ("max_tokens", VLLM, "max_tokens"),
+        ("max_completion_tokens", DEP, "max_completion_tokens"),
+        ("max_tokens", DEP, "max_completion_tokens"),
+    ],
+)
+def test_max_tokens_goes_out_under_the_clients_name_or_openais(
+    name: str, dep: Deployment, sent: str
+) -> None:
+    req = ChatRequest(
+        model="gpt",
+        messages=[{"role": "user", "content": "hi"}],
+        params={"max_tokens": 64},
+        max_tokens_name=name,  # type: ignore[arg-type]
+    )
+    body = orjson.loads(ADAPTER.build_request(req, dep).body)
+    assert body[sent] == 64
+    assert {"max_tokens", "max_completion_tokens"} & set(body) == {sent}
+
+
+def test_top_k_is_refused_for_openais_api_but_sent_to_compatible_servers() -> None:
+    req = ChatRequest(
+        model="gpt", messages=[{"role": "user", "content": "hi"}], params={"top_k": 40}
+    )
+    with pytest.raises(UnsupportedParameter) as info:
+        ADAPTER.check(req, DEP)
+    assert info.value.param == "top_k"
+    with pytest.raises(UnsupportedParameter):
+        ADAPTER.build_request(req, DEP)
+    ADAPTER.check(req, VLLM)
+    assert orjson.loads(ADAPTER.build_request(req, VLLM).body)["top_k"] == 40
 
 
 def test_build_request_stream_asks_for_usage_and_no_key_means_no_auth() -> None:

@@ -149,3 +149,73 @@ def test_missing_key_makes_model_unavailable() -> None:
     _, _, decision = drive(router, req(model="chain"), {"cheap": ok("cheap")})
     reasons = {c["model"]: c.get("reason") for c in decision["candidates"]}
     assert reasons["claude"] == "unavailable: environment variable K is not set"
+
+
+CONTENT_MODELS = [
+    {"name": "claude", "provider": "anthropic", "api_key_env": "K"},
+    {"name": "gemini", "provider": "gemini", "api_key_env": "K"},
+    {"name": "local", "provider": "ollama"},
+]
+AUDIO = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+URL_IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+
+
+@pytest.mark.parametrize(
+    ("messages", "claude_reason", "gemini_reason"),
+    [
+        (
+            [{"role": "user", "content": [AUDIO]}],
+            "cannot honour messages: Anthropic cannot take 'input_audio' parts",
+            "cannot honour messages: Gemini cannot take 'input_audio' parts",
+        ),
+        (
+            [{"role": "user", "content": [URL_IMAGE]}],
+            None,
+            "cannot honour messages: Gemini needs images inline (data: URLs)",
+        ),
+        (
+            [{"role": "system", "content": "x"}],
+            "cannot honour messages: Anthropic needs a user or assistant message besides the "
+            "system prompt",
+            "cannot honour messages: Gemini needs a user or assistant message besides the "
+            "system prompt",
+        ),
+    ],
+    ids=["audio", "url-image", "system-only"],
+)
+def test_message_content_is_screened_before_a_model_is_called(
+    messages: list[dict[str, Any]], claude_reason: str | None, gemini_reason: str
+) -> None:
+    caps = {"vision": True}
+    models = [{**m, "capabilities": caps} for m in CONTENT_MODELS]
+    routes = [
+        {"name": "chain", "models": ["claude", "gemini", "local"]},
+        {"name": "hosted", "models": ["claude", "gemini"]},
+    ]
+    config = make_config(models, routes)
+    router = Router(config.routes, build_portfolio(config, {"K": "key"}))
+    first = "claude" if claude_reason is None else "local"
+    called, _, decision = drive(router, req(messages=messages), {first: ok(first)})
+    assert called == [first]  # no attempt is wasted on a model that cannot take the content
+    reasons = {c["model"]: c.get("reason") for c in decision["candidates"]}
+    assert reasons == {"claude": claude_reason, "gemini": gemini_reason, "local": None}
+    if claude_reason is not None:
+        with pytest.raises(GatewayError) as info:
+            drive(router, req(model="hosted", messages=messages), {})
+        assert info.value.status == 400 and info.value.code == "no_capable_model"
+        assert f"claude: {claude_reason}" in info.value.message
+        assert f"gemini: {gemini_reason}" in info.value.message
+
+
+def test_no_callable_model_is_a_503_but_a_request_no_model_takes_is_a_400() -> None:
+    config = make_config(MODELS, [{"name": "only-claude", "models": ["claude"]}])
+    router = Router(config.routes, build_portfolio(config, {}))  # K is not set
+    with pytest.raises(GatewayError) as info:
+        drive(router, req(model="only-claude"), {})
+    assert info.value.status == 503 and info.value.code == "model_unavailable"
+    assert "claude: unavailable: environment variable K is not set" in info.value.message
+    # claude could not take this one even with its key: the client's to fix, so a 400
+    with pytest.raises(GatewayError) as info:
+        drive(router, req(model="only-claude", response_format={"type": "json_object"}), {})
+    assert info.value.status == 400 and info.value.code == "no_capable_model"
+    assert "claude: does not support json_object output" in info.value.message

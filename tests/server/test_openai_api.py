@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -122,7 +123,15 @@ def test_request_sent_by_the_sdk_parses_to_canonical() -> None:
         "user": "u1",
         "parallel_tool_calls": False,
     }
+    assert req.max_tokens_name == "max_completion_tokens"  # forwarded under this name
     assert req.metadata == {"team": "search"}
+
+
+def test_max_tokens_name_remembers_what_the_client_sent() -> None:
+    assert parse_chat_request(_base(max_tokens=5)).max_tokens_name == "max_tokens"
+    assert parse_chat_request(_base()).max_tokens_name == "max_tokens"
+    both = parse_chat_request(_base(max_tokens=5, max_completion_tokens=5))
+    assert both.max_tokens_name == "max_completion_tokens" and both.params["max_tokens"] == 5
 
 
 def test_stream_options_and_text_format() -> None:
@@ -344,6 +353,13 @@ def test_parse_does_not_alias_client_dicts() -> None:
 
 
 # ---------------------------------------------------------------------------------- responses
+
+
+def test_an_answer_without_a_creation_time_is_stamped_now() -> None:
+    # Anthropic and Gemini answers carry no ``created``; the parsed response has 0.
+    before = int(time.time())
+    body = render_chat_response(ChatResponse(id="m", model="x", content="hi"), model="alias")
+    assert before <= orjson.loads(body)["created"] <= int(time.time())
 
 
 def test_rendered_response_is_a_valid_chat_completion_for_the_sdk() -> None:

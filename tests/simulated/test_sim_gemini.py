@@ -275,3 +275,33 @@ async def test_models_list(sim: Simulator) -> None:
     ):
         names = [m["name"] for m in (await r.json())["models"]]
     assert names == ["models/sim-small", "models/sim-medium", "models/sim-large"]
+
+
+async def test_logprobs(sim: Simulator) -> None:
+    config = {"responseLogprobs": True, "logprobs": 3}
+    status, data, _ = await post(
+        sim, "sim-large", {"contents": CONTENTS, "generationConfig": config}
+    )
+    assert status == 200
+    candidate = data["candidates"][0]
+    result = candidate["logprobsResult"]
+    chosen = result["chosenCandidates"]
+    assert "".join(c["token"] for c in chosen) == candidate["content"]["parts"][0]["text"]
+    assert all(c["logProbability"] < 0 and isinstance(c["tokenId"], int) for c in chosen)
+    assert [len(step["candidates"]) for step in result["topCandidates"]] == [3] * len(chosen)
+    assert [step["candidates"][0] for step in result["topCandidates"]] == chosen
+    assert candidate["avgLogprobs"] < 0
+
+    _, plain, _ = await post(sim, "sim-large", {"contents": CONTENTS})
+    assert "logprobsResult" not in plain["candidates"][0]
+    status, error, _ = await post(
+        sim, "sim-large", {"contents": CONTENTS, "generationConfig": {"logprobs": 2}}
+    )
+    assert status == 400 and "response_logprobs" in error["error"]["message"]
+
+    chunks = await stream_sse(sim, "sim-large", {"contents": CONTENTS, "generationConfig": config})
+    for chunk in chunks:
+        candidate = chunk["candidates"][0]
+        text = candidate["content"]["parts"][0]["text"]
+        tokens = [c["token"] for c in candidate["logprobsResult"]["chosenCandidates"]]
+        assert "".join(tokens) == text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -93,10 +94,15 @@ def _ms(value: float | None) -> str:
     return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
 
 
-def attempt_chain(attempts: list[dict[str, Any]]) -> str:
-    """``a:429 -> b:ok``: each attempt's model and outcome."""
+def attempt_chain(attempts: list[dict[str, Any]], skipped: Sequence[dict[str, Any]] = ()) -> str:
+    """``a:429 -> b:cooling down -> c:ok``: each attempt's model and outcome, and where the
+    engine passed a model over without calling it (the decision's ``skipped``)."""
     parts = []
-    for a in attempts:
+    skips = sorted(skipped, key=lambda s: s.get("at_attempt", 0))
+    for i, a in enumerate(attempts):
+        while skips and skips[0].get("at_attempt", 0) <= i:
+            skip = skips.pop(0)
+            parts.append(f"{skip['model']}:{skip['reason']}")
         if a["status"] == "ok":
             outcome = "ok"
         elif a["status"] == "cut":
@@ -104,6 +110,7 @@ def attempt_chain(attempts: list[dict[str, Any]]) -> str:
         else:
             outcome = str(a["http_status"] or a["error_kind"] or a["status"])
         parts.append(f"{a['model']}:{outcome}")
+    parts += [f"{skip['model']}:{skip['reason']}" for skip in skips]
     return " -> ".join(parts) or "-"
 
 
@@ -167,7 +174,7 @@ def logs(
             asked,
             r["final_model"] or "-",
             status,
-            attempt_chain(r["attempts"]),
+            attempt_chain(r["attempts"], r["decision"].get("skipped", [])),
             f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}",
             _money(r["cost_usd"], r["unpriced"]),
             _ms(r["latency_ms"]),

@@ -56,6 +56,11 @@ def decision_summary(decision: dict[str, Any]) -> str:
         for c in decision.get("candidates", [])
         if isinstance(c, dict) and c.get("eligible") is False
     ]
+    skipped += [  # passed over by the engine (a model cooling down)
+        f"{s.get('model')} ({s.get('reason')})"
+        for s in decision.get("skipped", [])
+        if isinstance(s, dict)
+    ]
     if skipped:
         bits.append("skipped " + ", ".join(skipped))
     return "; ".join(bits) or "direct"

@@ -66,3 +66,11 @@ class RequestRecord:
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)  # sum over all attempts that cost something
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unpriced(self) -> bool:
+        """True when some attempt used tokens at no known price: ``cost_usd`` is then only a
+        lower bound."""
+        return any(
+            a.cost_usd is None and (a.prompt_tokens or a.completion_tokens) for a in self.attempts
+        )

@@ -79,9 +79,6 @@ def _money(value: Decimal | None) -> str | None:
 
 def request_row(rec: RequestRecord) -> tuple[Any, ...]:
     """The ``requests`` row for ``rec`` (column order: ``REQUEST_COLUMNS``)."""
-    unpriced = any(
-        a.cost_usd is None and (a.prompt_tokens or a.completion_tokens) for a in rec.attempts
-    )
     return (
         rec.id,
         rec.started_at,
@@ -103,7 +100,7 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         rec.cached_tokens,
         rec.reasoning_tokens,
         format(rec.cost_usd, "f"),
-        int(unpriced),
+        int(rec.unpriced),
         len(rec.attempts),
         _dumps(rec.metadata),
         # Spend attribution (schema 2). ``getattr`` so this works before RequestRecord grows

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from modelmix.errors import UnsupportedParameter, UpstreamError, UpstreamErrorKind
-from modelmix.providers.base import Deployment, HttpRequest, SSEEvent
+from modelmix.providers.base import Deployment, HttpRequest, SSEEvent, has_turn
 from modelmix.providers.openai import (
     clip,
     error_from_status,
@@ -63,6 +63,7 @@ _ERROR_KINDS: dict[str, UpstreamErrorKind] = {
 }
 
 _NOOP_REASONING = frozenset({"none", "minimal"})
+_NO_TURN = "Anthropic needs a user or assistant message besides the system prompt"
 
 
 def _media_source(url: str) -> dict[str, Any]:
@@ -302,33 +303,71 @@ class AnthropicStreamParser:
             raise UpstreamError("bad_response", f"unexpected stream event: {exc!r}") from None
 
 
+def _check_image(image: Any) -> None:
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise UnsupportedParameter("messages", "image_url part without a url")
+    if url.startswith("data:"):
+        comma = url.find(",")  # no copy of the (possibly huge) data
+        if comma < 0 or ";base64" not in url[5:comma]:
+            raise UnsupportedParameter("messages", "image data URL must be base64-encoded")
+
+
+def _check_content(messages: list[dict[str, Any]]) -> None:
+    """What ``_translate_messages`` would refuse, found without translating: a string content
+    (the usual case) costs one isinstance check."""
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        system = message.get("role") in ("system", "developer")
+        for part in content:
+            kind = part.get("type")
+            if kind == "text":
+                continue
+            if system:
+                raise UnsupportedParameter("messages", "system messages may only hold text")
+            if kind != "image_url":
+                raise UnsupportedParameter("messages", f"Anthropic cannot take {kind!r} parts")
+            _check_image(part.get("image_url"))
+    if not has_turn(messages):
+        raise UnsupportedParameter("messages", _NO_TURN)
+
+
+def _check_params(request: ChatRequest) -> None:
+    params = request.params
+    if (params.get("n") or 1) > 1:
+        raise UnsupportedParameter("n", "Anthropic returns a single choice")
+    if params.get("logprobs"):
+        raise UnsupportedParameter("logprobs", "Anthropic does not return logprobs")
+    if params.get("top_logprobs"):
+        raise UnsupportedParameter("top_logprobs", "Anthropic does not return logprobs")
+    if params.get("seed") is not None:
+        raise UnsupportedParameter("seed", "Anthropic has no seed")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if params.get(name):
+            raise UnsupportedParameter(name, "Anthropic has no penalties")
+    effort = params.get("reasoning_effort")
+    if effort is not None and effort not in _NOOP_REASONING:
+        raise UnsupportedParameter("reasoning_effort", "not mapped to Anthropic thinking")
+    fmt = request.response_format
+    if fmt is not None and fmt.get("type") in ("json_object", "json_schema"):
+        raise UnsupportedParameter("response_format", "Anthropic has no JSON mode")
+
+
 class AnthropicAdapter:
     kind = "anthropic"
 
-    def check(self, request: ChatRequest) -> None:
-        params = request.params
-        if (params.get("n") or 1) > 1:
-            raise UnsupportedParameter("n", "Anthropic returns a single choice")
-        if params.get("logprobs"):
-            raise UnsupportedParameter("logprobs", "Anthropic does not return logprobs")
-        if params.get("top_logprobs"):
-            raise UnsupportedParameter("top_logprobs", "Anthropic does not return logprobs")
-        if params.get("seed") is not None:
-            raise UnsupportedParameter("seed", "Anthropic has no seed")
-        for name in ("presence_penalty", "frequency_penalty"):
-            if params.get(name):
-                raise UnsupportedParameter(name, "Anthropic has no penalties")
-        effort = params.get("reasoning_effort")
-        if effort is not None and effort not in _NOOP_REASONING:
-            raise UnsupportedParameter("reasoning_effort", "not mapped to Anthropic thinking")
-        fmt = request.response_format
-        if fmt is not None and fmt.get("type") in ("json_object", "json_schema"):
-            raise UnsupportedParameter("response_format", "Anthropic has no JSON mode")
+    def check(self, request: ChatRequest, deployment: Deployment) -> None:
+        _check_params(request)
+        _check_content(request.messages)
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
-        self.check(request)
+        _check_params(request)  # the content is checked as it is translated
         params = request.params
         system, messages = _translate_messages(request.messages)
+        if not messages:
+            raise UnsupportedParameter("messages", _NO_TURN)
         max_tokens = params.get("max_tokens") or DEFAULT_MAX_TOKENS
         cap = deployment.capabilities.max_output_tokens
         if cap and "max_tokens" not in params:

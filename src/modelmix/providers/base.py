@@ -9,7 +9,7 @@ I/O for every adapter alike, and the engine decides what to call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelmix.types import Capabilities, ChatRequest, ChatResponse, StreamDelta
 
@@ -68,14 +68,32 @@ class StreamParser(Protocol):
         ...
 
 
+def has_turn(messages: list[dict[str, Any]]) -> bool:
+    """True when ``messages`` hold a user, assistant or tool turn with something in it. Anthropic
+    and Gemini take system prompts apart from the conversation and refuse an empty one."""
+    for message in messages:
+        role = message.get("role")
+        if role == "tool" or (role == "assistant" and message.get("tool_calls")):
+            return True
+        if role in ("user", "assistant"):
+            content = message.get("content")
+            if isinstance(content, str):
+                if content:
+                    return True
+            elif content and any(p.get("type") != "text" or p.get("text") for p in content):
+                return True
+    return False
+
+
 class ProviderAdapter(Protocol):
     """Pure translation between canonical types and one upstream wire format."""
 
     kind: str
 
-    def check(self, request: ChatRequest) -> None:
-        """Raise ``UnsupportedParameter`` for any part of ``request`` this wire format cannot
-        honour (never drop it silently)."""
+    def check(self, request: ChatRequest, deployment: Deployment) -> None:
+        """Raise ``UnsupportedParameter`` for any part of ``request`` (a parameter or message
+        content) this wire format, at ``deployment``, cannot honour: never drop it silently.
+        Routing calls it before choosing a model, so it must stay cheap (no translation)."""
         ...
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from modelmix.errors import UnsupportedParameter, UpstreamError, UpstreamErrorKind
-from modelmix.providers.base import Deployment, HttpRequest, SSEEvent
+from modelmix.providers.base import Deployment, HttpRequest, SSEEvent, has_turn
 from modelmix.providers.openai import (
     clip,
     error_from_status,
@@ -129,12 +129,45 @@ def clean_schema(schema: Any) -> Any:
     return out
 
 
-def _inline(url: str) -> dict[str, Any]:
+_NO_TURN = "Gemini needs a user or assistant message besides the system prompt"
+_TOOL_TEXT_ONLY = "Gemini tool results may only hold text"
+
+
+def _check_image(image: Any) -> None:
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise UnsupportedParameter("messages", "image_url part without a url")
     if not url.startswith("data:"):
         raise UnsupportedParameter("messages", "Gemini needs images inline (data: URLs)")
-    header, sep, data = url.partition(",")
-    if not sep or ";base64" not in header:
+    comma = url.find(",")  # no copy of the (possibly huge) data
+    if comma < 0 or ";base64" not in url[5:comma]:
         raise UnsupportedParameter("messages", "image data URL must be base64-encoded")
+
+
+def _check_content(messages: list[dict[str, Any]]) -> None:
+    """What ``_translate_messages`` would refuse, found without translating: a string content
+    (the usual case) costs one isinstance check."""
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        tool = message.get("role") == "tool"
+        for part in content:
+            kind = part.get("type")
+            if kind == "text":
+                continue
+            if tool:
+                raise UnsupportedParameter("messages", _TOOL_TEXT_ONLY)
+            if kind != "image_url":
+                raise UnsupportedParameter("messages", f"Gemini cannot take {kind!r} parts")
+            _check_image(part.get("image_url"))
+    if not has_turn(messages):
+        raise UnsupportedParameter("messages", _NO_TURN)
+
+
+def _inline(url: str) -> dict[str, Any]:
+    _check_image(url)
+    header, _, data = url.partition(",")
     mime = header[5:].split(";", 1)[0] or "image/png"
     return {"inlineData": {"mimeType": mime, "data": data}}
 
@@ -175,7 +208,10 @@ def _function_response(message: dict[str, Any], names: dict[str, str]) -> dict[s
     name = name or message.get("name")
     if not name:
         raise UnsupportedParameter("messages", f"tool result {call_id!r} has no matching call")
-    text = _text_of(message.get("content"))
+    content = message.get("content")
+    if isinstance(content, list) and any(p.get("type") != "text" for p in content):
+        raise UnsupportedParameter("messages", _TOOL_TEXT_ONLY)
+    text = _text_of(content)
     try:
         value = orjson.loads(text) if text else None
     except orjson.JSONDecodeError:
@@ -339,6 +375,31 @@ def _error(error: Any, status: int | None) -> UpstreamError:
     return UpstreamError(kind, text, status=status, retry_after=retry_after)
 
 
+def _token_logprob(candidate: Any) -> dict[str, Any]:
+    token = candidate.get("token") or ""
+    return {
+        "token": token,
+        # proto3 JSON leaves a zero out: a token the model was certain of
+        "logprob": candidate.get("logProbability") or 0.0,
+        "bytes": list(token.encode()),
+    }
+
+
+def _logprobs(result: Any) -> dict[str, Any] | None:
+    """Gemini's ``logprobsResult`` in OpenAI's ``logprobs`` shape: one entry per chosen token,
+    with that step's top candidates as ``top_logprobs``."""
+    if not isinstance(result, dict):
+        return None
+    tops = result.get("topCandidates") or ()
+    content = []
+    for i, chosen in enumerate(result.get("chosenCandidates") or ()):
+        top = tops[i].get("candidates") if i < len(tops) else None
+        entry = _token_logprob(chosen)
+        entry["top_logprobs"] = [_token_logprob(c) for c in top or ()]
+        content.append(entry)
+    return {"content": content, "refusal": None}
+
+
 def _call_prefix() -> str:
     """Gemini has no call ids; ours are ``call_<random>_<n>``, unique across turns (Anthropic
     rejects a conversation that reuses a tool_use id if the request fails over there)."""
@@ -409,7 +470,7 @@ class GeminiStreamParser:
                     useful = True
                 reason = candidate.get("finishReason")
                 if candidate.get("logprobsResult"):
-                    delta.logprobs = candidate["logprobsResult"]
+                    delta.logprobs = _logprobs(candidate["logprobsResult"])
             else:
                 block = (chunk.get("promptFeedback") or {}).get("blockReason")
                 if block:
@@ -424,22 +485,29 @@ class GeminiStreamParser:
         return [delta] if useful else []
 
 
+def _check_params(request: ChatRequest) -> None:
+    params = request.params
+    if params.get("parallel_tool_calls") is False and request.tools:
+        raise UnsupportedParameter(
+            "parallel_tool_calls", "Gemini cannot forbid parallel function calls"
+        )
+    effort = params.get("reasoning_effort")
+    if effort is not None and effort not in _THINKING_BUDGET:
+        raise UnsupportedParameter("reasoning_effort", f"unknown effort {effort!r}")
+
+
 class GeminiAdapter:
     kind = "gemini"
 
-    def check(self, request: ChatRequest) -> None:
-        params = request.params
-        if params.get("parallel_tool_calls") is False and request.tools:
-            raise UnsupportedParameter(
-                "parallel_tool_calls", "Gemini cannot forbid parallel function calls"
-            )
-        effort = params.get("reasoning_effort")
-        if effort is not None and effort not in _THINKING_BUDGET:
-            raise UnsupportedParameter("reasoning_effort", f"unknown effort {effort!r}")
+    def check(self, request: ChatRequest, deployment: Deployment) -> None:
+        _check_params(request)
+        _check_content(request.messages)
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
-        self.check(request)
+        _check_params(request)  # the content is checked as it is translated
         system, contents = _translate_messages(request.messages)
+        if not contents:
+            raise UnsupportedParameter("messages", _NO_TURN)
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": system}
@@ -490,7 +558,7 @@ class GeminiAdapter:
                             )
                         )
                 finish = _finish(candidate.get("finishReason") or "STOP", bool(calls))
-                logprobs = candidate.get("logprobsResult")
+                logprobs = _logprobs(candidate.get("logprobsResult"))
             elif (data.get("promptFeedback") or {}).get("blockReason"):
                 finish = "content_filter"
             else:

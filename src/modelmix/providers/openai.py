@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from modelmix.errors import UpstreamError, UpstreamErrorKind
+from modelmix.errors import UnsupportedParameter, UpstreamError, UpstreamErrorKind
 from modelmix.providers.base import Deployment, HttpRequest, SSEEvent
 from modelmix.types import (
     ChatRequest,
@@ -281,16 +281,35 @@ def _tool_call_delta(call: dict[str, Any], position: int) -> ToolCallDelta:
     )
 
 
+#: OpenAI's own API, which refuses parameters other OpenAI-compatible servers take.
+OPENAI_API_URL = "https://api.openai.com/"
+
+
+def _check_params(params: dict[str, Any], deployment: Deployment) -> None:
+    if "top_k" in params and deployment.base_url.startswith(OPENAI_API_URL):
+        raise UnsupportedParameter("top_k", "OpenAI's API has no top_k")
+
+
 class OpenAIAdapter:
     kind = "openai"
 
-    def check(self, request: ChatRequest) -> None:
-        """Every canonical field is native here; the upstream judges the rest."""
+    def check(self, request: ChatRequest, deployment: Deployment) -> None:
+        """Every canonical field but ``top_k`` is native here (OpenAI-compatible servers take
+        ``top_k``, OpenAI's API does not); the upstream judges message content."""
+        _check_params(request.params, deployment)
 
     def build_request(self, request: ChatRequest, deployment: Deployment) -> HttpRequest:
         body: dict[str, Any] = {"model": deployment.upstream_model, "messages": request.messages}
-        if request.params:
-            body.update(request.params)
+        params = request.params
+        if params:
+            _check_params(params, deployment)
+            body.update(params)
+            # As the client named it; OpenAI's API gets the name all its models take.
+            if "max_tokens" in params and (
+                request.max_tokens_name == "max_completion_tokens"
+                or deployment.base_url.startswith(OPENAI_API_URL)
+            ):
+                body["max_completion_tokens"] = body.pop("max_tokens")
         if request.tools:
             body["tools"] = request.tools
         if request.tool_choice is not None:

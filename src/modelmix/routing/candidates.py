@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from modelmix.errors import UnsupportedParameter
+from modelmix.errors import GatewayError, UnsupportedParameter
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.registry import get_adapter
 from modelmix.routing.needs import Needs
 from modelmix.types import ChatRequest
+
+UNAVAILABLE = "unavailable"
 
 
 @dataclass(slots=True, frozen=True)
@@ -21,6 +23,8 @@ class Candidate:
     model: str
     eligible: bool
     reason: str | None = None
+    #: Skipped because it cannot be called at all (e.g. its key is not set), not for the request.
+    unavailable: bool = False
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"model": self.model, "eligible": self.eligible}
@@ -30,8 +34,6 @@ class Candidate:
 
 
 def _reason(entry: ModelEntry, request: ChatRequest, needs: Needs) -> str | None:
-    if entry.unavailable:
-        return f"unavailable: {entry.unavailable}"
     caps = entry.capabilities
     if needs.tools and not caps.tools:
         return "does not support tools"
@@ -51,8 +53,12 @@ def _reason(entry: ModelEntry, request: ChatRequest, needs: Needs) -> str | None
             f"prompt (~{needs.prompt_tokens} tokens) + max_tokens exceeds its "
             f"context window of {caps.context_window}"
         )
+    if entry.unavailable:  # after what the request needs: that is the client's to fix
+        return f"{UNAVAILABLE}: {entry.unavailable}"
+    adapter = get_adapter(entry.provider)
     try:
-        get_adapter(entry.provider).check(request)
+        for deployment in entry.deployments:
+            adapter.check(request, deployment)
     except UnsupportedParameter as exc:
         return f"cannot honour {exc.param}: {exc.reason}"
     return None
@@ -68,5 +74,25 @@ def screen(
     out = []
     for name in chain:
         reason = _reason(portfolio[name], request, needs)
-        out.append(Candidate(name, reason is None, reason))
+        unavailable = reason is not None and reason.startswith(UNAVAILABLE)
+        out.append(Candidate(name, reason is None, reason, unavailable))
     return out
+
+
+def no_candidate_error(route: str, candidates: Sequence[Candidate]) -> GatewayError:
+    """The error when no model of ``route`` can serve: a 503 when one would, were it callable
+    (a key not set), else a 400; either way naming each model and why it was skipped."""
+    reasons = "; ".join(f"{c.model}: {c.reason}" for c in candidates)
+    if any(c.unavailable for c in candidates):
+        return GatewayError(
+            "unavailable",
+            f"No model of {route!r} can be called for this request ({reasons}).",
+            param="model",
+            code="model_unavailable",
+        )
+    return GatewayError(
+        "invalid_request",
+        f"No model of {route!r} can serve this request ({reasons}).",
+        param="model",
+        code="no_capable_model",
+    )

@@ -29,7 +29,7 @@ import numpy as np
 
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
-from modelmix.routing.candidates import screen
+from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
@@ -101,6 +101,9 @@ class CascadeStrategy:
         voters = self._eligible(self.voters, request, needs)
         strong = self._eligible(self.strong, request, needs)
         if not voters and not strong:
+            if self.portfolio is not None:  # say why, model by model
+                chain = [*self.voters, *self.strong]
+                raise no_candidate_error(self.name, screen(chain, self.portfolio, request, needs))
             raise GatewayError(
                 "invalid_request",
                 f"No model of {self.name!r} can serve this request.",
@@ -247,6 +250,9 @@ class StagedCascadeStrategy:
         decision["strategy"] = "cascade"
         eligible = self._eligible(request, needs)
         if not eligible:
+            if self.portfolio is not None:  # say why, model by model
+                screened = screen(self.gate.models, self.portfolio, request, needs)
+                raise no_candidate_error(self.name, screened)
             raise GatewayError(
                 "invalid_request",
                 f"No model of {self.name!r} can serve this request.",

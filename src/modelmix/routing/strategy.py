@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from modelmix.config import RouteConfig, RuleWhen
 from modelmix.errors import GatewayError, UpstreamError
 from modelmix.portfolio import ModelEntry
-from modelmix.routing.candidates import Candidate, screen
+from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.needs import Needs
 from modelmix.types import ChatRequest, ChatResponse
 
@@ -52,16 +52,6 @@ class Strategy(Protocol):
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan: ...
 
 
-def _no_candidate_error(route: str, candidates: Sequence[Candidate]) -> GatewayError:
-    reasons = "; ".join(f"{c.model}: {c.reason}" for c in candidates)
-    return GatewayError(
-        "invalid_request",
-        f"No model of {route!r} can serve this request ({reasons}).",
-        param="model",
-        code="no_capable_model",
-    )
-
-
 def _chain_plan(
     route: str,
     chain: Sequence[str],
@@ -74,7 +64,7 @@ def _chain_plan(
     decision["candidates"] = [c.as_dict() for c in candidates]
     eligible = [c.model for c in candidates if c.eligible]
     if not eligible:
-        raise _no_candidate_error(route, candidates)
+        raise no_candidate_error(route, candidates)
     last: Outcome | None = None
     for model in eligible:
         last = yield Attempt(model)

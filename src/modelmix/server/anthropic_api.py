@@ -821,11 +821,13 @@ _ERROR_TYPES: dict[str, str] = {
     "authentication": "authentication_error",
     "permission": "permission_error",
     "not_found": "not_found_error",
+    "method_not_allowed": "invalid_request_error",
     "request_too_large": "request_too_large",
     "unprocessable": "invalid_request_error",
     "rate_limit": "rate_limit_error",
     "upstream": "api_error",
     "overloaded": "overloaded_error",
+    "unavailable": "api_error",
     "timeout": "timeout_error",
     "internal": "api_error",
 }

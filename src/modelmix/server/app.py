@@ -22,7 +22,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
 from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
-from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat, error_headers
+from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 
 log = logging.getLogger("modelmix.server")
 
@@ -34,7 +34,7 @@ def _error_response(fmt: ApiFormat, err: GatewayError) -> Response:
         fmt.render_error(err),
         status_code=fmt.error_status(err),
         media_type=JSON,
-        headers=error_headers(err),
+        headers=fmt.error_headers(err),
     )
 
 
@@ -62,6 +62,17 @@ class GatewayApp:
         await self.rest(scope, receive, send)
 
 
+class _ChatRoute:
+    """One chat path as a Starlette (ASGI) endpoint."""
+
+    def __init__(self, chat: ChatEndpoint, fmt: ApiFormat) -> None:
+        self.chat = chat
+        self.fmt = fmt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.chat(scope, receive, send, self.fmt)
+
+
 def create_app(gateway: Gateway) -> GatewayApp:
     config = gateway.config
     admin_key = (
@@ -73,6 +84,30 @@ def create_app(gateway: Gateway) -> GatewayApp:
             config.server.admin_key_env,
         )
     auth = Authenticator(admin_key, gateway.keys, config.server.require_api_key)
+    metrics_need_admin = config.metrics.require_admin_key
+    if metrics_need_admin is None:
+        metrics_need_admin = admin_key is not None
+
+    def catalog() -> dict[str, tuple[str, str | None]]:
+        """What /v1/models lists: routes, then callable models; name -> (owner, description)."""
+        entries: dict[str, tuple[str, str | None]] = {
+            name: ("route", None)
+            for name in gateway.router.routes  # type: ignore[union-attr]
+        }
+        for m in gateway.portfolio.values():
+            if m.unavailable is None:
+                entries[m.name] = (m.owned_by, m.description)
+        return entries
+
+    def model_object(fmt: ApiFormat, name: str, owner: str, desc: str | None) -> dict[str, Any]:
+        if fmt is ANTHROPIC:
+            return {
+                "type": "model",
+                "id": name,
+                "display_name": desc or name,
+                "created_at": "1970-01-01T00:00:00Z",
+            }
+        return {"id": name, "object": "model", "created": 0, "owned_by": owner}
 
     async def models(request: Request) -> Response:
         fmt = _format_for(request)
@@ -80,45 +115,41 @@ def create_app(gateway: Gateway) -> GatewayApp:
             auth.authenticate(request.headers)
         except GatewayError as err:
             return _error_response(fmt, err)
-        entries: list[tuple[str, str, str | None]] = [
-            (name, "route", None)
-            for name in gateway.router.routes  # type: ignore[union-attr]
-        ]
-        entries += [
-            (m.name, m.owned_by, m.description)
-            for m in gateway.portfolio.values()
-            if m.unavailable is None
-        ]
+        data = [model_object(fmt, name, *info) for name, info in catalog().items()]
+        body: dict[str, Any]
         if fmt is ANTHROPIC:
-            data = [
-                {
-                    "type": "model",
-                    "id": name,
-                    "display_name": desc or name,
-                    "created_at": "1970-01-01T00:00:00Z",
-                }
-                for name, _, desc in entries
-            ]
-            body: dict[str, Any] = {
+            body = {
                 "data": data,
                 "has_more": False,
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None,
             }
         else:
-            body = {
-                "object": "list",
-                "data": [
-                    {"id": name, "object": "model", "created": 0, "owned_by": owner}
-                    for name, owner, _ in entries
-                ],
-            }
+            body = {"object": "list", "data": data}
         return Response(orjson.dumps(body), media_type=JSON)
+
+    async def model(request: Request) -> Response:
+        fmt = _format_for(request)
+        try:
+            auth.authenticate(request.headers)
+        except GatewayError as err:
+            return _error_response(fmt, err)
+        name = request.path_params["model_id"]
+        info = catalog().get(name)
+        if info is None:
+            missing = GatewayError(
+                "not_found",
+                f"The model {name!r} does not exist.",
+                param="model",
+                code="model_not_found",
+            )
+            return _error_response(fmt, missing)
+        return Response(orjson.dumps(model_object(fmt, name, *info)), media_type=JSON)
 
     async def metrics(request: Request) -> Response:
         if gateway.metrics is None:
             raise HTTPException(404, "metrics are disabled (metrics.enabled: false)")
-        if config.metrics.require_admin_key and not auth.is_admin(presented_key(request.headers)):
+        if metrics_need_admin and not auth.is_admin(presented_key(request.headers)):
             err = GatewayError("authentication", "/metrics needs the admin key.")
             return _error_response(OPENAI, err)
         body, content_type = gateway.metrics.exposition(request.headers.get("accept"))
@@ -142,10 +173,11 @@ def create_app(gateway: Gateway) -> GatewayApp:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        kind = {404: "not_found", 405: "invalid_request"}.get(exc.status_code, "invalid_request")
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         err = GatewayError(kind, f"{request.method} {request.url.path}: {exc.detail}")  # type: ignore[arg-type]
         response = _error_response(_format_for(request), err)
         response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})  # Allow, on a 405
         return response
 
     @contextlib.asynccontextmanager
@@ -156,9 +188,15 @@ def create_app(gateway: Gateway) -> GatewayApp:
         finally:
             await gateway.close()
 
+    chat = ChatEndpoint(gateway, auth)
     routes = [
+        # GatewayApp serves these POSTs before Starlette sees them; as routes, any other
+        # method gets a 405 rather than a 404.
+        *(Route(path, _ChatRoute(chat, fmt), methods=["POST"]) for path, fmt in CHAT_PATHS.items()),
         Route("/v1/models", models, methods=["GET"]),
         Route("/models", models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", model, methods=["GET"]),
+        Route("/models/{model_id:path}", model, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
@@ -168,4 +206,4 @@ def create_app(gateway: Gateway) -> GatewayApp:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    return GatewayApp(ChatEndpoint(gateway, auth), rest)
+    return GatewayApp(chat, rest)

@@ -24,7 +24,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
-from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat, error_headers
+from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -93,8 +93,11 @@ async def _read_json(receive: Receive, headers: dict[str, str], limit: int) -> o
         ) from None
 
 
-def _answer_headers(record: RequestRecord, request_id: str) -> list[tuple[bytes, bytes]]:
-    headers = [(b"x-modelmix-request-id", request_id.encode())]
+def _answer_headers(
+    record: RequestRecord, request_id: str, fmt: ApiFormat
+) -> list[tuple[bytes, bytes]]:
+    rid = request_id.encode()
+    headers = [(b"x-modelmix-request-id", rid), (fmt.request_id_header, rid)]
     if record.final_model:
         headers.append((b"x-modelmix-model", record.final_model.encode()))
     if record.route:
@@ -104,7 +107,7 @@ def _answer_headers(record: RequestRecord, request_id: str) -> list[tuple[bytes,
 
 
 async def send_error(send: Send, fmt: ApiFormat, err: GatewayError, request_id: str | None) -> None:
-    headers = [(k.encode(), v.encode()) for k, v in error_headers(err, request_id).items()]
+    headers = [(k.encode(), v.encode()) for k, v in fmt.error_headers(err, request_id).items()]
     await send(
         {
             "type": "http.response.start",
@@ -165,8 +168,9 @@ class ChatEndpoint:
             await send_error(send, fmt, internal, request_id)
             return
         body = fmt.render(response, model=record.final_model or "")
-        answer_headers = _answer_headers(record, request_id)
-        answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
+        answer_headers = _answer_headers(record, request_id, fmt)
+        if not record.unpriced:  # no cost header rather than a wrong one
+            answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
         await send(
             {
                 "type": "http.response.start",
@@ -190,7 +194,7 @@ class ChatEndpoint:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": _SSE_HEADERS + _answer_headers(stream.record, request_id),
+                "headers": _SSE_HEADERS + _answer_headers(stream.record, request_id, fmt),
             }
         )
         # The request body has been read: the next message from the server is the client

@@ -28,11 +28,22 @@ class ApiFormat:
     render: Callable[..., bytes]
     stream_renderer: Callable[[str, str, int, ChatRequest], StreamRenderer]
     render_error: Callable[[GatewayError], bytes]
+    #: The header this API's SDKs read the request id from (``_request_id`` in both SDKs).
+    request_id_header: bytes
 
     def error_status(self, err: GatewayError) -> int:
         if self.name == "anthropic" and err.kind == "overloaded":
             return 529  # Anthropic's own "overloaded" status; its SDK maps it to OverloadedError
         return err.status
+
+    def error_headers(self, err: GatewayError, request_id: str | None = None) -> dict[str, str]:
+        headers = {}
+        if request_id:
+            headers["x-modelmix-request-id"] = request_id
+            headers[self.request_id_header.decode()] = request_id
+        if err.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(err.retry_after)))
+        return headers
 
 
 OPENAI = ApiFormat(
@@ -43,6 +54,7 @@ OPENAI = ApiFormat(
         id="chatcmpl-" + rid, model=model, created=created, include_usage=req.include_usage
     ),
     render_error=openai_api.render_error,
+    request_id_header=b"x-request-id",
 )
 ANTHROPIC = ApiFormat(
     name="anthropic",
@@ -52,13 +64,5 @@ ANTHROPIC = ApiFormat(
         id="msg_" + rid, model=model
     ),
     render_error=anthropic_api.render_error,
+    request_id_header=b"request-id",
 )
-
-
-def error_headers(err: GatewayError, request_id: str | None = None) -> dict[str, str]:
-    headers = {}
-    if request_id:
-        headers["x-modelmix-request-id"] = request_id
-    if err.retry_after is not None:
-        headers["retry-after"] = str(max(1, round(err.retry_after)))
-    return headers

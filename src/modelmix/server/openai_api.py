@@ -19,7 +19,7 @@ safety_identifier       ignored   abuse-monitoring id; no effect on the answer
 prediction              ignored   predicted output only speeds decoding up; same answer
 modalities              checked   ``["text"]`` accepted; anything with ``"audio"`` rejected
 stream_options          checked   ``include_usage`` honoured; ``include_obfuscation`` ignored
-top_k                   accepted  not OpenAI, but common with OpenAI-compatible servers
+top_k                   accepted  common with OpenAI-compatible servers; OpenAI's API is skipped
 logit_bias              rejected  changes the answer; only ``{}``/null accepted
 audio                   rejected  audio output
 web_search_options      rejected  built-in web search
@@ -31,14 +31,15 @@ function_call           rejected  deprecated; use ``tool_choice``
 ======================  ========  ==========================================================
 
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
-is the canonical ``params["max_tokens"]``. User content parts ``input_audio`` and ``file`` are
-validated and passed through; provider adapters that cannot send them must raise
-``UnsupportedParameter``.
+is the canonical ``params["max_tokens"]`` (``max_tokens_name`` records which name was used).
+User content parts ``input_audio`` and ``file`` are validated and passed through; provider
+adapters that cannot send them must raise ``UnsupportedParameter``.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import orjson
@@ -736,6 +737,7 @@ def parse_chat_request(body: object) -> ChatRequest:
     metadata = get("metadata")
 
     return ChatRequest(
+        max_tokens_name="max_completion_tokens" if max_completion is not None else "max_tokens",
         model=model,
         messages=messages,
         stream=stream,
@@ -784,7 +786,8 @@ def render_chat_response(resp: ChatResponse, *, model: str) -> bytes:
         {
             "id": _completion_id(resp.id),
             "object": "chat.completion",
-            "created": resp.created,
+            # Anthropic and Gemini answers carry no creation time: it is now.
+            "created": resp.created or int(time.time()),
             "model": model,
             "choices": [
                 {
@@ -892,11 +895,13 @@ _ERROR_TYPES: dict[str, tuple[str, str | None]] = {
     "authentication": ("invalid_request_error", "invalid_api_key"),
     "permission": ("invalid_request_error", None),
     "not_found": ("invalid_request_error", None),
+    "method_not_allowed": ("invalid_request_error", "method_not_allowed"),
     "request_too_large": ("invalid_request_error", "request_too_large"),
     "unprocessable": ("invalid_request_error", None),
     "rate_limit": ("requests", "rate_limit_exceeded"),
     "upstream": ("server_error", None),
     "overloaded": ("server_error", "overloaded"),
+    "unavailable": ("server_error", "model_unavailable"),
     "timeout": ("server_error", "timeout"),
     "internal": ("server_error", None),
 }

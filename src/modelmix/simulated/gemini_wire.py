@@ -5,13 +5,20 @@ The REST API accepts both lowerCamelCase and snake_case field names; so does thi
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask, Tool
-from modelmix.simulated.wire import NON_TEXT_PART_CHARS, RequestError, new_id, split_text
+from modelmix.simulated.wire import (
+    NON_TEXT_PART_CHARS,
+    RequestError,
+    fake_logprob,
+    new_id,
+    split_text,
+)
 
 _FINISH = {"stop": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool_call": "STOP"}
 _ACTIONS = ("generateContent", "streamGenerateContent")
@@ -137,6 +144,20 @@ class GeminiWire:
         stop = _get(config, "stopSequences", "stop_sequences")
         if isinstance(stop, list):
             ask.stop = [s for s in stop if isinstance(s, str)]
+        ask.logprobs = _get(config, "responseLogprobs", "response_logprobs") is True
+        top = config.get("logprobs")
+        if top is not None:
+            if not ask.logprobs:
+                raise RequestError(
+                    "* GenerateContentRequest.generation_config.logprobs: logprobs is only "
+                    "valid if response_logprobs is true\n"
+                )
+            if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+                raise RequestError(
+                    "* GenerateContentRequest.generation_config.logprobs: must be in the range "
+                    "[0, 20]\n"
+                )
+            ask.top_logprobs = top
         mime = _get(config, "responseMimeType", "response_mime_type")
         schema = None
         for camel, snake in (
@@ -232,10 +253,36 @@ def _parts(answer: Answer) -> list[dict[str, Any]]:
     return [{"text": answer.text or ""}]
 
 
+def _logprob_candidate(token: str, logprob: float) -> dict[str, Any]:
+    return {
+        "token": token,
+        "tokenId": zlib.crc32(token.encode()) % 256_000,
+        "logProbability": logprob,
+    }
+
+
+def _logprobs_result(ask: Ask, text: str) -> dict[str, Any]:
+    """Made-up, deterministic log probabilities, one step per streamed piece of ``text``."""
+    chosen = []
+    top = []
+    for token in split_text(text):
+        logprob = fake_logprob(token)
+        chosen.append(_logprob_candidate(token, logprob))
+        alternatives = [_logprob_candidate(f"alt{i}", logprob - i) for i in range(1, 20)]
+        top.append({"candidates": [chosen[-1], *alternatives][: ask.top_logprobs]})
+    return {"topCandidates": top, "chosenCandidates": chosen}
+
+
 def _chunk(
     ask: Ask, answer: Answer, parts: list[dict[str, Any]], last: bool, response_id: str
 ) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    text = "".join(p.get("text", "") for p in parts)
+    if ask.logprobs and text:
+        result = _logprobs_result(ask, text)
+        candidate["logprobsResult"] = result
+        steps = result["chosenCandidates"]
+        candidate["avgLogprobs"] = sum(c["logProbability"] for c in steps) / len(steps)
     usage: dict[str, Any] = {
         "promptTokenCount": answer.prompt_tokens,
         "totalTokenCount": answer.prompt_tokens,

@@ -12,6 +12,7 @@ from modelmix.simulated.answers import Answer, Ask, Tool
 from modelmix.simulated.wire import (
     RequestError,
     content_chars,
+    fake_logprob,
     new_id,
     split_arguments,
     split_text,
@@ -358,7 +359,7 @@ def _logprobs(ask: Ask, tokens: list[str]) -> dict[str, Any]:
     """Deterministic, made-up log probabilities, one entry per streamed piece."""
     content = []
     for token in tokens:
-        logprob = -0.01 - 0.1 * (len(token) % 7)
+        logprob = fake_logprob(token)
         top = [
             {"token": token, "logprob": logprob, "bytes": list(token.encode())},
             *(

@@ -70,6 +70,11 @@ def split_text(text: str) -> list[str]:
     return _PIECES.findall(text) or [text]
 
 
+def fake_logprob(token: str) -> float:
+    """A made-up, deterministic log probability for ``token`` (always below 0)."""
+    return -0.01 - 0.1 * (len(token) % 7)
+
+
 def split_arguments(arguments: str, parts: int = 3) -> list[str]:
     """``arguments`` in ``parts`` fragments (fewer if it is short); joined they give it back."""
     if len(arguments) < parts * 2:

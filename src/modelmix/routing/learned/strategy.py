@@ -26,7 +26,7 @@ import numpy as np
 
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
-from modelmix.routing.candidates import screen
+from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
@@ -215,6 +215,8 @@ class LearnedStrategy:
         else:
             eligible = [True] * len(self.models)
         if not any(eligible):
+            if self.portfolio is not None:
+                raise no_candidate_error(self.name, screened)
             raise GatewayError(
                 "invalid_request",
                 f"No model of {self.name!r} can serve this request.",
