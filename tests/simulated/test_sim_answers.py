@@ -15,8 +15,10 @@ from modelmix.simulated.wire import split_arguments, split_text
 
 
 def test_plain_names_have_the_default_behaviour() -> None:
-    for name in ("sim-small", "gpt-4o", "claude-3-5-sonnet", "gemini-1.5-pro", "llama-3-70b"):
+    for name in ("sim-x", "gpt-4o", "claude-3-5-sonnet", "gemini-1.5-pro", "llama-3-70b"):
         assert parse_behaviour(name) == Behaviour(), name
+    # sizes only set the arithmetic skill (see tests/simulated/test_sim_quality.py)
+    assert parse_behaviour("sim-small") == Behaviour(skill=2)
 
 
 def test_tokens_combine_and_ignore_case() -> None:

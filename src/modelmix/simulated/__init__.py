@@ -55,6 +55,29 @@ Tokens combine: ``sim-slow50-cut``, ``sim-flaky2-cached100``.
 ``refuse``
     Answer with a refusal text.
 
+Quality (what evals, judges, canaries and alarms in tests measure):
+
+``small`` / ``medium`` / ``large``
+    Model sizes: arithmetic with more than 2 (small) or 3 (medium) operators comes out wrong,
+    off by one; ``large`` gets every sum right. ``skill<N>`` sets the bound directly.
+``acc<P>``
+    Right on P% of prompts (decided per model and prompt: the same prompt always gets the
+    same verdict).
+``noise<P>``
+    Wrong on P% of calls, decided per call from the model's call counter: a stationary but
+    noisy quality.
+``wrongafter<N>``
+    After N calls (per exact model name, like ``flaky``) every sum comes out wrong: a model
+    that degrades at a known point.
+``updateafter<N>``
+    After N calls the model is silently updated: OpenAI ``system_fingerprint`` becomes
+    ``fp_simulated_v2`` and every text answer grows a long extra sentence (answers stay right).
+
+A grading prompt (Markdown sections ``## Question``, optionally ``## Reference answer``, and
+``## Answer to grade`` or ``## Answer A`` / ``## Answer B``: what ``modelmix.evals.judge``
+writes) is answered as a judge would, with JSON only: ``{"score": N}`` or ``{"a": N, "b": N}``,
+0 to 10; the simulated judge checks the arithmetic itself (with its own skill).
+
 Answers
 -------
 Deterministic: the same prompt and model give the same answer. With tools (and tool choice
@@ -62,10 +85,11 @@ not "none") and a last message that is not a tool result: a call to the forced t
 the first one, with arguments synthesised from its JSON schema. After a tool result: text
 mentioning it. JSON mode: a JSON object; a JSON schema: an object valid against it.
 Otherwise ``[simulated <model>] ...``: simple arithmetic is computed ("What is 2+2?" ->
-``2 + 2 = 4``), else the last user message is echoed briefly. ``max_tokens`` truncates
-(finish reason length / max_tokens / MAX_TOKENS), stop sequences cut. Tokens are estimated
-at four characters each (at least one). Streams send the text about a word per chunk and
-tool arguments in a few fragments (Gemini: a whole ``functionCall`` part, as Gemini does).
+``2 + 2 = 4``; wrong as the quality tokens say), else the last user message is echoed
+briefly. ``max_tokens`` truncates (finish reason length / max_tokens / MAX_TOKENS), stop
+sequences cut. Tokens are estimated at four characters each (at least one). Streams send the
+text about a word per chunk and tool arguments in a few fragments (Gemini: a whole
+``functionCall`` part, as Gemini does).
 
 Run it standalone with ``python -m modelmix.simulated --port 9999``.
 """

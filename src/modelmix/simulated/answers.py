@@ -7,16 +7,23 @@ answer: no randomness anywhere.
 
 from __future__ import annotations
 
-import ast
-import operator
-import re
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
+from modelmix.simulated import judging
+from modelmix.simulated.arithmetic import (
+    find_arithmetic,
+    format_value,
+    solve_arithmetic,
+    wrong_value,
+)
 from modelmix.simulated.behaviour import Behaviour
 from modelmix.simulated.schema_values import synthesise
+
+__all__ = ["Answer", "Ask", "Tool", "compose", "estimate_tokens", "solve_arithmetic", "summarise"]
 
 #: Why an answer ended, in neutral terms each wire format maps to its own vocabulary.
 Finish = Literal["stop", "length", "tool_call", "stop_sequence"]
@@ -24,6 +31,13 @@ Finish = Literal["stop", "length", "tool_call", "stop_sequence"]
 CHARS_PER_TOKEN = 4
 REFUSAL = "I'm sorry, but I can't help with that request."
 _SUMMARY_WORDS = 24
+#: The ``system_fingerprint`` of a model after its silent update (``updateafter<N>``).
+UPDATED_FINGERPRINT = "fp_simulated_v2"
+#: What an updated model appends to every text answer (its output gets longer).
+UPDATED_SUFFIX = (
+    " Since my last update I also explain each step in more detail, restate the question, "
+    "and add a short summary of the reasoning at the end of every answer."
+)
 
 
 @dataclass(slots=True)
@@ -77,6 +91,8 @@ class Answer:
     prompt_tokens: int = 1
     completion_tokens: int = 1
     cached_tokens: int = 0
+    #: OpenAI ``system_fingerprint`` to report (None: the wire format's default).
+    fingerprint: str | None = None
 
 
 def estimate_tokens(chars: int) -> int:
@@ -84,12 +100,43 @@ def estimate_tokens(chars: int) -> int:
     return max(1, (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
 
 
-def compose(ask: Ask, behaviour: Behaviour) -> Answer:
-    """The answer a simulated model gives to ``ask``."""
+def _percent(*parts: object) -> int:
+    """A deterministic number in [0, 100) from ``parts``."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100
+
+
+def gets_wrong(ask: Ask, behaviour: Behaviour, call: int) -> bool:
+    """Whether this call's arithmetic comes out wrong (whatever its difficulty)."""
+    if behaviour.wrong_after is not None and call > behaviour.wrong_after:
+        return True
+    if behaviour.accuracy is not None and _percent(ask.model, ask.last_user_text) >= (
+        behaviour.accuracy
+    ):
+        return True
+    return bool(behaviour.noise) and _percent(ask.model, ask.last_user_text, call) < behaviour.noise
+
+
+def compose(ask: Ask, behaviour: Behaviour, call: int = 1) -> Answer:
+    """The answer a simulated model gives to ``ask``; ``call`` counts this model's calls (1 for
+    the first), for the behaviours that change over time."""
     cached = behaviour.cached
     prompt_tokens = estimate_tokens(ask.prompt_chars) + cached
+    updated = behaviour.update_after is not None and call > behaviour.update_after
+    answer = _compose(ask, behaviour, call, prompt_tokens, cached, updated)
+    if updated:
+        answer.fingerprint = UPDATED_FINGERPRINT
+    return answer
+
+
+def _compose(
+    ask: Ask, behaviour: Behaviour, call: int, prompt_tokens: int, cached: int, updated: bool
+) -> Answer:
     if behaviour.refuse:
         return _finish_text(ask, f"[simulated {ask.model}] {REFUSAL}", prompt_tokens, cached)
+    if judging.is_grading_prompt(ask.last_user_text):
+        verdict = judging.judge_reply(ask.last_user_text, behaviour.skill)
+        return _finish_text(ask, verdict, prompt_tokens, cached)
     tool = _tool_to_call(ask)
     if tool is not None:
         arguments = synthesise(tool.parameters, all_properties=False) if tool.parameters else {}
@@ -109,10 +156,14 @@ def compose(ask: Ask, behaviour: Behaviour) -> Answer:
     if ask.json_schema is not None:
         value = synthesise(ask.json_schema)
         return _finish_text(ask, orjson.dumps(value).decode(), prompt_tokens, cached)
+    reply = _reply(ask, behaviour, call)
     if ask.json_mode:
-        payload = {"simulated": True, "model": ask.model, "answer": _reply(ask)}
+        payload = {"simulated": True, "model": ask.model, "answer": reply}
         return _finish_text(ask, orjson.dumps(payload).decode(), prompt_tokens, cached)
-    return _finish_text(ask, f"[simulated {ask.model}] {_reply(ask)}", prompt_tokens, cached)
+    text = f"[simulated {ask.model}] {reply}"
+    if updated:
+        text += UPDATED_SUFFIX
+    return _finish_text(ask, text, prompt_tokens, cached)
 
 
 def _tool_to_call(ask: Ask) -> Tool | None:
@@ -148,14 +199,18 @@ def _finish_text(ask: Ask, text: str, prompt_tokens: int, cached: int) -> Answer
     )
 
 
-def _reply(ask: Ask) -> str:
+def _reply(ask: Ask, behaviour: Behaviour, call: int) -> str:
     if ask.tool_result is not None:
         name, result = ask.tool_result
         return f"The tool {name} returned: {summarise(result)}"
     question = ask.last_user_text
-    arithmetic = solve_arithmetic(question)
-    if arithmetic is not None:
-        return arithmetic
+    found = find_arithmetic(question)
+    if found is not None:
+        pretty, value, ops = found
+        too_hard = behaviour.skill is not None and ops > behaviour.skill
+        if too_hard or gets_wrong(ask, behaviour, call):
+            value = wrong_value(value)
+        return f"{pretty} = {format_value(value)}"
     if not question.strip():
         return "You sent no text. This is a simulated answer; no real model was called."
     return (
@@ -169,57 +224,3 @@ def summarise(text: str, words: int = _SUMMARY_WORDS) -> str:
     if len(parts) <= words:
         return " ".join(parts)
     return " ".join(parts[:words]) + "..."
-
-
-# --- arithmetic -----------------------------------------------------------------------------
-
-_EXPRESSION = re.compile(r"[-+(]*\s*\d[\d\s.+\-*/x\u00d7\u00f7^()]*")
-#: "2-3 sentences", "2024-01-15": ranges and dates, not subtractions.
-_RANGE = re.compile(r"\d+(-\d+)+")
-_OPERATORS: dict[type[ast.AST], Any] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-    ast.Mod: operator.mod,
-}
-
-
-def solve_arithmetic(text: str) -> str | None:
-    """``"2 + 2 = 4"`` for the first simple arithmetic expression in ``text``, else ``None``."""
-    if len(text) > 2000:
-        return None
-    for match in _EXPRESSION.finditer(text):
-        raw = match.group(0).strip().rstrip(".")
-        if not any(op in raw[1:] for op in "+-*/x\u00d7\u00f7^") or _RANGE.fullmatch(raw):
-            continue
-        source = (
-            raw.replace("\u00d7", "*").replace("x", "*").replace("\u00f7", "/").replace("^", "**")
-        )
-        try:
-            value = _evaluate(ast.parse(source, mode="eval").body)
-        except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError):
-            continue
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, float):
-            value = round(value, 6)
-        pretty = re.sub(r"\s*([+\-*/\u00d7\u00f7^x])\s*", r" \1 ", raw).strip()
-        return f"{pretty} = {value}"
-    return None
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        value = _evaluate(node.operand)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 10**6):
-            raise ValueError("exponent too large")
-        result: float = _OPERATORS[type(node.op)](left, right)
-        return result
-    raise ValueError("not arithmetic")

@@ -250,7 +250,7 @@ async def handle(request: web.Request, wire: WireFormat) -> web.StreamResponse:
             await asyncio.sleep(TIMEOUT_SLEEP_S)
         abort(request)
         return web.Response()
-    answer = compose(ask, behaviour)
+    answer = compose(ask, behaviour, state.calls[model])
     if ask.stream:
         return await _stream(request, wire, ask, answer, behaviour)
     delay = behaviour.slow_ms + behaviour.ttft_ms

@@ -13,7 +13,11 @@ from functools import lru_cache
 #: Status codes a model name can ask for directly.
 ERROR_STATUSES = frozenset({429, 500, 503, 529})
 
-_NUMBERED = re.compile(r"^(slow|ttft|flaky|cached)(\d{1,7})$")
+_NUMBERED = re.compile(
+    r"^(slow|ttft|flaky|cached|skill|acc|noise|wrongafter|updateafter)(\d{1,7})$"
+)
+#: Model sizes: the most arithmetic operators each computes right (``large``: any number).
+SIZE_SKILL: dict[str, int | None] = {"small": 2, "medium": 3, "large": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +44,33 @@ class Behaviour:
     cached: int = 0
     #: Answer with a refusal.
     refuse: bool = False
+    #: Arithmetic with more than this many operators comes out wrong (None: always right).
+    skill: int | None = None
+    #: Percent of prompts answered right (decided per model and prompt, deterministically).
+    accuracy: int | None = None
+    #: Percent of calls answered wrong, decided per call (from the model's call number).
+    noise: int = 0
+    #: After this many calls (per exact model name) every arithmetic answer is wrong.
+    wrong_after: int | None = None
+    #: After this many calls the model is silently updated: a new ``system_fingerprint`` and
+    #: longer answers.
+    update_after: int | None = None
 
 
 @lru_cache(maxsize=4096)
 def parse_behaviour(model: str) -> Behaviour:
     """Read the behaviour tokens out of ``model`` (case-insensitive; unknown tokens ignored)."""
-    slow = ttft = flaky = cached = 0
+    slow = ttft = flaky = cached = noise = 0
     error_status: int | None = None
+    skill: int | None = None
+    accuracy: int | None = None
+    wrong_after: int | None = None
+    update_after: int | None = None
     timeout = reset = cut = malformed = refuse = False
     for token in model.lower().replace("_", "-").split("-"):
-        if token.isdigit() and int(token) in ERROR_STATUSES:
+        if token in SIZE_SKILL:
+            skill = SIZE_SKILL[token]
+        elif token.isdigit() and int(token) in ERROR_STATUSES:
             error_status = int(token)
         elif token == "timeout":
             timeout = True
@@ -69,8 +90,18 @@ def parse_behaviour(model: str) -> Behaviour:
                 ttft = value
             elif name == "flaky":
                 flaky = value
-            else:
+            elif name == "cached":
                 cached = value
+            elif name == "skill":
+                skill = value
+            elif name == "acc":
+                accuracy = min(value, 100)
+            elif name == "noise":
+                noise = min(value, 100)
+            elif name == "wrongafter":
+                wrong_after = value
+            else:
+                update_after = value
     return Behaviour(
         slow_ms=slow,
         ttft_ms=ttft,
@@ -82,4 +113,9 @@ def parse_behaviour(model: str) -> Behaviour:
         malformed=malformed,
         cached=cached,
         refuse=refuse,
+        skill=skill,
+        accuracy=accuracy,
+        noise=noise,
+        wrong_after=wrong_after,
+        update_after=update_after,
     )

@@ -294,7 +294,7 @@ class OpenAIWire:
                 ],
                 "usage": _usage(answer),
                 "service_tier": "default",
-                "system_fingerprint": _FINGERPRINT,
+                "system_fingerprint": answer.fingerprint or _FINGERPRINT,
             }
         )
 
@@ -305,7 +305,7 @@ class OpenAIWire:
             "created": int(time.time()),
             "model": ask.model,
             "service_tier": "default",
-            "system_fingerprint": _FINGERPRINT,
+            "system_fingerprint": answer.fingerprint or _FINGERPRINT,
         }
         include_usage = ask.include_usage
         if include_usage:
