@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelmix.paths import default_home
+from modelmix.quality.config import QualityConfig, ShadowConfig
+from modelmix.quality.config import cross_check as quality_cross_check
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
 
 ProviderKind = Literal[
@@ -154,6 +156,8 @@ class RouteConfig(_Strict):
     rules: list[RuleConfig] = Field(default_factory=list)
     learned: LearnedRouteConfig | None = None
     cascade: CascadeRouteConfig | None = None
+    #: Mirror a sample of this route's traffic to a candidate model (quality loop).
+    shadow: ShadowConfig | None = None
     description: str | None = None
 
     @model_validator(mode="after")
@@ -249,6 +253,7 @@ class Config(_Strict):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
 
@@ -335,6 +340,7 @@ def _cross_check(config: Config) -> list[str]:
             for model in route.learned.profiles:
                 if model not in names:
                     errors.append(f"routes[{i}].learned.profiles.{model}: unknown model")
+    errors += quality_cross_check(config)
     return errors
 
 

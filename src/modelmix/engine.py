@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
@@ -33,6 +33,20 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
+
+
+class Observer(Protocol):
+    """Sees each finished answer after its record is emitted (the quality loop); must not
+    block or raise."""
+
+    def answered(
+        self, request: ChatRequest, response: ChatResponse, record: RequestRecord
+    ) -> None: ...
+
+    def streamed(
+        self, request: ChatRequest, delivered: list[list[StreamDelta]], record: RequestRecord
+    ) -> None: ...
+
 
 #: Why a model was passed over without a call (``decision["skipped"]``).
 COOLING_DOWN = "cooling down"
@@ -148,6 +162,8 @@ class Engine:
         self.timeouts = Timeouts(connect=t.connect, first_token=t.first_token, total=t.total)
         self.health = Health(settings.cooldown.failures, settings.cooldown.seconds)
         self._rng = random.Random()
+        #: None unless a quality feature (capture, online judge, shadow) needs the answers.
+        self.observer: Observer | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -162,6 +178,8 @@ class Engine:
         record.final_model = outcome.model
         finish_record(record)
         self.record(record)
+        if self.observer is not None:
+            self.observer.answered(request, response, record)
         return response
 
     async def stream(self, request: ChatRequest, record: RequestRecord) -> EngineStream:
@@ -428,3 +446,6 @@ class EngineStream:
                 self.record.http_status = 499
             finish_record(self.record, error)
             self.engine.record(self.record)
+            observer = self.engine.observer
+            if observer is not None and finished:
+                observer.streamed(self.request, delivered, self.record)

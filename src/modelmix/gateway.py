@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelmix.config import SIMULATED_BASE_URL, Config
 from modelmix.engine import Engine, EngineStream
@@ -29,6 +29,9 @@ from modelmix.routing.strategy import Router
 from modelmix.server.openai_api import parse_chat_request
 from modelmix.tracing import Tracer
 from modelmix.types import ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    from modelmix.quality.loop import QualityLoop
 
 log = logging.getLogger("modelmix")
 
@@ -52,6 +55,7 @@ class Gateway:
         *,
         env: Mapping[str, str] | None = None,
         ledger: bool = True,
+        background: bool = True,
     ) -> None:
         self.config = config
         self.env = dict(os.environ if env is None else env)
@@ -74,6 +78,12 @@ class Gateway:
         self.router: Router | None = None
         self.client: UpstreamClient | None = None
         self._engine: Engine | None = None
+        #: The quality loop (policy versions, canary, capture, judge, shadow, probes, alarms):
+        #: on with the ledger; ``background=False`` keeps its periodic tasks off (a CLI run).
+        self.quality: QualityLoop | None = None
+        self._background = background
+        #: The routing policy version serving requests (stamped on every ledger row).
+        self.policy_version: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -90,7 +100,13 @@ class Gateway:
             simulated_url = self.simulator.base_url
             log.info("simulated upstream listening on port %s", self.simulator.port)
         self.portfolio = build_portfolio(self.config, self.env, simulated_url)
-        self.router = Router(self.config.routes, self.portfolio)
+        if self.ledger is not None:
+            from modelmix.quality.loop import QualityLoop
+
+            self.quality = QualityLoop(self, background=self._background)
+            self.router = self.quality.setup()
+        else:
+            self.router = Router(self.config.routes, self.portfolio)
         if any(r.strategy in ("learned", "cascade") for r in self.config.routes):
             count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
@@ -100,8 +116,13 @@ class Gateway:
         self._engine = Engine(
             self.portfolio, self.router, self.client, self.config.engine, self._record
         )
+        if self.quality is not None:
+            self.quality.start()
 
     async def close(self) -> None:
+        if self.quality is not None:
+            await self.quality.close()  # first: its background calls need the client
+            self.quality = None
         await self.tracer.aclose()
         if self.client is not None:
             await self.client.close()
@@ -153,6 +174,7 @@ class Gateway:
             key_id=key_id,
             config_hash=self.config_hash,
             metadata=dict(request.metadata) if request else {},
+            policy_version=self.policy_version,
         )
 
     def emit(self, record: RequestRecord) -> None:

@@ -66,6 +66,9 @@ class RequestRecord:
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)  # sum over all attempts that cost something
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The routing policy version serving the request (a canary's arm overrides it through
+    #: ``decision["policy_version"]``).
+    policy_version: str | None = None
 
     @property
     def unpriced(self) -> bool:

@@ -38,6 +38,7 @@ REQUEST_COLUMNS = (
     "metadata",
     "team",
     "tags",
+    "policy_version",
 )
 
 ATTEMPT_COLUMNS = (
@@ -151,10 +152,15 @@ ADDED_COLUMNS = (
     ("api_keys", "budgets", "TEXT NOT NULL DEFAULT '[]'"),
     ("api_keys", "rate_limits", "TEXT NOT NULL DEFAULT '{}'"),
     ("api_keys", "updated_at", "REAL"),
+    # the routing policy version that served the request (quality loop: canary, rollback)
+    ("requests", "policy_version", "TEXT"),
 )
 
 #: Indexes on added columns: created once the columns exist.
-LATE_DDL = ("CREATE INDEX IF NOT EXISTS requests_team ON requests (team)",)
+LATE_DDL = (
+    "CREATE INDEX IF NOT EXISTS requests_team ON requests (team)",
+    "CREATE INDEX IF NOT EXISTS requests_policy ON requests (policy_version, started_at)",
+)
 
 
 class SchemaError(RuntimeError):

@@ -107,6 +107,7 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         # the ``team``/``tags`` fields.
         getattr(rec, "team", None),
         _dumps(list(getattr(rec, "tags", ()) or ())),
+        rec.decision.get("policy_version", rec.policy_version),
     )
 
 

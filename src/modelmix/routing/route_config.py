@@ -59,6 +59,9 @@ class LearnedRouteConfig(_Strict):
     wtp: float | None = Field(default=None, gt=0)
     #: Per-model quality in [0, 1] for models the artifact was not trained on.
     profiles: dict[str, float] = Field(default_factory=dict)
+    #: Take the profiles from an eval run's matrix in the ledger: ``eval:<run id>`` (explicit
+    #: ``profiles`` win); resolved when the gateway starts (``modelmix eval profiles``).
+    profiles_from: str | None = Field(default=None, pattern=r"^eval:.+")
 
     @field_validator("profiles")
     @classmethod

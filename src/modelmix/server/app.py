@@ -22,6 +22,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
 from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
+from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 
 log = logging.getLogger("modelmix.server")
@@ -200,6 +201,7 @@ def create_app(gateway: Gateway) -> GatewayApp:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        *feedback_routes(gateway, auth),
     ]
     rest = Starlette(
         routes=routes,

@@ -1,0 +1,278 @@
+"""The quality loop inside a gateway: policy versions and canaries, the engine's observer, and
+the background tasks (policy watcher, canary guardrails, golden-set probes, alarms).
+
+``Gateway.start`` calls ``setup`` (before serving: records the config file's policy version,
+picks what serves, resolves ``profiles_from: eval:<run>``; returns the router) and ``start``
+(hooks the observer into the engine when capture, judge or shadow is on, and starts the
+background tasks that are configured); ``Gateway.close`` calls ``close``.
+
+The loop's clock and sleep are injectable, and every periodic job is a public coroutine
+(``check_policy``, ``check_canary``, ``run_probes``, ``check_alarms``) that tests call
+directly instead of waiting for a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from modelmix.config import RouteConfig
+from modelmix.evals.matrix import profiles as matrix_profiles
+from modelmix.evals.store import EvalStore
+from modelmix.quality.background import BackgroundPool
+from modelmix.quality.canary import Verdict, decide, read_arms
+from modelmix.quality.online import OnlineQuality, shadow_run_id
+from modelmix.quality.policy import build_router, routes_document, validate_routes
+from modelmix.quality.policy_store import PolicyState, PolicyStore
+from modelmix.quality.store import QualityStore
+from modelmix.quality.writer import BatchWriter
+from modelmix.routing.strategy import Router
+
+if TYPE_CHECKING:
+    from modelmix.gateway import Gateway
+    from modelmix.quality.alarms import Monitor
+    from modelmix.quality.probes import Probes
+
+log = logging.getLogger("modelmix.quality")
+T = TypeVar("T")
+
+
+class QualityLoop:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        background: bool = True,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.gateway = gateway
+        self.config = gateway.config.quality
+        self.background = background
+        self.clock = clock
+        self.sleep = sleep
+        path = gateway.config.ledger_path
+        self.policies = PolicyStore(path, clock=clock)
+        self.store = QualityStore(path)
+        self.evals = EvalStore(path)
+        self.writer = BatchWriter(path)
+        self.pool = BackgroundPool(self.config.max_background)
+        shadows = {r.name: r.shadow for r in gateway.config.routes if r.shadow is not None}
+        self.online = OnlineQuality(gateway, self.config, shadows, self.writer, self.pool)
+        self.state = PolicyState()
+        self.monitor: Monitor | None = None
+        self.probes: Probes | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._db_lock = asyncio.Lock()
+        self.last_verdict: Verdict | None = None
+
+    async def _db(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking store call in a worker thread, one at a time (the stores'
+        connections are shared with the worker threads)."""
+        async with self._db_lock:
+            return await asyncio.to_thread(fn, *args)
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def setup(self) -> Router:
+        """Record the config file's routes as a version; the router for what serves now."""
+        source = "config file"
+        self.state = self.policies.sync_file(routes_document(self.gateway.config.routes), source)
+        return self.build_router(self.state)
+
+    def _routes_of(self, version: str) -> list[RouteConfig]:
+        document = self.policies.version(version).document
+        return validate_routes(self.gateway.config, document["routes"], f"policy {version}")
+
+    def _with_profiles(self, routes: Sequence[RouteConfig]) -> list[RouteConfig]:
+        """Routes with ``learned.profiles_from: eval:<run>`` given the run's profiles."""
+        out: list[RouteConfig] = []
+        for route in routes:
+            learned = route.learned
+            if learned is None or learned.profiles_from is None:
+                out.append(route)
+                continue
+            run = learned.profiles_from.removeprefix("eval:")
+            found = matrix_profiles(self.evals.cells(run))
+            models = route.models or list(found)
+            missing = [m for m in models if m not in found and m not in learned.profiles]
+            if missing:
+                raise ValueError(
+                    f"route {route.name!r}: eval run {run!r} has no results for "
+                    f"{', '.join(missing)} (modelmix eval run ... --run {run})"
+                )
+            profiles = {m: found[m] for m in models if m in found} | dict(learned.profiles)
+            new_learned = learned.model_copy(update={"profiles": profiles})
+            out.append(route.model_copy(update={"learned": new_learned}))
+        return out
+
+    def build_router(self, state: PolicyState) -> Router:
+        portfolio = self.gateway.portfolio
+        assert state.live is not None
+        stable = self._with_profiles(self._routes_of(state.live))
+        self.gateway.policy_version = state.live
+        if state.canary is None:
+            return build_router(portfolio, stable, state.live)
+        candidate = self._with_profiles(self._routes_of(state.canary))
+        return build_router(
+            portfolio,
+            stable,
+            state.live,
+            candidate,
+            state.canary,
+            share=state.canary_share or 0.0,
+            sticky=state.canary_sticky or "session",
+        )
+
+    def apply(self, state: PolicyState) -> None:
+        """Serve ``state`` from now on (the engine reads its router per request)."""
+        router = self.build_router(state)
+        self.gateway.router = router
+        if self.gateway._engine is not None:
+            self.gateway._engine.router = router
+        before = self.state
+        self.state = state
+        log.info(
+            "routing policy now %s%s (was %s%s)",
+            state.live,
+            f" + canary {state.canary} at {state.canary_share:.0%}" if state.canary else "",
+            before.live,
+            f" + canary {before.canary}" if before.canary else "",
+        )
+
+    async def check_policy(self) -> bool:
+        """Pick up a change made elsewhere (``modelmix policy``); True if the router changed."""
+        state = await self._db(self.policies.state)
+        if state.key == self.state.key:
+            return False
+        try:
+            self.apply(state)
+        except Exception:
+            log.exception("cannot serve policy %s; keeping %s", state.live, self.state.live)
+            return False
+        return True
+
+    # -- canary ------------------------------------------------------------------------------
+
+    async def check_canary(self) -> Verdict | None:
+        """One look at the running canary's guardrails; acts on a verdict."""
+        state = self.state
+        if state.canary is None or state.canary_started_at is None:
+            return None
+        stable, candidate = await self._db(
+            read_arms, self.store, state.canary, state.canary_started_at
+        )
+        looks = int(state.canary_settings.get("looks", 0))
+        settings = self.config.canary
+        verdict = decide(stable, candidate, settings, looks + 1)
+        if any(t["enough_data"] for t in verdict.tests.values()):
+            looks = await self._db(self.policies.count_look, state.canary)
+            verdict = decide(stable, candidate, settings, looks)
+        self.last_verdict = verdict
+        if verdict.action == "continue":
+            return verdict
+        ended = await self._db(
+            self.policies.end_canary, state.canary, verdict.action, verdict.as_dict()
+        )
+        if ended:
+            log.warning(
+                "canary %s: %s (%s)", state.canary, verdict.action, "; ".join(verdict.reasons)
+            )
+            if self.monitor is not None:
+                await self.monitor.notify(
+                    {
+                        "kind": f"canary_{verdict.action}",
+                        "subject": f"policy:{state.canary}",
+                        "detail": verdict.as_dict(),
+                    }
+                )
+        await self.check_policy()
+        return verdict
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        engine = self.gateway.engine
+        self.writer.start()
+        for route, shadow in self.online.shadows.items():
+            self.evals.open_run(
+                shadow_run_id(route),
+                kind="shadow",
+                dataset=None,
+                dataset_hash=None,
+                models=[shadow.model],
+                settings={"route": route},
+            )
+        if self.online.active:
+            engine.observer = self.online
+        if self.config.alarms.enabled or self.config.probes.enabled:
+            from modelmix.quality.alarms import Monitor
+
+            self.monitor = Monitor(self.store, self.evals, self.config.alarms, self.gateway)
+        if self.config.probes.enabled:
+            from modelmix.quality.probes import Probes
+
+            self.probes = Probes(self.gateway, self.evals, self.config.probes, self.clock)
+        if not self.background:
+            return
+        if self.config.policy.poll_seconds > 0:
+            self._every(self.config.policy.poll_seconds, self.check_policy, "policy watcher")
+        self._every(self.config.canary.check_seconds, self.check_canary, "canary guardrails")
+        if self.probes is not None:
+            self._every(self.config.probes.every_seconds, self.run_probes, "probes", first=0.0)
+        if self.monitor is not None and self.config.alarms.enabled:
+            self._every(self.config.alarms.check_seconds, self.check_alarms, "alarms")
+
+    async def run_probes(self) -> None:
+        if self.probes is not None:
+            await self.probes.run_round()
+            if self.monitor is not None and self.config.alarms.enabled:
+                await self.check_alarms()
+
+    async def check_alarms(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.check(self.clock())
+
+    def _every(
+        self,
+        seconds: float,
+        job: Callable[[], Awaitable[object]],
+        name: str,
+        first: float | None = None,
+    ) -> None:
+        async def loop() -> None:
+            await self.sleep(seconds if first is None else first)
+            while True:
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("quality job %s failed", name)
+                await self.sleep(seconds)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(loop(), name=name))
+
+    async def flush(self) -> None:
+        """Wait for background calls, then for their writes (tests)."""
+        await self.pool.wait()
+        await asyncio.to_thread(self.writer.flush)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks.clear()
+        await self.pool.close()
+        if self.monitor is not None:
+            await self.monitor.close()
+        await asyncio.to_thread(self.writer.close)
+        self.store.close()
+        self.evals.close()
+        self.policies.close()
