@@ -164,6 +164,13 @@ def _register_commands() -> None:
 
     for command in (logs, report, keys, bench, router):
         main.add_command(command)
+    _register_quality_commands()
+
+
+def _register_quality_commands() -> None:
+    from modelmix.cli.eval_cmds import eval_group
+
+    main.add_command(eval_group)
 
 
 _register_commands()

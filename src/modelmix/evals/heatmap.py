@@ -6,6 +6,7 @@ Needs matplotlib, an optional extra: ``pip install 'modelmix[plot]'``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ def _money(value: object) -> str:
     x = float(value)  # type: ignore[arg-type]
     if x == 0:
         return "$0"
-    return f"${x:.2g}" if x < 0.01 else f"${x:.3f}"
+    if x < 0.01:  # two significant digits, never an exponent
+        return f"${x:.{1 - math.floor(math.log10(x))}f}"
+    return f"${x:.3f}"
 
 
 def render(cells: Sequence[Cell], out: str | Path, title: str) -> Path:
@@ -77,7 +80,7 @@ def render(cells: Sequence[Cell], out: str | Path, title: str) -> Path:
             colour = "white" if dark else "black"
             ax.text(
                 j,
-                i - 0.12,
+                i - 0.2,
                 f"{cell.mean:.2f}",
                 ha="center",
                 va="center",
@@ -85,9 +88,20 @@ def render(cells: Sequence[Cell], out: str | Path, title: str) -> Path:
                 fontweight="bold",
                 color=colour,
             )
+            if cell.errors:
+                ax.text(
+                    j,
+                    i + 0.38,
+                    f"{cell.errors} failed calls",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color=colour,
+                    style="italic",
+                )
             ax.text(
                 j,
-                i + 0.22,
+                i + 0.14,
                 f"[{cell.lo:.2f}, {cell.hi:.2f}]  n={cell.n}",
                 ha="center",
                 va="center",
