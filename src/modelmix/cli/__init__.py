@@ -169,8 +169,10 @@ def _register_commands() -> None:
 
 def _register_quality_commands() -> None:
     from modelmix.cli.eval_cmds import eval_group
+    from modelmix.cli.policy_cmds import policy
 
     main.add_command(eval_group)
+    main.add_command(policy)
 
 
 _register_commands()
