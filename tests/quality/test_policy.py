@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,8 @@ def test_router_serves_two_versions_side_by_side() -> None:
         again: dict[str, Any] = {}
         next(strategy.plan(request, needs_of(request), again))
         assert again["canary"]["arm"] == decision["canary"]["arm"]  # sticky
-        try:
+        with contextlib.suppress(StopIteration):
             plan.send(Outcome(attempt.model))
-        except StopIteration:
-            pass
     assert 0.25 < arms["candidate"] / 2000 < 0.35
 
 
