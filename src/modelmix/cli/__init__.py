@@ -170,9 +170,10 @@ def _register_commands() -> None:
 def _register_quality_commands() -> None:
     from modelmix.cli.eval_cmds import eval_group
     from modelmix.cli.policy_cmds import policy
+    from modelmix.cli.quality_cmds import alarms, replay
 
-    main.add_command(eval_group)
-    main.add_command(policy)
+    for command in (eval_group, policy, replay, alarms):
+        main.add_command(command)
 
 
 _register_commands()

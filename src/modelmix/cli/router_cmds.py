@@ -171,16 +171,31 @@ def bench_routing(
                     fh.write(orjson.dumps(d) + b"\n")
 
 
+def ledger_training_options(f: Any) -> Any:
+    """The options of ``router train --from-ledger`` (see cli/quality_cmds.py)."""
+    options = [
+        click.option("--from-ledger", is_flag=True, help="Train on the ledger's labels."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False)),
+        click.option("--db", type=click.Path(dir_okay=False)),
+        click.option("--route", "route_name", default=None, help="Route to retrain."),
+        click.option("--models", "models_csv", default=None, help="Default: the route's."),
+        click.option("--since", default=None, help="Only labels since (7d, ISO date)."),
+        click.option("--policy-out", default=None, help="Candidate policy file to write."),
+        click.option("--evals/--no-evals", "use_evals", default=True, help="Use eval runs."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.group()
 def router() -> None:
     """Learned routers."""
 
 
 @router.command("train")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--prices", "prices_path", required=True, type=click.Path(exists=True, dir_okay=False)
-)
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--prices", "prices_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 50))
 @click.option("--voters", default=None, help="Comma-separated cascade voters (default: chosen).")
@@ -189,15 +204,26 @@ def router() -> None:
     default=None,
     help="Staged cascade, stages separated by ';', models by ',' (default: chosen).",
 )
+@ledger_training_options
 def router_train(
-    data_path: str,
-    prices_path: str,
+    data_path: str | None,
+    prices_path: str | None,
     out_path: str,
     folds: int,
     voters: str | None,
     stages: str | None,
+    **ledger: Any,
 ) -> None:
-    """Train a router artifact (weights only) from a labelled file."""
+    """Train a router artifact (weights only) from a labelled file (--data, --prices), or from
+    the ledger's labelled traffic and evals (--from-ledger: then replayed offline against the
+    live policy, and written as a candidate policy to canary)."""
+    if ledger.pop("from_ledger"):
+        from modelmix.cli.quality_cmds import train_from_ledger
+
+        train_from_ledger(out_path=out_path, folds=folds, **ledger)
+        return
+    if data_path is None or prices_path is None:
+        raise click.UsageError("give --data and --prices, or --from-ledger")
     from modelmix.routing.learned.calibrate import train_artifact
     from modelmix.routing.learned.data import load_data, load_prices
 

@@ -24,6 +24,7 @@ from modelmix.evals.dataset import Dataset, EvalItem
 from modelmix.evals.matrix import cells_of
 from modelmix.evals.scorers import Score, ScorerError, score
 from modelmix.evals.store import Cell, EvalStore, ResultRow
+from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.verifiers import is_refusal
 from modelmix.types import ChatRequest, ChatResponse
 
@@ -105,6 +106,7 @@ class EvalRunner:
             prompt_tokens=record.prompt_tokens,
             completion_tokens=record.completion_tokens,
             request_id=record.id,
+            prompt=prompt_text(request.messages),
         )
         if response is None:
             row.error = error[:500]

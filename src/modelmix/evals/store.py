@@ -41,6 +41,9 @@ class ResultRow:
     refusal: bool = False
     system_fingerprint: str | None = None
     request_id: str | None = None
+    #: The prompt as the router sees it (``routing.learned.features.prompt_text``): training
+    #: a router from the ledger needs it.
+    prompt: str | None = None
 
 
 @dataclass(slots=True)
@@ -78,11 +81,11 @@ class Cell:
 
 _RESULT_COLUMNS = (
     "run_id, item_id, model, task, created_at, score, scorer, detail, answer, error, cost_usd, "
-    "latency_ms, prompt_tokens, completion_tokens, refusal, system_fingerprint, request_id"
+    "latency_ms, prompt_tokens, completion_tokens, refusal, system_fingerprint, request_id, prompt"
 )
 #: Insert (or replace) one result; its parameters are ``result_values(row)``.
 RESULT_SQL = (
-    f"INSERT OR REPLACE INTO eval_results ({_RESULT_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+    f"INSERT OR REPLACE INTO eval_results ({_RESULT_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 )
 
 
@@ -105,6 +108,7 @@ def result_values(r: ResultRow) -> tuple[Any, ...]:
         int(r.refusal),
         r.system_fingerprint,
         r.request_id,
+        r.prompt,
     )
 
 
@@ -344,4 +348,5 @@ def _result(r: Sequence[Any]) -> ResultRow:
         refusal=bool(r[14]),
         system_fingerprint=r[15],
         request_id=r[16],
+        prompt=r[17],
     )

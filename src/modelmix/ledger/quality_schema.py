@@ -55,6 +55,7 @@ DDL = (
     refusal INTEGER NOT NULL DEFAULT 0,
     system_fingerprint TEXT,
     request_id TEXT,
+    prompt TEXT,
     PRIMARY KEY (run_id, item_id, model)
 )""",
     "CREATE INDEX IF NOT EXISTS eval_results_model ON eval_results (model, created_at)",

@@ -240,6 +240,9 @@ class Monitor:
         """Compare every series' recent window with its baseline; raise and clear alarms."""
         since = now - self.config.lookback_hours * 3600
         series = await asyncio.to_thread(gather, self.store, self.evals, self.config, since)
+        # another process (modelmix alarms check, another worker) may have raised or cleared
+        open_now = await asyncio.to_thread(self.store.open_alarms)
+        self.active = {(a.kind, a.subject, a.source): a.id for a in open_now}
         found, quality = findings(series, self.config)
         if self._metrics is not None:
             for (subject, source), value in quality.items():
@@ -293,7 +296,7 @@ class Monitor:
         try:
             if self._session is None:
                 self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-            body = orjson.dumps({"source": "modelmix", **event})
+            body = orjson.dumps({"sender": "modelmix", **event})
             async with self._session.post(
                 self.webhook, data=body, headers={"content-type": "application/json"}
             ) as response:

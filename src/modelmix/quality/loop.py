@@ -21,12 +21,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from modelmix.config import RouteConfig
-from modelmix.evals.matrix import profiles as matrix_profiles
 from modelmix.evals.store import EvalStore
 from modelmix.quality.background import BackgroundPool
 from modelmix.quality.canary import Verdict, decide, read_arms
 from modelmix.quality.online import OnlineQuality, shadow_run_id
-from modelmix.quality.policy import build_router, routes_document, validate_routes
+from modelmix.quality.policy import (
+    build_router,
+    routes_document,
+    validate_routes,
+    with_eval_profiles,
+)
 from modelmix.quality.policy_store import PolicyState, PolicyStore
 from modelmix.quality.store import QualityStore
 from modelmix.quality.writer import BatchWriter
@@ -89,25 +93,17 @@ class QualityLoop:
         return validate_routes(self.gateway.config, document["routes"], f"policy {version}")
 
     def _with_profiles(self, routes: Sequence[RouteConfig]) -> list[RouteConfig]:
-        """Routes with ``learned.profiles_from: eval:<run>`` given the run's profiles."""
+        """Routes with their eval profiles. A gateway that serves fails on a route whose eval
+        run is missing; one started for a CLI run (no background tasks: ``modelmix eval run``
+        is how that run gets made) leaves the route out and says so."""
+        if self.background:
+            return with_eval_profiles(routes, self.evals)
         out: list[RouteConfig] = []
         for route in routes:
-            learned = route.learned
-            if learned is None or learned.profiles_from is None:
-                out.append(route)
-                continue
-            run = learned.profiles_from.removeprefix("eval:")
-            found = matrix_profiles(self.evals.cells(run))
-            models = route.models or list(found)
-            missing = [m for m in models if m not in found and m not in learned.profiles]
-            if missing:
-                raise ValueError(
-                    f"route {route.name!r}: eval run {run!r} has no results for "
-                    f"{', '.join(missing)} (modelmix eval run ... --run {run})"
-                )
-            profiles = {m: found[m] for m in models if m in found} | dict(learned.profiles)
-            new_learned = learned.model_copy(update={"profiles": profiles})
-            out.append(route.model_copy(update={"learned": new_learned}))
+            try:
+                out += with_eval_profiles([route], self.evals)
+            except ValueError as exc:
+                log.warning("route %s left out: %s", route.name, exc)
         return out
 
     def build_router(self, state: PolicyState) -> Router:

@@ -34,6 +34,7 @@ from modelmix.quality.background import BackgroundPool
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.store import CLIENT_APIS, JUDGEMENT_SQL, SAMPLE_SQL
 from modelmix.quality.writer import BatchWriter
+from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.verifiers import is_refusal
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
@@ -196,6 +197,7 @@ class OnlineQuality:
             prompt_tokens=shadow_record.prompt_tokens,
             completion_tokens=shadow_record.completion_tokens,
             request_id=shadow_record.id,
+            prompt=prompt_text(request.messages),
         )
         if response is None:
             candidate.error = shadow_record.error or "shadow call failed"
@@ -240,6 +242,7 @@ class OnlineQuality:
             completion_tokens=record.completion_tokens,
             refusal=is_refusal(live_text),
             request_id=record.id,
+            prompt=candidate.prompt,
         )
         self.writer.write(RESULT_SQL, result_values(live))
         self.writer.write(RESULT_SQL, result_values(candidate))

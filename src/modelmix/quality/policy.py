@@ -19,6 +19,8 @@ import orjson
 import yaml
 
 from modelmix.config import Config, ConfigError, RouteConfig, parse_config
+from modelmix.evals.matrix import profiles as matrix_profiles
+from modelmix.evals.store import EvalStore
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.canary import CanaryStrategy, VersionedStrategy
 from modelmix.routing.strategy import Router
@@ -76,6 +78,30 @@ def load_policy_file(config: Config, path: str | Path) -> list[RouteConfig]:
     if not isinstance(data, dict) or "routes" not in data:
         raise ConfigError(str(p), ["(top level): a policy file holds a mapping with routes:"])
     return validate_routes(config, data["routes"], str(p))
+
+
+def with_eval_profiles(routes: Sequence[RouteConfig], evals: EvalStore) -> list[RouteConfig]:
+    """Routes with ``learned.profiles_from: eval:<run>`` given that run's profiles (explicit
+    ``profiles`` win); raises ``ValueError`` when the run lacks one of the route's models."""
+    out: list[RouteConfig] = []
+    for route in routes:
+        learned = route.learned
+        if learned is None or learned.profiles_from is None:
+            out.append(route)
+            continue
+        run = learned.profiles_from.removeprefix("eval:")
+        found = matrix_profiles(evals.cells(run))
+        models = route.models or list(found)
+        missing = [m for m in models if m not in found and m not in learned.profiles]
+        if missing:
+            raise ValueError(
+                f"route {route.name!r}: eval run {run!r} has no results for "
+                f"{', '.join(missing)} (modelmix eval run ... --run {run})"
+            )
+        profiles = {m: found[m] for m in models if m in found} | dict(learned.profiles)
+        new_learned = learned.model_copy(update={"profiles": profiles})
+        out.append(route.model_copy(update={"learned": new_learned}))
+    return out
 
 
 def build_router(
