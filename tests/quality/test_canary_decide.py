@@ -54,6 +54,12 @@ def test_equal_arms_do_not_trigger_a_rollback_by_chance() -> None:
     assert rollbacks <= 2  # level alpha/max_looks per look: about 0.5% per guardrail
 
 
+def test_a_candidate_within_the_margin_is_not_rolled_back() -> None:
+    # 2 points worse, margin 5: never "harm", however much data
+    verdict = decide(arm(5000, 0.90, seed=5), arm(5000, 0.88, seed=6), SETTINGS, 1)
+    assert verdict.action != "rollback"
+
+
 def test_inconclusive_canaries_end_in_rollback() -> None:
     verdict = decide(arm(40, 0.8), arm(40, 0.78, seed=9), SETTINGS, SETTINGS.max_looks)
     assert verdict.action == "rollback" and "inconclusive" in verdict.reasons[0]

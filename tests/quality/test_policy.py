@@ -100,7 +100,8 @@ def test_canary_lifecycle(tmp_path: Path) -> None:
         assert (state.canary, state.canary_share, state.canary_sticky) == (v2, 0.25, "user")
         with pytest.raises(PolicyError, match="is running"):
             store.start_canary(v2, 0.25, "user")
-        assert store.count_look(v2) == 1 and store.count_look(v2) == 2
+        assert store.count_look(v2, 20) == 1 and store.count_look(v2, 40) == 2
+        assert store.state().canary_settings["looked_at"] == 40
         assert store.end_canary(v2, "promote", {"why": "better"})
         assert not store.end_canary(v2, "rollback", {})  # already ended: no double decision
         state = store.state()

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import os
 import statistics
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -231,7 +232,7 @@ class Monitor:
         self.fired: list[dict[str, Any]] = []
         self.webhook_failures = 0
         self._session: aiohttp.ClientSession | None = None
-        self._metrics = _AlarmMetrics(gateway) if gateway.metrics is not None else None
+        self._metrics = _AlarmMetrics.of(gateway) if gateway.metrics is not None else None
         if self._metrics is not None:
             for kind, subject, source in self.active:
                 self._metrics.active(kind, subject, source, True)
@@ -317,11 +318,21 @@ class _AlarmMetrics:
     """Prometheus series of the alarms, in the gateway's registry (label values come from
     the config's model and route names, so the series stay bounded)."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        from prometheus_client import Counter, Gauge
+    _by_registry: weakref.WeakKeyDictionary[Any, _AlarmMetrics] = weakref.WeakKeyDictionary()
 
+    @classmethod
+    def of(cls, gateway: Gateway) -> _AlarmMetrics:
+        """One set per registry (a gateway started twice registers its series once)."""
         assert gateway.metrics is not None
         registry = gateway.metrics.registry
+        found = cls._by_registry.get(registry)
+        if found is None:
+            found = cls._by_registry[registry] = cls(registry)
+        return found
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Gauge
+
         self.alarms = Counter(
             "modelmix_quality_alarms",
             "Regression alarms raised.",

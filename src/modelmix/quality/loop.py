@@ -155,19 +155,33 @@ class QualityLoop:
     # -- canary ------------------------------------------------------------------------------
 
     async def check_canary(self) -> Verdict | None:
-        """One look at the running canary's guardrails; acts on a verdict."""
+        """Look at the running canary's guardrails when its arm has ``min_samples`` more
+        requests than at the last look (looks are spaced by data, not by time, so the looks
+        budget is a sample-size budget); acts on a verdict."""
         state = self.state
         if state.canary is None or state.canary_started_at is None:
             return None
         stable, candidate = await self._db(
             read_arms, self.store, state.canary, state.canary_started_at
         )
-        looks = int(state.canary_settings.get("looks", 0))
         settings = self.config.canary
-        verdict = decide(stable, candidate, settings, looks + 1)
-        if any(t["enough_data"] for t in verdict.tests.values()):
-            looks = await self._db(self.policies.count_look, state.canary)
-            verdict = decide(stable, candidate, settings, looks)
+        looks = int(state.canary_settings.get("looks", 0))
+        looked_at = int(state.canary_settings.get("looked_at", 0))
+        due = (
+            candidate.requests >= looked_at + settings.min_samples
+            and stable.requests >= settings.min_samples
+        )
+        if not due:
+            self.last_verdict = decide(stable, candidate, settings, max(looks, 1))
+            self.last_verdict.action = "continue"
+            return self.last_verdict
+        looks = await self._db(self.policies.count_look, state.canary, candidate.requests)
+        self.state.canary_settings = {
+            **state.canary_settings,
+            "looks": looks,
+            "looked_at": candidate.requests,
+        }
+        verdict = decide(stable, candidate, settings, looks)
         self.last_verdict = verdict
         if verdict.action == "continue":
             return verdict

@@ -273,15 +273,20 @@ class PolicyStore:
             raise
         return self.state()
 
-    def count_look(self, canary: str) -> int:
-        """Count one more guardrail check of ``canary``; returns the number of looks."""
+    def count_look(self, canary: str, looked_at: int) -> int:
+        """Count one more guardrail check of ``canary``, made when its arm had ``looked_at``
+        requests; returns the number of looks."""
         try:
             state = self._begin()
             if state.canary != canary:
                 self._commit()
                 return 0
             looks = int(state.canary_settings.get("looks", 0)) + 1
-            state.canary_settings = {**state.canary_settings, "looks": looks}
+            state.canary_settings = {
+                **state.canary_settings,
+                "looks": looks,
+                "looked_at": looked_at,
+            }
             self._write_state(state)
             self._commit()
         except BaseException:
