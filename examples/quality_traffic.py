@@ -2,7 +2,7 @@
 
     python3 examples/quality_traffic.py --url http://127.0.0.1:4000 --route smart -n 60 --feedback
 
-Each question is a sum with 1 to 5 operators (seeded, so runs are repeatable); each of 20
+Each question is a sum with 1 to 5 operators (seeded, so runs are repeatable); each of 50
 simulated users asks in turn (``user``: canaries keep a user on one arm). With ``--feedback``
 every answer is rated through ``POST /v1/feedback``: score 1 when its last number is the
 right value, else 0 (what a person checking the sum would say). Prints what served the
@@ -45,7 +45,7 @@ def main() -> None:
     for i in range(args.n):
         prompt, value = question(rng)
         raw = client.chat.completions.with_raw_response.create(
-            model=args.route, messages=[{"role": "user", "content": prompt}], user=f"user-{i % 20}"
+            model=args.route, messages=[{"role": "user", "content": prompt}], user=f"user-{i % 50}"
         )
         answer = raw.parse().choices[0].message.content or ""
         numbers = NUMBER.findall(answer)

@@ -366,6 +366,9 @@ def test_canary_promotes_a_better_policy_and_rolls_back_a_worse_one(
     assert "quality" in last["detail"]
     status = policy_cli(config, "status")
     assert f"live: {v2}" in status and "canary_rollback" in status
+    body = json.loads(policy_cli(config, "status", "--json"))
+    assert body["live"] == v2 and body["canary"] is None
+    assert body["events"][0]["kind"] == "canary_rollback"
 
     # a manual rollback to the first version; the gateway picks it up
     out = policy_cli(config, "rollback", v1)

@@ -9,7 +9,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from click.testing import CliRunner
 
+from modelmix.cli import main
 from modelmix.gateway import Gateway
 from modelmix.quality.alarms import findings
 from modelmix.quality.config import AlarmsConfig
@@ -140,6 +142,14 @@ async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> No
     # the quality drop holds; a new fingerprint is news only until the baseline has it too
     assert stored[("quality_drop", "model:fading")] is None
     assert stored[("fingerprint_change", "model:drifting")] is not None
+    listed = CliRunner().invoke(
+        main, ["alarms", "list", "--db", str(tmp_path / "ledger.db"), "--json"]
+    )
+    assert {(a["kind"], a["subject"]) for a in orjson.loads(listed.output)} == fired
+    active = CliRunner().invoke(main, ["alarms", "list", "--db", str(tmp_path / "ledger.db")])
+    assert "quality_drop" in active.output and "model:fading" in active.output
+    again = CliRunner().invoke(main, ["alarms", "check", "--db", str(tmp_path / "ledger.db")])
+    assert again.exit_code == 0 and again.output.startswith("0 new alarm(s)")  # already raised
 
 
 async def test_rolling_live_quality_from_the_judge_per_model_and_route(tmp_path: Path) -> None:

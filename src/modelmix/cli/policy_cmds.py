@@ -7,6 +7,7 @@ the config file's routes as a version, exactly as a gateway start does.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -266,7 +267,7 @@ def policy_status(config_path: str | None, db: str | None, as_json: bool) -> Non
             "share": state.canary_share,
             "sticky": state.canary_sticky,
             "verdict": verdict.as_dict() if verdict else None,
-            "events": [e.__dict__ for e in events],
+            "events": [dataclasses.asdict(e) for e in events],
         }
         click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -304,7 +305,11 @@ def alarms_list(active: bool, as_json: bool, config_path: str | None, db: str | 
     with QualityStore(existing_db(db, config_path)) as store:
         found = store.alarms(active_only=active)
     if as_json:
-        click.echo(orjson.dumps([a.__dict__ for a in found], option=orjson.OPT_INDENT_2).decode())
+        click.echo(
+            orjson.dumps(
+                [dataclasses.asdict(a) for a in found], option=orjson.OPT_INDENT_2
+            ).decode()
+        )
         return
     table = Table(title="Regression alarms")
     for col in ("id", "raised", "kind", "subject", "source", "detail", "cleared"):
@@ -340,13 +345,9 @@ def alarms_check(config_path: str | None, db: str | None) -> None:
     config = load(config_path)
     path = existing_db(db, config_path)
 
-    class _NoGateway:
-        metrics = None
-        env: dict[str, str] = {}
-
     async def check() -> list[Any]:
         with QualityStore(path) as store, EvalStore(path) as evals:
-            monitor = Monitor(store, evals, config.quality.alarms, _NoGateway())  # type: ignore[arg-type]
+            monitor = Monitor(store, evals, config.quality.alarms)
             try:
                 return await monitor.check(time.time())
             finally:

@@ -31,7 +31,7 @@ import os
 import statistics
 import weakref
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from modelmix.quality.store import Observation, QualityStore
 from modelmix.stats import mann_whitney, normal_sf, proportion_difference_z
 
 if TYPE_CHECKING:
-    from modelmix.gateway import Gateway
+    from modelmix.metrics import Metrics
 
 log = logging.getLogger("modelmix.alarms")
 
@@ -216,23 +216,27 @@ def gather(
 
 class Monitor:
     def __init__(
-        self, store: QualityStore, evals: EvalStore, config: AlarmsConfig, gateway: Gateway
+        self,
+        store: QualityStore,
+        evals: EvalStore,
+        config: AlarmsConfig,
+        metrics: Metrics | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.evals = evals
         self.config = config
+        env = os.environ if env is None else env
         self.webhook = config.webhook_url or (
-            os.environ.get(config.webhook_url_env) if config.webhook_url_env else None
+            env.get(config.webhook_url_env) if config.webhook_url_env else None
         )
-        if gateway.env and config.webhook_url_env and config.webhook_url_env in gateway.env:
-            self.webhook = gateway.env[config.webhook_url_env]
         self.active: dict[tuple[str, str, str], int] = {
             (a.kind, a.subject, a.source): a.id for a in store.open_alarms()
         }
         self.fired: list[dict[str, Any]] = []
         self.webhook_failures = 0
         self._session: aiohttp.ClientSession | None = None
-        self._metrics = _AlarmMetrics.of(gateway) if gateway.metrics is not None else None
+        self._metrics = _AlarmMetrics.of(metrics) if metrics is not None else None
         if self._metrics is not None:
             for kind, subject, source in self.active:
                 self._metrics.active(kind, subject, source, True)
@@ -321,10 +325,9 @@ class _AlarmMetrics:
     _by_registry: weakref.WeakKeyDictionary[Any, _AlarmMetrics] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def of(cls, gateway: Gateway) -> _AlarmMetrics:
+    def of(cls, metrics: Metrics) -> _AlarmMetrics:
         """One set per registry (a gateway started twice registers its series once)."""
-        assert gateway.metrics is not None
-        registry = gateway.metrics.registry
+        registry = metrics.registry
         found = cls._by_registry.get(registry)
         if found is None:
             found = cls._by_registry[registry] = cls(registry)

@@ -222,7 +222,13 @@ class QualityLoop:
         if self.config.alarms.enabled or self.config.probes.enabled:
             from modelmix.quality.alarms import Monitor
 
-            self.monitor = Monitor(self.store, self.evals, self.config.alarms, self.gateway)
+            self.monitor = Monitor(
+                self.store,
+                self.evals,
+                self.config.alarms,
+                metrics=self.gateway.metrics,
+                env=self.gateway.env,
+            )
         if self.config.probes.enabled:
             from modelmix.quality.probes import Probes
 
