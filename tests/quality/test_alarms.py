@@ -148,7 +148,9 @@ async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> No
     assert {(a["kind"], a["subject"]) for a in orjson.loads(listed.output)} == fired
     active = CliRunner().invoke(main, ["alarms", "list", "--db", str(tmp_path / "ledger.db")])
     assert "quality_drop" in active.output and "model:fading" in active.output
-    again = CliRunner().invoke(main, ["alarms", "check", "--db", str(tmp_path / "ledger.db")])
+    again = await asyncio.to_thread(
+        CliRunner().invoke, main, ["alarms", "check", "--db", str(tmp_path / "ledger.db")]
+    )
     assert again.exit_code == 0 and again.output.startswith("0 new alarm(s)")  # already raised
 
 
