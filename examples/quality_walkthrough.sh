@@ -13,7 +13,7 @@ step() { printf '\n$ %s\n' "$*"; "$@"; }
 # 1. evals: the model x task matrix, a heatmap, profiles for the learned router
 step modelmix eval run examples/evals/demo.jsonl --config $CONFIG \
   --models sim-small,sim-medium,sim-large --judge sim-large --run demo --no-progress
-step modelmix eval heatmap demo --config $CONFIG --out "$MODELMIX_HOME/eval-heatmap.png"
+step modelmix eval heatmap demo --config $CONFIG --out docs/eval-heatmap.png
 step modelmix eval profiles demo --config $CONFIG
 
 # 2. serve with the quality loop on; users ask and rate the answers
@@ -43,14 +43,19 @@ step modelmix replay --policy examples/policies/smart-rules.yaml --config $CONFI
 step modelmix policy list --config $CONFIG
 step modelmix policy canary examples/policies/smart-rules.yaml --share 0.5 --sticky user \
   -m "short sums to sim-medium" --config $CONFIG
-for batch in 1 2 3 4 5 6; do
+sleep 1.5  # the gateway checks for policy changes every second (quality.policy.poll_seconds)
+python3 examples/quality_traffic.py --url "$URL" --route smart -n 60 --seed 1 >/dev/null
+sleep 2.5
+step modelmix policy status --config $CONFIG      # the canary as the gateway sees it
+for batch in 2 3 4 5 6; do
+  modelmix policy status --config $CONFIG --json | grep -q '"canary": null' && break
   python3 examples/quality_traffic.py --url "$URL" --route smart -n 60 --seed "$batch" >/dev/null
   sleep 2.5
-  modelmix policy status --config $CONFIG --json | grep -q '"canary": null' && break
 done
 step modelmix policy status --config $CONFIG
 step modelmix policy canary "$MODELMIX_HOME/smart-router.policy.yaml" --share 0.5 --sticky user \
   -m "retrained router" --config $CONFIG
+sleep 1.5
 for batch in 11 12 13 14 15 16; do
   python3 examples/quality_traffic.py --url "$URL" --route smart -n 60 --seed "$batch" >/dev/null
   sleep 2.5

@@ -330,13 +330,28 @@ def _print_events(events: Sequence[object]) -> None:
         table.add_column(col)
     for e in events:
         assert isinstance(e, PolicyEvent)
-        detail = {
-            k: v
-            for k, v in e.detail.items()
-            if k in ("from", "reason", "share", "stable", "reasons")
-        }
-        table.add_row(_when(e.at), e.kind, e.version or "-", orjson.dumps(detail).decode()[:120])
+        table.add_row(_when(e.at), e.kind, e.version or "-", _event_detail(e.detail))
     console().print(table)
+
+
+def _event_detail(detail: dict[str, object]) -> str:
+    """An event's detail in words: where from, why (a verdict's reasons), the share."""
+    parts = []
+    if detail.get("from"):
+        parts.append(f"from {detail['from']}")
+    stable, candidate = detail.get("stable"), detail.get("candidate")
+    if isinstance(stable, str):
+        parts.append(f"stable {stable}")
+    elif isinstance(stable, dict) and isinstance(candidate, dict):
+        parts.append(f"{stable.get('requests')} vs {candidate.get('requests')} requests")
+    if detail.get("share"):
+        parts.append(f"share {detail['share']}")
+    reasons = detail.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        parts.append("; ".join(str(r) for r in reasons))
+    elif detail.get("reason"):
+        parts.append(str(detail["reason"]))
+    return ", ".join(parts) or "-"
 
 
 @policy.command("log")

@@ -227,7 +227,7 @@ def train_from_ledger(
     with QualityStore(path) as store, EvalStore(path) as evals:
         found = ledger_rows(store, evals, models, since=_since(since), use_evals=use_evals)
     out = console()
-    out.print(
+    click.echo(
         f"labelled prompts: {len(found.rows)} with every model's outcome, of "
         f"{found.prompts_seen} seen (per model: "
         + ", ".join(f"{m} {n}" for m, n in found.per_model.items())
@@ -250,7 +250,7 @@ def train_from_ledger(
         raise click.ClickException(str(exc)) from None
     artifact.save(out_path)
     artifact_path = str(Path(out_path).resolve())
-    out.print(
+    click.echo(
         f"wrote {out_path}: {len(models)} models, {len(data)} prompts, best {artifact.best_model}, "
         "held-out calibration: "
         + ", ".join(f"{m} {q:.2f}" for m, q in artifact.meta.get("model_quality", {}).items())
@@ -275,7 +275,7 @@ def train_from_ledger(
         f"# route {route.name!r} retrained from the ledger (policy {live_id} otherwise)\n"
         + document_yaml(routes_document(candidate))
     )
-    out.print(f"wrote {policy_path}: the live policy with route {route.name!r} on the new router")
+    click.echo(f"wrote {policy_path}: the live policy with route {route.name!r} on the new router")
     live_id, report = run_replay(config, path, candidate)
     if report.compared:
         print_report(live_id, f"retrained ({policy_path.name})", report)
