@@ -161,6 +161,12 @@ def test_feedback_is_stored_with_the_request_and_keys_are_enforced(
         gw.url + "/v1/feedback", content=b"{", headers={"authorization": f"Bearer {ADMIN}"}
     )
     assert raw.status_code == 400 and raw.json()["error"]["code"] == "invalid_json"
+    huge = httpx.post(
+        gw.url + "/v1/feedback",
+        content=b'{"comment": "' + b"x" * 70_000 + b'"}',
+        headers={"authorization": f"Bearer {ADMIN}"},
+    )
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
     db = gw.gateway.config.ledger_path
     got = rows(
         db,

@@ -98,6 +98,7 @@ async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> No
         [
             sim_model("fading", upstream="sim-large-wrongafter60"),  # wrong from call 61
             sim_model("drifting", upstream="sim-large-updateafter60"),  # new fingerprint, longer
+            sim_model("refusing", upstream="sim-large-refuseafter60"),  # half refusals from 61
             sim_model("noisy", upstream="sim-large-noise25"),  # a quarter wrong, always
             sim_model("steady", upstream="sim-large"),
         ],
@@ -125,6 +126,8 @@ async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> No
             ("quality_drop", "model:fading"),
             ("fingerprint_change", "model:drifting"),
             ("length_shift", "model:drifting"),
+            ("refusal_rise", "model:refusing"),
+            ("quality_drop", "model:refusing"),  # a refusal is no answer
         }
         body, _ = gw.metrics.exposition()  # type: ignore[union-attr]
         text = body.decode()

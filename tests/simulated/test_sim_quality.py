@@ -68,6 +68,12 @@ def test_update_after_changes_fingerprint_and_length() -> None:
     assert after.text.split(" Since")[0].endswith("= 4")  # still right
 
 
+def test_refuse_after_refuses_every_other_call() -> None:
+    texts = [_text("sim-refuseafter2", "What is 2+2?", call) for call in range(1, 7)]
+    refused = ["I'm sorry" in t for t in texts]
+    assert refused == [False, False, False, True, False, True]
+
+
 GRADE = "## Question\n{q}\n\n## Answer to grade\n{a}\n"
 PAIR = "## Question\n{q}\n\n## Answer A\n{a}\n\n## Answer B\n{b}\n"
 

@@ -46,6 +46,7 @@ def serve(
     """Start the gateway (no config: the simulated demo portfolio plus keys from the env)."""
     try:
         config = load_or_default(config_path)
+        _preflight(config, config_path)
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(2)
@@ -128,6 +129,15 @@ def config_group() -> None:
     """Inspect configuration files."""
 
 
+def _preflight(config: Config, source: str | None) -> None:
+    """Files the config names must be usable (the quality loop's golden set)."""
+    from modelmix.quality.config import preflight
+
+    problems = preflight(config)
+    if problems:
+        raise ConfigError(source or "<built-in default>", problems)
+
+
 def _print_config_errors(exc: ConfigError) -> None:
     click.echo(f"{exc.source}: invalid configuration", err=True)
     for line in exc.errors:
@@ -140,6 +150,7 @@ def config_check(path: str) -> None:
     """Validate a config file; every error names its dotted path."""
     try:
         config = load_config(path)
+        _preflight(config, path)
     except ConfigError as exc:
         _print_config_errors(exc)
         sys.exit(1)

@@ -309,8 +309,8 @@ class Monitor:
                     self.webhook_failures += 1
                     log.warning("alarm webhook answered HTTP %s", response.status)
         except Exception as exc:
-            self.webhook_failures += 1
-            log.warning("alarm webhook failed: %r", exc)
+            self.webhook_failures += 1  # the URL may hold a secret: never log it
+            log.warning("alarm webhook failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -139,6 +139,21 @@ class QualityConfig(_Strict):
     max_background: int = Field(default=8, ge=1, le=1024)
 
 
+def preflight(config: Config) -> list[str]:
+    """Problems a serving gateway would hit at start-up, found before it starts: the probes'
+    golden dataset must load."""
+    probes = config.quality.probes
+    if not probes.enabled or probes.golden is None:
+        return []
+    from modelmix.evals.dataset import EvalDataError, load_dataset
+
+    try:
+        load_dataset(probes.golden)
+    except EvalDataError as exc:
+        return [f"quality.probes.golden: {line}" for line in exc.errors]
+    return []
+
+
 def cross_check(config: Config) -> list[str]:
     """Errors naming models the quality settings refer to but the config does not define."""
     names = {m.name for m in config.models} | {r.name for r in config.routes}

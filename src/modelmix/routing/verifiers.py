@@ -24,7 +24,9 @@ from modelmix.types import ChatRequest, ChatResponse
 _FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 _ANSWER_FIELD = re.compile(r'"answer"\s*:\s*("(?:[^"\\]|\\.)*"|[-+0-9.eE]+|true|false|null)')
 _REFUSAL = re.compile(
-    r"^\s*(i'?m sorry|i am sorry|i apologi[sz]e|sorry, but|i can(?:'|no)t (?:help|assist|"
+    # an optional leading tag ("[simulated sim-small] ...") does not hide a refusal
+    r"^\s*(?:\[[^\]\n]{1,80}\]\s*)?"
+    r"(i'?m sorry|i am sorry|i apologi[sz]e|sorry, but|i can(?:'|no)t (?:help|assist|"
     r"provide|comply)|i am unable to|i'm unable to|as an ai\b)",
     re.IGNORECASE,
 )

@@ -36,6 +36,7 @@ JSON = "application/json"
 _FIELDS = frozenset({"request_id", "score", "label", "comment"})
 MAX_COMMENT = 4000
 MAX_LABEL = 64
+MAX_BODY = 64 * 1024
 
 
 def _error(err: GatewayError) -> Response:
@@ -101,6 +102,12 @@ def feedback_routes(gateway: Gateway, auth: Authenticator) -> list[Route]:
         try:
             key_id = auth.authenticate(request.headers)
             raw = await request.body()
+            if len(raw) > MAX_BODY:
+                raise GatewayError(
+                    "request_too_large",
+                    f"Feedback body exceeds {MAX_BODY} bytes.",
+                    code="request_too_large",
+                )
             try:
                 data = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError as exc:

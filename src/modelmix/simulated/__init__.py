@@ -72,6 +72,8 @@ Quality (what evals, judges, canaries and alarms in tests measure):
 ``updateafter<N>``
     After N calls the model is silently updated: OpenAI ``system_fingerprint`` becomes
     ``fp_simulated_v2`` and every text answer grows a long extra sentence (answers stay right).
+``refuseafter<N>``
+    After N calls every other answer (even call numbers) is a refusal.
 
 A grading prompt (Markdown sections ``## Question``, optionally ``## Reference answer``, and
 ``## Answer to grade`` or ``## Answer A`` / ``## Answer B``: what ``modelmix.evals.judge``

@@ -132,7 +132,8 @@ def compose(ask: Ask, behaviour: Behaviour, call: int = 1) -> Answer:
 def _compose(
     ask: Ask, behaviour: Behaviour, call: int, prompt_tokens: int, cached: int, updated: bool
 ) -> Answer:
-    if behaviour.refuse:
+    refusing = behaviour.refuse_after is not None and call > behaviour.refuse_after
+    if behaviour.refuse or (refusing and call % 2 == 0):
         return _finish_text(ask, f"[simulated {ask.model}] {REFUSAL}", prompt_tokens, cached)
     if judging.is_grading_prompt(ask.last_user_text):
         verdict = judging.judge_reply(ask.last_user_text, behaviour.skill)

@@ -14,7 +14,7 @@ from functools import lru_cache
 ERROR_STATUSES = frozenset({429, 500, 503, 529})
 
 _NUMBERED = re.compile(
-    r"^(slow|ttft|flaky|cached|skill|acc|noise|wrongafter|updateafter)(\d{1,7})$"
+    r"^(slow|ttft|flaky|cached|skill|acc|noise|wrongafter|updateafter|refuseafter)(\d{1,7})$"
 )
 #: Model sizes: the most arithmetic operators each computes right (``large``: any number).
 SIZE_SKILL: dict[str, int | None] = {"small": 2, "medium": 3, "large": None}
@@ -55,6 +55,8 @@ class Behaviour:
     #: After this many calls the model is silently updated: a new ``system_fingerprint`` and
     #: longer answers.
     update_after: int | None = None
+    #: After this many calls every other answer is a refusal.
+    refuse_after: int | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -66,6 +68,7 @@ def parse_behaviour(model: str) -> Behaviour:
     accuracy: int | None = None
     wrong_after: int | None = None
     update_after: int | None = None
+    refuse_after: int | None = None
     timeout = reset = cut = malformed = refuse = False
     for token in model.lower().replace("_", "-").split("-"):
         if token in SIZE_SKILL:
@@ -100,8 +103,10 @@ def parse_behaviour(model: str) -> Behaviour:
                 noise = min(value, 100)
             elif name == "wrongafter":
                 wrong_after = value
-            else:
+            elif name == "updateafter":
                 update_after = value
+            else:
+                refuse_after = value
     return Behaviour(
         slow_ms=slow,
         ttft_ms=ttft,
@@ -118,4 +123,5 @@ def parse_behaviour(model: str) -> Behaviour:
         noise=noise,
         wrong_after=wrong_after,
         update_after=update_after,
+        refuse_after=refuse_after,
     )
