@@ -340,7 +340,7 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self._framed = False
         self.reusable = False
-        self.transport.writelines((head, body))
+        self.transport.write(head + body)
         return self._head
 
     def _break(self, error: TransportError) -> None:
