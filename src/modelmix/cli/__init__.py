@@ -76,7 +76,13 @@ def _serve_one(
 
     app = create_app(Gateway(config))
     cfg = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
     )
     if not reuse:
         uvicorn.Server(cfg).run()
