@@ -160,3 +160,16 @@ def test_route_config_builds_a_staged_cascade():
         CascadeRouteConfig(voters=["a"], lam=0.1)  # lam needs staged: true
     with pytest.raises(ValidationError):
         CascadeRouteConfig()  # neither voters nor staged
+
+
+def test_target_below_the_cascades_floor_is_one_learned_call(trained):
+    _data, art = trained
+    assert art.staged is not None
+    floor = min(art.staged.calibration.share)
+    below = StagedCascadeStrategy("c", art, quality_target=floor - 0.05)
+    at_floor = StagedCascadeStrategy("c", art, quality_target=floor)
+    assert below.single is not None and at_floor.single is None
+    called, final, decision = drive(below, fixed(small="bad", large="ok"), req(HARD))
+    assert len(called) == 1 and final.model == called[0]  # no verification, no escalation
+    assert decision["strategy"] == "cascade" and "below_floor" in decision
+    assert decision["candidates"]  # the learned router's explanation is kept

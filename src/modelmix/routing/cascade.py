@@ -35,7 +35,7 @@ from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
 from modelmix.routing.learned.staged import answer_key
-from modelmix.routing.learned.strategy import portfolio_prices
+from modelmix.routing.learned.strategy import LearnedStrategy, portfolio_prices
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
@@ -239,6 +239,15 @@ class StagedCascadeStrategy:
         merged = {**artifact.prices, **portfolio_prices(portfolio, models), **(prices or {})}
         self._price = {m: merged[m] for m in models}
         self._idx = {m: artifact.models.index(m) for m in models}
+        #: A quality_target below what the cheapest stage already keeps (the calibration's
+        #: floor) needs no verification: one call to the model the learned router picks.
+        self.single: LearnedStrategy | None = None
+        floor = min(self.gate.calibration.share, default=0.0)
+        if lam is None and quality_target is not None and quality_target < floor:
+            known = [m for m in artifact.models if portfolio is None or m in portfolio]
+            self.single = LearnedStrategy(
+                name, known, artifact, portfolio, quality_target=quality_target, prices=prices
+            )
 
     def _eligible(self, request: ChatRequest, needs: Needs) -> set[str]:
         models = self.gate.models
@@ -247,6 +256,11 @@ class StagedCascadeStrategy:
         return {c.model for c in screen(models, self.portfolio, request, needs) if c.eligible}
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
+        if self.single is not None:
+            decision["below_floor"] = "target under the cheapest stage's quality: one call"
+            outcome = yield from self.single.plan(request, needs, decision)
+            decision["strategy"] = "cascade"
+            return outcome
         decision["strategy"] = "cascade"
         eligible = self._eligible(request, needs)
         if not eligible:
