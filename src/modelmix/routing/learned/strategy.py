@@ -10,8 +10,10 @@ Knobs (in order of precedence):
 
 With ``profiles`` (model -> quality in [0, 1], e.g. from config or evals) the router works for
 any portfolio: P(good) = sigmoid(logit(quality) + easiness - mean easiness), where the
-prompt's easiness comes from the artifact's difficulty head, and ``quality_target`` picks
-the cheapest model whose P(good) reaches that share of the best candidate's.
+prompt's easiness comes from the artifact's difficulty head, and ``quality_target`` picks,
+per prompt, the cheapest model whose P(good) reaches a threshold times the best candidate's;
+the artifact maps the target to that threshold with a table measured on held-back prompts
+(for the portfolio it was trained on, with each model's mean score as its profile).
 
 The plan yields the chosen model, then falls back to the others by value if it fails.
 """
@@ -149,6 +151,13 @@ class LearnedStrategy:
                     quality.get(self.models[i], 0),
                 ),
             )
+        # The profile router keeps the cheapest model within ``threshold`` of the best
+        # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
+        target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+        profile_cal = artifact.profile_calibration
+        self._threshold = (
+            profile_cal.knob_for(target) if self.profiles and profile_cal is not None else target
+        )
         self._knob = {
             "quality_target": quality_target,
             "max_cost": max_cost,
@@ -156,6 +165,8 @@ class LearnedStrategy:
             "log_wtp": None if self._log_wtp is None else round(self._log_wtp, 3),
             "mode": "profiles" if self.profiles else "artifact",
         }
+        if self.profiles:
+            self._knob["threshold"] = round(self._threshold, 3)
         if self._best is not None:
             self._knob["mode"] = "best model (target above the router's held-back reach)"
 
@@ -197,11 +208,11 @@ class LearnedStrategy:
                 allowed = [i == cheapest for i in range(len(cost))]
         if self._log_wtp is not None:
             return pick(np.array(p), np.array(cost), self._log_wtp, np.array(allowed))
-        target = DEFAULT_QUALITY_TARGET if self.quality_target is None else self.quality_target
+        threshold = self._threshold
         top = max(q if ok else 0.0 for q, ok in zip(p, allowed, strict=True))
         return _argmin(
             [
-                c if ok and q >= target * top else math.inf
+                c if ok and q >= threshold * top else math.inf
                 for q, c, ok in zip(p, cost, allowed, strict=True)
             ]
         )
