@@ -55,6 +55,16 @@ def test_savings_by_hand(db: Path) -> None:
     assert s["quality"] == {"available": False, "note": NO_QUALITY_DATA}
 
 
+def test_configured_baseline_wins(db: Path) -> None:
+    cfg = config(db, routes=[{"name": "auto", "models": ["small", "big"], "baseline": "small"}])
+    baselines = route_baselines(cfg, model_prices(cfg))
+    assert (baselines["auto"].model, baselines["auto"].reason) == ("small", "configured")
+    (auto,) = savings_report(db, baselines)["routes"]
+    # on small: r1 0.002; r2 2000*1e-6 + 100*2e-6 = 0.0022; r3 0.0002; r6 0.0004
+    assert auto["baseline_cost_usd"] == Decimal("0.0048")
+    assert auto["saved_usd"] == Decimal("0.0048") - Decimal("0.0281")  # dearer than small
+
+
 def test_unknown_route_has_no_baseline(db: Path) -> None:
     s = savings_report(db, {})
     assert s["routes"][0]["saved_usd"] is None

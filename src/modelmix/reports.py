@@ -259,6 +259,7 @@ CSV_COLUMNS = (
     "total_tokens",
     "cost_usd",
     "unpriced",
+    "estimated",
     "avg_latency_ms",
     "p50_latency_ms",
     "p95_latency_ms",

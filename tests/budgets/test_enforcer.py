@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -249,16 +248,10 @@ async def test_many_concurrent_zero_estimates_overspend_by_at_most_the_in_flight
         budgets.check_and_reserve(BudgetContext(), D(0))
 
 
-@dataclass(slots=True)
-class AttributedRecord(RequestRecord):
-    team: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-
 def _rec(
     i: int, at: float, cost: str, key: str | None, team: str | None, tags: list[str]
-) -> AttributedRecord:
-    return AttributedRecord(
+) -> RequestRecord:
+    return RequestRecord(
         id=f"r{i}",
         started_at=at,
         api="openai",
@@ -266,7 +259,7 @@ def _rec(
         key_id=key,
         cost_usd=D(cost),
         team=team,
-        tags=tags,
+        tags=tuple(tags),
     )
 
 

@@ -20,7 +20,6 @@ an actual 0.0281: saved 0.0274.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,21 +35,13 @@ PRICES = {
 }
 
 
-@dataclass(slots=True)
-class AttributedRecord(RequestRecord):
-    """A RequestRecord with the schema-2 attribution fields (team, tags)."""
-
-    team: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-
-def config(ledger_path: Path, **extra: Any) -> Config:
+def config(ledger_path: Path, routes: list[dict[str, Any]] | None = None, **extra: Any) -> Config:
     return make_config(
         [
             sim_model("small", price={"input": "1", "output": "2"}),
             sim_model("big", price={"input": "10", "output": "30"}),
         ],
-        [{"name": "auto", "models": ["small", "big"]}],
+        routes or [{"name": "auto", "models": ["small", "big"]}],
         ledger={"path": str(ledger_path), "flush_interval": 0.05},
         **extra,
     )
@@ -67,7 +58,7 @@ def record(
     key_id: str | None = None,
     decision: dict[str, Any] | None = None,
     latency_ms: float = 100.0,
-) -> AttributedRecord:
+) -> RequestRecord:
     """``attempts``: (model, "ok" or an HTTP status, prompt tokens, completion tokens)."""
     recs: list[AttemptRecord] = []
     for seq, (model, status, pt, ct) in enumerate(attempts):
@@ -94,7 +85,7 @@ def record(
         )
     answered = [a for a in recs if a.status == "ok"]
     ok = bool(answered)
-    return AttributedRecord(
+    return RequestRecord(
         id=rid,
         started_at=started_at,
         api="openai",
@@ -114,11 +105,11 @@ def record(
         completion_tokens=sum(a.completion_tokens for a in recs),
         cost_usd=sum((a.cost_usd or Decimal(0) for a in recs), Decimal(0)),
         team=team,
-        tags=list(tags),
+        tags=tuple(tags),
     )
 
 
-def records(t0: float) -> list[AttributedRecord]:
+def records(t0: float) -> list[RequestRecord]:
     cascade = {"strategy": "cascade", "escalated": True, "chosen": "big"}
     return [
         record(

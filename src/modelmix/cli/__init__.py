@@ -159,7 +159,8 @@ def config_check(path: str) -> None:
 
 
 def _register_commands() -> None:
-    from modelmix.cli.ledger_cmds import keys, logs, report
+    from modelmix.cli.keys_cmds import keys
+    from modelmix.cli.ledger_cmds import logs, report
     from modelmix.cli.router_cmds import bench, router
 
     for command in (logs, report, keys, bench, router):

@@ -66,3 +66,12 @@ class RequestRecord:
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)  # sum over all attempts that cost something
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Spend attribution: the key's team, and the request's tags (the key's tags, request
+    #: metadata as ``name:value``, ``x-modelmix-tag-*`` headers, ``user:<id>``).
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    #: How far ``cost_usd`` can be trusted: ``exact`` (every token priced as billed),
+    #: ``estimated`` (a price or a token count is an estimate: the catalog bills something the
+    #: usage does not carry, the model was priced by name, or a stream ended before the
+    #: upstream reported usage), ``unknown`` (tokens at an unknown price: a lower bound).
+    cost_confidence: str = "exact"

@@ -106,10 +106,9 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         int(unpriced),
         len(rec.attempts),
         _dumps(rec.metadata),
-        # Spend attribution (schema 2). ``getattr`` so this works before RequestRecord grows
-        # the ``team``/``tags`` fields.
-        getattr(rec, "team", None),
-        _dumps(list(getattr(rec, "tags", ()) or ())),
+        rec.team,
+        _dumps(list(rec.tags)),
+        "unknown" if unpriced else rec.cost_confidence,
     )
 
 
