@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
@@ -32,6 +32,18 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
+
+
+class CallGuard(Protocol):
+    """What budgets and rate limits tell the engine about one request (budgets/accounting.py:
+    ``Admission``): the routing pressure, and whether a model's own rate limit lets a call go
+    (a refusal is treated as that model's answer: the strategy falls back or the client gets
+    the 429)."""
+
+    @property
+    def pressure(self) -> float: ...
+
+    def admit_model(self, model: str) -> GatewayError | None: ...
 
 
 class Health:
@@ -142,10 +154,12 @@ class Engine:
 
     # -- public API -----------------------------------------------------------------------
 
-    async def complete(self, request: ChatRequest, record: RequestRecord) -> ChatResponse:
+    async def complete(
+        self, request: ChatRequest, record: RequestRecord, guard: CallGuard | None = None
+    ) -> ChatResponse:
         """Run a non-streamed request to its end; the record is finished and emitted."""
         try:
-            outcome, response = await self._run(request, record, self._call_complete)
+            outcome, response = await self._run(request, record, self._call_complete, guard)
         except GatewayError as exc:
             finish_record(record, exc)
             self.record(record)
@@ -155,13 +169,15 @@ class Engine:
         self.record(record)
         return response
 
-    async def stream(self, request: ChatRequest, record: RequestRecord) -> EngineStream:
+    async def stream(
+        self, request: ChatRequest, record: RequestRecord, guard: CallGuard | None = None
+    ) -> EngineStream:
         """Open a stream: returns once an upstream has produced its first delta.
 
         Raises ``GatewayError`` (record emitted) when every candidate failed before that.
         """
         try:
-            outcome, (upstream, first) = await self._run(request, record, self._call_stream)
+            outcome, (upstream, first) = await self._run(request, record, self._call_stream, guard)
         except GatewayError as exc:
             finish_record(record, exc)
             self.record(record)
@@ -176,16 +192,23 @@ class Engine:
         request: ChatRequest,
         record: RequestRecord,
         call: Callable[[ProviderAdapter, Deployment, ChatRequest, AttemptRecord], Awaitable[T]],
+        guard: CallGuard | None = None,
     ) -> tuple[Outcome, T]:
         strategy, route = self.router.resolve(request.model)
         record.route = route
-        plan = strategy.plan(request, needs_of(request), record.decision)
+        needs = needs_of(request, guard.pressure if guard is not None else 0.0)
+        plan = strategy.plan(request, needs, record.decision)
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
         results: list[tuple[Outcome, T]] = []
         while True:
-            outcome, result = await self._call_model(
-                attempt.model, attempt.request or request, record, call
-            )
+            refusal = guard.admit_model(attempt.model) if guard is not None else None
+            if refusal is not None:  # the model's own rate limit: not called
+                record.decision.setdefault("rate_limited", []).append(attempt.model)
+                outcome, result = Outcome(attempt.model, error=refusal), None
+            else:
+                outcome, result = await self._call_model(
+                    attempt.model, attempt.request or request, record, call
+                )
             if result is not None:
                 results.append((outcome, result))
             try:

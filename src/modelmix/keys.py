@@ -41,8 +41,10 @@ from modelmix.budgets.limits import RateLimit
 from modelmix.budgets.model import BudgetSpec, budget_from_dict
 from modelmix.ledger.schema import connect, ensure_schema
 
-__all__ = ["KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
+__all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
 
+#: The key id the admin key is recorded under (virtual key ids start with ``key_``).
+ADMIN_KEY_ID = "admin"
 KEY_PREFIX = "mm-"
 POSITIVE_TTL = 5.0
 NEGATIVE_TTL = 2.0

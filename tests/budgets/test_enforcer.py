@@ -51,6 +51,21 @@ def test_hard_budget_refuses_with_a_429_the_sdks_understand() -> None:
     assert status["spent_usd"] == D("1.00") and status["remaining_usd"] == 0
 
 
+def test_a_request_bigger_than_the_whole_budget_is_told_it_can_never_fit() -> None:
+    budgets = Budgets([g("1.00", period="day")], clock=Clock())
+    with pytest.raises(BudgetExceeded) as info:
+        budgets.check_and_reserve(BudgetContext(), D("1.50"))
+    err = info.value
+    assert "can never fit" in err.message and "max_tokens" in err.message
+    assert "Retry after" not in err.message  # no reset would let it through
+    assert err.retry_after is None and err.headers["x-should-retry"] == "false"
+    total = Budgets([g("1.00", period="total")], clock=Clock())
+    total.check_and_reserve(BudgetContext(), D("1")).settle(D("1"))
+    with pytest.raises(BudgetExceeded) as info:
+        total.check_and_reserve(BudgetContext(), D("0.01"))
+    assert "does not reset" in info.value.message and info.value.retry_after is None
+
+
 def test_a_refusal_reserves_nothing_anywhere() -> None:
     budgets = Budgets([g("10"), BudgetSpec("team", "a", D("1"), "hard", "day")], clock=Clock())
     ctx = BudgetContext(team="a")

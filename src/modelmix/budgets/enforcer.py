@@ -168,14 +168,21 @@ class Budgets:
             specs += ctx.key_budgets
         return specs
 
-    def check_and_reserve(self, ctx: BudgetContext, estimated_cost: Decimal) -> Reservation:
+    def check_and_reserve(
+        self,
+        ctx: BudgetContext,
+        estimated_cost: Decimal,
+        specs: Sequence[BudgetSpec] | None = None,
+    ) -> Reservation:
         """Reserve ``estimated_cost`` against every budget that applies to ``ctx``.
 
         Raises ``BudgetExceeded`` (HTTP 429, code ``budget_exceeded``) when a hard budget, or
         a paced budget's allowance so far, cannot cover it. Soft budgets never refuse: they
         add warnings. The reservation's ``pressure`` (max over budgets) says how close the
-        tightest budget is to what it allows."""
-        specs = self.applicable(ctx)
+        tightest budget is to what it allows. ``specs``: ``applicable(ctx)`` if the caller has
+        it already."""
+        if specs is None:
+            specs = self.applicable(ctx)
         if not specs:
             return _FREE
         now = self.clock()
@@ -250,23 +257,35 @@ class Budgets:
         spent, reserved = self.store.get(key)
         who = "global" if spec.scope == "global" else f"{spec.scope} {spec.subject!r}"
         period = spec.period if spec.period != "custom" else "custom-period"
-        wait = spec.seconds_until(spent + reserved + estimate, now, window)
-        if spec.kind == "paced" and wait < window[1] - now:
-            detail = (
-                f"paced budget allows {_money(cap)} so far of {_money(spec.limit_usd)} this "
-                f"{period}"
-            )
-        else:
-            detail = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
-        msg = (
-            f"Budget exceeded for {who}: {detail}; spent {_money(spent)}, "
-            f"{_money(reserved)} in flight, this request needs about {_money(estimate)}."
-        )
+        budget = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
         retry_after: float | None = None
-        if wait != float("inf"):
-            retry_after = wait
-            reset = datetime.fromtimestamp(now + wait, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            msg += f" Retry after {reset}."
+        if estimate > spec.limit_usd:
+            # Waiting cannot help: even an empty period could not hold this request.
+            msg = (
+                f"Budget exceeded for {who}: this request alone needs about {_money(estimate)}, "
+                f"more than the whole {budget}, so it can never fit. Ask for fewer tokens "
+                "(max_tokens), send a shorter prompt or use a cheaper model."
+            )
+            wait = float("inf")
+        else:
+            wait = spec.seconds_until(spent + reserved + estimate, now, window)
+            if spec.kind == "paced" and wait < window[1] - now:
+                detail = (
+                    f"paced budget allows {_money(cap)} so far of {_money(spec.limit_usd)} "
+                    f"this {period}"
+                )
+            else:
+                detail = budget
+            msg = (
+                f"Budget exceeded for {who}: {detail}; spent {_money(spent)}, "
+                f"{_money(reserved)} in flight, this request needs about {_money(estimate)}."
+            )
+            if wait != float("inf"):
+                retry_after = wait
+                reset = datetime.fromtimestamp(now + wait, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                msg += f" Retry after {reset}."
+            else:
+                msg += " This budget has no period: it does not reset."
         headers = {
             "x-should-retry": "true" if wait <= _RETRYABLE_WAIT else "false",
             "x-modelmix-budget": spec.label,

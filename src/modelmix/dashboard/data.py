@@ -61,12 +61,9 @@ def decision_summary(decision: dict[str, Any]) -> str:
     return "; ".join(bits) or "direct"
 
 
-def _budgets(gateway: Gateway) -> list[dict[str, Any]] | None:
-    budgets = getattr(gateway, "budgets", None)
-    if budgets is None:
-        return None
-    status: list[dict[str, Any]] = budgets.status()
-    return status
+def _budgets(gateway: Gateway) -> list[dict[str, Any]]:
+    """Every budget's current window: the config's and the active keys' (live counters)."""
+    return gateway.accounting.status()
 
 
 def _baselines(gateway: Gateway) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from modelmix.budgets.degrade import degrade_chain, unit_prices
 from modelmix.config import RouteConfig, RuleWhen
 from modelmix.errors import GatewayError, UpstreamError
 from modelmix.portfolio import ModelEntry
@@ -75,6 +76,14 @@ def _chain_plan(
     eligible = [c.model for c in candidates if c.eligible]
     if not eligible:
         raise _no_candidate_error(route, candidates)
+    if needs.budget_pressure > 0.0 and len(eligible) > 1:
+        kept = degrade_chain(eligible, unit_prices(portfolio, eligible), needs.budget_pressure)
+        if len(kept) < len(eligible):
+            decision["budget_degraded"] = {
+                "pressure": round(needs.budget_pressure, 3),
+                "dropped": [m for m in eligible if m not in kept],
+            }
+            eligible = kept
     last: Outcome | None = None
     for model in eligible:
         last = yield Attempt(model)
