@@ -181,6 +181,7 @@ class Accounting:
         self._pending: dict[str, Admission] = {}
         self._prices: dict[str, Price | None] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._model_tpm = any(m.tpm for m in self.limiter.models.values())
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -256,7 +257,9 @@ class Accounting:
         if not specs and limit is None and not limiter.models:
             return _FREE
 
-        prompt = count_prompt_tokens(request)
+        # exact prompt tokens only when something is counted in tokens or dollars
+        counted = bool(specs) or (limit is not None and limit.tpm is not None) or self._model_tpm
+        prompt = count_prompt_tokens(request) if counted else 0
         max_tokens = request.params.get("max_tokens")
         completion = self.estimator.completion_tokens(
             request.model, max_tokens if isinstance(max_tokens, int) else None
@@ -270,9 +273,15 @@ class Accounting:
             try:
                 reservation = self.budgets.check_and_reserve(ctx, estimate, specs)
             except BudgetExceeded as err:
-                if limit is not None:
-                    limiter.release(key_id, limit, tokens)
-                    err.headers.update(rate.headers() if rate is not None else {})
+                if limit is not None and rate is not None:
+                    limiter.release(key_id, limit, tokens)  # a refused request is not counted
+                    if rate.limit_requests is not None:
+                        rate.remaining_requests += 1
+                    if rate.limit_tokens is not None:
+                        rate.remaining_tokens = min(
+                            rate.limit_tokens, rate.remaining_tokens + tokens
+                        )
+                    err.headers.update(rate.headers())
                 raise
             record.decision["budget"] = {
                 "reserved_usd": format(estimate, "f"),

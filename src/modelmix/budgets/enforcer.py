@@ -87,6 +87,11 @@ _FREE = Reservation(None, (), _ZERO, 0.0, [])
 
 
 def _money(value: Decimal) -> str:
+    """``$12.5``, ``$0.0142``; amounts under a cent keep 2 significant digits (``$0.00046``,
+    ``$0.00000012``) rather than rounding to ``$0.0005`` or ``$0``."""
+    if value and abs(value) < Decimal("0.01"):
+        two_digits = Decimal(1).scaleb(value.adjusted() - 1)
+        return "$" + format(value.quantize(two_digits).normalize(), "f")
     return f"${value.quantize(Decimal('0.0001')).normalize():f}"
 
 
@@ -187,28 +192,33 @@ class Budgets:
             return _FREE
         now = self.clock()
         store = self.store
+        live: list[tuple[BudgetSpec, tuple[float, float], CounterKey]] = []
+        for spec in specs:
+            window = spec.window(now)
+            if now >= window[1] or now < window[0]:
+                continue  # a custom budget outside its window does not apply
+            live.append((spec, window, (spec.scope, spec.subject, window[0], window[1])))
+        counters = store.peek([key for _, _, key in live])  # one look at every counter
         keys: list[CounterKey] = []
         checks: list[tuple[CounterKey, Decimal]] = []
         checked: list[tuple[BudgetSpec, tuple[float, float], Decimal]] = []
         pressure = 0.0
         warnings: list[str] = []
-        for spec in specs:
-            window = spec.window(now)
-            if now >= window[1] or now < window[0]:
-                continue  # a custom budget outside its window does not apply
-            key = (spec.scope, spec.subject, window[0], window[1])
-            if not store.has(key):
+        for (spec, window, key), counter in zip(live, counters, strict=True):
+            if counter is None:  # first request of this budget's window
                 self._open(spec, key, window)
+                counter = store.get(key)
             if key not in keys:
                 keys.append(key)
             cap = spec.cap(now, window)
-            spent, reserved = store.get(key)
+            spent, reserved = counter
             used = spent + reserved + estimated_cost
             if spec.kind == "soft":
                 if used > cap:
+                    verb = "exceeded" if spent > cap else "reached"
                     warnings.append(
-                        f"{spec.label}: soft budget {_money(spec.limit_usd)} exceeded "
-                        f"(spent {_money(spent)})"
+                        f"{spec.label}: soft budget {_money(spec.limit_usd)} {verb} "
+                        f"(spent {_money(spent)}, with this request about {_money(used)})"
                     )
             else:
                 checks.append((key, cap))

@@ -361,6 +361,19 @@ class SharedSpendStore:
         with t.locked():
             return t.lookup(d, self._offsets) is not None
 
+    def peek(self, keys: Sequence[CounterKey]) -> list[tuple[Decimal, Decimal] | None]:
+        t = self.table
+        digests = [self._d(k) for k in keys]
+        raw: list[tuple[int, int] | None] = []
+        t.acquire()
+        try:
+            for d in digests:
+                off = t.lookup(d, self._offsets)
+                raw.append(t.ints(off) if off is not None else None)
+        finally:
+            t.release()
+        return [(_usd(r[0]), _usd(r[1])) if r is not None else None for r in raw]
+
     def seed(self, key: CounterKey, spent: Decimal) -> None:
         t = self.table
         d = self._d(key)

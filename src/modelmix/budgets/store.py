@@ -78,6 +78,11 @@ class SpendStore(Protocol):
 
     def has(self, key: CounterKey) -> bool: ...
 
+    def peek(self, keys: Sequence[CounterKey]) -> list[tuple[Decimal, Decimal] | None]:
+        """``(spent, reserved)`` of each counter, None for one that does not exist (one
+        look, under one lock, for the request path)."""
+        ...
+
     def seed(self, key: CounterKey, spent: Decimal) -> None:
         """Set a counter's initial spend (from the ledger) unless it exists already."""
         ...
@@ -133,6 +138,14 @@ class InMemorySpendStore:
 
     def has(self, key: CounterKey) -> bool:
         return key in self._counters
+
+    def peek(self, keys: Sequence[CounterKey]) -> list[tuple[Decimal, Decimal] | None]:
+        counters = self._counters
+        out: list[tuple[Decimal, Decimal] | None] = []
+        for key in keys:
+            c = counters.get(key)
+            out.append((c[0], c[1]) if c is not None else None)
+        return out
 
     def seed(self, key: CounterKey, spent: Decimal) -> None:
         with self._lock:

@@ -77,7 +77,8 @@ def _chain_plan(
     if not eligible:
         raise _no_candidate_error(route, candidates)
     if needs.budget_pressure > 0.0 and len(eligible) > 1:
-        kept = degrade_chain(eligible, unit_prices(portfolio, eligible), needs.budget_pressure)
+        prices = unit_prices(portfolio, eligible)  # nothing priced: nothing to go by
+        kept = degrade_chain(eligible, prices, needs.budget_pressure) if prices else eligible
         if len(kept) < len(eligible):
             decision["budget_degraded"] = {
                 "pressure": round(needs.budget_pressure, 3),
