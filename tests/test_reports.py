@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelmix.cli.ledger_cmds import report
+from modelmix.cli import main
 from modelmix.reports import (
     NO_QUALITY_DATA,
     build_report,
@@ -93,7 +93,9 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
     cfg_file.write_text(yaml.safe_dump(config(db).model_dump(mode="json", exclude_none=True)))
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     args = ["--config", str(cfg_file), "--by", "team", "--by", "tag", "--savings"]
-    result = CliRunner().invoke(report, [*args, "--json", str(out_json), "--csv", str(out_csv)])
+    result = CliRunner().invoke(
+        main, ["report", *args, "--json", str(out_json), "--csv", str(out_csv)]
+    )
     assert result.exit_code == 0, result.output
     text = result.output
     assert "spend by team" in text and "search" in text and "(untagged)" in text
@@ -103,5 +105,11 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
     data = json.loads(out_json.read_text())
     assert data["totals"]["cost_usd"] == "0.028130"
     assert Decimal(data["savings"]["total"]["baseline_cost_usd"]) == Decimal("0.0555")
-    assert set(data["by"]) == {"model", "route", "key", "team", "tag", "day", "hour"}
+    assert set(data["by"]) == {
+        "model", "route", "key", "team", "tag", "day", "hour", "confidence"
+    }  # fmt: skip
+    confidence = {r["group"]: (r["requests"], r["cost_usd"]) for r in data["by"]["confidence"]}
+    assert confidence == {"exact": (5, "0.028100"), "estimated": (1, "0.000030")}
+    assert data["totals"]["estimated"] == 1
+    assert "$0.000430~" in text and "~ some costs are estimates" in text  # (no team): r4-r6
     assert out_csv.read_text().startswith("dimension,group,")

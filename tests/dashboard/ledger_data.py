@@ -10,9 +10,11 @@ r1     auto   small:ok 1000/500                          0.002      search  a, b
 r2     auto   small:500, big:ok 2000/100 (a fallback)    0.023      search  a      k1
 r3     auto   small:ok 100/50, big:ok 100/50 (escalated) 0.0027     ads     -      k2
 r4     auto   small:503 (failed)                         0          -       -      -
-r5     -      small:ok 10/10 (model asked directly)      0.00003    -       -      -
+r5     -      small:ok 10/10 (model asked directly)      0.00003~   -       -      -
 r6     auto   small:ok 200/100 (cascade, not escalated)  0.0004     -       -      -
 =====  =====  ========================================  =========  ======  =====  ========
+
+~ r5's cost is flagged ``estimated`` (cost confidence); every other row is ``exact``.
 
 Savings on ``auto`` (baseline big): r1 0.025, r2 0.023, r3 0.0025, r6 0.005 = 0.0555 against
 an actual 0.0281: saved 0.0274.
@@ -58,6 +60,7 @@ def record(
     key_id: str | None = None,
     decision: dict[str, Any] | None = None,
     latency_ms: float = 100.0,
+    confidence: str = "exact",
 ) -> RequestRecord:
     """``attempts``: (model, "ok" or an HTTP status, prompt tokens, completion tokens)."""
     recs: list[AttemptRecord] = []
@@ -106,6 +109,7 @@ def record(
         cost_usd=sum((a.cost_usd or Decimal(0) for a in recs), Decimal(0)),
         team=team,
         tags=tuple(tags),
+        cost_confidence=confidence,
     )
 
 
@@ -140,7 +144,14 @@ def records(t0: float) -> list[RequestRecord]:
             latency_ms=300.0,
         ),
         record("r4", t0 + 3600, [("small", "503", 0, 0)], latency_ms=50.0),
-        record("r5", t0 + 3610, [("small", "ok", 10, 10)], route=None, latency_ms=200.0),
+        record(
+            "r5",
+            t0 + 3610,
+            [("small", "ok", 10, 10)],
+            route=None,
+            latency_ms=200.0,
+            confidence="estimated",
+        ),
         record(
             "r6",
             t0 + 3620,

@@ -33,7 +33,7 @@ __all__ = [
     "totals",
 ]
 
-GroupBy = Literal["model", "route", "key", "team", "tag", "day", "hour"]
+GroupBy = Literal["model", "route", "key", "team", "tag", "day", "hour", "confidence"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 
 
@@ -237,6 +237,8 @@ def _group_keys(row: sqlite3.Row, group_by: str) -> list[str]:
             return [_day(row["started_at"])]
         case "hour":
             return [_hour(row["started_at"])]
+        case "confidence":
+            return [row["cost_confidence"] or "exact"]
         case "total":
             return ["total"]
     raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")
@@ -340,7 +342,8 @@ def spend_report(
     ``route``, ``key`` (the key id; rows also carry the key's ``name``), ``team``, ``tag`` (a
     request counts once under each of its tags, so tag totals may exceed the grand total;
     ``(untagged)`` when it has none), ``day`` (UTC, ``YYYY-MM-DD``), ``hour`` (UTC,
-    ``YYYY-MM-DD HH:00``).
+    ``YYYY-MM-DD HH:00``), ``confidence`` (the cost confidence: ``exact``, ``estimated``,
+    ``unknown``).
 
     ``cost_usd`` is an exact ``Decimal``; ``unpriced`` counts requests where some attempt used
     tokens at an unknown price (cost confidence ``unknown``: their cost is a lower bound),
