@@ -113,3 +113,33 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
     assert data["totals"]["estimated"] == 1
     assert "$0.000430~" in text and "~ some costs are estimates" in text  # (no team): r4-r6
     assert out_csv.read_text().startswith("dimension,group,")
+
+
+def test_quality_hook_puts_measured_quality_beside_the_savings(db: Path) -> None:
+    """The ``QualitySource`` hook (evals / feedback, issue 6): here a source that measures
+    from the ledger itself, the share of answered requests per route."""
+    import sqlite3
+
+    class AnsweredShare:
+        description = "share of requests answered"
+
+        def route_quality(
+            self, route: str, baseline: str | None, since: float | None, until: float | None
+        ) -> dict[str, float] | None:
+            with sqlite3.connect(db) as conn:
+                n, ok = conn.execute(
+                    "SELECT count(*), sum(status = 'ok') FROM requests WHERE route = ?", (route,)
+                ).fetchone()
+            return {"samples": n, "quality": ok / n} if n else None
+
+    cfg = config(db)
+    s = savings_report(db, route_baselines(cfg, model_prices(cfg)), quality=AnsweredShare())
+    (auto,) = s["routes"]
+    assert auto["quality"] == {"samples": 5, "quality": 0.8}  # r4 failed
+    assert s["quality"] == {
+        "available": True,
+        "note": "share of requests answered (1 of 1 routes measured)",
+    }
+    assert (
+        savings_report(db, route_baselines(cfg, model_prices(cfg)))["routes"][0]["quality"] is None
+    )

@@ -121,6 +121,8 @@ class Admission:
         if acc is None or not acc.limiter.models:
             return None
         limiter = acc.limiter
+        if model not in limiter.models:
+            return None
         wait = limiter.acquire_model(model, self.tokens)
         if wait is None:
             self.models.append(model)
@@ -303,10 +305,12 @@ class Accounting:
         if admission.reservation is not None:
             admission.reservation.settle(record.cost_usd)
         limiter = self.limiter
-        if admission.limit is not None:
+        if admission.limit is not None and admission.limit.tpm is not None:
             used = record.prompt_tokens + record.completion_tokens
             limiter.adjust(admission.key_id, None, used - admission.tokens)
         for model in admission.models:
+            if limiter.models[model].tpm is None:
+                continue
             used = sum(
                 a.prompt_tokens + a.completion_tokens for a in record.attempts if a.model == model
             )

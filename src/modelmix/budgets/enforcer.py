@@ -24,7 +24,7 @@ from typing import Any
 
 from modelmix.budgets.errors import BudgetExceeded
 from modelmix.budgets.model import BudgetSpec
-from modelmix.budgets.store import CounterKey, InMemorySpendStore, SpendStore
+from modelmix.budgets.store import MISSING, CounterKey, InMemorySpendStore, SpendStore
 
 __all__ = ["BudgetContext", "Budgets", "Reservation", "SpendLoader"]
 
@@ -198,37 +198,35 @@ class Budgets:
             if now >= window[1] or now < window[0]:
                 continue  # a custom budget outside its window does not apply
             live.append((spec, window, (spec.scope, spec.subject, window[0], window[1])))
-        counters = store.peek([key for _, _, key in live])  # one look at every counter
-        keys: list[CounterKey] = []
-        checks: list[tuple[CounterKey, Decimal]] = []
-        checked: list[tuple[BudgetSpec, tuple[float, float], Decimal]] = []
+        keys = list(dict.fromkeys(key for _, _, key in live))
+        caps = [(spec, window, key, spec.cap(now, window)) for spec, window, key in live]
+        checks = [(key, cap) for spec, _, key, cap in caps if spec.kind != "soft"]
+        # one atomic step: look at every counter and reserve if every check passes
+        failed, seen = store.reserve_seen(keys, checks, estimated_cost)
+        if failed == MISSING:  # the first request of a budget's window: seed its counter
+            for spec, window, key in live:
+                if not store.has(key):
+                    self._open(spec, key, window)
+            failed, seen = store.reserve_seen(keys, checks, estimated_cost)
+        assert seen is not None
+        counters = dict(zip(keys, seen, strict=True))
         pressure = 0.0
         warnings: list[str] = []
-        for (spec, window, key), counter in zip(live, counters, strict=True):
-            if counter is None:  # first request of this budget's window
-                self._open(spec, key, window)
-                counter = store.get(key)
-            if key not in keys:
-                keys.append(key)
-            cap = spec.cap(now, window)
-            spent, reserved = counter
+        for spec, _, key, cap in caps:
+            spent, reserved = counters[key]
             used = spent + reserved + estimated_cost
-            if spec.kind == "soft":
-                if used > cap:
-                    verb = "exceeded" if spent > cap else "reached"
-                    warnings.append(
-                        f"{spec.label}: soft budget {_money(spec.limit_usd)} {verb} "
-                        f"(spent {_money(spent)}, with this request about {_money(used)})"
-                    )
-            else:
-                checks.append((key, cap))
-                checked.append((spec, window, cap))
+            if spec.kind == "soft" and used > cap:
+                verb = "exceeded" if spent > cap else "reached"
+                warnings.append(
+                    f"{spec.label}: soft budget {_money(spec.limit_usd)} {verb} "
+                    f"(spent {_money(spent)}, with this request about {_money(used)})"
+                )
             p = _pressure(used, cap, spec.degrade_from)
             if p > pressure:
                 pressure = p
-        failed = store.reserve(keys, checks, estimated_cost)
         if failed is not None:
-            spec, window, cap = checked[failed]
+            hard = [(spec, window, cap) for spec, window, _, cap in caps if spec.kind != "soft"]
+            spec, window, cap = hard[failed]
             raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, now)
         return Reservation(store, keys, estimated_cost, pressure, warnings)
 

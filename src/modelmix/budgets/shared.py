@@ -43,7 +43,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from modelmix.budgets.store import CounterKey
+from modelmix.budgets.store import MISSING, CounterKey
 
 __all__ = ["SharedBucketStore", "SharedSpendStore", "SharedTable", "TableFull"]
 
@@ -333,6 +333,38 @@ class SharedSpendStore:
         finally:
             t.release()
         return None
+
+    def reserve_seen(
+        self,
+        keys: Sequence[CounterKey],
+        checks: Sequence[tuple[CounterKey, Decimal]],
+        amount: Decimal,
+    ) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
+        t = self.table
+        units = _units_up(amount)
+        digests = [self._d(k) for k in keys]
+        index = {k: i for i, k in enumerate(keys)}
+        caps = [(index[k], int(cap * _UNIT)) for k, cap in checks]
+        offsets = self._offsets
+        failed: int | None = None
+        t.acquire()
+        try:
+            offs = [t.lookup(d, offsets) for d in digests]
+            if any(off is None for off in offs):
+                return MISSING, None
+            raw = [t.ints(off) for off in offs if off is not None]
+            for i, (j, cap) in enumerate(caps):
+                used = raw[j][0] + raw[j][1]
+                if used >= cap or used + units > cap:
+                    failed = i
+                    break
+            else:
+                for off, (spent, reserved) in zip(offs, raw, strict=True):
+                    assert off is not None
+                    t.set_ints(off, spent, min(reserved + units, _I64))
+        finally:
+            t.release()
+        return failed, [(_usd(a), _usd(b)) for a, b in raw]
 
     def settle(self, keys: Sequence[CounterKey], reserved: Decimal, actual: Decimal) -> None:
         t = self.table

@@ -254,7 +254,14 @@ def _savings_table(savings: dict[str, Any]) -> Table:
     table.add_column("on baseline cost", justify="right", footer=_money(total["baseline_cost_usd"]))
     table.add_column("saved", justify="right", footer=_money(total["saved_usd"]))
     table.add_column("saved %", justify="right", footer=_rate(total["saved_pct"]))
+    measured = any(r.get("quality") for r in savings["routes"])
+    if measured:  # from a QualitySource (evals, feedback)
+        table.add_column("quality (baseline)", justify="right")
     for r in savings["routes"]:
+        q = r.get("quality")
+        extra = []
+        if measured:
+            extra = [_quality(q)]
         table.add_row(
             r["route"],
             r["baseline"] or f"- ({r['baseline_reason']})",
@@ -264,8 +271,18 @@ def _savings_table(savings: dict[str, Any]) -> Table:
             _money(r["baseline_cost_usd"]),
             _money(r["saved_usd"]),
             _rate(r["saved_pct"]),
+            *extra,
         )
     return table
+
+
+def _quality(q: dict[str, Any] | None) -> str:
+    if not q:
+        return "-"
+    text = f"{q['quality']:.2f}"
+    if q.get("baseline_quality") is not None:
+        text += f" ({q['baseline_quality']:.2f})"
+    return text + (f", n={q['samples']:,}" if q.get("samples") else "")
 
 
 def _baselines(config_path: str | None) -> dict[str, Any]:
