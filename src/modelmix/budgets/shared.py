@@ -43,6 +43,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
+from modelmix.budgets.limits import refill, wait_for
 from modelmix.budgets.store import MISSING, CounterKey
 
 __all__ = ["SharedBucketStore", "SharedSpendStore", "SharedTable", "TableFull"]
@@ -444,8 +445,6 @@ class SharedBucketStore:
     def take(
         self, buckets: Sequence[tuple[tuple[str, str, str], float, float]], now: float
     ) -> tuple[float, list[float]]:
-        from modelmix.budgets.limits import refill, wait_for
-
         t = self.table
         ds = [(self._d(k), cap, amount) for k, cap, amount in buckets]
         expires = time.time() + _BUCKET_TTL
@@ -476,8 +475,6 @@ class SharedBucketStore:
         return wait, levels
 
     def give(self, key: tuple[str, str, str], amount: float, now: float) -> None:
-        from modelmix.budgets.limits import refill
-
         t = self.table
         d = self._d(key)
         with t.locked():

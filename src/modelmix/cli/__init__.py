@@ -38,7 +38,7 @@ def main() -> None:
     default=1,
     show_default=True,
     help="Processes sharing the port (SO_REUSEPORT), each with its own gateway; "
-    "they share the SQLite ledger.",
+    "they share the SQLite ledger and the budget and rate-limit counters beside it.",
 )
 def serve(
     config_path: str | None, host: str | None, port: int | None, log_level: str, workers: int
