@@ -116,13 +116,14 @@ async def test_library_calls_are_budgeted_like_http_ones(tmp_path: Path) -> None
             if entry.deployments
         }
         assert price[degraded.record.final_model] < price[unbudgeted.record.final_model]
-        assert degraded.warnings and "team:lab:soft:total" in degraded.warnings[0]
+        assert degraded.warnings == []  # nothing spent yet: full pressure, but not passed
         assert degraded.record.team == "lab"
         with pytest.raises(GatewayError) as info:
             await gw.chat({**ask, "model": "sim-large"}, key_id=lab.id)
         assert info.value.status == 403 and info.value.code == "model_not_allowed"
         small = await gw.chat({**ask, "model": "sim-small"}, key_id=lab.id)
         third = await gw.chat({**ask, "model": "sim-small"}, key_id=lab.id)
+        assert small.warnings and "team:lab:soft:total: soft budget" in small.warnings[0]
         with pytest.raises(GatewayError) as info:  # the 4th admitted this minute (rpm 3)
             await gw.chat(ask, key_id=lab.id)
         assert info.value.status == 429 and info.value.code == "rate_limit_exceeded"

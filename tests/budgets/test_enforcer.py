@@ -116,11 +116,13 @@ def test_soft_budget_warns_and_raises_pressure_but_never_refuses() -> None:
     assert pressures[9:] == [1.0] * 5
     assert pressures == sorted(pressures)
     r = budgets.check_and_reserve(ctx, D("1"))
-    assert r.warnings and "soft budget $10 exceeded (spent $14" in r.warnings[0]
+    assert r.warnings and "soft budget $10 exceeded (spent $14, $0 in flight)" in r.warnings[0]
     at_limit = Budgets([BudgetSpec("team", "t", D("10"), "soft", "day")], clock=Clock())
     at_limit.check_and_reserve(ctx, D("9.5")).settle(D("9.5"))
-    (warning,) = at_limit.check_and_reserve(ctx, D("1")).warnings
-    assert "soft budget $10 reached (spent $9.5, with this request about $10.5)" in warning
+    nearly = at_limit.check_and_reserve(ctx, D("1"))  # would pass it: full pressure, no warning
+    assert nearly.pressure == 1.0 and nearly.warnings == []
+    (warning,) = at_limit.check_and_reserve(ctx, D("1")).warnings  # 10.5 in flight + spent
+    assert "soft budget $10 exceeded (spent $9.5, $1 in flight)" in warning
     assert budgets.pressure(ctx) == 1.0
 
 

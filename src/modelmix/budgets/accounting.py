@@ -236,14 +236,6 @@ class Accounting:
         """Check and reserve for one request (see the module docstring). Raises
         ``GatewayError``: 403 model not allowed, 429 rate limit or budget."""
         key = self.key_info(key_id)
-        if key is not None and not key.allows(request.model):
-            allowed = ", ".join(key.allowed_models)
-            raise GatewayError(
-                "permission",
-                f"This key may not use {request.model!r}; it may use: {allowed}.",
-                param="model",
-                code="model_not_allowed",
-            )
         user = request.params.get("user")
         if key is not None:
             record.team = key.team
@@ -252,7 +244,15 @@ class Accounting:
         else:
             tags = request_tags((), request.metadata, user if isinstance(user, str) else None)
             ctx = BudgetContext(key_id, None, tags)
-        record.tags = tags
+        record.tags = tags  # attributed even when refused below
+        if key is not None and not key.allows(request.model):
+            allowed = ", ".join(key.allowed_models)
+            raise GatewayError(
+                "permission",
+                f"This key may not use {request.model!r}; it may use: {allowed}.",
+                param="model",
+                code="model_not_allowed",
+            )
         specs = self.budgets.applicable(ctx)
         limiter = self.limiter
         limit = limiter.key_limit(key.rate_limit) if key is not None else None

@@ -182,10 +182,10 @@ class Budgets:
         """Reserve ``estimated_cost`` against every budget that applies to ``ctx``.
 
         Raises ``BudgetExceeded`` (HTTP 429, code ``budget_exceeded``) when a hard budget, or
-        a paced budget's allowance so far, cannot cover it. Soft budgets never refuse: they
-        add warnings. The reservation's ``pressure`` (max over budgets) says how close the
-        tightest budget is to what it allows. ``specs``: ``applicable(ctx)`` if the caller has
-        it already."""
+        a paced budget's allowance so far, cannot cover it. Soft budgets never refuse: once
+        spent and in flight pass one, it adds a warning. The reservation's ``pressure`` (max
+        over budgets) says how close the tightest budget is to what it allows. ``specs``:
+        ``applicable(ctx)`` if the caller has it already."""
         if specs is None:
             specs = self.applicable(ctx)
         if not specs:
@@ -215,11 +215,10 @@ class Budgets:
         for spec, _, key, cap in caps:
             spent, reserved = counters[key]
             used = spent + reserved + estimated_cost
-            if spec.kind == "soft" and used > cap:
-                verb = "exceeded" if spent > cap else "reached"
+            if spec.kind == "soft" and spent + reserved > cap:
                 warnings.append(
-                    f"{spec.label}: soft budget {_money(spec.limit_usd)} {verb} "
-                    f"(spent {_money(spent)}, with this request about {_money(used)})"
+                    f"{spec.label}: soft budget {_money(spec.limit_usd)} exceeded "
+                    f"(spent {_money(spent)}, {_money(reserved)} in flight)"
                 )
             p = _pressure(used, cap, spec.degrade_from)
             if p > pressure:

@@ -62,6 +62,7 @@ _EMPTY = bytes(_DIGEST)
 #: tokens; an int64 holds up to about 922 million USD per counter.
 _UNIT = Decimal("1e10")
 _I64 = 2**63 - 1
+_ZERO_USD = Decimal(0)
 
 
 class TableFull(RuntimeError):
@@ -280,7 +281,7 @@ def _units(amount: Decimal) -> int:
 
 
 def _usd(units: int) -> Decimal:
-    return Decimal(units) / _UNIT
+    return (Decimal(units) / _UNIT).normalize() if units else _ZERO_USD
 
 
 class SharedSpendStore:
