@@ -184,6 +184,7 @@ class Accounting:
         self._prices: dict[str, Price | None] = {}
         self._reported: set[tuple[str, str]] = set()
         self._model_tpm = any(m.tpm for m in self.limiter.models.values())
+        self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -214,10 +215,13 @@ class Accounting:
         self.budgets.initialise(loader, key_budgets)
 
     def close(self) -> None:
+        """Settle what is still pending at its estimate (a stop normally waits for every
+        request), then close the counters; records finished later only get their confidence."""
         for rid in list(self._pending):
             admission = self._pending.pop(rid)
             if admission.reservation is not None:
                 admission.reservation.settle(admission.reservation.amount)
+        self._closed = True
         if self._table is not None:
             self._table.close()
             self._table = None
@@ -300,7 +304,7 @@ class Accounting:
         and correct the token buckets."""
         admission = self._pending.pop(record.id, None)
         self._confidence(record, admission)
-        if admission is None:
+        if admission is None or self._closed:
             return
         if admission.reservation is not None:
             admission.reservation.settle(record.cost_usd)

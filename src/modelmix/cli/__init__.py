@@ -57,6 +57,13 @@ def serve(
         f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
+    if workers > 1 and config.budgets.store == "memory":
+        click.echo(
+            f"warning: budgets.store is 'memory': each of the {workers} workers enforces the "
+            f"budgets and rate limits on its own (up to {workers}x each limit); use the "
+            "default 'shared' store to enforce them once across workers",
+            err=True,
+        )
     if workers == 1:
         _serve_one(config, host, port, log_level)
     else:
