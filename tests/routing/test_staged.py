@@ -9,6 +9,7 @@ from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.calibrate import train_artifact
 from modelmix.routing.learned.staged import StagedGate, support_masks
 from modelmix.routing.learned.train_staged import Replay, build_gate, replay_rows
+from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
 from tests.routing.test_cascade import drive, fixed
 from tests.routing.test_learned import synthetic
@@ -103,6 +104,14 @@ def test_trained_gate_escalates_only_when_worth_it(trained):
     # No usable answer (a refusal) escalates whatever the knob.
     called, final, _ = drive(cheap, fixed(small=None, large="ok"), req(EASY))
     assert called == ["small", "large"] and final.model == "large"
+    # Budget pressure shrinks the price of quality: at 1 the hard prompt is not escalated.
+    decision: dict = {}
+    plan = s.plan(req(HARD), needs_of(req(HARD), budget_pressure=1.0), decision)
+    assert next(plan).model == "small"
+    with pytest.raises(StopIteration) as stop:
+        plan.send(fixed(small="bad", large="ok")["small"](None))
+    assert stop.value.value.model == "small" and decision["escalated"] is False
+    assert decision["budget_degraded"]["lam"] < 1.0
 
 
 def test_streaming_sends_one_model(trained):

@@ -38,7 +38,7 @@ def main() -> None:
     default=1,
     show_default=True,
     help="Processes sharing the port (SO_REUSEPORT), each with its own gateway; "
-    "they share the SQLite ledger.",
+    "they share the SQLite ledger and the budget and rate-limit counters beside it.",
 )
 def serve(
     config_path: str | None, host: str | None, port: int | None, log_level: str, workers: int
@@ -57,6 +57,13 @@ def serve(
         f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
+    if workers > 1 and config.budgets.store == "memory":
+        click.echo(
+            f"warning: budgets.store is 'memory': each of the {workers} workers enforces the "
+            f"budgets and rate limits on its own (up to {workers}x each limit); use the "
+            "default 'shared' store to enforce them once across workers",
+            err=True,
+        )
     if workers == 1:
         _serve_one(config, host, port, log_level)
     else:
@@ -165,7 +172,8 @@ def config_check(path: str) -> None:
 
 
 def _register_commands() -> None:
-    from modelmix.cli.ledger_cmds import keys, logs, report
+    from modelmix.cli.keys_cmds import keys
+    from modelmix.cli.ledger_cmds import logs, report
     from modelmix.cli.router_cmds import bench, router
 
     for command in (logs, report, keys, bench, router):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from modelmix.budgets.degrade import degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
@@ -159,6 +160,10 @@ class CascadeStrategy:
             else:
                 accept = top is not None and agreed(answers, self.need)
                 decision["gate"] = {"agreement": accept}
+            if not accept and top is not None and needs.budget_pressure >= 1.0:
+                # a budget is at its limit: keep the best voter answer, do not pay for more
+                decision["budget_degraded"] = {"pressure": 1.0, "skipped": "escalation"}
+                accept = True
             if not accept and top is not None and self.judge is not None:
                 shown = outcomes[who].response
                 content = shown.content if shown is not None else ""
@@ -293,6 +298,13 @@ class StagedCascadeStrategy:
                     decision["chosen"] = model
                     return last_out
             return last_out
+        lam = self.lam
+        if needs.budget_pressure > 0.0:
+            lam = degraded_wtp(self.lam, needs.budget_pressure)
+            decision["budget_degraded"] = {
+                "pressure": round(needs.budget_pressure, 3),
+                "lam": float(f"{lam:.4g}"),
+            }
         text = prompt_text(request.messages)
         f = self.artifact.featurize(text)
         _p, toks = self.artifact.predict(f)
@@ -347,7 +359,7 @@ class StagedCascadeStrategy:
             if top is None:
                 step["next"] = "no usable answer: escalate"
                 continue
-            go, gain = self.gate.go_on(cat, k, mask, p, later, self.lam)
+            go, gain = self.gate.go_on(cat, k, mask, p, later, lam)
             step["predicted_cost_later"] = [float(f"{c:.3g}") for c in later]
             step["net_gain"] = float(f"{gain:.3g}")
             if not go:

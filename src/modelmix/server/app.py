@@ -1,7 +1,8 @@
 """The HTTP server: one ASGI app built around one ``Gateway`` (no globals).
 
 The chat endpoints are plain ASGI (server/chat.py: the hot path); everything else (models,
-health, readiness, metrics) is a small Starlette app behind them.
+health, readiness, metrics, the admin API at ``/admin/...`` and the dashboard at ``/ui``, both
+behind the admin key) is a small Starlette app behind them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelmix.dashboard.routes import dashboard_routes
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
+from modelmix.server.admin import admin_routes
 from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
@@ -153,6 +157,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
         if metrics_need_admin and not auth.is_admin(presented_key(request.headers)):
             err = GatewayError("authentication", "/metrics needs the admin key.")
             return _error_response(OPENAI, err)
+        # budget gauges are read from the (shared) counters at scrape time: always current
+        await run_in_threadpool(gateway.accounting.refresh_metrics, gateway.metrics)
         body, content_type = gateway.metrics.exposition(request.headers.get("accept"))
         return Response(body, headers={"content-type": content_type})
 
@@ -206,6 +212,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        *admin_routes(gateway.keys, auth, gateway.accounting, admin_enabled=admin_key is not None),
+        *dashboard_routes(gateway, auth),
     ]
     rest = Starlette(
         routes=routes,
