@@ -108,3 +108,58 @@ def test_zero_config_auto_route_is_cheapest_first() -> None:
         assert price is not None, name
         costs.append(price.cost(typical))
     assert costs == sorted(costs)
+
+
+def test_budgets_section_is_part_of_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        """
+models:
+  - {name: a, provider: openai}
+  - {name: b, provider: openai}
+routes:
+  - {name: r, models: [a, b], baseline: b}
+budgets:
+  global:
+    - {kind: hard, period: month, limit_usd: 500}
+  teams:
+    search: [{kind: soft, period: day, limit_usd: 20}]
+  tags:
+    "project:atlas": [{kind: paced, period: month, limit_usd: 300, burst_usd: 15}]
+  rate_limits:
+    keys_default: {rpm: 600}
+    models: {a: {rpm: 100, tpm: 200000}}
+"""
+    )
+    cfg = load_config(path)
+    assert [(s.scope, s.subject, s.kind) for s in cfg.budgets.specs()] == [
+        ("global", "*", "hard"),
+        ("team", "search", "soft"),
+        ("tag", "project:atlas", "paced"),
+    ]
+    assert cfg.routes[0].baseline == "b"
+    assert cfg.budgets.store == "shared"
+
+
+def test_budget_and_baseline_errors_name_their_paths() -> None:
+    errors = errors_of(
+        {
+            "models": [{"name": "a", "provider": "openai"}],
+            "routes": [{"name": "r", "models": ["a"], "baseline": "nope"}],
+            "budgets": {
+                "global": [{"limit_usd": 1, "colour": "red"}],
+                "teams": {"t": [{"limit_usd": -1}]},
+            },
+        }
+    )
+    assert "budgets.global[0].colour: unknown key" in errors
+    assert any(e.startswith("budgets.teams.t[0].limit_usd:") for e in errors)
+    errors = errors_of(
+        {
+            "models": [{"name": "a", "provider": "openai"}],
+            "routes": [{"name": "r", "models": ["a"], "baseline": "nope"}],
+            "budgets": {"rate_limits": {"models": {"zz": {"rpm": 1}}}},
+        }
+    )
+    assert "routes[0].baseline: unknown model 'nope'" in errors
+    assert "budgets.rate_limits.models.zz: unknown model" in errors

@@ -145,3 +145,58 @@ async def test_timeouts_apply_to_each_upstream_attempt() -> None:
     for attempt in record.attempts[:2]:  # each attempt gets the whole budget, no more
         assert attempt.latency_ms is not None and 300 <= attempt.latency_ms < 600
     assert record.latency_ms is not None and record.latency_ms >= 600  # the request: longer
+
+
+HARD_PROMPT = (
+    "Let $f(x)=\\frac{x^3-2x}{x^2+1}$. Find all real $c$ such that $f(f(c))=c$ and prove the "
+    "set is finite. Present your answer in the json format."
+)
+
+
+async def test_library_calls_are_budgeted_like_http_ones(tmp_path: Path) -> None:
+    """Gateway.chat with a key: allowed models, rate limits, hard budgets and soft budgets
+    steering the learned route, exactly as over HTTP."""
+    from modelmix.budgets.config import BudgetsConfig
+
+    budgets = BudgetsConfig.model_validate(
+        {"teams": {"lab": [{"kind": "soft", "period": "total", "limit_usd": "0.0000001"}]}}
+    )
+    config = default_config({}).model_copy(update={"data_dir": str(tmp_path), "budgets": budgets})
+    async with Gateway(config, env={}) as gw:
+        assert gw.keys is not None
+        free, _ = gw.keys.create("free")
+        lab, _ = gw.keys.create(
+            "lab",
+            team="lab",
+            allowed_models=["smart", "sim-small"],
+            budgets=[{"kind": "hard", "period": "total", "limit_usd": "0.01"}],
+            rate_limit={"rpm": 3},
+        )
+        ask = {"model": "smart", "messages": [{"role": "user", "content": HARD_PROMPT}]}
+        unbudgeted = await gw.chat(ask, key_id=free.id)
+        assert "budget_degraded" not in unbudgeted.record.decision
+        degraded = await gw.chat(ask, key_id=lab.id)  # the team's soft budget is tiny
+        decision = degraded.record.decision
+        assert decision["budget_degraded"]["pressure"] == 1.0
+        assert decision["budget_degraded"]["quality_target"] < 0.95
+        assert decision["budget_degraded"]["undegraded_choice"] == unbudgeted.record.final_model
+        price = {
+            name: entry.deployments[0].price.output_token  # type: ignore[union-attr]
+            for name, entry in gw.portfolio.items()
+            if entry.deployments
+        }
+        assert price[degraded.record.final_model] < price[unbudgeted.record.final_model]
+        assert degraded.warnings == []  # nothing spent yet: full pressure, but not passed
+        assert degraded.record.team == "lab"
+        with pytest.raises(GatewayError) as info:
+            await gw.chat({**ask, "model": "sim-large"}, key_id=lab.id)
+        assert info.value.status == 403 and info.value.code == "model_not_allowed"
+        small = await gw.chat({**ask, "model": "sim-small"}, key_id=lab.id)
+        third = await gw.chat({**ask, "model": "sim-small"}, key_id=lab.id)
+        assert small.warnings and "team:lab:soft:total: soft budget" in small.warnings[0]
+        with pytest.raises(GatewayError) as info:  # the 4th admitted this minute (rpm 3)
+            await gw.chat(ask, key_id=lab.id)
+        assert info.value.status == 429 and info.value.code == "rate_limit_exceeded"
+        (key_budget,) = [b for b in gw.accounting.status() if b["scope"] == "key"]
+        spent = degraded.record.cost_usd + small.record.cost_usd + third.record.cost_usd
+        assert key_budget["spent_usd"] == spent

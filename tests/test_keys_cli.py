@@ -4,17 +4,20 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
-from modelmix.cli.keys_cmds import keys, parse_budget
+from modelmix.cli import main
+from modelmix.cli.keys_cmds import parse_budget
 from modelmix.keys import KeyStore
 
 
 def test_keys_cli_lifecycle(tmp_path: Path) -> None:
     db = str(tmp_path / "ledger.db")
-    run = CliRunner().invoke
+
+    def run(args: list[str]) -> Result:  # the real `modelmix keys`
+        return CliRunner().invoke(main, ["keys", *args])
+
     res = run(
-        keys,
         [
             "create",
             "svc",
@@ -51,11 +54,11 @@ def test_keys_cli_lifecycle(tmp_path: Path) -> None:
     ]
     assert info.rate_limit is not None and info.rate_limit.rpm == 60
 
-    res = run(keys, ["list", "--db", db])
+    res = run(["list", "--db", db])
     assert res.exit_code == 0 and "svc" in res.output and "hard:month:100" in res.output
     assert key not in res.output
 
-    res = run(keys, ["update", "svc", "--db", db, "--tpm", "5000", "--team", "", "--clear-tags"])
+    res = run(["update", "svc", "--db", db, "--tpm", "5000", "--team", "", "--clear-tags"])
     assert res.exit_code == 0, res.output
     updated = store.get("svc")
     assert updated is not None and updated.team is None and updated.tags == ()
@@ -64,25 +67,25 @@ def test_keys_cli_lifecycle(tmp_path: Path) -> None:
         5000,
     )
 
-    res = run(keys, ["show", "svc", "--db", db])
+    res = run(["show", "svc", "--db", db])
     assert res.exit_code == 0 and "60 req/min, 5000 tok/min" in res.output
 
-    res = run(keys, ["rotate", "svc", "--db", db])
+    res = run(["rotate", "svc", "--db", db])
     assert res.exit_code == 0, res.output
     new_key = next(line for line in res.stdout.splitlines() if line.startswith("mm-"))
     fresh = KeyStore(db)  # (a long-lived store would see the rotation within its cache TTL)
     assert fresh.verify(key) is None and fresh.verify(new_key) is not None
 
-    res = run(keys, ["revoke", "svc", "--db", db])
+    res = run(["revoke", "svc", "--db", db])
     assert res.exit_code == 0 and KeyStore(db).verify(new_key) is None
     for args in (["revoke", "svc"], ["rotate", "svc"], ["update", "svc", "--team", "x"]):
-        res = run(keys, [*args, "--db", db])
+        res = run([*args, "--db", db])
         assert res.exit_code != 0 and "no active key" in res.output
 
 
 def test_bad_budget_option_is_a_usage_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        keys, ["create", "x", "--db", str(tmp_path / "l.db"), "--budget", "hard:week:5"]
+        main, ["keys", "create", "x", "--db", str(tmp_path / "l.db"), "--budget", "hard:week:5"]
     )
     assert res.exit_code == 2 and "period must be" in res.output
     assert parse_budget("soft:2025-06-01..2025-07-01:12.5")["period"] == "custom"

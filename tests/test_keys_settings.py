@@ -118,3 +118,28 @@ def test_a_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     cols = {r[1] for r in c.execute("PRAGMA table_info(requests)")}
     assert {"team", "tags"} <= cols
     c.close()
+
+
+def test_a_version_2_ledger_gains_cost_confidence(tmp_path: Path) -> None:
+    """Rows written before schema 3: unpriced ones become ``unknown``, others ``exact``."""
+    db = tmp_path / "ledger.db"
+    c = connect(str(db))
+    ensure_schema(c)
+    c.execute("ALTER TABLE requests DROP COLUMN cost_confidence")
+    c.execute("UPDATE schema_version SET version = 2")
+    for rid, unpriced in (("a", 0), ("b", 1)):
+        c.execute(
+            "INSERT INTO requests (id, started_at, api, requested_model, stream, config_hash, "
+            "decision, status, http_status, prompt_tokens, completion_tokens, cached_tokens, "
+            "reasoning_tokens, cost_usd, unpriced, n_attempts, metadata) "
+            "VALUES (?, 1.0, 'openai', 'm', 0, 'h', '{}', 'ok', 200, 1, 1, 0, 0, '0.1', ?, 1, "
+            "'{}')",
+            (rid, unpriced),
+        )
+    c.close()
+    from modelmix.ledger.queries import recent_requests, totals
+
+    # a read-only report on the old file migrates it first (adding a column is instant)
+    assert totals(db)["requests"] == 2
+    conf = {r["id"]: r["cost_confidence"] for r in recent_requests(db)}
+    assert conf == {"a": "exact", "b": "unknown"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelmix.cli.ledger_cmds import report
+from modelmix.cli import main
 from modelmix.reports import (
     NO_QUALITY_DATA,
     build_report,
@@ -55,6 +55,16 @@ def test_savings_by_hand(db: Path) -> None:
     assert s["quality"] == {"available": False, "note": NO_QUALITY_DATA}
 
 
+def test_configured_baseline_wins(db: Path) -> None:
+    cfg = config(db, routes=[{"name": "auto", "models": ["small", "big"], "baseline": "small"}])
+    baselines = route_baselines(cfg, model_prices(cfg))
+    assert (baselines["auto"].model, baselines["auto"].reason) == ("small", "configured")
+    (auto,) = savings_report(db, baselines)["routes"]
+    # on small: r1 0.002; r2 2000*1e-6 + 100*2e-6 = 0.0022; r3 0.0002; r6 0.0004
+    assert auto["baseline_cost_usd"] == Decimal("0.0048")
+    assert auto["saved_usd"] == Decimal("0.0048") - Decimal("0.0281")  # dearer than small
+
+
 def test_unknown_route_has_no_baseline(db: Path) -> None:
     s = savings_report(db, {})
     assert s["routes"][0]["saved_usd"] is None
@@ -83,7 +93,9 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
     cfg_file.write_text(yaml.safe_dump(config(db).model_dump(mode="json", exclude_none=True)))
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     args = ["--config", str(cfg_file), "--by", "team", "--by", "tag", "--savings"]
-    result = CliRunner().invoke(report, [*args, "--json", str(out_json), "--csv", str(out_csv)])
+    result = CliRunner().invoke(
+        main, ["report", *args, "--json", str(out_json), "--csv", str(out_csv)]
+    )
     assert result.exit_code == 0, result.output
     text = result.output
     assert "spend by team" in text and "search" in text and "(untagged)" in text
@@ -93,5 +105,41 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
     data = json.loads(out_json.read_text())
     assert data["totals"]["cost_usd"] == "0.028130"
     assert Decimal(data["savings"]["total"]["baseline_cost_usd"]) == Decimal("0.0555")
-    assert set(data["by"]) == {"model", "route", "key", "team", "tag", "day", "hour"}
+    assert set(data["by"]) == {
+        "model", "route", "key", "team", "tag", "day", "hour", "confidence"
+    }  # fmt: skip
+    confidence = {r["group"]: (r["requests"], r["cost_usd"]) for r in data["by"]["confidence"]}
+    assert confidence == {"exact": (5, "0.028100"), "estimated": (1, "0.000030")}
+    assert data["totals"]["estimated"] == 1
+    assert "$0.000430~" in text and "~ some costs are estimates" in text  # (no team): r4-r6
     assert out_csv.read_text().startswith("dimension,group,")
+
+
+def test_quality_hook_puts_measured_quality_beside_the_savings(db: Path) -> None:
+    """The ``QualitySource`` hook (evals / feedback, issue 6): here a source that measures
+    from the ledger itself, the share of answered requests per route."""
+    import sqlite3
+
+    class AnsweredShare:
+        description = "share of requests answered"
+
+        def route_quality(
+            self, route: str, baseline: str | None, since: float | None, until: float | None
+        ) -> dict[str, float] | None:
+            with sqlite3.connect(db) as conn:
+                n, ok = conn.execute(
+                    "SELECT count(*), sum(status = 'ok') FROM requests WHERE route = ?", (route,)
+                ).fetchone()
+            return {"samples": n, "quality": ok / n} if n else None
+
+    cfg = config(db)
+    s = savings_report(db, route_baselines(cfg, model_prices(cfg)), quality=AnsweredShare())
+    (auto,) = s["routes"]
+    assert auto["quality"] == {"samples": 5, "quality": 0.8}  # r4 failed
+    assert s["quality"] == {
+        "available": True,
+        "note": "share of requests answered (1 of 1 routes measured)",
+    }
+    assert (
+        savings_report(db, route_baselines(cfg, model_prices(cfg)))["routes"][0]["quality"] is None
+    )

@@ -49,6 +49,8 @@ def fallback_record() -> RequestRecord:
         prompt_tokens=1200,
         completion_tokens=80,
         cost_usd=Decimal("0.00042"),
+        team="search",
+        tags=("prod", "feature:faq"),
     )
     record.attempts = [
         AttemptRecord(
@@ -154,6 +156,8 @@ def test_spans_follow_the_genai_conventions() -> None:
     assert p["modelmix.route"] == "auto"
     assert p["modelmix.request_id"] == "mm-abc"
     assert p["modelmix.key_id"] == "key-1"
+    assert p["modelmix.team"] == "search" and p["modelmix.tags"] == ("prod", "feature:faq")
+    assert p["modelmix.cost_confidence"] == "exact"
     assert p["modelmix.model"] == "small"
     assert p["modelmix.cost_usd"] == pytest.approx(0.00042)
     assert p["modelmix.attempts"] == 2

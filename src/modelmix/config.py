@@ -16,6 +16,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelmix.budgets.config import BudgetsConfig
 from modelmix.paths import default_home
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
@@ -159,6 +160,9 @@ class RouteConfig(_Strict):
     #: Mirror a sample of this route's traffic to a candidate model (quality loop).
     shadow: ShadowConfig | None = None
     description: str | None = None
+    #: The model this route's spend is compared against in savings reports (default: its
+    #: most expensive model by output price).
+    baseline: str | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> RouteConfig:
@@ -256,6 +260,8 @@ class Config(_Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
+    #: Budgets (global, per team, per tag; key budgets live on the keys) and rate limits.
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
 
     @field_validator("models")
     @classmethod
@@ -340,6 +346,11 @@ def _cross_check(config: Config) -> list[str]:
             for model in route.learned.profiles:
                 if model not in names:
                     errors.append(f"routes[{i}].learned.profiles.{model}: unknown model")
+        if route.baseline is not None and route.baseline not in names:
+            errors.append(f"routes[{i}].baseline: unknown model {route.baseline!r}")
+    for model in config.budgets.rate_limits.models:
+        if model not in names:
+            errors.append(f"budgets.rate_limits.models.{model}: unknown model")
     errors += quality_cross_check(config)
     return errors
 

@@ -57,6 +57,18 @@ TOKENS_ESTIMATED = "tokens estimated: the upstream reported no usage"
 _CLIENT_FAULTS = frozenset({"invalid_request", "content_filter"})
 
 
+class CallGuard(Protocol):
+    """What budgets and rate limits tell the engine about one request (budgets/accounting.py:
+    ``Admission``): the routing pressure, and whether a model's own rate limit lets a call go
+    (a refusal is treated as that model's answer: the strategy falls back or the client gets
+    the 429)."""
+
+    @property
+    def pressure(self) -> float: ...
+
+    def admit_model(self, model: str) -> GatewayError | None: ...
+
+
 class Health:
     """Consecutive failures per deployment; a deployment that keeps failing rests a while."""
 
@@ -167,10 +179,12 @@ class Engine:
 
     # -- public API -----------------------------------------------------------------------
 
-    async def complete(self, request: ChatRequest, record: RequestRecord) -> ChatResponse:
+    async def complete(
+        self, request: ChatRequest, record: RequestRecord, guard: CallGuard | None = None
+    ) -> ChatResponse:
         """Run a non-streamed request to its end; the record is finished and emitted."""
         try:
-            outcome, response = await self._run(request, record, self._call_complete)
+            outcome, response = await self._run(request, record, self._call_complete, guard)
         except GatewayError as exc:
             finish_record(record, exc)
             self.record(record)
@@ -182,13 +196,15 @@ class Engine:
             self.observer.answered(request, response, record)
         return response
 
-    async def stream(self, request: ChatRequest, record: RequestRecord) -> EngineStream:
+    async def stream(
+        self, request: ChatRequest, record: RequestRecord, guard: CallGuard | None = None
+    ) -> EngineStream:
         """Open a stream: returns once an upstream has produced its first delta.
 
         Raises ``GatewayError`` (record emitted) when every candidate failed before that.
         """
         try:
-            outcome, (upstream, first) = await self._run(request, record, self._call_stream)
+            outcome, (upstream, first) = await self._run(request, record, self._call_stream, guard)
         except GatewayError as exc:
             finish_record(record, exc)
             self.record(record)
@@ -203,19 +219,26 @@ class Engine:
         request: ChatRequest,
         record: RequestRecord,
         call: Callable[[ProviderAdapter, Deployment, ChatRequest, AttemptRecord], Awaitable[T]],
+        guard: CallGuard | None = None,
     ) -> tuple[Outcome, T]:
         strategy, route = self.router.resolve(request.model)
         record.route = route
         started = time.perf_counter()
-        plan = strategy.plan(request, needs_of(request), record.decision)
+        needs = needs_of(request, guard.pressure if guard is not None else 0.0)
+        plan = strategy.plan(request, needs, record.decision)
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
         # how long routing took to name the first model (the ledger keeps it per request)
         record.decision["decision_us"] = round((time.perf_counter() - started) * 1e6, 1)
         results: list[tuple[Outcome, T]] = []
         while True:
-            outcome, result = await self._call_model(
-                attempt.model, attempt.request or request, record, call
-            )
+            refusal = guard.admit_model(attempt.model) if guard is not None else None
+            if refusal is not None:  # the model's own rate limit: not called
+                record.decision.setdefault("rate_limited", []).append(attempt.model)
+                outcome, result = Outcome(attempt.model, error=refusal), None
+            else:
+                outcome, result = await self._call_model(
+                    attempt.model, attempt.request or request, record, call
+                )
             if result is not None:
                 results.append((outcome, result))
             try:
@@ -440,6 +463,7 @@ class EngineStream:
             elif delivered:  # text reached the client but no usage came: estimate, say so
                 _apply_usage(attempt, estimate_usage(self.request, delivered), deployment)
                 attempt.price_source = f"{attempt.price_source} ({TOKENS_ESTIMATED})"
+                attempt.usage_estimated = True
             if not finished and error is None:
                 attempt.status = "client_closed"
                 self.record.status = "client_closed"

@@ -13,11 +13,14 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelmix.budgets.accounting import Accounting, Admission
+from modelmix.budgets.enforcer import Budgets
 from modelmix.config import SIMULATED_BASE_URL, Config
-from modelmix.engine import Engine, EngineStream
+from modelmix.engine import Engine, EngineStream, finish_record
+from modelmix.errors import GatewayError
 from modelmix.keys import KeyStore
 from modelmix.ledger.records import RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger
@@ -42,6 +45,9 @@ class Result:
 
     response: ChatResponse
     record: RequestRecord
+    #: Soft budgets this request went past (the HTTP API sends them as
+    #: ``x-modelmix-budget-warning``).
+    warnings: list[str] = field(default_factory=list)
 
 
 def new_request_id() -> str:
@@ -72,6 +78,8 @@ class Gateway:
         self.metrics: Metrics | None = (
             Metrics.for_config(config) if config.metrics.enabled else None
         )
+        #: Budgets, rate limits, spend attribution (budgets/accounting.py).
+        self.accounting = Accounting(config.budgets, self.keys)
         self.tracer = Tracer()  # off until start()
         self.simulator: Any = None
         self.portfolio: dict[str, ModelEntry] = {}
@@ -113,6 +121,11 @@ class Gateway:
         self.client = UpstreamClient()
         if self.ledger is not None:
             self.ledger.start()
+        self.accounting.start(
+            self.portfolio,
+            self.config.routes,
+            self.config.ledger_path if self.ledger is not None else None,
+        )
         self._engine = Engine(
             self.portfolio, self.router, self.client, self.config.engine, self._record
         )
@@ -132,6 +145,7 @@ class Gateway:
             self.simulator = None
         if self.ledger is not None:
             self.ledger.close()
+        self.accounting.close()
 
     async def __aenter__(self) -> Gateway:
         await self.start()
@@ -148,7 +162,13 @@ class Gateway:
             raise RuntimeError("Gateway.start() has not been called")
         return self._engine
 
+    @property
+    def budgets(self) -> Budgets:
+        """Every budget in force (config and keys), with its spend store."""
+        return self.accounting.budgets
+
     def _record(self, record: RequestRecord) -> None:
+        self.accounting.on_record(record)  # settle budgets, cost confidence
         if self.ledger is not None:
             self.ledger.record(record)
         if self.metrics is not None:
@@ -181,19 +201,40 @@ class Gateway:
         """Record a request that ended before reaching the engine (bad input, bad key)."""
         self._record(record)
 
+    def admit(self, request: ChatRequest, record: RequestRecord, key_id: str | None) -> Admission:
+        """Allowed models, spend attribution, rate limits and budget reservation for one
+        request (``Accounting.admit``); raises ``GatewayError`` (403 / 429)."""
+        return self.accounting.admit(request, record, key_id)
+
+    def _admit_or_emit(
+        self, request: ChatRequest, record: RequestRecord, key_id: str | None
+    ) -> Admission:
+        try:
+            return self.accounting.admit(request, record, key_id)
+        except GatewayError as err:
+            finish_record(record, err)
+            self.emit(record)
+            raise
+
     async def chat(
         self, request: ChatRequest | dict[str, Any], *, key_id: str | None = None
     ) -> Result:
         """Run one non-streamed OpenAI-style chat request in-process.
 
-        Raises ``GatewayError`` with the same kinds and messages the HTTP API returns.
+        Raises ``GatewayError`` with the same kinds and messages the HTTP API returns,
+        budgets and rate limits included (``key_id``: the virtual key whose budgets, limits,
+        allowed models, team and tags apply).
         """
         if isinstance(request, dict):
             request = parse_chat_request(request)
         request.stream = False
         record = self.new_record("library", request, key_id=key_id)
-        response = await self.engine.complete(request, record)
-        return Result(response, record)
+        admission = self._admit_or_emit(request, record, key_id)
+        try:
+            response = await self.engine.complete(request, record, admission)
+        finally:
+            self.accounting.abandon(record)
+        return Result(response, record, list(admission.warnings))
 
     async def chat_stream(
         self, request: ChatRequest | dict[str, Any], *, key_id: str | None = None
@@ -203,4 +244,5 @@ class Gateway:
             request = parse_chat_request(request)
         request.stream = True
         record = self.new_record("library", request, key_id=key_id)
-        return await self.engine.stream(request, record)
+        admission = self._admit_or_emit(request, record, key_id)
+        return await self.engine.stream(request, record, admission)

@@ -41,8 +41,10 @@ from modelmix.budgets.limits import RateLimit
 from modelmix.budgets.model import BudgetSpec, budget_from_dict
 from modelmix.ledger.schema import connect, ensure_schema
 
-__all__ = ["KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
+__all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
 
+#: The key id the admin key is recorded under (virtual key ids start with ``key_``).
+ADMIN_KEY_ID = "admin"
 KEY_PREFIX = "mm-"
 POSITIVE_TTL = 5.0
 NEGATIVE_TTL = 2.0
@@ -158,8 +160,9 @@ class KeyStore:
         self._lock = threading.Lock()
         # sha256 hex -> (expires at (monotonic), KeyInfo or None)
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
-        # key id -> the KeyInfo last verified (what the request path reads after verify)
-        self._by_id: dict[str, KeyInfo] = {}
+        # key id -> (expires at (monotonic), the KeyInfo last verified): what the request
+        # path reads right after verify (which refreshes it)
+        self._by_id: dict[str, tuple[float, KeyInfo]] = {}
         self._any: tuple[float, bool] | None = None
 
     def close(self) -> None:
@@ -428,20 +431,23 @@ class KeyStore:
         if info is not None:
             if len(self._by_id) >= _CACHE_MAX:
                 self._by_id.clear()
-            self._by_id[info.id] = info
+            self._by_id[info.id] = (now + POSITIVE_TTL, info)
         return info
 
     def by_id(self, key_id: str) -> KeyInfo | None:
         """The settings of an active key that ``verify`` just accepted: a dict look-up (the
         request path calls this right after ``Authenticator.authenticate``). Falls back to
-        SQLite for an id ``verify`` has not seen."""
-        info = self._by_id.get(key_id)
-        if info is not None:
-            return info
-        found = self.get(key_id)
+        SQLite for an id ``verify`` has not seen within ``POSITIVE_TTL`` (so a library caller
+        passing key ids sees changes from other processes within that time too)."""
+        hit = self._by_id.get(key_id)
+        now = _clock()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = self.get(key_id)  # an id verify has not seen lately (library callers)
         if found is None or found.revoked or found.id != key_id:
+            self._by_id.pop(key_id, None)
             return None
-        self._by_id[key_id] = found
+        self._by_id[key_id] = (now + POSITIVE_TTL, found)
         return found
 
     def active_budgets(self) -> builtins.list[BudgetSpec]:

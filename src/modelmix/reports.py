@@ -8,8 +8,11 @@ route's ``baseline`` setting when the config has one, else the route's most expe
 output price. What the route really spent counts every attempt (retries, fallbacks, cascade
 voters), failed requests included, so ``saved_usd`` is net of the router's own overhead.
 
-Savings are cost-only: the ledger holds no eval or feedback data yet, so every savings result
-carries a ``quality`` entry saying so rather than guessing at answer quality.
+Savings are cost-only until something measures answer quality: the ledger holds no eval or
+feedback data yet, so every savings result carries a ``quality`` entry saying so rather than
+guessing. The hook for that is ``QualitySource``: pass one to ``savings_report`` (evals and user
+feedback, issue 6, will) and each route row gains its ``quality`` (the route's measured quality
+next to its baseline's), the ``quality`` entry its summary.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from modelmix.config import PROVIDER_PRESETS, SIMULATED_BASE_URL, Config
 from modelmix.ledger.queries import (
@@ -37,6 +40,7 @@ from modelmix.types import Usage
 __all__ = [
     "NO_QUALITY_DATA",
     "Baseline",
+    "QualitySource",
     "build_report",
     "model_prices",
     "portfolio_prices",
@@ -52,6 +56,20 @@ NO_QUALITY_DATA = (
 )
 
 _ZERO = Decimal(0)
+
+
+class QualitySource(Protocol):
+    """Measured answer quality per route, to set against the savings (evals, feedback)."""
+
+    #: Shown with the savings, e.g. "graded by 1,204 thumbs up/down".
+    description: str
+
+    def route_quality(
+        self, route: str, baseline: str | None, since: float | None, until: float | None
+    ) -> dict[str, Any] | None:
+        """For requests to ``route`` in ``[since, until)``: e.g. ``{"samples": 120,
+        "quality": 0.91, "baseline_quality": 0.93}``; None when nothing was measured."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +153,7 @@ def savings_report(
     baselines: Mapping[str, Baseline],
     since: float | None = None,
     until: float | None = None,
+    quality: QualitySource | None = None,
 ) -> dict[str, Any]:
     """Savings per route and in total (exact Decimals), for requests in ``[since, until)``.
 
@@ -142,7 +161,8 @@ def savings_report(
     ``actual_cost_usd`` (everything the route spent), ``baseline_cost_usd`` (the answered
     requests on the baseline), ``saved_usd`` (baseline - actual), ``saved_pct`` (of the
     baseline cost, None when it is 0), ``on_baseline`` (answered by the baseline itself),
-    ``unpriced`` (requests whose real cost is a lower bound). Routes without a baseline are
+    ``unpriced`` (requests whose real cost is a lower bound), ``quality`` (from ``quality``,
+    else None). Routes without a baseline are
     listed with None figures and left out of the total. Requests sent to a model directly
     (no route) have no baseline: their count and spend are in ``unrouted``.
     """
@@ -201,6 +221,18 @@ def savings_report(
         total_actual += row["actual_cost_usd"]
         total_baseline += row["baseline_cost_usd"]
     saved = total_baseline - total_actual
+    measured = 0
+    for row in routes:
+        q = quality.route_quality(row["route"], row["baseline"], since, until) if quality else None
+        row["quality"] = q
+        measured += q is not None
+    if quality is not None and measured:
+        quality_entry: dict[str, Any] = {
+            "available": True,
+            "note": f"{quality.description} ({measured} of {len(routes)} routes measured)",
+        }
+    else:
+        quality_entry = {"available": False, "note": NO_QUALITY_DATA}
     return {
         "routes": routes,
         "total": {
@@ -210,7 +242,7 @@ def savings_report(
             "saved_pct": _pct(saved, total_baseline),
         },
         "unrouted": unrouted,
-        "quality": {"available": False, "note": NO_QUALITY_DATA},
+        "quality": quality_entry,
         "method": (
             "each answered request re-priced on its route's baseline model from the token "
             "counts of the attempt that answered; actual cost counts every attempt"
@@ -259,6 +291,7 @@ CSV_COLUMNS = (
     "total_tokens",
     "cost_usd",
     "unpriced",
+    "estimated",
     "avg_latency_ms",
     "p50_latency_ms",
     "p95_latency_ms",

@@ -206,6 +206,11 @@ def request_attributes(record: RequestRecord) -> dict[str, Any]:
         attrs["modelmix.route"] = record.route
     if record.key_id is not None:
         attrs["modelmix.key_id"] = record.key_id
+    if record.team is not None:
+        attrs["modelmix.team"] = record.team
+    if record.tags:
+        attrs["modelmix.tags"] = list(record.tags)
+    attrs["modelmix.cost_confidence"] = record.cost_confidence
     if record.config_hash:
         attrs["modelmix.config_hash"] = record.config_hash
     if record.ttft_ms is not None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +49,21 @@ def test_hard_budget_refuses_with_a_429_the_sdks_understand() -> None:
         budgets.check_and_reserve(ctx, D(0))
     status = budgets.status()[0]
     assert status["spent_usd"] == D("1.00") and status["remaining_usd"] == 0
+
+
+def test_a_request_bigger_than_the_whole_budget_is_told_it_can_never_fit() -> None:
+    budgets = Budgets([g("1.00", period="day")], clock=Clock())
+    with pytest.raises(BudgetExceeded) as info:
+        budgets.check_and_reserve(BudgetContext(), D("1.50"))
+    err = info.value
+    assert "can never fit" in err.message and "max_tokens" in err.message
+    assert "Retry after" not in err.message  # no reset would let it through
+    assert err.retry_after is None and err.headers["x-should-retry"] == "false"
+    total = Budgets([g("1.00", period="total")], clock=Clock())
+    total.check_and_reserve(BudgetContext(), D("1")).settle(D("1"))
+    with pytest.raises(BudgetExceeded) as info:
+        total.check_and_reserve(BudgetContext(), D("0.01"))
+    assert "does not reset" in info.value.message and info.value.retry_after is None
 
 
 def test_a_refusal_reserves_nothing_anywhere() -> None:
@@ -102,7 +116,13 @@ def test_soft_budget_warns_and_raises_pressure_but_never_refuses() -> None:
     assert pressures[9:] == [1.0] * 5
     assert pressures == sorted(pressures)
     r = budgets.check_and_reserve(ctx, D("1"))
-    assert r.warnings and "soft budget $10 exceeded" in r.warnings[0]
+    assert r.warnings and "soft budget $10 exceeded (spent $14, $0 in flight)" in r.warnings[0]
+    at_limit = Budgets([BudgetSpec("team", "t", D("10"), "soft", "day")], clock=Clock())
+    at_limit.check_and_reserve(ctx, D("9.5")).settle(D("9.5"))
+    nearly = at_limit.check_and_reserve(ctx, D("1"))  # would pass it: full pressure, no warning
+    assert nearly.pressure == 1.0 and nearly.warnings == []
+    (warning,) = at_limit.check_and_reserve(ctx, D("1")).warnings  # 10.5 in flight + spent
+    assert "soft budget $10 exceeded (spent $9.5, $1 in flight)" in warning
     assert budgets.pressure(ctx) == 1.0
 
 
@@ -249,16 +269,10 @@ async def test_many_concurrent_zero_estimates_overspend_by_at_most_the_in_flight
         budgets.check_and_reserve(BudgetContext(), D(0))
 
 
-@dataclass(slots=True)
-class AttributedRecord(RequestRecord):
-    team: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-
 def _rec(
     i: int, at: float, cost: str, key: str | None, team: str | None, tags: list[str]
-) -> AttributedRecord:
-    return AttributedRecord(
+) -> RequestRecord:
+    return RequestRecord(
         id=f"r{i}",
         started_at=at,
         api="openai",
@@ -266,7 +280,7 @@ def _rec(
         key_id=key,
         cost_usd=D(cost),
         team=team,
-        tags=tags,
+        tags=tuple(tags),
     )
 
 

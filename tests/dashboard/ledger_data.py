@@ -10,9 +10,11 @@ r1     auto   small:ok 1000/500                          0.002      search  a, b
 r2     auto   small:500, big:ok 2000/100 (a fallback)    0.023      search  a      k1
 r3     auto   small:ok 100/50, big:ok 100/50 (escalated) 0.0027     ads     -      k2
 r4     auto   small:503 (failed)                         0          -       -      -
-r5     -      small:ok 10/10 (model asked directly)      0.00003    -       -      -
+r5     -      small:ok 10/10 (model asked directly)      0.00003~   -       -      -
 r6     auto   small:ok 200/100 (cascade, not escalated)  0.0004     -       -      -
 =====  =====  ========================================  =========  ======  =====  ========
+
+~ r5's cost is flagged ``estimated`` (cost confidence); every other row is ``exact``.
 
 Savings on ``auto`` (baseline big): r1 0.025, r2 0.023, r3 0.0025, r6 0.005 = 0.0555 against
 an actual 0.0281: saved 0.0274.
@@ -20,7 +22,6 @@ an actual 0.0281: saved 0.0274.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,21 +37,13 @@ PRICES = {
 }
 
 
-@dataclass(slots=True)
-class AttributedRecord(RequestRecord):
-    """A RequestRecord with the schema-2 attribution fields (team, tags)."""
-
-    team: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-
-def config(ledger_path: Path, **extra: Any) -> Config:
+def config(ledger_path: Path, routes: list[dict[str, Any]] | None = None, **extra: Any) -> Config:
     return make_config(
         [
             sim_model("small", price={"input": "1", "output": "2"}),
             sim_model("big", price={"input": "10", "output": "30"}),
         ],
-        [{"name": "auto", "models": ["small", "big"]}],
+        routes or [{"name": "auto", "models": ["small", "big"]}],
         ledger={"path": str(ledger_path), "flush_interval": 0.05},
         **extra,
     )
@@ -67,7 +60,8 @@ def record(
     key_id: str | None = None,
     decision: dict[str, Any] | None = None,
     latency_ms: float = 100.0,
-) -> AttributedRecord:
+    confidence: str = "exact",
+) -> RequestRecord:
     """``attempts``: (model, "ok" or an HTTP status, prompt tokens, completion tokens)."""
     recs: list[AttemptRecord] = []
     for seq, (model, status, pt, ct) in enumerate(attempts):
@@ -94,7 +88,7 @@ def record(
         )
     answered = [a for a in recs if a.status == "ok"]
     ok = bool(answered)
-    return AttributedRecord(
+    return RequestRecord(
         id=rid,
         started_at=started_at,
         api="openai",
@@ -114,11 +108,12 @@ def record(
         completion_tokens=sum(a.completion_tokens for a in recs),
         cost_usd=sum((a.cost_usd or Decimal(0) for a in recs), Decimal(0)),
         team=team,
-        tags=list(tags),
+        tags=tuple(tags),
+        cost_confidence=confidence,
     )
 
 
-def records(t0: float) -> list[AttributedRecord]:
+def records(t0: float) -> list[RequestRecord]:
     cascade = {"strategy": "cascade", "escalated": True, "chosen": "big"}
     return [
         record(
@@ -149,7 +144,14 @@ def records(t0: float) -> list[AttributedRecord]:
             latency_ms=300.0,
         ),
         record("r4", t0 + 3600, [("small", "503", 0, 0)], latency_ms=50.0),
-        record("r5", t0 + 3610, [("small", "ok", 10, 10)], route=None, latency_ms=200.0),
+        record(
+            "r5",
+            t0 + 3610,
+            [("small", "ok", 10, 10)],
+            route=None,
+            latency_ms=200.0,
+            confidence="estimated",
+        ),
         record(
             "r6",
             t0 + 3620,

@@ -1,25 +1,28 @@
-"""The dashboard routes through starlette's TestClient: access control and the JSON's numbers."""
+"""The dashboard through the gateway's real app (``create_app``, started): access control, the
+JSON's numbers, and the budgets configured for it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from modelmix.dashboard import dashboard_routes
 from modelmix.dashboard.data import decision_summary
 from modelmix.gateway import Gateway
 from modelmix.ledger.queries import routing_mix, spend_report, totals
-from modelmix.server.auth import Authenticator
+from modelmix.server.app import create_app
 from tests.dashboard.ledger_data import config, fill
 
 KEY = "mm-admin-secret"
 NOW = time.time()
+#: team search has spent r1 + r2 = 0.025 of it in the prepared rows
+BUDGETS = {"teams": {"search": [{"kind": "hard", "period": "total", "limit_usd": "0.05"}]}}
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +30,19 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fill(tmp_path_factory.mktemp("dash") / "ledger.db", NOW - 3 * 3600)
 
 
+@contextmanager
+def _app(
+    ledger: Path, admin: str | None = KEY, *, ledger_on: bool = True, **extra: Any
+) -> Iterator[TestClient]:
+    cfg = config(ledger, server={"admin_key_env": "MM_ADMIN"}, **extra)
+    gateway = Gateway(cfg, env={"MM_ADMIN": admin} if admin else {}, ledger=ledger_on)
+    with TestClient(create_app(gateway)) as c:
+        yield c
+
+
 @pytest.fixture(scope="module")
 def client(ledger: Path) -> Iterator[TestClient]:
-    gateway = Gateway(config(ledger), env={})  # not started: the dashboard only reads
-    app = Starlette(routes=dashboard_routes(gateway, Authenticator(KEY, None, None)))
-    with TestClient(app) as c:
+    with _app(ledger, budgets=BUDGETS) as c:
         yield c
 
 
@@ -44,26 +55,25 @@ def test_needs_the_admin_key(client: TestClient) -> None:
     assert client.post("/ui/login", content=b"key=nope").status_code == 403
 
 
-def test_forged_cookie_is_refused(ledger: Path) -> None:
-    gateway = Gateway(config(ledger), env={})
-    app = Starlette(routes=dashboard_routes(gateway, Authenticator(KEY, None, None)))
-    with TestClient(app, cookies={"modelmix_ui": "forged"}) as c:
-        assert c.get("/ui").status_code == 401
+def test_forged_cookie_is_refused(client: TestClient) -> None:
+    client.cookies.set("modelmix_ui", "forged")
+    try:
+        assert client.get("/ui").status_code == 401
+    finally:
+        client.cookies.clear()
 
 
 def test_header_key_opens_the_page(client: TestClient) -> None:
     r = client.get("/ui", headers={"authorization": f"Bearer {KEY}"})
     assert r.status_code == 200
     assert "Spend over time" in r.text and "<svg" in r.text
-    assert "no budgets configured" in r.text
+    assert "team:search:hard:total" in r.text and "$0.0250" in r.text  # the configured budget
     assert KEY not in r.text
     assert client.get("/ui?range=5y", headers={"x-api-key": KEY}).status_code == 400
 
 
 def test_query_key_becomes_a_session_cookie(ledger: Path) -> None:
-    gateway = Gateway(config(ledger), env={})
-    app = Starlette(routes=dashboard_routes(gateway, Authenticator(KEY, None, None)))
-    with TestClient(app) as c:
+    with _app(ledger) as c:
         r = c.get(f"/ui?key={KEY}&range=7d", follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"] == "/ui?range=7d"  # the key leaves the address bar
@@ -71,7 +81,7 @@ def test_query_key_becomes_a_session_cookie(ledger: Path) -> None:
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and KEY not in cookie
         assert c.get("/ui?range=7d").status_code == 200  # the cookie is enough now
         assert c.get("/ui/api/summary").status_code == 200
-    with TestClient(app) as c:
+    with _app(ledger) as c:
         r = c.post(
             "/ui/login",
             content=f"key={KEY}".encode(),
@@ -99,53 +109,36 @@ def test_json_numbers_equal_the_queries(client: TestClient, ledger: Path) -> Non
     assert data["savings"]["quality"]["available"] is False
     assert sum(b["requests"] for b in data["timeseries"]) == 6
     assert sum(Decimal(b["cost_usd"]) for b in data["timeseries"]) == Decimal("0.02813")
-    assert data["budgets"] is None
+    (budget,) = data["budgets"]
+    assert budget["name"] == "team:search:hard:total"
+    assert Decimal(budget["spent_usd"]) == Decimal("0.025")  # seeded from the ledger
+    assert Decimal(budget["remaining_usd"]) == Decimal("0.025")
     assert [r["id"] for r in data["recent"]][:2] == ["r6", "r5"]
     assert data["recent"][3]["decision_summary"] == "cascade; chose big; escalated"
     one_hour = client.get("/ui/api/summary?range=1h", headers={"x-api-key": KEY}).json()
     assert one_hour["totals"]["requests"] == 0
 
 
-def test_budget_status_is_shown(ledger: Path) -> None:
-    class FakeBudgets:
-        def status(self) -> list[dict[str, object]]:
-            return [
-                {
-                    "name": "team:search/month",
-                    "scope": "team",
-                    "subject": "search",
-                    "kind": "hard",
-                    "period": "month",
-                    "limit_usd": Decimal("10"),
-                    "allowed_usd": Decimal("10"),
-                    "spent_usd": Decimal("7.5"),
-                    "reserved_usd": Decimal("0.5"),
-                    "remaining_usd": Decimal("2"),
-                    "pressure": 0.0,
-                }
-            ]
-
-    gateway = Gateway(config(ledger), env={})
-    gateway.budgets = FakeBudgets()  # type: ignore[attr-defined]
-    app = Starlette(routes=dashboard_routes(gateway, Authenticator(KEY, None, None)))
-    with TestClient(app) as c:
+def test_budget_status_follows_real_spend(ledger: Path) -> None:
+    """A soft team budget, past its limit after the prepared rows: the page shows it, and a
+    real request's cost moves the counter."""
+    soft = {"teams": {"ads": [{"kind": "soft", "period": "total", "limit_usd": "0.002"}]}}
+    with _app(ledger, budgets=soft) as c:
         page = c.get("/ui", headers={"x-api-key": KEY}).text
-        assert "team:search/month" in page and "$7.5000" in page
+        assert "team:ads:soft:total" in page and "$0.0027" in page  # r3 spent it
         data = c.get("/ui/api/summary", headers={"x-api-key": KEY}).json()
-        assert data["budgets"][0]["remaining_usd"] == "2"
+        (row,) = data["budgets"]
+        assert Decimal(row["spent_usd"]) == Decimal("0.0027") and row["pressure"] == 1.0
+        assert Decimal(row["remaining_usd"]) == 0
 
 
 def test_no_admin_key_configured_refuses_everyone(ledger: Path) -> None:
-    gateway = Gateway(config(ledger), env={})
-    app = Starlette(routes=dashboard_routes(gateway, Authenticator(None, None, None)))
-    with TestClient(app) as c:
+    with _app(ledger, admin=None) as c:
         assert c.get("/ui", headers={"x-api-key": "anything"}).status_code == 403
 
 
 def test_missing_ledger_page(tmp_path: Path) -> None:
-    gateway = Gateway(config(tmp_path / "none.db"), env={}, ledger=False)
-    app = Starlette(routes=dashboard_routes(gateway, Authenticator(KEY, None, None)))
-    with TestClient(app) as c:
+    with _app(tmp_path / "none.db", ledger_on=False) as c:
         r = c.get("/ui", headers={"x-api-key": KEY})
         assert r.status_code == 200 and "No ledger yet" in r.text
 

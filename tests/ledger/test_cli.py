@@ -8,7 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelmix.cli.ledger_cmds import attempt_chain, keys, logs, parse_since, report
+from modelmix.cli import main
+from modelmix.cli.ledger_cmds import attempt_chain, logs, parse_since, report
 from modelmix.keys import KeyStore
 from modelmix.ledger.sqlite import SqliteLedger
 from tests.helpers import sim_model
@@ -75,6 +76,7 @@ def test_report(db: Path) -> None:
             "reasoning_tokens": 0,
             "cost_usd": "0.75",
             "unpriced": 0,
+            "estimated": 0,
             "total_tokens": 240,
             "avg_latency_ms": pytest.approx((100 + 1234 + 100) / 3),
             "p50_latency_ms": 100.0,
@@ -120,21 +122,26 @@ def test_db_from_a_config_file(db: Path, tmp_path: Path) -> None:
 
 
 def test_keys_commands(tmp_path: Path) -> None:
+    """Through the real ``modelmix`` command group."""
     db = str(tmp_path / "ledger.db")
-    created = CliRunner().invoke(keys, ["create", "alice", "--db", db])
+
+    def keys(args: list[str]) -> object:
+        return CliRunner().invoke(main, ["keys", *args])
+
+    created = keys(["create", "alice", "--db", db])
     assert created.exit_code == 0, created.output
     plaintext = next(line for line in created.output.splitlines() if line.startswith("mm-"))
     info = KeyStore(db).verify(plaintext)
     assert info is not None and info.name == "alice"
-    dup = CliRunner().invoke(keys, ["create", "alice", "--db", db])
+    dup = keys(["create", "alice", "--db", db])
     assert dup.exit_code == 1 and "already exists" in dup.output
-    listed = CliRunner().invoke(keys, ["list", "--db", db]).output
+    listed = keys(["list", "--db", db]).output
     assert "alice" in listed and info.id in listed and "active" in listed
     assert plaintext not in listed and plaintext[:8] in listed
-    assert CliRunner().invoke(keys, ["revoke", "alice", "--db", db]).exit_code == 0
-    assert "revoked" in CliRunner().invoke(keys, ["list", "--db", db]).output
+    assert keys(["revoke", "alice", "--db", db]).exit_code == 0
+    assert "revoked" in keys(["list", "--db", db]).output
     assert KeyStore(db).verify(plaintext) is None
-    again = CliRunner().invoke(keys, ["revoke", "alice", "--db", db])
+    again = keys(["revoke", "alice", "--db", db])
     assert again.exit_code == 1 and "no active key" in again.output
 
 

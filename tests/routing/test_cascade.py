@@ -87,3 +87,22 @@ def test_judge_is_asked_with_its_own_request_before_escalating():
     assert called == ["a", "b", "judge"] and final.model == "a"
     assert seen["request"].model == "judge"
     assert decision["steps"][-1] == {"model": "judge", "tier": "judge", "score": 0.8}
+
+
+def test_full_budget_pressure_keeps_the_best_voter_answer_instead_of_escalating():
+    s = CascadeStrategy("c", ["a", "b"], ["big"])
+    answers = fixed(a="4", b="5", big="4")
+    decision = {}
+    plan = s.plan(REQ, needs_of(REQ, budget_pressure=1.0), decision)
+    called = []
+    attempt = next(plan)
+    try:
+        while True:
+            called.append(attempt.model)
+            attempt = plan.send(answers[attempt.model](attempt))
+    except StopIteration as stop:
+        final = stop.value
+    assert called == ["a", "b"] and final.model in ("a", "b")
+    assert decision["budget_degraded"] == {"pressure": 1.0, "skipped": "escalation"}
+    # below 1 the cascade escalates as usual
+    assert drive(s, answers)[0] == ["a", "b", "big"]

@@ -153,3 +153,22 @@ def test_target_beyond_the_routers_reach_calls_the_best_model(artifact):
         "r", ["small", "large"], artifact, quality_target=reach + 0.01, max_cost=1e-6
     )
     assert decide(capped, easy)[0] == "small"
+
+
+def test_profile_router_maps_the_target_through_its_held_back_table(artifact):
+    cal = artifact.profile_calibration
+    assert cal is not None and cal.knob == sorted(cal.knob)
+    profiles = {"small": 0.5, "large": 0.95}
+    for target in (0.8, 0.95):
+        s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=target,
+                            profiles=profiles)  # fmt: skip
+        _model, decision = decide(s, "What is 5 plus 7?")
+        assert decision["knob"]["threshold"] == pytest.approx(cal.knob_for(target), abs=1e-3)
+    # on fresh prompts the realised share of the best model's quality meets the target
+    fresh = synthetic(n=200, seed=5)
+    best = fresh.score[:, 1].mean()
+    profiles = {m: float(q) for m, q in artifact.meta["model_quality"].items()}
+    s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.9, profiles=profiles)
+    got = [decide(s, text)[0] for text in fresh.prompts]
+    q = np.mean([fresh.score[i, fresh.models.index(m)] for i, m in enumerate(got)])
+    assert q / best >= 0.9 - 0.05

@@ -9,6 +9,7 @@ from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.calibrate import train_artifact
 from modelmix.routing.learned.staged import StagedGate, support_masks
 from modelmix.routing.learned.train_staged import Replay, build_gate, replay_rows
+from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
 from tests.routing.test_cascade import drive, fixed
 from tests.routing.test_learned import synthetic
@@ -103,6 +104,14 @@ def test_trained_gate_escalates_only_when_worth_it(trained):
     # No usable answer (a refusal) escalates whatever the knob.
     called, final, _ = drive(cheap, fixed(small=None, large="ok"), req(EASY))
     assert called == ["small", "large"] and final.model == "large"
+    # Budget pressure shrinks the price of quality: at 1 the hard prompt is not escalated.
+    decision: dict = {}
+    plan = s.plan(req(HARD), needs_of(req(HARD), budget_pressure=1.0), decision)
+    assert next(plan).model == "small"
+    with pytest.raises(StopIteration) as stop:
+        plan.send(fixed(small="bad", large="ok")["small"](None))
+    assert stop.value.value.model == "small" and decision["escalated"] is False
+    assert decision["budget_degraded"]["lam"] < 1.0
 
 
 def test_streaming_sends_one_model(trained):
@@ -160,3 +169,16 @@ def test_route_config_builds_a_staged_cascade():
         CascadeRouteConfig(voters=["a"], lam=0.1)  # lam needs staged: true
     with pytest.raises(ValidationError):
         CascadeRouteConfig()  # neither voters nor staged
+
+
+def test_target_below_the_cascades_floor_is_one_learned_call(trained):
+    _data, art = trained
+    assert art.staged is not None
+    floor = min(art.staged.calibration.share)
+    below = StagedCascadeStrategy("c", art, quality_target=floor - 0.05)
+    at_floor = StagedCascadeStrategy("c", art, quality_target=floor)
+    assert below.single is not None and at_floor.single is None
+    called, final, decision = drive(below, fixed(small="bad", large="ok"), req(HARD))
+    assert len(called) == 1 and final.model == called[0]  # no verification, no escalation
+    assert decision["strategy"] == "cascade" and "below_floor" in decision
+    assert decision["candidates"]  # the learned router's explanation is kept

@@ -219,3 +219,24 @@ def test_no_callable_model_is_a_503_but_a_request_no_model_takes_is_a_400() -> N
         drive(router, req(model="only-claude", response_format={"type": "json_object"}), {})
     assert info.value.status == 400 and info.value.code == "no_capable_model"
     assert "claude: does not support json_object output" in info.value.message
+
+
+def test_budget_pressure_drops_the_dearest_models_of_a_chain() -> None:
+    priced = [
+        {"name": n, "provider": "ollama", "price": {"input": p, "output": p}}
+        for n, p in (("gold", 10), ("silver", 2), ("bronze", 0.5))
+    ]
+    config = make_config(priced, [{"name": "best-first", "models": ["gold", "silver", "bronze"]}])
+    router = Router(config.routes, build_portfolio(config, {}))
+    request = req(model="best-first")
+    strategy, _ = router.resolve("best-first")
+    for pressure, first, dropped in ((0.0, "gold", None), (0.4, "silver", ["gold"]),
+                                     (1.0, "bronze", ["gold", "silver"])):  # fmt: skip
+        decision: dict[str, Any] = {}
+        plan = strategy.plan(request, needs_of(request, pressure), decision)
+        assert next(plan).model == first
+        assert decision.get("budget_degraded", {}).get("dropped") == dropped
+    # the cheapest model that is left still falls back on failure
+    decision = {}
+    plan = strategy.plan(request, needs_of(request, 0.4), decision)
+    assert next(plan).model == "silver" and plan.send(fail("silver")).model == "bronze"

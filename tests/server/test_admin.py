@@ -1,27 +1,36 @@
+"""The admin API, through the real app (``create_app``) of a started gateway."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from tests.helpers import make_config, sim_model
 
-from modelmix.budgets import BudgetContext, Budgets, BudgetSpec
+from modelmix.gateway import Gateway
 from modelmix.keys import KeyStore
-from modelmix.server.admin import admin_routes
-from modelmix.server.auth import Authenticator
+from modelmix.server.app import create_app
 
 ADMIN = "mm-admin-secret-0123456789"
 
 
-def _app(tmp_path: Path, admin: str | None = ADMIN) -> tuple[TestClient, KeyStore, Budgets]:
-    store = KeyStore(tmp_path / "ledger.db")
-    budgets = Budgets([BudgetSpec("team", "search", Decimal("10"), "soft", "day")])
-    auth = Authenticator(admin, store, None)
-    app = Starlette(routes=admin_routes(store, auth, budgets, admin_enabled=admin is not None))
-    return TestClient(app), store, budgets
+@contextmanager
+def _started(tmp_path: Path, admin: str | None = ADMIN) -> Iterator[tuple[TestClient, KeyStore]]:
+    config = make_config(
+        [sim_model("sim-small")],
+        ledger={"path": str(tmp_path / "ledger.db"), "flush_interval": 0.05},
+        server={"admin_key_env": "MM_ADMIN"},
+        budgets={"teams": {"search": [{"kind": "soft", "period": "day", "limit_usd": 10}]}},
+    )
+    gateway = Gateway(config, env={"MM_ADMIN": admin} if admin else {})
+    with TestClient(create_app(gateway)) as client:
+        assert gateway.keys is not None
+        yield client, gateway.keys
 
 
 def _h(key: str) -> dict[str, str]:
@@ -35,7 +44,11 @@ def _openai_error(resp: Any, status: int, code: str) -> None:
 
 
 def test_admin_key_is_required(tmp_path: Path) -> None:
-    client, store, _ = _app(tmp_path)
+    with _started(tmp_path) as (client, store):
+        _admin_key_is_required(client, store)
+
+
+def _admin_key_is_required(client: TestClient, store: KeyStore) -> None:
     _, virtual = store.create("user")
     _openai_error(client.get("/admin/keys"), 401, "missing_api_key")
     _openai_error(client.get("/admin/keys", headers=_h("mm-wrong")), 401, "invalid_api_key")
@@ -50,12 +63,16 @@ def test_admin_key_is_required(tmp_path: Path) -> None:
 
 
 def test_no_admin_key_configured_means_the_admin_api_is_off(tmp_path: Path) -> None:
-    client, _, _ = _app(tmp_path, admin=None)
-    _openai_error(client.get("/admin/keys", headers=_h(ADMIN)), 403, "admin_disabled")
+    with _started(tmp_path, admin=None) as (client, _):
+        _openai_error(client.get("/admin/keys", headers=_h(ADMIN)), 403, "admin_disabled")
 
 
 def test_key_lifecycle_over_the_admin_api(tmp_path: Path) -> None:
-    client, store, _ = _app(tmp_path)
+    with _started(tmp_path) as (client, store):
+        _key_lifecycle(client, store)
+
+
+def _key_lifecycle(client: TestClient, store: KeyStore) -> None:
     h = _h(ADMIN)
     body = {
         "name": "svc",
@@ -106,29 +123,49 @@ def test_key_lifecycle_over_the_admin_api(tmp_path: Path) -> None:
     ],
 )
 def test_bad_create_requests_are_400(tmp_path: Path, body: dict[str, Any]) -> None:
-    client, store, _ = _app(tmp_path)
-    resp = client.post("/admin/keys", json=body, headers=_h(ADMIN))
-    assert resp.status_code == 400, resp.text
-    assert resp.json()["error"]["type"] == "invalid_request_error"
-    assert store.list() == []
+    with _started(tmp_path) as (client, store):
+        resp = client.post("/admin/keys", json=body, headers=_h(ADMIN))
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["type"] == "invalid_request_error"
+        assert store.list() == []
 
 
 def test_duplicate_name_and_bad_json(tmp_path: Path) -> None:
-    client, _, _ = _app(tmp_path)
-    h = _h(ADMIN)
-    assert client.post("/admin/keys", json={"name": "a"}, headers=h).status_code == 201
-    assert client.post("/admin/keys", json={"name": "a"}, headers=h).status_code == 400
-    resp = client.post("/admin/keys", content=b"{nope", headers=h)
-    assert resp.status_code == 400
+    with _started(tmp_path) as (client, _):
+        h = _h(ADMIN)
+        assert client.post("/admin/keys", json={"name": "a"}, headers=h).status_code == 201
+        assert client.post("/admin/keys", json={"name": "a"}, headers=h).status_code == 400
+        resp = client.post("/admin/keys", content=b"{nope", headers=h)
+        assert resp.status_code == 400
 
 
-def test_budget_status(tmp_path: Path) -> None:
-    client, store, budgets = _app(tmp_path)
-    store.create("svc", budgets=[{"kind": "hard", "period": "day", "limit_usd": "2"}])
-    budgets.check_and_reserve(BudgetContext(team="search"), Decimal("1.25")).settle(Decimal("1.5"))
-    data = client.get("/admin/budgets", headers=_h(ADMIN)).json()["data"]
-    by_scope = {d["scope"]: d for d in data}
-    assert by_scope["team"]["spent_usd"] == "1.5" and by_scope["team"]["limit_usd"] == "10"
-    assert Decimal(by_scope["team"]["remaining_usd"]) == Decimal("8.5")
-    assert by_scope["key"]["limit_usd"] == "2" and by_scope["key"]["spent_usd"] == "0"
-    _openai_error(client.get("/admin/budgets"), 401, "missing_api_key")
+def test_budget_status_shows_real_spend(tmp_path: Path) -> None:
+    """A key made over the admin API spends through the chat API; /admin/budgets shows it."""
+    with _started(tmp_path) as (client, _):
+        h = _h(ADMIN)
+        made = client.post(
+            "/admin/keys",
+            json={
+                "name": "svc",
+                "team": "search",
+                "budgets": [{"kind": "hard", "period": "day", "limit_usd": "2"}],
+            },
+            headers=h,
+        ).json()
+        chat = client.post(
+            "/v1/chat/completions",
+            json={"model": "sim-small", "messages": [{"role": "user", "content": "hi"}]},
+            headers=_h(made["key"]),
+        )
+        assert chat.status_code == 200, chat.text
+        cost = Decimal(chat.headers["x-modelmix-cost-usd"])
+        assert cost > 0
+        data = client.get("/admin/budgets", headers=h).json()["data"]
+        by_scope = {d["scope"]: d for d in data}
+        assert Decimal(by_scope["team"]["spent_usd"]) == cost
+        assert by_scope["team"]["limit_usd"] == "10" and by_scope["team"]["kind"] == "soft"
+        assert Decimal(by_scope["team"]["remaining_usd"]) == Decimal(10) - cost
+        key = by_scope["key"]
+        assert key["subject"] == made["id"] and key["limit_usd"] == "2"
+        assert Decimal(key["spent_usd"]) == cost and Decimal(key["reserved_usd"]) == 0
+        _openai_error(client.get("/admin/budgets"), 401, "missing_api_key")

@@ -16,6 +16,7 @@
         models:
           gpt-4o: {rpm: 100, tpm: 200000}
       completion_tokens_estimate: 256
+      store: shared          # or memory: see below
 
 Key budgets and key rate limits live on the keys (``modelmix keys create --budget ...``).
 """
@@ -105,6 +106,13 @@ class BudgetsConfig(_Strict):
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     #: completion tokens assumed for a request until answers from its route are seen
     completion_tokens_estimate: int = Field(default=256, ge=1)
+    #: Where spend and rate-limit counters live. ``shared``: a memory-mapped file beside the
+    #: ledger, shared by every gateway process using that ledger (``serve --workers N``, or
+    #: several gateways on one host). ``memory``: this process only (each process would
+    #: enforce the limits on its own).
+    store: Literal["shared", "memory"] = "shared"
+    #: Counter slots in the shared file (spend windows + rate-limit buckets in use at once).
+    shared_slots: int = Field(default=65536, ge=64, le=16_777_216)
 
     def specs(self) -> list[BudgetSpec]:
         out = [b.spec("global", "*") for b in self.global_]

@@ -7,7 +7,9 @@ comfortably below ``degrade_from`` of what it allows, 1 at the limit.
   share ``pressure`` of them, keeping the order of the rest and always the cheapest one.
 - Learned routes: ``degraded_quality_target`` lowers the quality target linearly towards
   ``floor`` (so the router accepts cheaper models that are predicted almost as good).
-- Cascades: skip escalation to the strong tier once pressure reaches 1.
+- Learned routes with a willingness to pay: ``degraded_wtp`` shrinks it towards nothing.
+- Cascades: skip escalation to the strong tier once pressure reaches 1 (a staged cascade's
+  price of quality shrinks like a willingness to pay, so it escalates less as pressure rises).
 """
 
 from __future__ import annotations
@@ -15,8 +17,34 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-__all__ = ["degrade_chain", "degraded_quality_target"]
+if TYPE_CHECKING:
+    from modelmix.portfolio import ModelEntry
+
+__all__ = ["degrade_chain", "degraded_quality_target", "degraded_wtp", "unit_prices"]
+
+
+def unit_prices(portfolio: Mapping[str, ModelEntry], models: Sequence[str]) -> dict[str, Decimal]:
+    """USD per input token + per output token of each model's first priced deployment (models
+    without a price are left out: ``degrade_chain`` counts them as most expensive)."""
+    out: dict[str, Decimal] = {}
+    for m in models:
+        entry = portfolio.get(m)
+        if entry is None:
+            continue
+        price = next((d.price for d in entry.deployments if d.price is not None), None)
+        if price is not None:
+            out[m] = price.input_token + price.output_token
+    return out
+
+
+def degraded_wtp(wtp: float, pressure: float) -> float:
+    """A willingness to pay (USD per unit of quality) shrunk linearly to nothing at pressure 1
+    (the cheapest acceptable model then wins)."""
+    if pressure <= 0.0:
+        return wtp
+    return max(wtp * (1.0 - min(pressure, 1.0)), 1e-12)
 
 
 def degrade_chain(

@@ -24,7 +24,7 @@ from typing import Any
 
 from modelmix.budgets.errors import BudgetExceeded
 from modelmix.budgets.model import BudgetSpec
-from modelmix.budgets.store import CounterKey, InMemorySpendStore, SpendStore
+from modelmix.budgets.store import MISSING, CounterKey, InMemorySpendStore, SpendStore
 
 __all__ = ["BudgetContext", "Budgets", "Reservation", "SpendLoader"]
 
@@ -87,6 +87,11 @@ _FREE = Reservation(None, (), _ZERO, 0.0, [])
 
 
 def _money(value: Decimal) -> str:
+    """``$12.5``, ``$0.0142``; amounts under a cent keep 2 significant digits (``$0.00046``,
+    ``$0.00000012``) rather than rounding to ``$0.0005`` or ``$0``."""
+    if value and abs(value) < Decimal("0.01"):
+        two_digits = Decimal(1).scaleb(value.adjusted() - 1)
+        return "$" + format(value.quantize(two_digits).normalize(), "f")
     return f"${value.quantize(Decimal('0.0001')).normalize():f}"
 
 
@@ -168,50 +173,59 @@ class Budgets:
             specs += ctx.key_budgets
         return specs
 
-    def check_and_reserve(self, ctx: BudgetContext, estimated_cost: Decimal) -> Reservation:
+    def check_and_reserve(
+        self,
+        ctx: BudgetContext,
+        estimated_cost: Decimal,
+        specs: Sequence[BudgetSpec] | None = None,
+    ) -> Reservation:
         """Reserve ``estimated_cost`` against every budget that applies to ``ctx``.
 
         Raises ``BudgetExceeded`` (HTTP 429, code ``budget_exceeded``) when a hard budget, or
-        a paced budget's allowance so far, cannot cover it. Soft budgets never refuse: they
-        add warnings. The reservation's ``pressure`` (max over budgets) says how close the
-        tightest budget is to what it allows."""
-        specs = self.applicable(ctx)
+        a paced budget's allowance so far, cannot cover it. Soft budgets never refuse: once
+        spent and in flight pass one, it adds a warning. The reservation's ``pressure`` (max
+        over budgets) says how close the tightest budget is to what it allows. ``specs``:
+        ``applicable(ctx)`` if the caller has it already."""
+        if specs is None:
+            specs = self.applicable(ctx)
         if not specs:
             return _FREE
         now = self.clock()
         store = self.store
-        keys: list[CounterKey] = []
-        checks: list[tuple[CounterKey, Decimal]] = []
-        checked: list[tuple[BudgetSpec, tuple[float, float], Decimal]] = []
-        pressure = 0.0
-        warnings: list[str] = []
+        live: list[tuple[BudgetSpec, tuple[float, float], CounterKey]] = []
         for spec in specs:
             window = spec.window(now)
             if now >= window[1] or now < window[0]:
                 continue  # a custom budget outside its window does not apply
-            key = (spec.scope, spec.subject, window[0], window[1])
-            if not store.has(key):
-                self._open(spec, key, window)
-            if key not in keys:
-                keys.append(key)
-            cap = spec.cap(now, window)
-            spent, reserved = store.get(key)
+            live.append((spec, window, (spec.scope, spec.subject, window[0], window[1])))
+        keys = list(dict.fromkeys(key for _, _, key in live))
+        caps = [(spec, window, key, spec.cap(now, window)) for spec, window, key in live]
+        checks = [(key, cap) for spec, _, key, cap in caps if spec.kind != "soft"]
+        # one atomic step: look at every counter and reserve if every check passes
+        failed, seen = store.reserve_seen(keys, checks, estimated_cost)
+        if failed == MISSING:  # the first request of a budget's window: seed its counter
+            for spec, window, key in live:
+                if not store.has(key):
+                    self._open(spec, key, window)
+            failed, seen = store.reserve_seen(keys, checks, estimated_cost)
+        assert seen is not None
+        counters = dict(zip(keys, seen, strict=True))
+        pressure = 0.0
+        warnings: list[str] = []
+        for spec, _, key, cap in caps:
+            spent, reserved = counters[key]
             used = spent + reserved + estimated_cost
-            if spec.kind == "soft":
-                if used > cap:
-                    warnings.append(
-                        f"{spec.label}: soft budget {_money(spec.limit_usd)} exceeded "
-                        f"(spent {_money(spent)})"
-                    )
-            else:
-                checks.append((key, cap))
-                checked.append((spec, window, cap))
+            if spec.kind == "soft" and spent + reserved > cap:
+                warnings.append(
+                    f"{spec.label}: soft budget {_money(spec.limit_usd)} exceeded "
+                    f"(spent {_money(spent)}, {_money(reserved)} in flight)"
+                )
             p = _pressure(used, cap, spec.degrade_from)
             if p > pressure:
                 pressure = p
-        failed = store.reserve(keys, checks, estimated_cost)
         if failed is not None:
-            spec, window, cap = checked[failed]
+            hard = [(spec, window, cap) for spec, window, _, cap in caps if spec.kind != "soft"]
+            spec, window, cap = hard[failed]
             raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, now)
         return Reservation(store, keys, estimated_cost, pressure, warnings)
 
@@ -250,23 +264,35 @@ class Budgets:
         spent, reserved = self.store.get(key)
         who = "global" if spec.scope == "global" else f"{spec.scope} {spec.subject!r}"
         period = spec.period if spec.period != "custom" else "custom-period"
-        wait = spec.seconds_until(spent + reserved + estimate, now, window)
-        if spec.kind == "paced" and wait < window[1] - now:
-            detail = (
-                f"paced budget allows {_money(cap)} so far of {_money(spec.limit_usd)} this "
-                f"{period}"
-            )
-        else:
-            detail = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
-        msg = (
-            f"Budget exceeded for {who}: {detail}; spent {_money(spent)}, "
-            f"{_money(reserved)} in flight, this request needs about {_money(estimate)}."
-        )
+        budget = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
         retry_after: float | None = None
-        if wait != float("inf"):
-            retry_after = wait
-            reset = datetime.fromtimestamp(now + wait, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            msg += f" Retry after {reset}."
+        if estimate > spec.limit_usd:
+            # Waiting cannot help: even an empty period could not hold this request.
+            msg = (
+                f"Budget exceeded for {who}: this request alone needs about {_money(estimate)}, "
+                f"more than the whole {budget}, so it can never fit. Ask for fewer tokens "
+                "(max_tokens), send a shorter prompt or use a cheaper model."
+            )
+            wait = float("inf")
+        else:
+            wait = spec.seconds_until(spent + reserved + estimate, now, window)
+            if spec.kind == "paced" and wait < window[1] - now:
+                detail = (
+                    f"paced budget allows {_money(cap)} so far of {_money(spec.limit_usd)} "
+                    f"this {period}"
+                )
+            else:
+                detail = budget
+            msg = (
+                f"Budget exceeded for {who}: {detail}; spent {_money(spent)}, "
+                f"{_money(reserved)} in flight, this request needs about {_money(estimate)}."
+            )
+            if wait != float("inf"):
+                retry_after = wait
+                reset = datetime.fromtimestamp(now + wait, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                msg += f" Retry after {reset}."
+            else:
+                msg += " This budget has no period: it does not reset."
         headers = {
             "x-should-retry": "true" if wait <= _RETRYABLE_WAIT else "false",
             "x-modelmix-budget": spec.label,

@@ -1,5 +1,7 @@
 """The cost to reserve before a call: prompt tokens plus predicted completion tokens, priced at
-the most expensive model the requested route may use (so a reservation rarely falls short).
+the most expensive model the requested route may use (so a reservation rarely falls short);
+for a cascade, which may call several of its models for one request, at the sum of their
+prices.
 
 Predicted completion tokens: the request's ``max_tokens`` caps an exponentially weighted
 average of what recent answers from that route/model used (``observe``), starting from
@@ -11,9 +13,46 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from modelmix.portfolio import ModelEntry
+import orjson
 
-__all__ = ["CostEstimator"]
+from modelmix.portfolio import ModelEntry
+from modelmix.routing.learned.features import prompt_text
+from modelmix.routing.learned.tokens import count_tokens
+from modelmix.types import ChatRequest
+
+__all__ = ["CostEstimator", "count_prompt_tokens"]
+
+#: Per-message overhead (role and separators) and an image's typical cost, in tokens.
+_TOKENS_PER_MESSAGE = 4
+_TOKENS_PER_IMAGE = 1000
+
+
+def count_prompt_tokens(request: ChatRequest) -> int:
+    """The request's prompt tokens: its text counted exactly with cl100k (the tokenizer the
+    router's costs use; other vendors' tokenizers differ by a few percent), plus tool calls,
+    tool definitions, a per-message overhead and a flat allowance per image."""
+    text = prompt_text(request.messages)
+    extra: list[str] = []
+    images = 0
+    for message in request.messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            images += sum(
+                1 for p in content if isinstance(p, dict) and p.get("type") == "image_url"
+            )
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            extra.append(f"{fn.get('name', '')} {fn.get('arguments', '')}")
+    if request.tools:
+        extra.append(orjson.dumps(request.tools).decode())
+    if extra:
+        text = text + "\n" + "\n".join(extra)
+    return (
+        count_tokens(text)
+        + _TOKENS_PER_MESSAGE * len(request.messages)
+        + _TOKENS_PER_IMAGE * images
+    )
+
 
 _ZERO = Decimal(0)
 _EWMA_WEIGHT = 0.1
@@ -26,6 +65,7 @@ class CostEstimator:
         routes: Mapping[str, Iterable[str]] | None = None,
         *,
         default_completion_tokens: int = 256,
+        summed: Iterable[str] = (),
     ) -> None:
         self.default_completion_tokens = default_completion_tokens
         #: name (model or route) -> (USD per input token, USD per output token), the maximum
@@ -39,12 +79,19 @@ class CostEstimator:
                 if d.price is not None
             ]
             self._rates[name] = (max(ins, default=_ZERO), max(outs, default=_ZERO))
+        summed = set(summed)
         for route, models in (routes or {}).items():
-            rates = [self._rates[m] for m in models if m in self._rates]
-            self._rates[route] = (
-                max((r[0] for r in rates), default=_ZERO),
-                max((r[1] for r in rates), default=_ZERO),
-            )
+            rates = [self._rates[m] for m in dict.fromkeys(models) if m in self._rates]
+            if route in summed:
+                self._rates[route] = (
+                    sum((r[0] for r in rates), _ZERO),
+                    sum((r[1] for r in rates), _ZERO),
+                )
+            else:
+                self._rates[route] = (
+                    max((r[0] for r in rates), default=_ZERO),
+                    max((r[1] for r in rates), default=_ZERO),
+                )
         self._completion: dict[str, float] = {}
 
     def completion_tokens(self, name: str, max_tokens: int | None) -> int:

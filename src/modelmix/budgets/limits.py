@@ -6,8 +6,10 @@ then gets one a second. A request takes 1 from the requests bucket and its *esti
 (prompt + predicted completion) from the tokens bucket, both or neither; once the real usage
 is known, ``adjust`` corrects the tokens bucket (it may go negative: the debt is waited off).
 
-Per request: two dict look-ups and a little float arithmetic; no I/O, no lock needed under
-asyncio (the check-and-take has no ``await`` inside).
+Per request: a couple of look-ups and a little float arithmetic; no I/O. The buckets live in a
+``BucketStore``: this process's memory (``InMemoryBucketStore``), or the counters file every
+gateway process on the host maps (``shared.SharedBucketStore``, the gateway's default), so
+``serve --workers N`` enforces one limit, not N.
 
 The answers carry OpenAI's rate-limit headers, which clients and SDK users already read:
 ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests``,
@@ -18,13 +20,24 @@ and the same three for ``tokens``; a refusal adds ``retry-after`` (seconds).
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from modelmix.budgets.errors import RateLimited
 
-__all__ = ["RateLimit", "RateLimiter", "RateState", "TokenBucket", "format_reset"]
+__all__ = [
+    "BucketStore",
+    "InMemoryBucketStore",
+    "RateLimit",
+    "RateLimiter",
+    "RateState",
+    "format_reset",
+    "refill",
+    "wait_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,31 +66,81 @@ class RateLimit:
         return d
 
 
-class TokenBucket:
-    __slots__ = ("capacity", "level", "rate", "updated")
+BucketKey = tuple[str, str, str]  # (scope, name, "requests" | "tokens")
 
-    def __init__(self, per_minute: int, now: float) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.level = self.capacity
-        self.updated = now
 
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-            self.updated = now
+def refill(level: float, updated: float, old_capacity: float, capacity: float, now: float) -> float:
+    """A bucket's level at ``now``: refilled at ``old_capacity`` per minute since ``updated``
+    (at most full); when the limit changed to ``capacity``, what was used carries over."""
+    if now > updated:
+        level = min(old_capacity, level + (now - updated) * old_capacity / 60.0)
+    if capacity != old_capacity:
+        level = capacity - (old_capacity - level)
+    return level
 
-    def wait_for(self, n: float) -> float:
-        """Seconds until ``n`` can be taken (0: now). More than the capacity needs a full
-        bucket (so a huge request is not refused forever)."""
-        need = min(n, self.capacity)
-        if self.level >= need:
-            return 0.0
-        return (need - self.level) / self.rate
 
-    def reset_in(self) -> float:
-        """Seconds until the bucket is full again."""
-        return max(self.capacity - self.level, 0.0) / self.rate
+def wait_for(level: float, capacity: float, n: float) -> float:
+    """Seconds until ``n`` can be taken (0: now). More than the capacity needs a full bucket
+    (so a huge request is not refused forever)."""
+    need = min(n, capacity)
+    if level >= need:
+        return 0.0
+    return (need - level) * 60.0 / capacity
+
+
+class BucketStore(Protocol):
+    """Where token buckets live: this process (``InMemoryBucketStore``) or every process on
+    the host (``shared.SharedBucketStore``)."""
+
+    def take(
+        self, buckets: Sequence[tuple[BucketKey, float, float]], now: float
+    ) -> tuple[float, list[float]]:
+        """``buckets``: (key, capacity per minute, amount). Refill each; if every one can give
+        its amount, take it from all. Returns (seconds to wait, 0 when taken; the levels)."""
+        ...
+
+    def give(self, key: BucketKey, amount: float, now: float) -> None:
+        """Add ``amount`` to an existing bucket (negative takes more; at most full)."""
+        ...
+
+
+class InMemoryBucketStore:
+    """``BucketStore`` in one process: key -> [level, updated, capacity]. No lock needed
+    under asyncio (no ``await`` inside); a lock makes it safe for threads too."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[BucketKey, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(
+        self, buckets: Sequence[tuple[BucketKey, float, float]], now: float
+    ) -> tuple[float, list[float]]:
+        store = self._buckets
+        with self._lock:
+            cells: list[list[float]] = []
+            wait = 0.0
+            for key, cap, amount in buckets:
+                cell = store.get(key)
+                if cell is None:
+                    cell = store[key] = [cap, now, cap]
+                else:
+                    cell[0] = refill(cell[0], cell[1], cell[2], cap, now)
+                    cell[1] = now
+                    cell[2] = cap
+                cells.append(cell)
+                wait = max(wait, wait_for(cell[0], cap, amount))
+            if wait == 0.0:
+                for cell, (_, _, amount) in zip(cells, buckets, strict=True):
+                    cell[0] -= amount
+            return wait, [cell[0] for cell in cells]
+
+    def give(self, key: BucketKey, amount: float, now: float) -> None:
+        with self._lock:
+            cell = self._buckets.get(key)
+            if cell is None:
+                return
+            cell[0] = min(cell[2], refill(cell[0], cell[1], cell[2], cell[2], now) + amount)
+            cell[1] = now
 
 
 def format_reset(seconds: float) -> str:
@@ -119,7 +182,8 @@ _UNLIMITED = RateState()
 
 
 class RateLimiter:
-    """Buckets per key id and per model. ``clock`` is monotonic seconds (tests inject one)."""
+    """Buckets per key id and per model. ``clock`` is monotonic seconds (tests inject one);
+    ``store`` holds the buckets (default: this process)."""
 
     def __init__(
         self,
@@ -127,69 +191,49 @@ class RateLimiter:
         *,
         default_key_limit: RateLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
+        store: BucketStore | None = None,
     ) -> None:
         self.models = dict(models or {})
         self.default_key_limit = default_key_limit
         self.clock = clock
-        # (scope, name) -> (requests bucket or None, tokens bucket or None)
-        self._buckets: dict[tuple[str, str], tuple[TokenBucket | None, TokenBucket | None]] = {}
+        self.store: BucketStore = store if store is not None else InMemoryBucketStore()
 
-    def _pair(
-        self, scope: str, name: str, limit: RateLimit, now: float
-    ) -> tuple[TokenBucket | None, TokenBucket | None]:
-        pair = self._buckets.get((scope, name))
-        if pair is not None:
-            req, tok = pair
-            if (req.capacity if req else None) == (float(limit.rpm) if limit.rpm else None) and (
-                tok.capacity if tok else None
-            ) == (float(limit.tpm) if limit.tpm else None):
-                return pair
-        # new, or the limit changed (key updated): start full, less what was already used
-        req = TokenBucket(limit.rpm, now) if limit.rpm else None
-        tok = TokenBucket(limit.tpm, now) if limit.tpm else None
-        if pair is not None:
-            for new, old in zip((req, tok), pair, strict=True):
-                if new is not None and old is not None:
-                    old.refill(now)
-                    new.level = new.capacity - (old.capacity - old.level)
-        pair = (req, tok)
-        self._buckets[(scope, name)] = pair
-        return pair
+    def key_limit(self, limit: RateLimit | None) -> RateLimit | None:
+        """The limit that applies to a key with ``limit`` of its own (else the default)."""
+        limit = limit if limit is not None and not limit.empty else self.default_key_limit
+        return None if limit is None or limit.empty else limit
 
     def _take(
         self, scope: str, name: str, limit: RateLimit, tokens: int, now: float
     ) -> tuple[float, RateState]:
         """Take 1 request and ``tokens`` if both fit: (0, state); else (wait, state)."""
-        req, tok = self._pair(scope, name, limit, now)
-        wait = 0.0
-        if req is not None:
-            req.refill(now)
-            wait = req.wait_for(1)
-        if tok is not None:
-            tok.refill(now)
-            wait = max(wait, tok.wait_for(tokens))
-        if wait == 0.0:
-            if req is not None:
-                req.level -= 1
-            if tok is not None:
-                tok.level -= tokens
+        buckets: list[tuple[BucketKey, float, float]] = []
+        if limit.rpm:
+            buckets.append(((scope, name, "requests"), float(limit.rpm), 1.0))
+        if limit.tpm:
+            buckets.append(((scope, name, "tokens"), float(limit.tpm), float(tokens)))
+        wait, levels = self.store.take(buckets, now)
         state = RateState()
-        if req is not None:
+        i = 0
+        if limit.rpm:
+            level = levels[i]
+            i += 1
             state.limit_requests = limit.rpm
-            state.remaining_requests = max(int(req.level), 0)
-            state.reset_requests = req.reset_in()
-        if tok is not None:
+            state.remaining_requests = max(int(level), 0)
+            state.reset_requests = max(limit.rpm - level, 0.0) * 60.0 / limit.rpm
+        if limit.tpm:
+            level = levels[i]
             state.limit_tokens = limit.tpm
-            state.remaining_tokens = max(int(tok.level), 0)
-            state.reset_tokens = tok.reset_in()
+            state.remaining_tokens = max(int(level), 0)
+            state.reset_tokens = max(limit.tpm - level, 0.0) * 60.0 / limit.tpm
         return wait, state
 
     def acquire(self, key_id: str | None, limit: RateLimit | None, tokens: int) -> RateState:
         """Admit one request of about ``tokens`` tokens for this key (``limit``: the key's
         own, else the default). Returns the header state; raises ``RateLimited`` (429 with
         the headers and ``retry-after``)."""
-        limit = limit if limit is not None and not limit.empty else self.default_key_limit
-        if key_id is None or limit is None or limit.empty:
+        limit = self.key_limit(limit)
+        if key_id is None or limit is None:
             return _UNLIMITED
         wait, state = self._take("key", key_id, limit, tokens, self.clock())
         if wait > 0.0:
@@ -208,6 +252,17 @@ class RateLimiter:
             )
         return state
 
+    def release(self, key_id: str | None, limit: RateLimit | None, tokens: int) -> None:
+        """Give back what ``acquire`` took, for a request refused after it (by a budget)."""
+        limit = self.key_limit(limit)
+        if key_id is None or limit is None:
+            return
+        now = self.clock()
+        if limit.rpm:
+            self.store.give(("key", key_id, "requests"), 1.0, now)
+        if limit.tpm:
+            self.store.give(("key", key_id, "tokens"), float(tokens), now)
+
     def acquire_model(self, model: str, tokens: int) -> float | None:
         """Admit one call to ``model`` (per-model limits, shared by all keys): None if it
         may go now, else the seconds to wait. The engine treats a wait as that model being
@@ -218,16 +273,20 @@ class RateLimiter:
         wait, _ = self._take("model", model, limit, tokens, self.clock())
         return wait if wait > 0.0 else None
 
+    def model_state(self, model: str) -> RateState | None:
+        """The header state of ``model``'s limits without taking anything (None: no limit)."""
+        limit = self.models.get(model)
+        if limit is None:
+            return None
+        _, state = self._take("model", model, limit, 0, self.clock())
+        return state
+
     def adjust(self, key_id: str | None, model: str | None, delta_tokens: int) -> None:
         """Correct the token buckets once real usage is known: ``delta_tokens`` = actual -
         estimated (positive takes more, negative gives back)."""
         if delta_tokens == 0:
             return
+        now = self.clock()
         for scope, name in (("key", key_id), ("model", model)):
-            if name is None:
-                continue
-            pair = self._buckets.get((scope, name))
-            if pair is not None and pair[1] is not None:
-                tok = pair[1]
-                tok.refill(self.clock())
-                tok.level = min(tok.capacity, tok.level - delta_tokens)
+            if name is not None:
+                self.store.give((scope, name, "tokens"), float(-delta_tokens), now)

@@ -49,10 +49,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
-__all__ = ["CounterKey", "InMemorySpendStore", "SpendStore"]
+__all__ = ["MISSING", "CounterKey", "InMemorySpendStore", "SpendStore"]
 
 #: (scope, subject, window start, window end)
 CounterKey = tuple[str, str, float, float]
+#: ``reserve_seen``: a counter does not exist yet (nothing was done).
+MISSING = -1
 
 _ZERO = Decimal(0)
 
@@ -68,6 +70,17 @@ class SpendStore(Protocol):
         success, else the index in ``checks`` of the first check that failed (nothing done)."""
         ...
 
+    def reserve_seen(
+        self,
+        keys: Sequence[CounterKey],
+        checks: Sequence[tuple[CounterKey, Decimal]],
+        amount: Decimal,
+    ) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
+        """``reserve`` that also returns every counter of ``keys`` as it was before (one atomic
+        step: what the request path uses). ``(MISSING, None)``, with nothing done, when a
+        counter of ``keys`` does not exist yet (the caller seeds it and tries again)."""
+        ...
+
     def settle(self, keys: Sequence[CounterKey], reserved: Decimal, actual: Decimal) -> None:
         """Turn a reservation into spend: ``reserved -= reserved; spent += actual``."""
         ...
@@ -77,6 +90,11 @@ class SpendStore(Protocol):
         ...
 
     def has(self, key: CounterKey) -> bool: ...
+
+    def peek(self, keys: Sequence[CounterKey]) -> list[tuple[Decimal, Decimal] | None]:
+        """``(spent, reserved)`` of each counter, None for one that does not exist (one
+        look, under one lock, for the request path)."""
+        ...
 
     def seed(self, key: CounterKey, spent: Decimal) -> None:
         """Set a counter's initial spend (from the ledger) unless it exists already."""
@@ -116,6 +134,28 @@ class InMemorySpendStore:
                     c[1] += amount
         return None
 
+    def reserve_seen(
+        self,
+        keys: Sequence[CounterKey],
+        checks: Sequence[tuple[CounterKey, Decimal]],
+        amount: Decimal,
+    ) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
+        counters = self._counters
+        with self._lock:
+            cells = [counters.get(key) for key in keys]
+            if any(c is None for c in cells):
+                return MISSING, None
+            seen = [(c[0], c[1]) for c in cells if c is not None]
+            for i, (key, cap) in enumerate(checks):
+                counter = counters[key]
+                used = counter[0] + counter[1]
+                if used >= cap or used + amount > cap:
+                    return i, seen
+            for cell in cells:
+                if cell is not None:
+                    cell[1] += amount
+        return None, seen
+
     def settle(self, keys: Sequence[CounterKey], reserved: Decimal, actual: Decimal) -> None:
         counters = self._counters
         with self._lock:
@@ -133,6 +173,14 @@ class InMemorySpendStore:
 
     def has(self, key: CounterKey) -> bool:
         return key in self._counters
+
+    def peek(self, keys: Sequence[CounterKey]) -> list[tuple[Decimal, Decimal] | None]:
+        counters = self._counters
+        out: list[tuple[Decimal, Decimal] | None] = []
+        for key in keys:
+            c = counters.get(key)
+            out.append((c[0], c[1]) if c is not None else None)
+        return out
 
     def seed(self, key: CounterKey, spent: Decimal) -> None:
         with self._lock:

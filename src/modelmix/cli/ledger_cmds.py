@@ -1,4 +1,4 @@
-"""``modelmix logs``, ``modelmix report`` and ``modelmix keys``: read the ledger, manage keys."""
+"""``modelmix logs`` and ``modelmix report``: read the ledger (``modelmix keys``: keys_cmds.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from modelmix.keys import KeyStore
 from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, recent_requests
 from modelmix.paths import default_db_path
 
-__all__ = ["keys", "logs", "report"]
+__all__ = ["logs", "report"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -81,11 +80,19 @@ def _echo_json(value: Any) -> None:
     click.echo(orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2).decode())
 
 
-def _money(value: Decimal | None, unpriced: bool = False) -> str:
+def _money(value: Decimal | None, unpriced: bool = False, estimated: bool = False) -> str:
+    """``$0.001234``; ``*``: a lower bound (unknown prices), ``~``: an estimate."""
     if value is None:
         return "?"
     text = f"${value:.6f}" if value < 1 else f"${value:,.4f}"
-    return text + ("*" if unpriced else "")
+    return text + ("*" if unpriced else "~" if estimated else "")
+
+
+_UNPRICED_NOTE = "* some tokens had no known price; the cost shown is a lower bound"
+_ESTIMATED_NOTE = (
+    "~ some costs are estimates (a price matched by model name or billing more than the usage "
+    "shows, or a stream that ended before the upstream reported its usage)"
+)
 
 
 def _ms(value: float | None) -> str:
@@ -176,13 +183,15 @@ def logs(
             status,
             attempt_chain(r["attempts"], r["decision"].get("skipped", [])),
             f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}",
-            _money(r["cost_usd"], r["unpriced"]),
+            _money(r["cost_usd"], r["unpriced"], r.get("cost_confidence") == "estimated"),
             _ms(r["latency_ms"]),
         )
     console = _console()
     console.print(table)
     if any(r["unpriced"] for r in rows):
-        console.print("* some tokens had no known price; the cost shown is a lower bound")
+        console.print(_UNPRICED_NOTE)
+    if any(r.get("cost_confidence") == "estimated" for r in rows):
+        console.print(_ESTIMATED_NOTE)
 
 
 # -- report ------------------------------------------------------------------------------
@@ -199,6 +208,7 @@ def _spend_table(group_by: str, rows: list[dict[str, Any]], title: str) -> Table
     total_req = sum(r["requests"] for r in rows)
     total_cost = sum((r["cost_usd"] for r in rows), Decimal(0))
     any_unpriced = any(r["unpriced"] for r in rows)
+    any_estimated = any(r.get("estimated") for r in rows)
     footer = group_by != "tag"  # a request counts under each of its tags: no grand total
     table.add_column(_LABELS.get(group_by, group_by), footer="total" if footer else "")
     if group_by == "key":
@@ -210,7 +220,9 @@ def _spend_table(group_by: str, rows: list[dict[str, Any]], title: str) -> Table
     table.add_column("tokens in", justify="right")
     table.add_column("tokens out", justify="right")
     table.add_column(
-        "cost", justify="right", footer=_money(total_cost, any_unpriced) if footer else ""
+        "cost",
+        justify="right",
+        footer=_money(total_cost, any_unpriced, any_estimated) if footer else "",
     )
     table.add_column("avg", justify="right")
     table.add_column("p50", justify="right")
@@ -227,7 +239,7 @@ def _spend_table(group_by: str, rows: list[dict[str, Any]], title: str) -> Table
             escalated,
             f"{r['prompt_tokens']:,}",
             f"{r['completion_tokens']:,}",
-            _money(r["cost_usd"], bool(r["unpriced"])),
+            _money(r["cost_usd"], bool(r["unpriced"]), bool(r.get("estimated"))),
             _ms(r["avg_latency_ms"]),
             _ms(r["p50_latency_ms"]),
             _ms(r["p95_latency_ms"]),
@@ -249,7 +261,14 @@ def _savings_table(savings: dict[str, Any]) -> Table:
     table.add_column("on baseline cost", justify="right", footer=_money(total["baseline_cost_usd"]))
     table.add_column("saved", justify="right", footer=_money(total["saved_usd"]))
     table.add_column("saved %", justify="right", footer=_rate(total["saved_pct"]))
+    measured = any(r.get("quality") for r in savings["routes"])
+    if measured:  # from a QualitySource (evals, feedback)
+        table.add_column("quality (baseline)", justify="right")
     for r in savings["routes"]:
+        q = r.get("quality")
+        extra = []
+        if measured:
+            extra = [_quality(q)]
         table.add_row(
             r["route"],
             r["baseline"] or f"- ({r['baseline_reason']})",
@@ -259,8 +278,18 @@ def _savings_table(savings: dict[str, Any]) -> Table:
             _money(r["baseline_cost_usd"]),
             _money(r["saved_usd"]),
             _rate(r["saved_pct"]),
+            *extra,
         )
     return table
+
+
+def _quality(q: dict[str, Any] | None) -> str:
+    if not q:
+        return "-"
+    text = f"{q['quality']:.2f}"
+    if q.get("baseline_quality") is not None:
+        text += f" ({q['baseline_quality']:.2f})"
+    return text + (f", n={q['samples']:,}" if q.get("samples") else "")
 
 
 def _baselines(config_path: str | None) -> dict[str, Any]:
@@ -379,7 +408,8 @@ def report(
     )
     console.print(
         f"[bold]{t['requests']:,} requests[/bold], {span} ({path}): cost "
-        f"{_money(t['cost_usd'], bool(t['unpriced']))}, {t['total_tokens']:,} tokens "
+        f"{_money(t['cost_usd'], bool(t['unpriced']), bool(t['estimated']))}, "
+        f"{t['total_tokens']:,} tokens "
         f"({t['prompt_tokens']:,} in, {t['completion_tokens']:,} out); errors "
         f"{t['errors']:,} ({_rate(t['error_rate'])}), fallbacks {t['fallbacks']:,} "
         f"({_rate(t['fallback_rate'])}); {escalated}; latency p50 {_ms(t['p50_latency_ms'])}, "
@@ -400,74 +430,6 @@ def report(
             )
         console.print(f"quality: {data['savings']['quality']['note']}")
     if t["unpriced"]:
-        console.print("* some tokens had no known price; the cost shown is a lower bound")
-
-
-# -- keys --------------------------------------------------------------------------------
-
-
-@click.group()
-def keys() -> None:
-    """Manage virtual API keys (stored as hashes in the ledger database)."""
-
-
-def _store(db: str | None, config_path: str | None) -> KeyStore:
-    return KeyStore(_resolve_db(db, config_path))
-
-
-@keys.command("create")
-@click.argument("name")
-@_db_option
-def keys_create(name: str, db: str | None, config_path: str | None) -> None:
-    """Create a key called NAME and print it (the only time it is shown)."""
-    store = _store(db, config_path)
-    try:
-        info, plaintext = store.create(name)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
-    click.echo(f"created key {info.id} ({info.name})")
-    click.echo(plaintext)
-    click.echo("store it now: it cannot be shown again", err=True)
-
-
-@keys.command("list")
-@_db_option
-def keys_list(db: str | None, config_path: str | None) -> None:
-    """List keys (never their secrets)."""
-    store = _store(db, config_path)
-    try:
-        infos = store.list()
-    finally:
-        store.close()
-    if not infos:
-        click.echo("no keys")
-        return
-    table = Table(title="virtual keys", title_justify="left")
-    for col in ("id", "name", "prefix", "created", "status"):
-        table.add_column(col)
-    for k in infos:
-        table.add_row(
-            k.id,
-            k.name,
-            k.prefix + "…",
-            datetime.fromtimestamp(k.created_at).strftime("%Y-%m-%d %H:%M"),
-            "[red]revoked[/red]" if k.revoked else "active",
-        )
-    _console().print(table)
-
-
-@keys.command("revoke")
-@click.argument("id_or_name")
-@_db_option
-def keys_revoke(id_or_name: str, db: str | None, config_path: str | None) -> None:
-    """Revoke a key by id or name (a running gateway notices within 5 seconds)."""
-    store = _store(db, config_path)
-    try:
-        ok = store.revoke(id_or_name)
-    finally:
-        store.close()
-    if not ok:
-        raise click.ClickException(f"no active key with id or name {id_or_name!r}")
-    click.echo(f"revoked {id_or_name}")
+        console.print(_UNPRICED_NOTE)
+    if t["estimated"]:
+        console.print(_ESTIMATED_NOTE)

@@ -11,6 +11,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from modelmix.gateway import Gateway
 from modelmix.ledger.queries import (
     GroupBy,
@@ -34,7 +36,7 @@ RANGES: dict[str, tuple[float | None, float]] = {
     "all": (None, 86400.0),
 }
 DEFAULT_RANGE = "24h"
-_GROUPS: tuple[GroupBy, ...] = ("model", "team", "route", "key", "tag")
+_GROUPS: tuple[GroupBy, ...] = ("model", "team", "route", "key", "tag", "confidence")
 RECENT = 25
 
 
@@ -66,12 +68,17 @@ def decision_summary(decision: dict[str, Any]) -> str:
     return "; ".join(bits) or "direct"
 
 
-def _budgets(gateway: Gateway) -> list[dict[str, Any]] | None:
-    budgets = getattr(gateway, "budgets", None)
-    if budgets is None:
-        return None
-    status: list[dict[str, Any]] = budgets.status()
-    return status
+def _budgets(gateway: Gateway) -> list[dict[str, Any]]:
+    """Every budget's current window: the config's and the active keys' (live counters).
+    A key's budget is shown under the key's name (``display``), not only its id."""
+    rows = gateway.accounting.status()
+    names = {}
+    if gateway.keys is not None and any(r["scope"] == "key" for r in rows):
+        names = {k.id: k.name for k in gateway.keys.list(include_revoked=False)}
+    for r in rows:
+        if r["scope"] == "key" and r["subject"] in names:
+            r["display"] = f"key {names[r['subject']]}: {r['kind']} {r['period']}"
+    return rows
 
 
 def _baselines(gateway: Gateway) -> Any:
@@ -132,6 +139,8 @@ def collect(
             "error": r["error"],
             "key_id": r["key_id"],
             "team": r.get("team"),
+            "tags": orjson.loads(r["tags"]) if r.get("tags") else [],
+            "cost_confidence": r.get("cost_confidence", "exact"),
             "stream": r["stream"],
             "prompt_tokens": r["prompt_tokens"],
             "completion_tokens": r["completion_tokens"],

@@ -53,6 +53,8 @@ tr.err td { background:#fff5f0; }
 .pill.bad { background:#fde7dc; color:#9a3412; }
 .pill.ok { background:#dcf5ec; color:#065f46; }
 .chain { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:12px; }
+td.nw, th { white-space:nowrap; }
+td .note { margin:0; font-size:11px; }
 details summary { cursor:pointer; color:var(--muted); font-size:12px; }
 details pre { white-space:pre-wrap; font-size:11px; max-width:520px; }
 .legend span { display:inline-flex; align-items:center; gap:5px; margin-right:14px;
@@ -123,7 +125,7 @@ def _spend_bars(rows: list[dict[str, Any]], title: str, color: str) -> str:
     return hbar_chart(
         [
             (
-                r["group"],
+                r.get("name") or r["group"],  # a key's name rather than its id
                 float(r["cost_usd"]),
                 f"{_money(r['cost_usd'], bool(r['unpriced']))} · {r['requests']:,} req",
             )
@@ -278,6 +280,36 @@ def _savings(data: dict[str, Any]) -> str:
     return _card("Savings against baseline", body, note)
 
 
+_CONFIDENCE_NOTE = {
+    "exact": "every token priced as billed",
+    "estimated": "a price or a token count is an estimate",
+    "unknown": "tokens at an unknown price: a lower bound",
+}
+
+
+def _confidence(data: dict[str, Any]) -> str:
+    rows = {r["group"]: r for r in data["by"].get("confidence", [])}
+    if not rows:
+        return _card("Cost confidence", '<p class="empty">no data in this period</p>')
+    total = sum(r["requests"] for r in rows.values()) or 1
+    colors = {"exact": PALETTE[2], "estimated": PALETTE[1], "unknown": PALETTE[5]}
+    bar = share_bar([(k, rows[k]["requests"] / total, colors[k]) for k in colors if k in rows])
+    body = (
+        f"{bar}<table><tr><th>confidence</th><th class='n'>requests</th>"
+        "<th class='n'>spend</th><th>meaning</th></tr>"
+        + "".join(
+            f"<tr><td><span class='pill' style='background:{colors[k]}33'>{k}</span></td>"
+            f"<td class='n'>{rows[k]['requests']:,}</td>"
+            f"<td class='n'>{_money(rows[k]['cost_usd'])}</td>"
+            f"<td>{escape(_CONFIDENCE_NOTE[k])}</td></tr>"
+            for k in colors
+            if k in rows
+        )
+        + "</table>"
+    )
+    return _card("Cost confidence", body, "how far each request's cost can be trusted")
+
+
 def _budgets(data: dict[str, Any]) -> str:
     budgets = data["budgets"]
     if budgets is None:
@@ -290,16 +322,22 @@ def _budgets(data: dict[str, Any]) -> str:
         used = b["spent_usd"] + b["reserved_usd"]
         share = float(used / allowed) if allowed else 1.0
         color = PALETTE[5] if share >= 0.9 else (PALETTE[1] if share >= 0.7 else PALETTE[2])
+        paced = (
+            f"<br><span class='note'>{_money(allowed)} so far</span>"
+            if b["kind"] == "paced"
+            else ""
+        )
         meter = (
             f'<div class="meter" title="{share:.0%}"><b style="width:{min(share, 1) * 100:.0f}%;'
             f'background:{color}"></b></div>'
         )
         rows.append(
-            f"<tr><td>{escape(str(b['name']))}</td><td>{escape(str(b['kind']))}</td>"
+            f"<tr><td title='{escape(str(b['name']))}'>{escape(str(b.get('display') or b['name']))}"
+            f"</td><td>{escape(str(b['kind']))}</td>"
             f"<td>{escape(str(b['period']))}</td>"
             f"<td class='n'>{_money(b['spent_usd'])}</td>"
             f"<td class='n'>{_money(b['reserved_usd'])}</td>"
-            f"<td class='n'>{_money(b['limit_usd'])}</td>"
+            f"<td class='n'>{_money(b['limit_usd'])}{paced}</td>"
             f"<td class='n'>{_money(b['remaining_usd'])}</td><td>{meter}</td>"
             f"<td class='n'>{b['pressure']:.2f}</td></tr>"
         )
@@ -308,7 +346,12 @@ def _budgets(data: dict[str, Any]) -> str:
         "<th class='n'>in flight</th><th class='n'>limit</th><th class='n'>remaining</th>"
         "<th>used</th><th class='n'>pressure</th></tr>" + "".join(rows) + "</table>"
     )
-    return _card("Budgets", body, "pressure > 0 steers routing towards cheaper models")
+    return _card(
+        "Budgets",
+        body,
+        "used = spent + in flight, of what the budget allows now (a paced budget's allowance "
+        "grows through its period); pressure > 0 steers routing towards cheaper models",
+    )
 
 
 def _chain(attempts: list[dict[str, Any]]) -> str:
@@ -338,16 +381,21 @@ def _recent(data: dict[str, Any]) -> str:
         )
         decision = orjson.dumps(r["decision"], option=orjson.OPT_INDENT_2, default=str).decode()
         asked = r["requested_model"] + (" (route)" if r["route"] else "")
+        who = " · ".join(
+            x for x in (r.get("team") and f"team {r['team']}", ", ".join(r.get("tags") or ())) if x
+        )
+        who_html = f"<br><span class='note'>{escape(who)}</span>" if who else ""
         rows.append(
             f"<tr class='{'err' if r['status'] != 'ok' else ''}'>"
-            f"<td>{_when(r['started_at'], '%m-%d %H:%M:%S')}</td>"
-            f"<td class='chain'>{escape(r['id'])}</td><td>{escape(asked)}</td>"
+            f"<td class='nw'>{_when(r['started_at'], '%m-%d %H:%M:%S')}</td>"
+            f"<td class='chain nw'>{escape(r['id'])}</td><td>{escape(asked)}{who_html}</td>"
             f"<td>{escape(r['final_model'] or DASH)}</td><td>{status}</td>"
             f"<td class='chain'>{escape(_chain(r['attempts']))}</td>"
             f"<td>{escape(r['decision_summary'])}<details><summary>decision</summary>"
             f"<pre>{escape(decision)}</pre></details></td>"
             f"<td class='n'>{r['prompt_tokens']:,}/{r['completion_tokens']:,}</td>"
-            f"<td class='n'>{_money(r['cost_usd'], r['unpriced'])}</td>"
+            f"<td class='n'>{_money(r['cost_usd'], r['unpriced'])}"
+            f"{'~' if r.get('cost_confidence') == 'estimated' else ''}</td>"
             f"<td class='n'>{_ms(r['latency_ms'])}</td></tr>"
         )
     body = (
@@ -389,7 +437,13 @@ def render_page(data: dict[str, Any]) -> str:
     escal = f"{t['escalations']:,} / {t['cascade_requests']:,}" if t["cascade_requests"] else DASH
     kpis = "".join(
         [
-            _kpi("Spend", _money(t["cost_usd"], bool(t["unpriced"])), f"range {data['range']}"),
+            _kpi(
+                "Spend",
+                _money(t["cost_usd"], bool(t["unpriced"])),
+                f"range {data['range']}"
+                + (f" · {t['estimated']:,} estimated" if t["estimated"] else "")
+                + (f" · {t['unpriced']:,} unpriced" if t["unpriced"] else ""),
+            ),
             _kpi("Requests", f"{t['requests']:,}", f"{t['total_tokens']:,} tokens"),
             _kpi("Error rate", _pct(t["error_rate"]), f"{t['errors']:,} failed"),
             _kpi("Fallbacks", _pct(t["fallback_rate"]), f"{t['fallbacks']:,} requests"),
@@ -413,6 +467,12 @@ def render_page(data: dict[str, Any]) -> str:
         + _card("Spend by route", _spend_bars(by["route"], "spend by route", PALETTE[2]))
         + _card("Spend by team", _spend_bars(by["team"], "spend by team", PALETTE[3]))
         + _card("Spend by key", _spend_bars(by["key"], "spend by key", PALETTE[1]))
+        + _card(
+            "Spend by tag",
+            _spend_bars(by["tag"], "spend by tag", PALETTE[4]),
+            "a request counts under each of its tags",
+        )
+        + _confidence(data)
         + "</div>"
     )
     main = (
@@ -431,7 +491,7 @@ def render_page(data: dict[str, Any]) -> str:
         '<p class="note">* some tokens had no known price: that cost is a lower bound</p>'
         if t["unpriced"]
         else ""
-    )
+    ) + ('<p class="note">~ an estimated cost (see Cost confidence)</p>' if t["estimated"] else "")
     return _head("modelmix dashboard") + header + f"<main>{main}{unpriced}</main></body></html>"
 
 

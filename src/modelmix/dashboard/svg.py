@@ -50,7 +50,7 @@ def hbar_chart(
     for i, (label, value, text) in enumerate(items):
         y = i * row + 2
         w = max(bar_w * (value / top), 1.0 if value > 0 else 0.0)
-        short = label if len(label) <= 22 else label[:21] + "…"
+        short = label if len(label) <= 19 else label[:18] + "…"  # fits label_width at 12 px
         parts.append(
             f'<text x="{label_width - 8}" y="{y + row / 2 + 4:.1f}" text-anchor="end" '
             f'class="lbl"><title>{escape(label)}</title>{escape(short)}</text>'

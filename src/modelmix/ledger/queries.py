@@ -18,6 +18,8 @@ from typing import Any, Literal, get_args
 
 import orjson
 
+from modelmix.ledger.schema import SCHEMA_VERSION, connect, ensure_schema, schema_version
+
 __all__ = [
     "GROUP_BYS",
     "GroupBy",
@@ -31,7 +33,7 @@ __all__ = [
     "totals",
 ]
 
-GroupBy = Literal["model", "route", "key", "team", "tag", "day", "hour"]
+GroupBy = Literal["model", "route", "key", "team", "tag", "day", "hour", "confidence"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 
 
@@ -39,11 +41,35 @@ class LedgerNotFound(FileNotFoundError):
     """There is no ledger database at the given path."""
 
 
+_CHECKED: set[Path] = set()
+
+
+def _migrate_if_old(p: Path) -> None:
+    """Bring a ledger written by an older modelmix up to this schema (adding a column is
+    instant in SQLite), so the queries below can name every column. Once per file."""
+    resolved = p.resolve()
+    if resolved in _CHECKED:
+        return
+    conn = sqlite3.connect(f"{resolved.as_uri()}?mode=ro", uri=True)
+    try:
+        version = schema_version(conn)
+    finally:
+        conn.close()
+    if version is not None and version < SCHEMA_VERSION:
+        rw = connect(str(resolved))
+        try:
+            ensure_schema(rw)
+        finally:
+            rw.close()
+    _CHECKED.add(resolved)
+
+
 @contextmanager
 def _read(path: str | Path) -> Iterator[sqlite3.Connection]:
     p = Path(path)
     if not p.is_file():
         raise LedgerNotFound(f"no ledger at {p}")
+    _migrate_if_old(p)
     conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
@@ -150,7 +176,7 @@ _FALLBACK_SQL = """CASE WHEN r.final_model IS NOT NULL AND EXISTS (
 
 _SCAN_SQL = f"""SELECT r.id, r.started_at, r.route, r.key_id, k.name AS key_name, r.team, r.tags,
     r.final_model, r.status, r.prompt_tokens, r.completion_tokens, r.cached_tokens,
-    r.reasoning_tokens, r.cost_usd, r.unpriced, r.latency_ms, r.ttft_ms,
+    r.reasoning_tokens, r.cost_usd, r.unpriced, r.cost_confidence, r.latency_ms, r.ttft_ms,
     {_FALLBACK_SQL} AS fallback,
     json_extract(r.decision, '$.strategy') AS strategy,
     json_extract(r.decision, '$.escalated') AS escalated
@@ -211,6 +237,8 @@ def _group_keys(row: sqlite3.Row, group_by: str) -> list[str]:
             return [_day(row["started_at"])]
         case "hour":
             return [_hour(row["started_at"])]
+        case "confidence":
+            return [row["cost_confidence"] or "exact"]
         case "total":
             return ["total"]
     raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")
@@ -226,6 +254,7 @@ class _Agg:
         "cost",
         "errors",
         "escalations",
+        "estimated",
         "fallbacks",
         "latencies",
         "name",
@@ -238,7 +267,7 @@ class _Agg:
 
     def __init__(self) -> None:
         self.name: str | None = None
-        self.requests = self.errors = self.unpriced = 0
+        self.requests = self.errors = self.unpriced = self.estimated = 0
         self.fallbacks = self.escalations = self.cascades = 0
         self.prompt = self.completion = self.cached = self.reasoning = 0
         self.cost = Decimal(0)
@@ -255,6 +284,8 @@ class _Agg:
         self.reasoning += row["reasoning_tokens"]
         self.cost += Decimal(row["cost_usd"])
         self.unpriced += row["unpriced"]
+        if row["cost_confidence"] == "estimated":
+            self.estimated += 1
         self.fallbacks += row["fallback"]
         if row["strategy"] == "cascade":
             self.cascades += 1
@@ -281,6 +312,7 @@ class _Agg:
             reasoning_tokens=self.reasoning,
             cost_usd=self.cost,
             unpriced=self.unpriced,
+            estimated=self.estimated,
             total_tokens=self.prompt + self.completion,
             avg_latency_ms=sum(lat) / len(lat) if lat else None,
             p50_latency_ms=_percentile(lat, 0.50),
@@ -310,14 +342,16 @@ def spend_report(
     ``route``, ``key`` (the key id; rows also carry the key's ``name``), ``team``, ``tag`` (a
     request counts once under each of its tags, so tag totals may exceed the grand total;
     ``(untagged)`` when it has none), ``day`` (UTC, ``YYYY-MM-DD``), ``hour`` (UTC,
-    ``YYYY-MM-DD HH:00``).
+    ``YYYY-MM-DD HH:00``), ``confidence`` (the cost confidence: ``exact``, ``estimated``,
+    ``unknown``).
 
     ``cost_usd`` is an exact ``Decimal``; ``unpriced`` counts requests where some attempt used
-    tokens at an unknown price (their cost is a lower bound). ``fallbacks``: answered by
-    another model than the first one tried, because that one failed. ``escalations``: cascade
-    requests sent on to the strong tier (``escalation_rate`` is over ``cascade_requests``).
-    Latency percentiles are nearest-rank. Sorted by cost, highest first; ``day`` and ``hour``
-    groups by time.
+    tokens at an unknown price (cost confidence ``unknown``: their cost is a lower bound),
+    ``estimated`` those whose cost is an estimate (cost confidence ``estimated``).
+    ``fallbacks``: answered by another model than the first one tried, because that one failed.
+    ``escalations``: cascade requests sent on to the strong tier (``escalation_rate`` is over
+    ``cascade_requests``). Latency percentiles are nearest-rank. Sorted by cost, highest
+    first; ``day`` and ``hour`` groups by time.
     """
     if group_by not in GROUP_BYS:
         raise ValueError(f"group_by must be one of {', '.join(GROUP_BYS)}")

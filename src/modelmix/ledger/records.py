@@ -35,6 +35,7 @@ class AttemptRecord:
     reasoning_tokens: int = 0
     cost_usd: Decimal | None = None  # None when the price is unknown
     price_source: str | None = None  # e.g. "genai-prices:openai/gpt-4o-mini" or "config"
+    usage_estimated: bool = False  # the upstream reported no usage: tokens were estimated
 
 
 @dataclass(slots=True)
@@ -66,6 +67,15 @@ class RequestRecord:
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)  # sum over all attempts that cost something
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Spend attribution: the key's team, and the request's tags (the key's tags, request
+    #: metadata as ``name:value``, ``x-modelmix-tag-*`` headers, ``user:<id>``).
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    #: How far ``cost_usd`` can be trusted: ``exact`` (every token priced as billed),
+    #: ``estimated`` (a price or a token count is an estimate: the catalog bills something the
+    #: usage does not carry, the model was priced by name, or a stream ended before the
+    #: upstream reported usage), ``unknown`` (tokens at an unknown price: a lower bound).
+    cost_confidence: str = "exact"
     #: The routing policy version serving the request (a canary's arm overrides it through
     #: ``decision["policy_version"]``).
     policy_version: str | None = None

@@ -10,7 +10,8 @@ import sqlite3
 
 #: 1: requests, attempts, api_keys. 2: api_keys gain owner, team, tags, allowed models,
 #: budgets, rate limits and updated_at; requests gain team and tags (spend attribution).
-SCHEMA_VERSION = 2
+#: 3: requests gain cost_confidence (exact / estimated / unknown).
+SCHEMA_VERSION = 3
 
 REQUEST_COLUMNS = (
     "id",
@@ -38,6 +39,7 @@ REQUEST_COLUMNS = (
     "metadata",
     "team",
     "tags",
+    "cost_confidence",
     "policy_version",
 )
 
@@ -93,7 +95,8 @@ DDL = (
     n_attempts INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     team TEXT,
-    tags TEXT NOT NULL DEFAULT '[]'
+    tags TEXT NOT NULL DEFAULT '[]',
+    cost_confidence TEXT NOT NULL DEFAULT 'exact'
 )""",
     "CREATE INDEX IF NOT EXISTS requests_started_at ON requests (started_at)",
     "CREATE INDEX IF NOT EXISTS requests_key_id ON requests (key_id)",
@@ -152,9 +155,17 @@ ADDED_COLUMNS = (
     ("api_keys", "budgets", "TEXT NOT NULL DEFAULT '[]'"),
     ("api_keys", "rate_limits", "TEXT NOT NULL DEFAULT '{}'"),
     ("api_keys", "updated_at", "REAL"),
+    ("requests", "cost_confidence", "TEXT NOT NULL DEFAULT 'exact'"),
     # the routing policy version that served the request (quality loop: canary, rollback)
     ("requests", "policy_version", "TEXT"),
 )
+
+#: Run once right after a column is added to an existing database (backfill).
+BACKFILL = {
+    ("requests", "cost_confidence"): (
+        "UPDATE requests SET cost_confidence = 'unknown' WHERE unpriced = 1"
+    ),
+}
 
 #: Indexes on added columns: created once the columns exist.
 LATE_DDL = (
@@ -176,16 +187,22 @@ def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
     return conn
 
 
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The database's schema version (None: not a modelmix ledger yet)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return None
+    version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    return int(version) if version is not None else None
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create every table and index if missing; refuse a database from a newer version."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        ).fetchone()
-        version = None
-        if row is not None:
-            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        version = schema_version(conn)
         if version is not None and version > SCHEMA_VERSION:
             raise SchemaError(
                 f"ledger schema version {version} is newer than this modelmix "
@@ -216,3 +233,6 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         if column not in existing[table]:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
             existing[table].add(column)
+            backfill = BACKFILL.get((table, column))
+            if backfill is not None:
+                conn.execute(backfill)

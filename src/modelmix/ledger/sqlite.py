@@ -79,6 +79,7 @@ def _money(value: Decimal | None) -> str | None:
 
 def request_row(rec: RequestRecord) -> tuple[Any, ...]:
     """The ``requests`` row for ``rec`` (column order: ``REQUEST_COLUMNS``)."""
+    unpriced = rec.unpriced
     return (
         rec.id,
         rec.started_at,
@@ -100,13 +101,12 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         rec.cached_tokens,
         rec.reasoning_tokens,
         format(rec.cost_usd, "f"),
-        int(rec.unpriced),
+        int(unpriced),
         len(rec.attempts),
         _dumps(rec.metadata),
-        # Spend attribution (schema 2). ``getattr`` so this works before RequestRecord grows
-        # the ``team``/``tags`` fields.
-        getattr(rec, "team", None),
-        _dumps(list(getattr(rec, "tags", ()) or ())),
+        rec.team,
+        _dumps(list(rec.tags)),
+        "unknown" if unpriced else rec.cost_confidence,
         rec.decision.get("policy_version", rec.policy_version),
     )
 

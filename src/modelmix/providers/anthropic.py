@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 
 from modelmix.errors import UnsupportedParameter, UpstreamError, UpstreamErrorKind
-from modelmix.providers.base import Deployment, HttpRequest, SSEEvent, has_turn
+from modelmix.providers.base import (
+    Deployment,
+    HttpRequest,
+    SSEEvent,
+    check_base64_data_url,
+    has_turn,
+)
 from modelmix.providers.openai import (
     clip,
     error_from_status,
@@ -308,9 +314,7 @@ def _check_image(image: Any) -> None:
     if not isinstance(url, str):
         raise UnsupportedParameter("messages", "image_url part without a url")
     if url.startswith("data:"):
-        comma = url.find(",")  # no copy of the (possibly huge) data
-        if comma < 0 or ";base64" not in url[5:comma]:
-            raise UnsupportedParameter("messages", "image data URL must be base64-encoded")
+        check_base64_data_url(url)
 
 
 def _check_content(messages: list[dict[str, Any]]) -> None:

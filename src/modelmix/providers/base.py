@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from modelmix.errors import UnsupportedParameter
 from modelmix.types import Capabilities, ChatRequest, ChatResponse, StreamDelta
 
 if TYPE_CHECKING:
@@ -66,6 +67,13 @@ class StreamParser(Protocol):
         ``message_stop``, or Gemini's last chunk with a finishReason). A stream whose
         connection closes before ``finished()`` is a cut stream."""
         ...
+
+
+def check_base64_data_url(url: str) -> None:
+    """Refuse (``UnsupportedParameter``) a ``data:`` URL whose payload is not base64."""
+    comma = url.find(",")  # no copy of the (possibly huge) data
+    if comma < 0 or ";base64" not in url[5:comma]:
+        raise UnsupportedParameter("messages", "image data URL must be base64-encoded")
 
 
 def has_turn(messages: list[dict[str, Any]]) -> bool:

@@ -19,7 +19,13 @@ from typing import Any
 import orjson
 
 from modelmix.errors import UnsupportedParameter, UpstreamError, UpstreamErrorKind
-from modelmix.providers.base import Deployment, HttpRequest, SSEEvent, has_turn
+from modelmix.providers.base import (
+    Deployment,
+    HttpRequest,
+    SSEEvent,
+    check_base64_data_url,
+    has_turn,
+)
 from modelmix.providers.openai import (
     clip,
     error_from_status,
@@ -139,9 +145,7 @@ def _check_image(image: Any) -> None:
         raise UnsupportedParameter("messages", "image_url part without a url")
     if not url.startswith("data:"):
         raise UnsupportedParameter("messages", "Gemini needs images inline (data: URLs)")
-    comma = url.find(",")  # no copy of the (possibly huge) data
-    if comma < 0 or ";base64" not in url[5:comma]:
-        raise UnsupportedParameter("messages", "image data URL must be base64-encoded")
+    check_base64_data_url(url)
 
 
 def _check_content(messages: list[dict[str, Any]]) -> None:

@@ -168,6 +168,8 @@ def _usage(data: Any) -> Usage | None:
     details = data.get("prompt_tokens_details")
     if isinstance(details, dict):
         usage.cached_tokens = details.get("cached_tokens") or 0
+        # OpenRouter reports prompt-cache writes (Anthropic, Gemini models) here too
+        usage.cache_write_tokens = details.get("cache_write_tokens") or 0
     elif isinstance(data.get("prompt_cache_hit_tokens"), int):  # DeepSeek
         usage.cached_tokens = data["prompt_cache_hit_tokens"]
     details = data.get("completion_tokens_details")

@@ -240,7 +240,6 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
-        self.used = False  # has served a request before: may have been closed by the server
         self._paused = False
         self._head: asyncio.Future[Response] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -340,7 +339,7 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self._framed = False
         self.reusable = False
-        self.transport.writelines((head, body))
+        self.transport.write(head + body)
         return self._head
 
     def _break(self, error: TransportError) -> None:
@@ -365,7 +364,6 @@ class _Connection(asyncio.Protocol):
         if self._response is response:
             self._response = None
         if self.reusable and not self.closed:
-            self.used = True
             self.idle_since = time.monotonic()
             self.pool._put_back(self)
         else:

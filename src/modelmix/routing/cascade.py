@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from modelmix.budgets.degrade import degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
@@ -35,7 +36,7 @@ from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
 from modelmix.routing.learned.staged import answer_key
-from modelmix.routing.learned.strategy import portfolio_prices
+from modelmix.routing.learned.strategy import LearnedStrategy, portfolio_prices
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
@@ -159,6 +160,10 @@ class CascadeStrategy:
             else:
                 accept = top is not None and agreed(answers, self.need)
                 decision["gate"] = {"agreement": accept}
+            if not accept and top is not None and needs.budget_pressure >= 1.0:
+                # a budget is at its limit: keep the best voter answer, do not pay for more
+                decision["budget_degraded"] = {"pressure": 1.0, "skipped": "escalation"}
+                accept = True
             if not accept and top is not None and self.judge is not None:
                 shown = outcomes[who].response
                 content = shown.content if shown is not None else ""
@@ -239,6 +244,15 @@ class StagedCascadeStrategy:
         merged = {**artifact.prices, **portfolio_prices(portfolio, models), **(prices or {})}
         self._price = {m: merged[m] for m in models}
         self._idx = {m: artifact.models.index(m) for m in models}
+        #: A quality_target below what the cheapest stage already keeps (the calibration's
+        #: floor) needs no verification: one call to the model the learned router picks.
+        self.single: LearnedStrategy | None = None
+        floor = min(self.gate.calibration.share, default=0.0)
+        if lam is None and quality_target is not None and quality_target < floor:
+            known = [m for m in artifact.models if portfolio is None or m in portfolio]
+            self.single = LearnedStrategy(
+                name, known, artifact, portfolio, quality_target=quality_target, prices=prices
+            )
 
     def _eligible(self, request: ChatRequest, needs: Needs) -> set[str]:
         models = self.gate.models
@@ -247,6 +261,11 @@ class StagedCascadeStrategy:
         return {c.model for c in screen(models, self.portfolio, request, needs) if c.eligible}
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
+        if self.single is not None:
+            decision["below_floor"] = "target under the cheapest stage's quality: one call"
+            outcome = yield from self.single.plan(request, needs, decision)
+            decision["strategy"] = "cascade"
+            return outcome
         decision["strategy"] = "cascade"
         eligible = self._eligible(request, needs)
         if not eligible:
@@ -279,6 +298,13 @@ class StagedCascadeStrategy:
                     decision["chosen"] = model
                     return last_out
             return last_out
+        lam = self.lam
+        if needs.budget_pressure > 0.0:
+            lam = degraded_wtp(self.lam, needs.budget_pressure)
+            decision["budget_degraded"] = {
+                "pressure": round(needs.budget_pressure, 3),
+                "lam": float(f"{lam:.4g}"),
+            }
         text = prompt_text(request.messages)
         f = self.artifact.featurize(text)
         _p, toks = self.artifact.predict(f)
@@ -333,7 +359,7 @@ class StagedCascadeStrategy:
             if top is None:
                 step["next"] = "no usable answer: escalate"
                 continue
-            go, gain = self.gate.go_on(cat, k, mask, p, later, self.lam)
+            go, gain = self.gate.go_on(cat, k, mask, p, later, lam)
             step["predicted_cost_later"] = [float(f"{c:.3g}") for c in later]
             step["net_gain"] = float(f"{gain:.3g}")
             if not go:

@@ -23,6 +23,9 @@ class Needs:
     stream: bool
     prompt_tokens: int  # estimated, errs high
     max_tokens: int | None
+    #: How close the request's tightest budget is to what it allows, in [0, 1] (see
+    #: budgets/degrade.py): strategies pick cheaper models as it rises.
+    budget_pressure: float = 0.0
 
 
 def _text_len_and_images(content: object) -> tuple[int, int]:
@@ -41,7 +44,7 @@ def _text_len_and_images(content: object) -> tuple[int, int]:
     return chars, images
 
 
-def needs_of(request: ChatRequest) -> Needs:
+def needs_of(request: ChatRequest, budget_pressure: float = 0.0) -> Needs:
     chars = images = 0
     for message in request.messages:
         c, i = _text_len_and_images(message.get("content"))
@@ -64,4 +67,5 @@ def needs_of(request: ChatRequest) -> Needs:
         + _TOKENS_PER_MESSAGE * len(request.messages)
         + _TOKENS_PER_IMAGE * images,
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        budget_pressure=budget_pressure,
     )

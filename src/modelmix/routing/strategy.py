@@ -13,6 +13,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from modelmix.budgets.degrade import degrade_chain, unit_prices
 from modelmix.config import RouteConfig, RuleWhen
 from modelmix.errors import GatewayError, UpstreamError
 from modelmix.portfolio import ModelEntry
@@ -65,6 +66,15 @@ def _chain_plan(
     eligible = [c.model for c in candidates if c.eligible]
     if not eligible:
         raise no_candidate_error(route, candidates)
+    if needs.budget_pressure > 0.0 and len(eligible) > 1:
+        prices = unit_prices(portfolio, eligible)  # nothing priced: nothing to go by
+        kept = degrade_chain(eligible, prices, needs.budget_pressure) if prices else eligible
+        if len(kept) < len(eligible):
+            decision["budget_degraded"] = {
+                "pressure": round(needs.budget_pressure, 3),
+                "dropped": [m for m in eligible if m not in kept],
+            }
+            eligible = kept
     last: Outcome | None = None
     for model in eligible:
         last = yield Attempt(model)

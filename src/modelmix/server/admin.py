@@ -21,11 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelmix.budgets.enforcer import Budgets
+from modelmix.budgets.accounting import Accounting
 from modelmix.errors import GatewayError
 from modelmix.keys import KeyStore
 from modelmix.server.auth import Authenticator, presented_key
@@ -110,7 +111,7 @@ async def _body(request: Request) -> dict[str, Any]:
 def admin_routes(
     keys: KeyStore | None,
     auth: Authenticator,
-    budgets: Budgets | None = None,
+    accounting: Accounting | None = None,
     *,
     admin_enabled: bool = True,
 ) -> list[Route]:
@@ -203,10 +204,10 @@ def admin_routes(
         return _json({"id": ident, "revoked": True})
 
     async def budget_status(request: Request) -> Response:
-        if budgets is None:
+        if accounting is None:
             return _json({"object": "list", "data": []})
-        extra = keys.active_budgets() if keys is not None else []
-        return _json({"object": "list", "data": budgets.status(extra)})
+        rows = await run_in_threadpool(accounting.status)
+        return _json({"object": "list", "data": rows})
 
     return [
         Route("/admin/keys", guarded(list_keys), methods=["GET"]),

@@ -1,25 +1,30 @@
 """The HTTP server: one ASGI app built around one ``Gateway`` (no globals).
 
 The chat endpoints are plain ASGI (server/chat.py: the hot path); everything else (models,
-health, readiness, metrics) is a small Starlette app behind them.
+health, readiness, metrics, the admin API at ``/admin/...`` and the dashboard at ``/ui``, both
+behind the admin key) is a small Starlette app behind them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelmix.dashboard.routes import dashboard_routes
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
+from modelmix.server.admin import admin_routes
 from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
 from modelmix.server.feedback import feedback_routes
@@ -153,6 +158,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
         if metrics_need_admin and not auth.is_admin(presented_key(request.headers)):
             err = GatewayError("authentication", "/metrics needs the admin key.")
             return _error_response(OPENAI, err)
+        # budget gauges are read from the (shared) counters at scrape time: always current
+        await run_in_threadpool(gateway.accounting.refresh_metrics, gateway.metrics)
         body, content_type = gateway.metrics.exposition(request.headers.get("accept"))
         return Response(body, headers={"content-type": content_type})
 
@@ -184,6 +191,11 @@ def create_app(gateway: Gateway) -> GatewayApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        # What start-up built (portfolio, router weights, tokenizer, caches) lives as long as
+        # the server: keep it out of the cyclic collector's full passes, which would otherwise
+        # walk it again and again and show up as latency spikes.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -201,6 +213,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        *admin_routes(gateway.keys, auth, gateway.accounting, admin_enabled=admin_key is not None),
+        *dashboard_routes(gateway, auth),
         *feedback_routes(gateway, auth),
     ]
     rest = Starlette(

@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping
 
 from modelmix.errors import GatewayError
-from modelmix.keys import KeyStore
+from modelmix.keys import ADMIN_KEY_ID, KeyStore
 
-ADMIN_KEY_ID = "admin"
+__all__ = ["ADMIN_KEY_ID", "Authenticator", "presented_key"]
 #: How long the "are there any virtual keys?" answer is trusted before asking SQLite again.
 _ANY_KEYS_TTL = 5.0
 

@@ -3,9 +3,11 @@
 These two routes carry all the traffic, so they skip the framework: the body is read straight
 from ``receive`` and the answer written straight to ``send`` (a streamed answer without a task
 group per response). A request's path, in order: authenticate -> read and parse the body in the
-client's API format -> engine (routing, upstream calls, ledger) -> render the answer in the
-client's format. Every error the client can cause comes back in its own API's error JSON with
-the right status; a bug comes back as a 500 in that format, logged with its traceback.
+client's API format -> admission (allowed models, spend attribution, rate limits, budget
+reservation: budgets/accounting.py) -> engine (routing, upstream calls, ledger; the record's
+settlement settles the budgets) -> render the answer in the client's format. Every error the
+client can cause comes back in its own API's error JSON with the right status; a bug comes back
+as a 500 in that format, logged with its traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from modelmix.budgets.accounting import Admission
 from modelmix.engine import EngineStream, finish_record
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
@@ -106,8 +109,20 @@ def _answer_headers(
     return headers
 
 
-async def send_error(send: Send, fmt: ApiFormat, err: GatewayError, request_id: str | None) -> None:
-    headers = [(k.encode(), v.encode()) for k, v in fmt.error_headers(err, request_id).items()]
+async def send_error(
+    send: Send,
+    fmt: ApiFormat,
+    err: GatewayError,
+    request_id: str | None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (k.encode(), v.encode("latin-1", "replace"))
+        for k, v in fmt.error_headers(err, request_id).items()
+    ]
+    if extra:
+        have = {k for k, _ in headers}
+        headers += [(k, v) for k, v in extra if k not in have]
     await send(
         {
             "type": "http.response.start",
@@ -133,6 +148,7 @@ class ChatEndpoint:
         reached_engine = False
         record: RequestRecord | None = None
         chat: ChatRequest | None = None
+        admission: Admission | None = None
         try:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
@@ -143,20 +159,25 @@ class ChatEndpoint:
             record = gateway.new_record(
                 fmt.name, chat, request_id=request_id, key_id=key_id, started_at=started
             )
+            admission = gateway.admit(chat, record, key_id)
             reached_engine = True
             if chat.stream:
-                stream = await gateway.engine.stream(chat, record)
-                await self._send_stream(receive, send, fmt, chat, stream, request_id)
+                stream = await gateway.engine.stream(chat, record, admission)
+                await self._send_stream(
+                    receive, send, fmt, chat, stream, request_id, admission.headers()
+                )
                 return
-            response = await gateway.engine.complete(chat, record)
+            response = await gateway.engine.complete(chat, record, admission)
         except GatewayError as err:
             if not reached_engine:
-                record = gateway.new_record(
-                    fmt.name, chat, request_id=request_id, started_at=started
-                )
+                if record is None:
+                    record = gateway.new_record(
+                        fmt.name, chat, request_id=request_id, started_at=started
+                    )
                 finish_record(record, err)
                 gateway.emit(record)
-            await send_error(send, fmt, err, request_id)
+            extra = admission.headers() if admission is not None else None
+            await send_error(send, fmt, err, request_id, extra)
             return
         except Exception:
             log.exception("internal error in request %s", request_id)
@@ -167,10 +188,14 @@ class ChatEndpoint:
             gateway.emit(record)
             await send_error(send, fmt, internal, request_id)
             return
+        finally:
+            if record is not None:
+                gateway.accounting.abandon(record)  # no-op unless a stream was never read
         body = fmt.render(response, model=record.final_model or "")
         answer_headers = _answer_headers(record, request_id, fmt)
         if not record.unpriced:  # no cost header rather than a wrong one
             answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
+        answer_headers += admission.headers()
         await send(
             {
                 "type": "http.response.start",
@@ -188,13 +213,16 @@ class ChatEndpoint:
         chat: ChatRequest,
         stream: EngineStream,
         request_id: str,
+        extra_headers: list[tuple[bytes, bytes]],
     ) -> None:
         renderer = fmt.stream_renderer(request_id, stream.model, int(time.time()), chat)
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": _SSE_HEADERS + _answer_headers(stream.record, request_id, fmt),
+                "headers": _SSE_HEADERS
+                + _answer_headers(stream.record, request_id, fmt)
+                + extra_headers,
             }
         )
         # The request body has been read: the next message from the server is the client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,12 +38,19 @@ class ApiFormat:
         return err.status
 
     def error_headers(self, err: GatewayError, request_id: str | None = None) -> dict[str, str]:
-        headers = {}
+        """Headers for an error response: the request ids, ``retry-after``, and whatever the
+        error carries itself (a budget refusal's ``x-should-retry: false`` and
+        ``x-modelmix-budget``, a rate limit's ``x-ratelimit-*``): the SDKs read them to decide
+        whether to retry."""
+        headers: dict[str, str] = {}
         if request_id:
             headers["x-modelmix-request-id"] = request_id
             headers[self.request_id_header.decode()] = request_id
         if err.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(err.retry_after)))
+            headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
+        carried: dict[str, str] | None = getattr(err, "headers", None)
+        if carried:
+            headers.update(carried)
         return headers
 
 

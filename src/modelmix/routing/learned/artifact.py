@@ -82,6 +82,8 @@ class RouterArtifact:
     category: LinearHeads | None = None
     #: The staged cascade's learned gate.
     staged: StagedGate | None = None
+    #: The profile router's quality_target -> per-prompt threshold (knob), held-back.
+    profile_calibration: Calibration | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -159,6 +161,8 @@ class RouterArtifact:
             header["categories"] = self.categories
         if self.staged is not None:
             header["staged"] = self.staged.as_dict()
+        if self.profile_calibration is not None:
+            header["profile_calibration"] = self.profile_calibration.as_dict()
         for name, heads in named:
             arrays[f"{name}_W"] = heads.W.astype(np.float16)
             arrays[f"{name}_b"] = heads.b.astype(np.float32)
@@ -231,5 +235,10 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
             best_model=str(header["best_model"]),
             calibration=_calibration(header["calibration"]),
             gate=gate,
+            profile_calibration=(
+                _calibration(header["profile_calibration"])
+                if "profile_calibration" in header
+                else None
+            ),
             meta=dict(header.get("meta", {})),
         )

@@ -25,10 +25,20 @@ from modelmix.routing.learned.model import (
     sigmoid,
     standardise,
 )
-from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, pick_many
+from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
 from modelmix.routing.learned.train_staged import Replay, default_stages, train_staged
 
 GATE_GRID = tuple(float(x) for x in np.linspace(0.0, 1.0, 51))
+#: Per-prompt thresholds of the profile router (share of the best candidate's P(good)).
+PROFILE_GRID = tuple(round(float(x), 3) for x in np.linspace(0.5, 1.0, 101))
+
+
+def profile_choices(p: np.ndarray, cost: np.ndarray, threshold: float) -> np.ndarray:
+    """Per prompt (row), the cheapest model whose P(good) reaches ``threshold`` times the
+    best one's: the profile router's rule (``LearnedStrategy.choose`` without a wtp)."""
+    ok = p >= threshold * p.max(axis=1, keepdims=True)
+    out: np.ndarray = np.where(ok, cost, np.inf).argmin(axis=1)
+    return out
 
 
 def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
@@ -112,14 +122,16 @@ def train_artifact(
     z_oof = np.zeros((n, m))
     t_oof = np.zeros((n, m))
     cat_oof = np.zeros((n, len(categories)))
-    everything = np.hstack([S, T, Y_cat])
+    e_oof = np.zeros(n)
+    everything = np.hstack([S, T, E, Y_cat])
     for f in range(folds):
         tr = np.where(fid != f)[0]
         te = np.where(fid == f)[0]
         pred = solver.predict(tr, solver.fit(tr, everything), te)
         z_oof[te] = pred[:, :m]
         t_oof[te] = pred[:, m : 2 * m]
-        cat_oof[te] = pred[:, 2 * m :]
+        e_oof[te] = pred[:, 2 * m]
+        cat_oof[te] = pred[:, 2 * m + 1 :]
     platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
     p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1])
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
@@ -136,6 +148,23 @@ def train_artifact(
         shares.append(float(S[rows, ch].mean() / best_q))
         cost_shares.append(float(cost[rows, ch].sum() / best_c))
     calibration = Calibration(list(KNOB_GRID), shares, cost_shares)
+
+    # -- calibration of the profile router's threshold --------------------------------------
+    # As served for a portfolio given by quality profiles (here: each model's mean score):
+    # P(good) = sigmoid(logit(profile) + easiness - mean easiness), cost from the median
+    # predicted completion length; the table maps a quality_target to the per-prompt threshold
+    # that kept that share of the best model's quality on held-back prompts.
+    profile_logit = np.array([logit(float(q)) for q in S.mean(axis=0)])
+    p_profile = sigmoid(profile_logit[None, :] + (e_oof - E.mean())[:, None])
+    med_tokens = np.median(np.maximum(np.expm1(t_oof + token_var / 2), 1.0), axis=1)
+    cost_profile = data.prompt_tokens * pin + med_tokens[:, None] * pout
+    p_shares: list[float] = []
+    p_costs: list[float] = []
+    for threshold in PROFILE_GRID:
+        ch = profile_choices(p_profile, cost_profile, threshold)
+        p_shares.append(float(S[rows, ch].mean() / best_q))
+        p_costs.append(float(cost[rows, ch].sum() / best_c))
+    profile_calibration = Calibration(list(PROFILE_GRID), p_shares, p_costs)
 
     # -- the cascade gate --------------------------------------------------------------------
     voter_idx = (
@@ -196,6 +225,7 @@ def train_artifact(
         staged=staged,
         best_model=data.models[best],
         calibration=calibration,
+        profile_calibration=profile_calibration,
         gate=gate,
         meta={
             "prompts": n,

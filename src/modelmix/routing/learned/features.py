@@ -90,7 +90,7 @@ def _digit_count(text: str) -> int:
 
 #: token -> (CRC32 of its normalised form, its bucket, b" " + its bytes); bounded.
 _TOKEN_CACHE: dict[str, tuple[int, int, bytes]] = {}
-_TOKEN_CACHE_MAX = 200_000
+_TOKEN_CACHE_MAX = 50_000  # ~8 MB at most; cleared when full
 
 
 def _token_entry(tok: str) -> tuple[int, int, bytes]:

@@ -10,8 +10,10 @@ Knobs (in order of precedence):
 
 With ``profiles`` (model -> quality in [0, 1], e.g. from config or evals) the router works for
 any portfolio: P(good) = sigmoid(logit(quality) + easiness - mean easiness), where the
-prompt's easiness comes from the artifact's difficulty head, and ``quality_target`` picks
-the cheapest model whose P(good) reaches that share of the best candidate's.
+prompt's easiness comes from the artifact's difficulty head, and ``quality_target`` picks,
+per prompt, the cheapest model whose P(good) reaches a threshold times the best candidate's;
+the artifact maps the target to that threshold with a table measured on held-back prompts
+(for the portfolio it was trained on, with each model's mean score as its profile).
 
 The plan yields the chosen model, then falls back to the others by value if it fails.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from modelmix.budgets.degrade import degraded_quality_target, degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
@@ -149,6 +152,13 @@ class LearnedStrategy:
                     quality.get(self.models[i], 0),
                 ),
             )
+        # The profile router keeps the cheapest model within ``threshold`` of the best
+        # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
+        target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+        profile_cal = artifact.profile_calibration
+        self._threshold = (
+            profile_cal.knob_for(target) if self.profiles and profile_cal is not None else target
+        )
         self._knob = {
             "quality_target": quality_target,
             "max_cost": max_cost,
@@ -156,6 +166,8 @@ class LearnedStrategy:
             "log_wtp": None if self._log_wtp is None else round(self._log_wtp, 3),
             "mode": "profiles" if self.profiles else "artifact",
         }
+        if self.profiles:
+            self._knob["threshold"] = round(self._threshold, 3)
         if self._best is not None:
             self._knob["mode"] = "best model (target above the router's held-back reach)"
 
@@ -178,14 +190,33 @@ class LearnedStrategy:
         ]
         return p, cost, prompt_tokens
 
-    def choose(self, p: list[float], cost: list[float], eligible: list[bool]) -> int:
+    def degraded_knob(self, pressure: float) -> tuple[float | None, float]:
+        """(log willingness to pay or None, per-prompt threshold) under budget ``pressure``:
+        the quality target lowered (``degraded_quality_target``) or the willingness to pay
+        shrunk (``degraded_wtp``), so cheaper models win as a budget runs out."""
+        if pressure <= 0.0:
+            return self._log_wtp, self._threshold
+        if self.wtp is not None:
+            return math.log10(degraded_wtp(self.wtp, pressure)), self._threshold
+        target = DEFAULT_QUALITY_TARGET if self.quality_target is None else self.quality_target
+        lowered = degraded_quality_target(target, pressure)
+        if self.profiles is None:
+            return self.artifact.calibration.knob_for(lowered), lowered
+        cal = self.artifact.profile_calibration
+        return None, cal.knob_for(lowered) if cal is not None else lowered
+
+    def choose(
+        self, p: list[float], cost: list[float], eligible: list[bool], pressure: float = 0.0
+    ) -> int:
         best = self._best
         if (
             best is not None
+            and pressure <= 0.0
             and eligible[best]
             and (self.max_cost is None or cost[best] <= self.max_cost)
         ):
             return best
+        log_wtp, threshold = self.degraded_knob(pressure)
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
@@ -195,13 +226,12 @@ class LearnedStrategy:
                     [c if ok else math.inf for ok, c in zip(eligible, cost, strict=True)]
                 )
                 allowed = [i == cheapest for i in range(len(cost))]
-        if self._log_wtp is not None:
-            return pick(np.array(p), np.array(cost), self._log_wtp, np.array(allowed))
-        target = DEFAULT_QUALITY_TARGET if self.quality_target is None else self.quality_target
+        if log_wtp is not None:
+            return pick(np.array(p), np.array(cost), log_wtp, np.array(allowed))
         top = max(q if ok else 0.0 for q, ok in zip(p, allowed, strict=True))
         return _argmin(
             [
-                c if ok and q >= target * top else math.inf
+                c if ok and q >= threshold * top else math.inf
                 for q, c, ok in zip(p, cost, allowed, strict=True)
             ]
         )
@@ -224,7 +254,16 @@ class LearnedStrategy:
                 code="no_capable_model",
             )
         p, cost, prompt_tokens = self.predict(prompt_text(request.messages))
-        choice = self.choose(p, cost, eligible)
+        pressure = needs.budget_pressure
+        choice = self.choose(p, cost, eligible, pressure)
+        if pressure > 0.0:
+            log_wtp, target = self.degraded_knob(pressure)
+            decision["budget_degraded"] = {
+                "pressure": round(pressure, 3),
+                "quality_target": round(target, 4),
+                "log_wtp": None if log_wtp is None else round(log_wtp, 3),
+                "undegraded_choice": self.models[self.choose(p, cost, eligible)],
+            }
         decision["knob"] = dict(self._knob)
         decision["prompt_tokens"] = prompt_tokens
         decision["candidates"] = [
