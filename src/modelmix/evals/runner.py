@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from modelmix.errors import GatewayError
+from modelmix.evals import calls
 from modelmix.evals import judge as judging
 from modelmix.evals.dataset import Dataset, EvalItem
 from modelmix.evals.matrix import cells_of
@@ -72,10 +72,8 @@ class EvalRunner:
 
     async def call(self, request: ChatRequest, api: str) -> tuple[ChatResponse | None, Any, str]:
         """(response or None, its ledger record, error message or "")."""
-        record = self.gateway.new_record(api, request)
-        try:
-            response = await self.gateway.engine.complete(request, record)
-        except GatewayError as err:
+        response, record, err = await calls.call(self.gateway, request, api)
+        if err is not None:
             return None, record, f"{err.code or err.kind}: {err.message}"
         return response, record, ""
 

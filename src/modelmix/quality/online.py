@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from modelmix.errors import GatewayError
+from modelmix.evals import calls
 from modelmix.evals import judge as judging
 from modelmix.evals.runner import answer_text
 from modelmix.evals.store import RESULT_SQL, ResultRow, result_values
@@ -142,14 +142,10 @@ class OnlineQuality:
     async def call(
         self, request: ChatRequest, api: str, parent: str
     ) -> tuple[ChatResponse | None, RequestRecord]:
-        gateway = self.gateway
-        record = gateway.new_record(api, request)
-        record.metadata["modelmix_parent"] = parent
-        try:
-            return await gateway.engine.complete(request, record), record
-        except GatewayError as err:
+        response, record, err = await calls.call(self.gateway, request, api, parent=parent)
+        if err is not None:
             log.info("quality %s call for %s failed: %s", api, parent, err.message)
-            return None, record
+        return response, record
 
     async def judge_live(self, request: ChatRequest, text: str, record: RequestRecord) -> None:
         judge = self.judge
