@@ -65,9 +65,10 @@ class QualityLoop:
         self.evals = EvalStore(path)
         self.writer = BatchWriter(path)
         self.pool = BackgroundPool(self.config.max_background)
-        shadows = {r.name: r.shadow for r in gateway.config.routes if r.shadow is not None}
-        self.online = OnlineQuality(gateway, self.config, shadows, self.writer, self.pool)
+        # the shadows are the live policy's: set in start() and whenever the policy changes
+        self.online = OnlineQuality(gateway, self.config, {}, self.writer, self.pool)
         self.state = PolicyState()
+        self._stable_routes: list[RouteConfig] = list(gateway.config.routes)
         self.monitor: Monitor | None = None
         self.probes: Probes | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,7 +87,9 @@ class QualityLoop:
         """Record the config file's routes as a version; the router for what serves now."""
         source = "config file"
         self.state = self.policies.sync_file(routes_document(self.gateway.config.routes), source)
-        return self.build_router(self.state)
+        router = self.build_router(self.state)
+        self.gateway.policy_version = self.state.live
+        return router
 
     def _routes_of(self, version: str) -> list[RouteConfig]:
         document = self.policies.version(version).document
@@ -110,7 +113,7 @@ class QualityLoop:
         portfolio = self.gateway.portfolio
         assert state.live is not None
         stable = self._with_profiles(self._routes_of(state.live))
-        self.gateway.policy_version = state.live
+        self._stable_routes = stable
         if state.canary is None:
             return build_router(portfolio, stable, state.live)
         candidate = self._with_profiles(self._routes_of(state.canary))
@@ -128,8 +131,10 @@ class QualityLoop:
         """Serve ``state`` from now on (the engine reads its router per request)."""
         router = self.build_router(state)
         self.gateway.router = router
+        self.gateway.policy_version = state.live
         if self.gateway._engine is not None:
             self.gateway._engine.router = router
+        self._use_shadows()
         before = self.state
         self.state = state
         log.info(
@@ -205,20 +210,27 @@ class QualityLoop:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _use_shadows(self) -> None:
+        """The live policy's shadows (a promoted or rolled-back policy brings its own)."""
+        shadows = {r.name: r.shadow for r in self._stable_routes if r.shadow is not None}
+        for route, shadow in shadows.items():
+            if route not in self.online.shadows or self.online.shadows[route] != shadow:
+                self.evals.open_run(
+                    shadow_run_id(route),
+                    kind="shadow",
+                    dataset=None,
+                    dataset_hash=None,
+                    models=[shadow.model],
+                    settings={"route": route},
+                )
+        self.online.shadows = shadows
+        engine = self.gateway._engine
+        if engine is not None:
+            engine.observer = self.online if self.online.active else None
+
     def start(self) -> None:
-        engine = self.gateway.engine
         self.writer.start()
-        for route, shadow in self.online.shadows.items():
-            self.evals.open_run(
-                shadow_run_id(route),
-                kind="shadow",
-                dataset=None,
-                dataset_hash=None,
-                models=[shadow.model],
-                settings={"route": route},
-            )
-        if self.online.active:
-            engine.observer = self.online
+        self._use_shadows()
         if self.config.alarms.enabled or self.config.probes.enabled:
             from modelmix.quality.alarms import Monitor
 
