@@ -85,9 +85,8 @@ def main() -> None:
         ms = asyncio.run(measure(args.n, quality, shadow))
         ms.sort()
         p99 = ms[int(len(ms) * 0.99) - 1]
-        print(
-            f"{name:<26} {len(ms):>8} {statistics.mean(ms):>8.3f} {statistics.median(ms):>8.3f} {p99:>8.3f}"
-        )
+        mean, median = statistics.mean(ms), statistics.median(ms)
+        print(f"{name:<26} {len(ms):>8} {mean:>8.3f} {median:>8.3f} {p99:>8.3f}")
 
 
 if __name__ == "__main__":
