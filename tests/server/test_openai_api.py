@@ -656,3 +656,12 @@ def test_history_fields_we_ignore_or_tolerate() -> None:
         {"role": "assistant", "content": "ok", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "1"}]},
     ]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_text_chunks_take_a_shortcut_to_the_same_bytes(include_usage: bool) -> None:
+    r = ChatStreamRenderer(id="x", model="m", created=1, include_usage=include_usage)
+    r.delta(StreamDelta(content="first"))
+    text = 'tok "q" é\n'
+    choice = {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+    assert r.delta(StreamDelta(content=text)) == r._frame([choice], None)

@@ -49,7 +49,7 @@ class SSEDecoder:
             blocks = buf[:-2].split(b"\n\n")
             if buf.count(b"\n") == 2 * len(blocks) and all(b.startswith(b"data: ") for b in blocks):
                 self._tail = b""
-                return [SSEEvent(data=b[6:].decode("utf-8", "replace")) for b in blocks]
+                return [SSEEvent(b[6:].decode("utf-8", "replace")) for b in blocks]
         lines = buf.split(b"\n")
         self._tail = lines.pop()
         if not lines:

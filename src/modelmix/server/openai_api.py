@@ -811,7 +811,15 @@ class ChatStreamRenderer:
     one last chunk with ``choices: []`` and the usage (only if the upstream reported usage).
     """
 
-    __slots__ = ("_head", "_include_usage", "_started", "_tool_ids", "_usage")
+    __slots__ = (
+        "_head",
+        "_include_usage",
+        "_started",
+        "_text_head",
+        "_text_tail",
+        "_tool_ids",
+        "_usage",
+    )
 
     def __init__(self, *, id: str, model: str, created: int, include_usage: bool) -> None:
         # The common prefix of every chunk, pre-serialised once.
@@ -824,6 +832,11 @@ class ChatStreamRenderer:
             }
         )
         self._head = b"data: " + head[:-1] + b","
+        # The common case, a chunk of text after the first: two constant pieces around it.
+        self._text_head = self._head + b'"choices":[{"index":0,"delta":{"content":'
+        self._text_tail = b'},"logprobs":null,"finish_reason":null}]' + (
+            b',"usage":null}\n\n' if include_usage else b"}\n\n"
+        )
         self._include_usage = include_usage
         self._started = False
         self._tool_ids: set[int] = set()
@@ -838,6 +851,14 @@ class ChatStreamRenderer:
     def delta(self, d: StreamDelta) -> bytes:
         if d.usage is not None:
             self._usage = d.usage
+        if (
+            self._started
+            and d.content
+            and d.tool_calls is None
+            and d.finish_reason is None
+            and d.logprobs is None
+        ):
+            return self._text_head + orjson.dumps(d.content) + self._text_tail
         delta: dict[str, Any] = {}
         if not self._started:
             delta["role"] = "assistant"
