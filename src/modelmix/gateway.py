@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,8 +51,14 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
 
+#: Request ids need to be unique, not secret: 96 bits from a generator seeded once per process
+#: from the OS (no system call per request).
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
+os.register_at_fork(after_in_child=lambda: _ids.seed(int.from_bytes(os.urandom(16), "big")))
+
+
 def new_request_id() -> str:
-    return "mm-" + os.urandom(12).hex()
+    return f"mm-{_ids.getrandbits(96):024x}"
 
 
 class Gateway:

@@ -275,6 +275,12 @@ class UpstreamStream:
     async def _read(self) -> bytes:
         if self._closed:
             return b""
+        try:  # what has arrived already needs no timer (a short answer comes in one read)
+            ready = self._resp.read_ready()
+        except TransportError:
+            ready = None  # let the read below say how the connection broke
+        if ready is not None:
+            return ready
         deadline = self._total_deadline if self._got_first else self._first_deadline
         if self._parser.finished():
             # Complete: read on only to see the end of the body (so the connection can go

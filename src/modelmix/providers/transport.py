@@ -178,21 +178,27 @@ class Response:
         """The whole body has arrived and been read."""
         return self._complete and not self._chunks
 
-    async def readany(self) -> bytes:
-        """The body bytes that arrived since the last call (waiting for some); ``b""`` at the
-        end. Raises ``ResponseCut`` when the connection broke off mid-body."""
-        while not self._chunks:
+    def read_ready(self) -> bytes | None:
+        """What ``readany`` would return without waiting (``b""`` at the end), or None when it
+        would have to wait for the network. Raises ``ResponseCut`` as ``readany`` does."""
+        chunks = self._chunks
+        if not chunks:
             if self._complete:
                 return b""
             if self._error is not None:
                 raise self._error
-            await self._wait()
-        chunks = self._chunks
+            return None
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-        if len(chunks) > 0:
-            chunks.clear()
+        chunks.clear()
         self._size = 0
         self._conn.resume()
+        return data
+
+    async def readany(self) -> bytes:
+        """The body bytes that arrived since the last call (waiting for some); ``b""`` at the
+        end. Raises ``ResponseCut`` when the connection broke off mid-body."""
+        while (data := self.read_ready()) is None:
+            await self._wait()
         return data
 
     async def read(self) -> bytes:
