@@ -140,6 +140,18 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
     )
 
 
+class _Rows:
+    """One request's rows, built when it is recorded (so the writer thread, which must hold
+    the GIL for Python work, spends its time in SQLite, which releases it)."""
+
+    __slots__ = ("attempts", "id", "request")
+
+    def __init__(self, rec: RequestRecord) -> None:
+        self.id = rec.id
+        self.request = request_row(rec)
+        self.attempts = [attempt_row(a) for a in rec.attempts]
+
+
 class SqliteLedger:
     """Request ledger in one SQLite file (WAL), written by one background thread."""
 
@@ -151,7 +163,7 @@ class SqliteLedger:
         self.path = Path(path)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self._queue: queue.SimpleQueue[RequestRecord | _Flush] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Rows | _Flush] = queue.SimpleQueue()
         #: Set when a marker is queued: cuts the writer's wait for more records short.
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,15 +199,17 @@ class SqliteLedger:
         atexit.register(self.close)
 
     def record(self, rec: RequestRecord) -> None:
-        """Queue ``rec`` for writing. O(1), thread-safe, never blocks on disk, never raises."""
+        """Queue ``rec`` for writing: its rows are built now, the writer thread commits them.
+        Thread-safe, never blocks on disk, never raises."""
         try:
             if self._closed:
                 self._dropped += 1
                 log.error("ledger is closed; request %s NOT recorded", rec.id)
                 return
-            self._queue.put(rec)
-        except Exception:  # pragma: no cover - SimpleQueue.put cannot fail in practice
+            self._queue.put(_Rows(rec))
+        except Exception:  # a record that cannot be turned into rows: say so, never raise
             self._dropped += 1
+            log.exception("ledger: request %s NOT recorded", getattr(rec, "id", "?"))
 
     def flush(self) -> None:
         """Block until everything recorded so far is committed (a no-op before ``start()``)."""
@@ -228,7 +242,7 @@ class SqliteLedger:
         self._wake.set()
         thread.join()
         # a record() racing with close() may have queued behind the stop marker
-        leftovers: list[RequestRecord] = []
+        leftovers: list[_Rows] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -288,7 +302,7 @@ class SqliteLedger:
         finally:
             conn.close()
 
-    def _collect(self) -> tuple[list[RequestRecord], list[_Flush]]:
+    def _collect(self) -> tuple[list[_Rows], list[_Flush]]:
         """Wait for work; return up to ``batch_size`` records and any markers seen.
 
         Returns as soon as the batch is full or a marker arrives, otherwise once the first
@@ -296,9 +310,9 @@ class SqliteLedger:
         sleeps on ``_wake`` (set by markers only) rather than on the queue, so a busy server's
         ``record()`` calls do not wake it once per request."""
         q = self._queue
-        batch: list[RequestRecord] = []
+        batch: list[_Rows] = []
         markers: list[_Flush] = []
-        item: RequestRecord | _Flush | None = q.get()
+        item: _Rows | _Flush | None = q.get()
         deadline = time.monotonic() + self.flush_interval
         while True:
             while item is not None:
@@ -327,7 +341,7 @@ class SqliteLedger:
             except queue.Empty:
                 item = None
 
-    def _write(self, conn: sqlite3.Connection, batch: list[RequestRecord]) -> None:
+    def _write(self, conn: sqlite3.Connection, batch: list[_Rows]) -> None:
         """Write one batch. A database-level failure (locked past the busy timeout, disk
         full...) retries the whole batch a few times; a failure due to one bad record (a
         duplicate id...) falls back to row by row, so only that record is lost."""
@@ -343,7 +357,7 @@ class SqliteLedger:
                         "ledger: %d requests NOT recorded (%s): %s",
                         len(batch),
                         exc,
-                        ", ".join(str(getattr(r, "id", "?")) for r in batch),
+                        ", ".join(rows.id for rows in batch),
                     )
                     return
                 log.warning("ledger write failed (%s); retrying in %.1fs", exc, delay)
@@ -351,21 +365,21 @@ class SqliteLedger:
             except Exception as exc:
                 log.warning("ledger batch of %d failed (%s); retrying one by one", len(batch), exc)
                 break
-        for rec in batch:
+        for rows in batch:
             try:
-                self._insert(conn, (rec,))
+                self._insert(conn, (rows,))
                 self._written += 1
             except Exception as exc:
                 self._dropped += 1
-                log.error("ledger: request %s NOT recorded: %s", getattr(rec, "id", "?"), exc)
+                log.error("ledger: request %s NOT recorded: %s", rows.id, exc)
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, recs: Iterable[RequestRecord]) -> None:
+    def _insert(conn: sqlite3.Connection, batch: Iterable[_Rows]) -> None:
         requests: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
-        for rec in recs:
-            requests.append(request_row(rec))
-            attempts.extend(attempt_row(a) for a in rec.attempts)
+        for rows in batch:
+            requests.append(rows.request)
+            attempts.extend(rows.attempts)
         conn.execute("BEGIN")
         try:
             conn.executemany(_INSERT_REQUEST, requests)
