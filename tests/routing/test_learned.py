@@ -172,3 +172,24 @@ def test_profile_router_maps_the_target_through_its_held_back_table(artifact):
     got = [decide(s, text)[0] for text in fresh.prompts]
     q = np.mean([fresh.score[i, fresh.models.index(m)] for i, m in enumerate(got)])
     assert q / best >= 0.9 - 0.05
+
+
+def test_pair_heads_give_the_numpy_heads_outputs(artifact):
+    from modelmix.routing.learned.features import sparse_features
+    from modelmix.routing.learned.model import FoldedHeads, PairHeads
+
+    typical, _ = artifact.typical_tokens()
+    pair = PairHeads(artifact.difficulty, typical)
+    folded = FoldedHeads([artifact.difficulty, typical])
+    for text in ("What is 3 plus 4?", "Prove that \\int_0^2 x^3 dx converges; $\\lim$.", "é ü 12"):
+        got = pair.apply(*sparse_features(text))
+        want = folded.apply(artifact.featurize(text))
+        assert got == pytest.approx([float(want[0]), float(want[1])], rel=1e-4, abs=1e-4)
+
+
+def test_typical_tokens_is_the_mean_of_the_models_log_token_predictions(artifact):
+    typical, shift = artifact.typical_tokens()
+    f = artifact.featurize("What is 30 plus 12?")
+    per_model = artifact.tokens.apply(f)
+    assert float(typical.apply(f)[0]) == pytest.approx(float(per_model.mean()), rel=1e-4)
+    assert shift == pytest.approx(float(artifact.token_var.mean()) / 2)

@@ -116,6 +116,14 @@ class RouterArtifact:
     def easiness_from(self, z: FloatArray) -> float:
         return float(z[2 * len(self.models)])
 
+    def typical_tokens(self) -> tuple[LinearHeads, float]:
+        """One head for a prompt's typical completion length, for a portfolio the artifact
+        does not know: the mean of the models' log-token heads (a mean of linear heads is
+        linear), and half their mean residual variance (``expm1(z + that)`` is the estimate)."""
+        t = self.tokens
+        head = LinearHeads(t.W.mean(axis=1, keepdims=True), t.b.mean(keepdims=True), t.mu, t.sd)
+        return head, float(self.token_var.mean()) / 2
+
     def category_from(self, z: FloatArray) -> str:
         """The predicted category ("" when the artifact has none), from :meth:`outputs`."""
         if self.category is None or not self.categories:

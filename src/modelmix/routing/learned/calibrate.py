@@ -151,13 +151,14 @@ def train_artifact(
 
     # -- calibration of the profile router's threshold --------------------------------------
     # As served for a portfolio given by quality profiles (here: each model's mean score):
-    # P(good) = sigmoid(logit(profile) + easiness - mean easiness), cost from the median
-    # predicted completion length; the table maps a quality_target to the per-prompt threshold
+    # P(good) = sigmoid(logit(profile) + easiness - mean easiness), cost from the typical
+    # predicted completion length (``RouterArtifact.typical_tokens``: the mean of the models'
+    # log-token predictions); the table maps a quality_target to the per-prompt threshold
     # that kept that share of the best model's quality on held-back prompts.
     profile_logit = np.array([logit(float(q)) for q in S.mean(axis=0)])
     p_profile = sigmoid(profile_logit[None, :] + (e_oof - E.mean())[:, None])
-    med_tokens = np.median(np.maximum(np.expm1(t_oof + token_var / 2), 1.0), axis=1)
-    cost_profile = data.prompt_tokens * pin + med_tokens[:, None] * pout
+    typical = np.maximum(np.expm1(t_oof.mean(axis=1) + float(token_var.mean()) / 2), 1.0)
+    cost_profile = data.prompt_tokens * pin + typical[:, None] * pout
     p_shares: list[float] = []
     p_costs: list[float] = []
     for threshold in PROFILE_GRID:

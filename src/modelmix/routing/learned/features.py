@@ -105,6 +105,13 @@ def _token_entry(tok: str) -> tuple[int, int, bytes]:
 
 
 def featurize(text: str) -> Features:
+    idx, val = sparse_features(text)
+    return Features(np.array(idx, dtype=np.int32), np.array(val, dtype=np.float32))
+
+
+def sparse_features(text: str) -> tuple[list[int], list[float]]:
+    """``featurize`` as plain lists (feature indices, values), for callers that need no
+    numpy array (a pure-Python head over a few outputs)."""
     lower = text.lower()
     raw = _TOKEN.findall(lower)
     crc32 = zlib.crc32
@@ -120,9 +127,10 @@ def featurize(text: str) -> Features:
         append(crc32(entry[2], prev_crc) % HASH_DIM)
         prev_crc = entry[0]
     if lower.isascii() and _HAS_DIGIT.search(lower) is None:
-        n_numbers = 0  # (for ASCII, no \d match means no token starts with a digit)
+        n_numbers = digits = 0  # (in ASCII text, no \d match means no digit at all)
     else:
         n_numbers = sum(1 for t in raw if t[0].isdigit())
+        digits = _digit_count(text)
     n_tokens = max(len(raw), 1)
     # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size. The
     # squared norm of the square-rooted counts is the number of n-grams.
@@ -137,13 +145,13 @@ def featurize(text: str) -> Features:
         math.log1p(chars),
         math.log1p(len(lower.split())),
         math.log1p(text.count("\n")),
-        _digit_count(text) / max(chars, 1),
+        digits / max(chars, 1),
         math.log1p(len(_LATEX.findall(lower))),
         math.log1p(len(_CODE.findall(lower))),
         math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,
         math.log1p(n_numbers) - math.log1p(n_tokens) / 2.0,
     )
-    return Features(np.array(idx, dtype=np.int32), np.array(val, dtype=np.float32))
+    return idx, val
 
 
 def feature_matrix(texts: list[str]) -> FloatArray:

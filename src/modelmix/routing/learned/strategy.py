@@ -10,7 +10,8 @@ Knobs (in order of precedence):
 
 With ``profiles`` (model -> quality in [0, 1], e.g. from config or evals) the router works for
 any portfolio: P(good) = sigmoid(logit(quality) + easiness - mean easiness), where the
-prompt's easiness comes from the artifact's difficulty head, and ``quality_target`` picks,
+prompt's easiness comes from the artifact's difficulty head and its completion length from the
+typical-length head (two outputs, evaluated in plain Python), and ``quality_target`` picks,
 per prompt, the cheapest model whose P(good) reaches a threshold times the best candidate's;
 the artifact maps the target to that threshold with a table measured on held-back prompts
 (for the portfolio it was trained on, with each model's mean score as its profile).
@@ -31,8 +32,8 @@ from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text
-from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
+from modelmix.routing.learned.features import prompt_text, sparse_features
+from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
@@ -55,17 +56,6 @@ def portfolio_prices(
             price = entry.deployments[0].price
             out[m] = (float(price.input_token), float(price.output_token))
     return out
-
-
-def _median_tokens(log_means: list[float]) -> float:
-    """The median over models of ``max(expm1(x), 1)`` (expected completion tokens from the
-    log-scale means): the transform is monotone, so sort first and transform only the middle
-    (``np.median`` alone costs ~15 µs)."""
-    log_means.sort()
-    mid = len(log_means) // 2
-    if len(log_means) % 2:
-        return max(math.expm1(log_means[mid]), 1.0)
-    return (max(math.expm1(log_means[mid - 1]), 1.0) + max(math.expm1(log_means[mid]), 1.0)) / 2
 
 
 def _argmin(values: list[float]) -> int:
@@ -119,9 +109,8 @@ class LearnedStrategy:
             self._idx = np.zeros(len(self.models), dtype=int)
             self._profile_logit = [logit(self.profiles[m]) for m in self.models]
             self._mean_easiness = float(artifact.difficulty.b[0])
-            # [easiness (1) | tokens of every artifact model (M)]
-            self._heads = FoldedHeads([artifact.difficulty, artifact.tokens])
-            self._half_var = artifact.token_var / 2
+            typical, self._token_shift = artifact.typical_tokens()
+            self._pair = PairHeads(artifact.difficulty, typical)  # (easiness, log tokens)
         merged = {**artifact.prices, **portfolio_prices(portfolio, self.models), **(prices or {})}
         missing_price = [m for m in self.models if m not in merged]
         if missing_price:
@@ -173,16 +162,16 @@ class LearnedStrategy:
 
     def predict(self, text: str) -> tuple[list[float], list[float], int]:
         """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
-        z = self._heads.apply(self.artifact.featurize(text))
-        m = len(self.models)
         if self.profiles is None:
+            z = self._heads.apply(self.artifact.featurize(text))
+            m = len(self.models)
             p = sigmoid(self._platt[:, 0] * z[:m] + self._platt[:, 1]).tolist()
             toks = np.maximum(np.expm1(z[m:] + self._token_var / 2), 1.0).tolist()
         else:
-            shift = float(z[0]) - self._mean_easiness
+            easiness, log_tokens = self._pair.apply(*sparse_features(text))
+            shift = easiness - self._mean_easiness
             p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
-            # the median over the artifact's models of the expected completion tokens
-            toks = [_median_tokens((z[1:] + self._half_var).tolist())] * m
+            toks = [max(math.expm1(log_tokens + self._token_shift), 1.0)] * len(self.models)
         prompt_tokens = count_tokens(text)
         cost = [
             prompt_tokens * pin + t * pout
@@ -267,20 +256,22 @@ class LearnedStrategy:
         decision["knob"] = dict(self._knob)
         decision["prompt_tokens"] = prompt_tokens
         decision["candidates"] = [
-            {"model": m, "p_good": round(p[i], 4), "cost": float(f"{cost[i]:.3g}")}
+            {"model": m, "p_good": round(p[i], 4), "cost": cost[i]}
             for i, m in enumerate(self.models)
             if eligible[i]
         ]
         decision["chosen"] = self.models[choice]
+        last: Outcome = yield Attempt(self.models[choice])
+        if last.ok:
+            return last
+        # the chosen model failed: the other eligible ones, by value
         wtp = 10.0 ** (self._log_wtp if self._log_wtp is not None else 0.0)
         value = [q * wtp - c for q, c in zip(p, cost, strict=True)]
-        by_value = sorted(range(len(value)), key=lambda i: -value[i])
-        order = [choice] + [i for i in by_value if i != choice and eligible[i]]
-        last: Outcome | None = None
-        for i in order:
+        for i in sorted(range(len(value)), key=lambda i: -value[i]):
+            if i == choice or not eligible[i]:
+                continue
             last = yield Attempt(self.models[i])
             if last.ok:
-                if i != choice:
-                    decision["fallback_to"] = self.models[i]
+                decision["fallback_to"] = self.models[i]
                 return last
         return last
