@@ -51,14 +51,17 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
 
-#: Request ids need to be unique, not secret: 96 bits from a generator seeded once per process
+#: Request ids need to be unique, not secret: 96 bits, from a generator seeded once per process
 #: from the OS (no system call per request).
 _ids = random.Random(int.from_bytes(os.urandom(16), "big"))
 os.register_at_fork(after_in_child=lambda: _ids.seed(int.from_bytes(os.urandom(16), "big")))
 
 
 def new_request_id() -> str:
-    return f"mm-{_ids.getrandbits(96):024x}"
+    """``mm-`` + 48 bits of milliseconds since the epoch + 48 random bits, in hex. Ids that
+    grow with time are appended to the ledger's primary-key B-trees instead of landing at
+    random pages: that halves the writer's CPU per row (``benchmarks/ledger_ids.py``)."""
+    return f"mm-{int(time.time() * 1000):012x}{_ids.getrandbits(48):012x}"
 
 
 class Gateway:
