@@ -251,24 +251,26 @@ class OpenAIStreamParser:
             if calls:
                 delta.tool_calls = [_tool_call_delta(c, i) for i, c in enumerate(calls)]
                 useful = True
-            finish = _finish(choice.get("finish_reason"))
+            finish = choice.get("finish_reason")
             if finish is not None:
-                delta.finish_reason = finish
+                delta.finish_reason = _FINISH.get(finish, "stop")
                 self._finish = True
                 useful = True
-            if choice.get("logprobs"):
-                delta.logprobs = choice["logprobs"]
+            logprobs = choice.get("logprobs")
+            if logprobs:
+                delta.logprobs = logprobs
                 useful = True
         usage_data = chunk.get("usage")
         if usage_data is None:
             x_groq = chunk.get("x_groq")
             if isinstance(x_groq, dict):
                 usage_data = x_groq.get("usage")
-        usage = _usage(usage_data)
-        if usage is not None:
-            delta.usage = usage
-            self._usage = True
-            useful = True
+        if usage_data is not None:
+            usage = _usage(usage_data)
+            if usage is not None:
+                delta.usage = usage
+                self._usage = True
+                useful = True
         return [delta] if useful else []
 
 

@@ -44,12 +44,20 @@ class SSEDecoder:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             if held:
                 buf += b"\r"
-        if not self._data and self._event is None and buf.endswith(b"\n\n"):
-            # The usual shape: whole events of one ``data: ...`` line each.
-            blocks = buf[:-2].split(b"\n\n")
-            if buf.count(b"\n") == 2 * len(blocks) and all(b.startswith(b"data: ") for b in blocks):
+        if (
+            not self._data
+            and self._event is None
+            and buf.startswith(b"data: ")
+            and buf.endswith(b"\n\n")
+        ):
+            # The usual shape: whole events of one ``data: ...`` line each. Then the buffer
+            # holds n blank-line separators, 2n newlines, and "data: " after every separator
+            # but the last (all counted in C); one decode and one split give the events.
+            n = buf.count(b"\n\n")
+            if buf.count(b"\n") == 2 * n and buf.count(b"\n\ndata: ") == n - 1:
                 self._tail = b""
-                return [SSEEvent(b[6:].decode("utf-8", "replace")) for b in blocks]
+                text = buf[6:-2].decode("utf-8", "replace")
+                return [SSEEvent(data) for data in text.split("\n\ndata: ")]
         lines = buf.split(b"\n")
         self._tail = lines.pop()
         if not lines:
