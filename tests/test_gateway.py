@@ -200,3 +200,19 @@ async def test_library_calls_are_budgeted_like_http_ones(tmp_path: Path) -> None
         (key_budget,) = [b for b in gw.accounting.status() if b["scope"] == "key"]
         spent = degraded.record.cost_usd + small.record.cost_usd + third.record.cost_usd
         assert key_budget["spent_usd"] == spent
+
+
+def test_request_ids_are_unique_and_grow_with_time() -> None:
+    import re
+    import time
+
+    from modelmix.gateway import new_request_id
+
+    first = [new_request_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_request_id()
+    assert len(set(first)) == 1000
+    assert all(re.fullmatch(r"mm-[0-9a-f]{24}", i) for i in first)
+    # the leading 48 bits are milliseconds: an id made later sorts after every earlier one
+    assert later > max(first)
+    assert abs(int(later[3:15], 16) / 1000 - time.time()) < 5
