@@ -181,3 +181,24 @@ def test_a_failing_database_drops_and_counts_the_batch_then_keeps_going(
     ledger.close()
     assert count(db, "requests") == 1
     assert ledger.dropped == 2
+
+
+def test_a_big_batch_is_committed_in_short_transactions(tmp_path: Path, monkeypatch) -> None:
+    sizes: list[int] = []
+    real = SqliteLedger._insert
+
+    def insert(conn: sqlite3.Connection, batch) -> None:  # type: ignore[no-untyped-def]
+        sizes.append(len(batch))
+        real(conn, batch)
+
+    monkeypatch.setattr(SqliteLedger, "_insert", staticmethod(insert))
+    db = tmp_path / "ledger.db"
+    ledger = SqliteLedger(db, batch_size=512, flush_interval=0.5)
+    ledger.start()
+    for i in range(100):  # one batch: all recorded well within the flush interval
+        ledger.record(make_record(f"r{i}"))
+    ledger.close()
+    assert count(db, "requests") == 100
+    assert sum(sizes) == 100
+    chunk = sqlite_mod._CHUNK_ROWS
+    assert max(sizes) <= chunk and len(sizes) >= 100 // chunk

@@ -1,9 +1,12 @@
 """The SQLite ledger: ``record()`` on the hot path, one background thread writing batches.
 
 ``record()`` only appends the record to an unbounded in-memory queue (``queue.SimpleQueue``:
-O(1), thread-safe, never blocks). A single writer thread drains the queue and writes up to
-``batch_size`` requests (with their attempts) per transaction. A record waits at most about
-``flush_interval`` seconds before it is committed. ``flush()`` and ``close()`` wait until
+O(1), thread-safe, never blocks). A single writer thread drains the queue in batches of up to
+``batch_size`` requests (with their attempts); a record waits at most about ``flush_interval``
+seconds before it is committed. A batch is committed in transactions of ``_CHUNK_ROWS``
+requests with a short pause between them, and the writer runs at a lower OS priority, so it
+never holds a core for milliseconds at a stretch (a server pinned to one core shares it with
+this thread: long bursts showed as p99 latency). ``flush()`` and ``close()`` wait until
 everything recorded before them is committed, so a graceful stop loses nothing.
 
 Once passed to ``record()``, a ``RequestRecord`` belongs to the ledger: do not mutate it.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -28,6 +32,11 @@ from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, connect, ensure_schema
 
 __all__ = ["SqliteLedger"]
+
+#: Requests per transaction, and the writer's pause between two transactions of one batch:
+#: about 1 ms of SQLite work, then 0.5 ms for the server (capacity: ~20k requests/s).
+_CHUNK_ROWS = 32
+_CHUNK_PAUSE = 0.0005
 
 log = logging.getLogger("modelmix.ledger")
 
@@ -138,6 +147,18 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         _money(a.cost_usd),
         price_source,
     )
+
+
+def _lower_priority() -> None:
+    """Run the calling thread (the writer) at a lower OS priority: when a request wakes the
+    event loop's thread, the scheduler hands it the core at once instead of letting the
+    writer finish its time slice. Linux sets a priority per thread (``setpriority`` on the
+    thread id); elsewhere, or when not allowed, nothing changes."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + 10, 19))
+    except (AttributeError, OSError):  # pragma: no cover - platform without it
+        pass
 
 
 class _Rows:
@@ -285,11 +306,14 @@ class SqliteLedger:
     # -- writer thread -----------------------------------------------------------------
 
     def _run(self, conn: sqlite3.Connection) -> None:
+        _lower_priority()
         try:
             while True:
                 batch, markers = self._collect()
-                if batch:
-                    self._write(conn, batch)
+                for start in range(0, len(batch), _CHUNK_ROWS):
+                    if start:
+                        time.sleep(_CHUNK_PAUSE)  # let the event loop's thread have the core
+                    self._write(conn, batch[start : start + _CHUNK_ROWS])
                 stop = False
                 for marker in markers:
                     marker.done.set()
