@@ -193,3 +193,20 @@ def test_typical_tokens_is_the_mean_of_the_models_log_token_predictions(artifact
     per_model = artifact.tokens.apply(f)
     assert float(typical.apply(f)[0]) == pytest.approx(float(per_model.mean()), rel=1e-4)
     assert shift == pytest.approx(float(artifact.token_var.mean()) / 2)
+
+
+def test_a_failed_choice_falls_back_to_the_other_models_by_value(artifact):
+    from modelmix.errors import UpstreamError
+
+    s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.95)
+    req = ChatRequest(model="r", messages=[{"role": "user", "content": "What is 5 plus 7?"}])
+    decision: dict = {}
+    plan = s.plan(req, needs_of(req), decision)
+    first = next(plan)
+    assert first.model == decision["chosen"]
+    second = plan.send(Outcome(first.model, error=UpstreamError("server", "boom", status=500)))
+    assert second.model != first.model
+    ok = Outcome(second.model, response=ChatResponse(id="1", model="m", content="x"))
+    with pytest.raises(StopIteration) as stop:
+        plan.send(ok)
+    assert stop.value.value is ok and decision["fallback_to"] == second.model
