@@ -30,9 +30,9 @@ from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.providers.http import UpstreamClient
 from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.strategy import Router
-from modelmix.server.openai_api import parse_chat_request
 from modelmix.tracing import Tracer
 from modelmix.types import ChatRequest, ChatResponse
+from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
     from modelmix.quality.loop import QualityLoop

@@ -131,9 +131,9 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> Simulator:
 
 def create_app() -> web.Application:
     """The simulated upstream as an aiohttp application (see the package docstring)."""
-    from modelmix.simulated.anthropic_wire import AnthropicWire
-    from modelmix.simulated.gemini_wire import GeminiWire
-    from modelmix.simulated.openai_wire import OpenAIWire
+    from modelmix.wire.anthropic_messages.simulated import AnthropicWire
+    from modelmix.wire.gemini.simulated import GeminiWire
+    from modelmix.wire.openai_chat.simulated import OpenAIWire
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState()

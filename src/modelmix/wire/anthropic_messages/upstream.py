@@ -22,13 +22,6 @@ from modelmix.providers.base import (
     check_base64_data_url,
     has_turn,
 )
-from modelmix.providers.openai import (
-    clip,
-    error_from_status,
-    loads_object,
-    raw_text,
-    try_loads,
-)
 from modelmix.types import (
     ChatRequest,
     ChatResponse,
@@ -37,6 +30,13 @@ from modelmix.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+)
+from modelmix.wire.common import (
+    clip,
+    error_from_status,
+    loads_object,
+    raw_text,
+    try_loads,
 )
 
 __all__ = ["ADAPTER", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "AnthropicStreamParser"]

@@ -26,15 +26,6 @@ from modelmix.providers.base import (
     check_base64_data_url,
     has_turn,
 )
-from modelmix.providers.openai import (
-    clip,
-    error_from_status,
-    kind_for_status,
-    loads_object,
-    raw_text,
-    retry_after_from_headers,
-    try_loads,
-)
 from modelmix.types import (
     ChatRequest,
     ChatResponse,
@@ -43,6 +34,15 @@ from modelmix.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+)
+from modelmix.wire.common import (
+    clip,
+    error_from_status,
+    kind_for_status,
+    loads_object,
+    raw_text,
+    retry_after_from_headers,
+    try_loads,
 )
 
 __all__ = ["ADAPTER", "GeminiAdapter", "GeminiStreamParser", "clean_schema"]
