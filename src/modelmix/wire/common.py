@@ -1,5 +1,6 @@
 """Helpers every wire format's upstream adapter shares: HTTP status -> error kind,
-``Retry-After``, clipped error text, strict JSON-object loading.
+``Retry-After``, clipped error text, strict JSON-object loading, and ``both_ways`` (how
+each format reads its vocabulary tables in both directions).
 
 Neutral ground: no vendor's dialect lives here, and nothing here knows the server.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -16,6 +17,7 @@ from modelmix.errors import UpstreamError, UpstreamErrorKind
 
 __all__ = [
     "MAX_ERROR_TEXT",
+    "both_ways",
     "clip",
     "error_from_status",
     "kind_for_status",
@@ -24,6 +26,9 @@ __all__ = [
     "retry_after_from_headers",
     "try_loads",
 ]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: Longest vendor message (or raw body) copied into an UpstreamError.
 MAX_ERROR_TEXT = 500
@@ -120,3 +125,18 @@ def try_loads(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+
+
+def both_ways(rows: tuple[tuple[K, V], ...]) -> tuple[dict[K, V], dict[V, K]]:
+    """One vocabulary table read in both directions: ``(left -> right, right -> left)``.
+
+    Where a value appears in several rows, the first row wins in each direction, so a table
+    lists the name a format writes before its aliases. Built once at import: lookups stay
+    plain dict lookups on the hot path.
+    """
+    forward: dict[K, V] = {}
+    backward: dict[V, K] = {}
+    for left, right in rows:
+        forward.setdefault(left, right)
+        backward.setdefault(right, left)
+    return forward, backward

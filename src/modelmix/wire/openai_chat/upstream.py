@@ -34,6 +34,8 @@ from modelmix.wire.common import (
     raw_text,
     try_loads,
 )
+from modelmix.wire.openai_chat.vocabulary import CONTENT_FILTER_CODES as _CONTENT_FILTER_CODES
+from modelmix.wire.openai_chat.vocabulary import FINISH_REASON as _FINISH
 
 __all__ = [
     "ADAPTER",
@@ -43,16 +45,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------
 # OpenAI dialect.
-
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
-
-_CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 
 
 def _finish(value: Any) -> FinishReason | None:
