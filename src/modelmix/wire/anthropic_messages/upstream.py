@@ -47,7 +47,6 @@ API_VERSION = "2023-06-01"
 #: Anthropic requires max_tokens; used when the client set none.
 DEFAULT_MAX_TOKENS = 4096
 
-
 _NOOP_REASONING = frozenset({"none", "minimal"})
 _NO_TURN = "Anthropic needs a user or assistant message besides the system prompt"
 
