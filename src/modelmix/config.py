@@ -18,47 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.paths import default_home
+from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
-
-ProviderKind = Literal[
-    "openai",
-    "anthropic",
-    "gemini",
-    # OpenAI-compatible presets: the "openai" adapter with a default base URL and key variable.
-    "openrouter",
-    "groq",
-    "together",
-    "deepseek",
-    "mistral",
-    "fireworks",
-    "vllm",
-    "ollama",
-    "llamacpp",
-    "lmstudio",
-]
-
-#: preset -> (adapter kind, default base URL, default key variable)
-PROVIDER_PRESETS: dict[str, tuple[str, str, str | None]] = {
-    "openai": ("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    "anthropic": ("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
-    "gemini": (
-        "gemini",
-        "https://generativelanguage.googleapis.com/v1beta",
-        "GEMINI_API_KEY",
-    ),
-    "openrouter": ("openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
-    "groq": ("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-    "together": ("openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
-    "deepseek": ("openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
-    "mistral": ("openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
-    "fireworks": ("openai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
-    "vllm": ("openai", "http://127.0.0.1:8000/v1", None),
-    "ollama": ("openai", "http://127.0.0.1:11434/v1", None),
-    "llamacpp": ("openai", "http://127.0.0.1:8080/v1", None),
-    "lmstudio": ("openai", "http://127.0.0.1:1234/v1", None),
-}
 
 #: A base_url of this value means "the simulated upstream modelmix starts in-process".
 SIMULATED_BASE_URL = "builtin:simulated"
@@ -100,7 +63,8 @@ class DeploymentConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
-    provider: ProviderKind
+    #: A provider of the registry (``providers/specs.py``).
+    provider: str
     #: Upstream model id; defaults to ``name``.
     model: str | None = None
     base_url: str | None = None
@@ -114,6 +78,13 @@ class ModelConfig(_Strict):
 
     #: Present only so that an inline key gets a clear error instead of "unknown key".
     api_key: None = Field(default=None, exclude=True)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; expected one of {list(PROVIDERS)}")
+        return value
 
     @field_validator("api_key", mode="before")
     @classmethod

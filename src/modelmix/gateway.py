@@ -28,7 +28,7 @@ from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.metrics import Metrics
 from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.providers.http import UpstreamClient
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.tokens import count_tokens
 from modelmix.routing.strategy import Router
 from modelmix.server.openai_api import parse_chat_request
 from modelmix.tracing import Tracer
