@@ -10,17 +10,28 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.paths import default_home
 from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
+from modelmix.routing.registry import STRATEGIES
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
 
 #: A base_url of this value means "the simulated upstream modelmix starts in-process".
@@ -120,14 +131,20 @@ class RuleConfig(_Strict):
 
 
 class RouteConfig(_Strict):
+    """One route. ``strategy`` names a registered strategy (``routing/registry.py``), whose
+    spec validates the route's settings section (the key named after it) and builds it."""
+
     name: str = Field(min_length=1)
-    strategy: Literal["fallback", "rules", "learned", "cascade"] = "fallback"
+    strategy: str = "fallback"
     #: fallback: the ordered chain. rules: the chain used when no rule matches.
     #: learned: the candidates the router picks from. cascade: may be left empty.
     models: list[str] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     learned: LearnedRouteConfig | None = None
     cascade: CascadeRouteConfig | None = None
+    #: The settings section of a strategy registered by another module (its key in the
+    #: config is the strategy's name; validated with the spec's settings class).
+    options: SerializeAsAny[BaseModel] | None = None
     #: Mirror a sample of this route's traffic to a candidate model (quality loop).
     shadow: ShadowConfig | None = None
     description: str | None = None
@@ -135,28 +152,61 @@ class RouteConfig(_Strict):
     #: most expensive model by output price).
     baseline: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_section(cls, data: Any) -> Any:
+        """A registered strategy's own section (``toy: {...}``) goes to ``options``."""
+        if isinstance(data, dict):
+            spec = STRATEGIES.get(data.get("strategy", "fallback"))
+            if spec is not None and spec.name not in cls.model_fields and spec.name in data:
+                data = dict(data)
+                raw = data.pop(spec.name)
+                data["options"] = spec.settings.model_validate(raw) if spec.settings else raw
+        return data
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}; expected one of {list(STRATEGIES)}")
+        return value
+
     @model_validator(mode="after")
     def _shape(self) -> RouteConfig:
-        if self.rules and self.strategy != "rules":
-            raise ValueError("rules are only allowed with strategy: rules")
-        if self.learned is not None and self.strategy != "learned":
-            raise ValueError("learned settings are only allowed with strategy: learned")
-        if self.cascade is not None and self.strategy != "cascade":
-            raise ValueError("cascade settings are only allowed with strategy: cascade")
-        if self.strategy == "cascade":
-            if self.cascade is None:
-                raise ValueError("strategy: cascade needs a cascade section (voters, strong)")
-        elif not self.models and not self.rules:
+        spec = STRATEGIES[self.strategy]
+        for other in STRATEGIES:  # a strategy's section only goes with that strategy
+            if other != self.strategy and other in type(self).model_fields and getattr(self, other):
+                raise ValueError(f"{other} settings are only allowed with strategy: {other}")
+        if spec.settings_required and self.settings is None:
+            raise ValueError(f"strategy: {spec.name} needs a {spec.name} section")
+        if not spec.models_optional and not self.models and not self.rules:
             raise ValueError("a route needs models (and, with strategy: rules, rules)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``options`` is dumped under the strategy's name, as the config wrote it."""
+        data: dict[str, Any] = handler(self)
+        if "options" in data:
+            options = data.pop("options")
+            if options is not None:
+                data[self.strategy] = options
+        return data
+
+    @property
+    def settings(self) -> Any:
+        """The settings section of this route's strategy (None when absent)."""
+        if self.strategy in type(self).model_fields:
+            return getattr(self, self.strategy)
+        return self.options
 
     def all_models(self) -> list[str]:
         """Every model this route may call."""
         names = [*self.models, *(m for rule in self.rules for m in rule.models)]
-        if self.cascade is not None:
-            names += self.cascade.models()
-        if self.learned is not None:
-            names += list(self.learned.profiles)
+        spec = STRATEGIES[self.strategy]
+        settings = self.settings
+        if settings is not None and spec.settings_models is not None:
+            names += spec.settings_models(settings)
         return names
 
 

@@ -35,9 +35,9 @@ from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
-from modelmix.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 DEFAULT_QUALITY_TARGET = 0.95
