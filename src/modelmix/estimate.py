@@ -15,6 +15,7 @@ from modelmix.request_facts import TOKENS_PER_MESSAGE
 from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest, StreamDelta, Usage
 
+
 def estimate_usage(request: ChatRequest, delivered: Iterable[list[StreamDelta]]) -> Usage:
     """The usage of a streamed call: the request's prompt and the deltas that were delivered."""
     pieces: list[str] = []

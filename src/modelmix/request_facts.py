@@ -47,7 +47,15 @@ def prompt_text(messages: list[dict[str, object]]) -> str:
 class RequestFacts:
     """Lazily derived facts of one request (see the module docstring)."""
 
-    __slots__ = ("_extra", "_images", "_prompt_tokens", "_request", "_text", "_text_tokens", "chars")
+    __slots__ = (
+        "_extra",
+        "_images",
+        "_prompt_tokens",
+        "_request",
+        "_text",
+        "_text_tokens",
+        "chars",
+    )
 
     def __init__(self, request: ChatRequest) -> None:
         self._request = request

@@ -18,6 +18,7 @@ from modelmix.types import ChatRequest
 
 __all__ = ["CostEstimator", "count_prompt_tokens"]
 
+
 def count_prompt_tokens(request: ChatRequest) -> int:
     """The request's prompt tokens (``request.facts.prompt_tokens``): its text counted exactly
     with cl100k (the tokenizer the router's costs use; other vendors' tokenizers differ by a
