@@ -9,8 +9,9 @@ bytes and turns every failure into an ``UpstreamError``:
   (non-stream) -> ``timeout``;
 * non-2xx -> ``adapter.parse_error(status, body, headers)`` (header names lower-cased);
 * streams: the body is split into events by the provider's framing (``Deployment.framing``,
-  a decoder from ``providers.specs.FRAMINGS``: SSE, or a binary event stream); the first delta must arrive within ``first_token`` of the call start and the whole
-  stream within ``total`` (both ``timeout``); a connection that ends before the adapter's parser
+  a decoder from ``providers.specs.FRAMINGS``: SSE, or a binary event stream); the first
+  delta must arrive within ``first_token`` of the call start and the whole stream within
+  ``total`` (both ``timeout``); a connection that ends before the adapter's parser
   says the stream is complete -> ``bad_response`` ("stream ended before completion").
 
 The "first delta" is the first that carries content, a tool call, a finish reason, usage or
