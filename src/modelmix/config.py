@@ -8,6 +8,7 @@ Secrets never appear in the file: a model names the environment variable that ho
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,13 @@ from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
 
 #: A base_url of this value means "the simulated upstream modelmix starts in-process".
 SIMULATED_BASE_URL = "builtin:simulated"
+
+
+def _registered(what: str, value: str, registry: Mapping[str, object]) -> str:
+    """``value`` if the registry has it, else a ValueError listing what it has."""
+    if value not in registry:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {list(registry)}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -93,9 +101,7 @@ class ModelConfig(_Strict):
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        if value not in PROVIDERS:
-            raise ValueError(f"unknown provider {value!r}; expected one of {list(PROVIDERS)}")
-        return value
+        return _registered("provider", value, PROVIDERS)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -167,9 +173,7 @@ class RouteConfig(_Strict):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        if value not in STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}; expected one of {list(STRATEGIES)}")
-        return value
+        return _registered("strategy", value, STRATEGIES)
 
     @model_validator(mode="after")
     def _shape(self) -> RouteConfig:
