@@ -44,62 +44,60 @@ def prompt_text(messages: list[dict[str, object]]) -> str:
     return "\n".join(parts)
 
 
+def _scan(request: ChatRequest) -> tuple[int, int, list[str]]:
+    chars = images = 0
+    extra: list[str] = []
+    for message in request.messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                kind = part.get("type")
+                if kind == "text":
+                    chars += len(str(part.get("text", "")))
+                elif kind == "image_url":
+                    images += 1
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            name, arguments = str(fn.get("name", "")), str(fn.get("arguments", ""))
+            chars += len(name) + len(arguments)
+            extra.append(f"{name} {arguments}")
+    if request.tools:
+        chars += sum(len(str(tool)) for tool in request.tools)
+    return chars, images, extra
+
+
 class RequestFacts:
     """Lazily derived facts of one request (see the module docstring)."""
 
-    __slots__ = (
-        "_extra",
-        "_images",
-        "_prompt_tokens",
-        "_request",
-        "_text",
-        "_text_tokens",
-        "chars",
-    )
+    __slots__ = ("_content_tokens", "_request", "_scanned", "_text", "_text_tokens")
 
     def __init__(self, request: ChatRequest) -> None:
         self._request = request
+        self._scanned: tuple[int, int, list[str]] | None = None
         self._text: str | None = None
         self._text_tokens: int | None = None
-        self._prompt_tokens: int | None = None
-        self._images = -1
-        #: Characters of message text, tool calls and tool definitions (set by the scan).
-        self.chars = 0
-        self._extra: list[str] = []
+        self._content_tokens: int | None = None
 
-    def _scan(self) -> None:
-        """One walk over the messages: characters, images and tool-call text."""
-        chars = images = 0
-        extra: list[str] = []
-        for message in self._request.messages:
-            content = message.get("content")
-            if isinstance(content, str):
-                chars += len(content)
-            elif isinstance(content, list):
-                for part in content:
-                    if not isinstance(part, dict):
-                        continue
-                    kind = part.get("type")
-                    if kind == "text":
-                        chars += len(str(part.get("text", "")))
-                    elif kind == "image_url":
-                        images += 1
-            for call in message.get("tool_calls") or ():
-                fn = call.get("function") or {}
-                name, arguments = str(fn.get("name", "")), str(fn.get("arguments", ""))
-                chars += len(name) + len(arguments)
-                extra.append(f"{name} {arguments}")
-        tools = self._request.tools
-        if tools:
-            chars += sum(len(str(tool)) for tool in tools)
-        self.chars, self._images, self._extra = chars, images, extra
+    def scan(self) -> tuple[int, int, list[str]]:
+        """(characters of text, tool calls and tool definitions; image parts; each tool
+        call's ``name arguments``), from one walk over the messages."""
+        if self._scanned is None:
+            self._scanned = _scan(self._request)
+        return self._scanned
+
+    @property
+    def chars(self) -> int:
+        """Characters of message text, tool calls and tool definitions."""
+        return self.scan()[0]
 
     @property
     def images(self) -> int:
         """Image parts over all messages."""
-        if self._images < 0:
-            self._scan()
-        return self._images
+        return self.scan()[1]
 
     @property
     def text(self) -> str:
@@ -121,18 +119,16 @@ class RequestFacts:
 
         Without tool calls or tools this is :attr:`text_tokens` (one tokenization shared with
         the router); with them, the text and their JSON are counted together."""
-        if self._prompt_tokens is None:
-            if self._images < 0:
-                self._scan()
-            extra = self._extra
+        if self._content_tokens is None:
+            extra = self.scan()[2]
             tools = self._request.tools
             if not extra and not tools:
-                self._prompt_tokens = self.text_tokens
+                self._content_tokens = self.text_tokens
             else:
                 if tools:
                     extra = [*extra, orjson.dumps(tools).decode()]
-                self._prompt_tokens = count_tokens(self.text + "\n" + "\n".join(extra))
-        return self._prompt_tokens
+                self._content_tokens = count_tokens(self.text + "\n" + "\n".join(extra))
+        return self._content_tokens
 
     @property
     def prompt_tokens(self) -> int:

@@ -76,10 +76,9 @@ class ChatRequest:
     @property
     def facts(self) -> RequestFacts:
         """This request's derived facts, created on first use."""
-        facts = self._facts
-        if facts is None:
-            facts = self._facts = RequestFacts(self)
-        return facts
+        if self._facts is None:
+            self._facts = RequestFacts(self)
+        return self._facts
 
 
 @dataclass(slots=True)

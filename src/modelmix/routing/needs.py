@@ -29,9 +29,8 @@ class Needs:
 
 
 def needs_of(request: ChatRequest, budget_pressure: float = 0.0) -> Needs:
-    facts = request.facts
-    images = facts.images  # the scan also fills facts.chars
-    fmt = facts.json_format
+    chars, images, _ = request.facts.scan()
+    fmt = request.response_format.get("type") if request.response_format else None
     max_tokens = request.params.get("max_tokens")
     return Needs(
         tools=bool(request.tools),
@@ -39,7 +38,7 @@ def needs_of(request: ChatRequest, budget_pressure: float = 0.0) -> Needs:
         json_object=fmt == "json_object",
         json_schema=fmt == "json_schema",
         stream=request.stream,
-        prompt_tokens=facts.chars // _CHARS_PER_TOKEN
+        prompt_tokens=chars // _CHARS_PER_TOKEN
         + TOKENS_PER_MESSAGE * len(request.messages)
         + TOKENS_PER_IMAGE * images,
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
