@@ -28,8 +28,9 @@ from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.metrics import Metrics
 from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.providers.http import UpstreamClient
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.routing.registry import strategy_spec
 from modelmix.routing.strategy import Router
+from modelmix.tokens import count_tokens
 from modelmix.tracing import Tracer
 from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.openai_chat.client import parse_chat_request
@@ -125,7 +126,7 @@ class Gateway:
             self.router = self.quality.setup()
         else:
             self.router = Router(self.config.routes, self.portfolio)
-        if any(r.strategy in ("learned", "cascade") for r in self.config.routes):
+        if any(strategy_spec(r.strategy).uses_tokenizer for r in self.config.routes):
             count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
         self.client = UpstreamClient()

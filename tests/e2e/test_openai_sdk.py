@@ -10,7 +10,7 @@ import openai
 import pytest
 from genai_prices import Usage, calc_price
 
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.tokens import count_tokens
 from tests.e2e.conftest import RunningGateway
 from tests.e2e.ledger_rows import attempt_rows, request_row
 

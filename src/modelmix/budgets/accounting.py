@@ -43,6 +43,7 @@ from modelmix.budgets.limits import RateLimit, RateLimiter, RateState
 from modelmix.errors import GatewayError
 from modelmix.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
 from modelmix.ledger.records import RequestRecord
+from modelmix.routing.registry import strategy_spec
 from modelmix.types import ChatRequest, Usage
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class Accounting:
             portfolio,
             {r.name: r.all_models() or list(portfolio) for r in routes},
             default_completion_tokens=s.completion_tokens_estimate,
-            summed=[r.name for r in routes if r.strategy == "cascade"],
+            summed=[r.name for r in routes if strategy_spec(r.strategy).summed_cost],
         )
         self._prices = {d.id: d.price for e in portfolio.values() for d in e.deployments}
         key_budgets = self.keys.active_budgets() if self.keys is not None else []

@@ -24,7 +24,7 @@ from modelmix.evals.dataset import Dataset, EvalItem
 from modelmix.evals.matrix import cells_of
 from modelmix.evals.scorers import Score, ScorerError, score
 from modelmix.evals.store import Cell, EvalStore, ResultRow
-from modelmix.routing.learned.features import prompt_text
+from modelmix.request_facts import prompt_text
 from modelmix.routing.verifiers import is_refusal
 from modelmix.types import ChatRequest, ChatResponse
 

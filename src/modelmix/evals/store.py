@@ -41,7 +41,7 @@ class ResultRow:
     refusal: bool = False
     system_fingerprint: str | None = None
     request_id: str | None = None
-    #: The prompt as the router sees it (``routing.learned.features.prompt_text``): training
+    #: The prompt as the router sees it (``request_facts.prompt_text``): training
     #: a router from the ledger needs it.
     prompt: str | None = None
 

@@ -34,7 +34,7 @@ from modelmix.quality.background import BackgroundPool
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.store import CLIENT_APIS, JUDGEMENT_SQL, SAMPLE_SQL
 from modelmix.quality.writer import BatchWriter
-from modelmix.routing.learned.features import prompt_text
+from modelmix.request_facts import prompt_text
 from modelmix.routing.verifiers import is_refusal
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
