@@ -13,13 +13,21 @@ from typing import Any
 import httpx
 import pytest
 
+from modelmix.config import RouteConfig
 from modelmix.engine import EngineStream
 from modelmix.errors import GatewayError
 from modelmix.evals.dataset import EvalItem, load_dataset
 from modelmix.evals.runner import EvalRunner
 from modelmix.evals.store import EvalStore
 from modelmix.gateway import Gateway, Result
+from modelmix.ledger.records import RequestRecord
+from modelmix.portfolio import build_portfolio
+from modelmix.quality.loop import QualityLoop
+from modelmix.quality.policy import routes_document
+from modelmix.quality.policy_store import PolicyStore
+from modelmix.routing.strategy import Router
 from modelmix.server.app import create_app
+from modelmix.types import ChatRequest
 from tests.helpers import make_config, sim_model
 
 ASK = {"model": "sim-small", "messages": [{"role": "user", "content": "What is 2 + 2?"}]}
@@ -106,3 +114,50 @@ def test_the_quality_loop_does_not_import_the_gateway() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+async def test_the_quality_loop_runs_on_narrow_parts(tmp_path: Path) -> None:
+    """No gateway: the loop swaps the router through ``use_router``, sets the observer
+    through ``set_observer`` and makes its judge calls through ``run``."""
+    db = tmp_path / "ledger.db"
+    models = [sim_model("a", upstream="sim-small"), sim_model("b", upstream="sim-large")]
+    extra = {"ledger": {"path": str(db)}, "quality": {"judge": {"model": "b", "sample": 1}}}
+    config = make_config(models, routes=[{"name": "r", "models": ["a"]}], **extra)
+    served: list[tuple[Router, str | None]] = []
+    observers: list[object] = []
+    calls: list[tuple[str, str, str | None]] = []
+
+    async def run(request: ChatRequest, *, api: str, parent: str | None = None) -> Result:
+        calls.append((request.model, api, parent))
+        err = GatewayError("unavailable", "no upstream in this test")
+        err.record = RequestRecord(id="mm-judge", started_at=0.0, api=api, requested_model="b")
+        raise err
+
+    loop = QualityLoop(
+        config,
+        build_portfolio(config, {}, lambda provider: "http://127.0.0.1:9"),
+        run=run,
+        use_router=lambda router, version: served.append((router, version)),
+        set_observer=observers.append,
+        background=False,
+    )
+    try:
+        assert "r" in loop.setup().routes and loop.state.live is not None
+        loop.start()
+        assert observers == [loop.online]  # the online judge is on
+        with PolicyStore(db) as store:
+            v2 = store.add_version(
+                routes_document([RouteConfig.model_validate({"name": "r2", "models": ["b"]})]),
+                "r2",
+                "test",
+            )
+            store.deploy(v2)
+        assert await loop.check_policy() is True
+        assert [v for _, v in served] == [v2] and "r2" in served[0][0].routes
+        live = RequestRecord(id="mm-live", started_at=0.0, api="openai", requested_model="r")
+        live.final_model = "a"
+        ask = ChatRequest(model="r", messages=[{"role": "user", "content": "hi"}])
+        await loop.online.judge_live(ask, "hello", live)
+        assert calls == [("b", "judge", "mm-live")]
+    finally:
+        await loop.close()
