@@ -48,7 +48,7 @@ async def test_matrix_separates_models_and_resumes(tmp_path: Path) -> None:
     config = _config(tmp_path, "sim-small", "sim-large")
     async with Gateway(config, background=False) as gw:
         with EvalStore(config.ledger_path) as store:
-            summary = await EvalRunner(gw, store, concurrency=3).run(
+            summary = await EvalRunner(gw.run, store, concurrency=3).run(
                 "r", data, ["sim-small", "sim-large"]
             )
             assert (summary.done, summary.skipped, summary.errors) == (32, 0, 0)
@@ -62,9 +62,9 @@ async def test_matrix_separates_models_and_resumes(tmp_path: Path) -> None:
             assert small.latency_p50 is not None and small.latency_p95 is not None
             assert profiles(summary.cells) == {"sim-large": 0.98, "sim-small": 0.5}
             # a rerun does nothing; a new model only adds its rows
-            again = await EvalRunner(gw, store).run("r", data, ["sim-small", "sim-large"])
+            again = await EvalRunner(gw.run, store).run("r", data, ["sim-small", "sim-large"])
             assert (again.done, again.skipped) == (0, 32)
-            config_models = await EvalRunner(gw, store).run("r", data, ["sim-small"])
+            config_models = await EvalRunner(gw.run, store).run("r", data, ["sim-small"])
             assert config_models.done == 0
             assert store.run("r").status == "done"  # type: ignore[union-attr]
             assert len(store.cells("r")) == 6
@@ -83,7 +83,7 @@ async def test_an_interrupted_run_keeps_its_rows(tmp_path: Path) -> None:
     async with Gateway(config, background=False) as gw:
         with EvalStore(config.ledger_path) as store:
             task = asyncio.ensure_future(
-                EvalRunner(gw, store, concurrency=2).run("r", data, ["sim-slow30-large"])
+                EvalRunner(gw.run, store, concurrency=2).run("r", data, ["sim-slow30-large"])
             )
             await asyncio.sleep(0.2)
             task.cancel()
@@ -92,7 +92,7 @@ async def test_an_interrupted_run_keeps_its_rows(tmp_path: Path) -> None:
             assert info is not None and info.status == "interrupted"
             kept = len(store.done("r"))
             assert 0 < kept < 16
-            resumed = await EvalRunner(gw, store, concurrency=8).run(
+            resumed = await EvalRunner(gw.run, store, concurrency=8).run(
                 "r", data, ["sim-slow30-large"]
             )
             assert resumed.skipped == kept and resumed.done == 16 - kept
@@ -105,8 +105,8 @@ async def test_matrix_shows_a_model_that_degrades(tmp_path: Path) -> None:
     config = _config(tmp_path, "sim-large-wrongafter16")
     async with Gateway(config, background=False) as gw:
         with EvalStore(config.ledger_path) as store:
-            before = await EvalRunner(gw, store).run("monday", data, ["sim-large-wrongafter16"])
-            after = await EvalRunner(gw, store).run("tuesday", data, ["sim-large-wrongafter16"])
+            before = await EvalRunner(gw.run, store).run("monday", data, ["sim-large-wrongafter16"])
+            after = await EvalRunner(gw.run, store).run("tuesday", data, ["sim-large-wrongafter16"])
     b = next(c for c in before.cells if c.task == ALL_TASKS)
     a = next(c for c in after.cells if c.task == ALL_TASKS)
     assert (b.mean, a.mean) == (1.0, 0.0) and a.hi < b.lo
@@ -121,7 +121,7 @@ async def test_errors_and_judge_scoring(tmp_path: Path) -> None:
     config = _config(tmp_path, "sim-large", "sim-small", "sim-500")
     async with Gateway(config, background=False) as gw:
         with EvalStore(config.ledger_path) as store:
-            summary = await EvalRunner(gw, store, judge="sim-large").run(
+            summary = await EvalRunner(gw.run, store, judge="sim-large").run(
                 "r", data, ["sim-small", "sim-large", "sim-500"]
             )
             results = {(r.model, r.item_id): r for r in store.results("r")}

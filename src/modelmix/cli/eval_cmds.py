@@ -193,7 +193,7 @@ async def _run(
                     transient=True,
                 )
             runner = EvalRunner(
-                gateway, store, concurrency=concurrency, judge=judge, progress=progress
+                gateway.run, store, concurrency=concurrency, judge=judge, progress=progress
             )
             if progress is None:
                 return await runner.run(run_id, data, models)
