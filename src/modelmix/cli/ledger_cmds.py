@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -16,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from modelmix.ledger.db import Location, as_location
 from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, recent_requests
 from modelmix.paths import default_db_path
 
@@ -40,14 +40,14 @@ def _db_option(f: Any) -> Any:
     )(f)
 
 
-def _resolve_db(db: str | None, config_path: str | None) -> Path:
+def _resolve_db(db: str | None, config_path: str | None) -> Location:
     if db:
-        return Path(db)
+        return as_location(db)
     if config_path:
         from modelmix.config import ConfigError, load_config
 
         try:
-            return load_config(config_path).ledger_path
+            return load_config(config_path).ledger_location
         except ConfigError as exc:
             raise click.ClickException(f"{exc.source}: invalid configuration") from None
     return default_db_path()

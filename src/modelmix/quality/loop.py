@@ -59,7 +59,7 @@ class QualityLoop:
         self.background = background
         self.clock = clock
         self.sleep = sleep
-        path = gateway.config.ledger_path
+        path = gateway.config.ledger_location
         self.policies = PolicyStore(path, clock=clock)
         self.store = QualityStore(path)
         self.evals = EvalStore(path)
