@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from modelmix.ledger.db import Location
 from tests.pg import PgServer
 
 
@@ -28,3 +30,16 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> str:
     return pg_server.new_database()
+
+
+#: The ledger backends a parametrised fixture runs a test module on.
+BACKENDS = ("sqlite", "postgresql")
+
+
+def ledger_location(request: pytest.FixtureRequest, directory: Path) -> Location:
+    """A fresh ledger location for ``request.param``: a SQLite file in ``directory`` or an
+    empty database on the test PostgreSQL server."""
+    if request.param == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+        return server.new_database()
+    return directory / "ledger.db"

@@ -119,7 +119,9 @@ class PgServer:
     def stop(self) -> None:
         if self.started:
             try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+                self._run(
+                    str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"
+                )
             finally:
                 self.started = False
         shutil.rmtree(self.root, ignore_errors=True)

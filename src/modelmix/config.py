@@ -291,6 +291,16 @@ class Config(_Strict):
         return self.ledger.url or self.ledger_path
 
     @property
+    def ledger_local_path(self) -> Path:
+        """The file that what stays on this host is named after (the budget counters beside
+        the ledger): the SQLite file, or for a PostgreSQL ledger a name made from its URL in
+        the data directory (gateways on one host and one ledger share it)."""
+        if not self.ledger.url:
+            return self.ledger_path
+        digest = hashlib.sha256(self.ledger.url.encode()).hexdigest()[:12]
+        return (Path(self.data_dir) if self.data_dir else default_home()) / f"pg-{digest}.db"
+
+    @property
     def ledger_path(self) -> Path:
         if self.ledger.path:
             return Path(self.ledger.path)

@@ -135,7 +135,7 @@ class Gateway:
         self.accounting.start(
             self.portfolio,
             self.config.routes,
-            self.config.ledger_path if self.ledger is not None else None,
+            self.config.ledger_local_path if self.ledger is not None else None,
             self.config.ledger_location,
         )
         self._engine = Engine(

@@ -188,9 +188,10 @@ def config_check(path: str) -> None:
 def _register_commands() -> None:
     from modelmix.cli.keys_cmds import keys
     from modelmix.cli.ledger_cmds import logs, report
+    from modelmix.cli.migrate_cmds import ledger_group
     from modelmix.cli.router_cmds import bench, router
 
-    for command in (logs, report, keys, bench, router):
+    for command in (logs, report, keys, bench, router, ledger_group):
         main.add_command(command)
     _register_quality_commands()
 

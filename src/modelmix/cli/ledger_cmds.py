@@ -15,7 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from modelmix.ledger.db import Location, as_location
+from modelmix.ledger.db import Location, as_location, display
 from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, recent_requests
 from modelmix.paths import default_db_path
 
@@ -407,7 +407,7 @@ def report(
         else "no cascade requests"
     )
     console.print(
-        f"[bold]{t['requests']:,} requests[/bold], {span} ({path}): cost "
+        f"[bold]{t['requests']:,} requests[/bold], {span} ({display(path)}): cost "
         f"{_money(t['cost_usd'], bool(t['unpriced']), bool(t['estimated']))}, "
         f"{t['total_tokens']:,} tokens "
         f"({t['prompt_tokens']:,} in, {t['completion_tokens']:,} out); errors "
