@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from modelmix.ledger.db import Location
+from modelmix.ledger.db import Location, is_postgres
 from tests.pg import PgServer
 
 
@@ -43,3 +44,16 @@ def ledger_location(request: pytest.FixtureRequest, directory: Path) -> Location
         server: PgServer = request.getfixturevalue("pg_server")
         return server.new_database()
     return directory / "ledger.db"
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_at(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    """A fresh ledger on each backend in turn (the test runs once per backend)."""
+    return ledger_location(request, tmp_path)
+
+
+def ledger_settings(location: Location, data_dir: Path, **ledger: Any) -> dict[str, Any]:
+    """Config entries for a ledger at ``location``: ``ledger.path`` or ``ledger.url``, and the
+    data directory (a PostgreSQL ledger's budget counters file lives there)."""
+    key = "url" if is_postgres(location) else "path"
+    return {"ledger": {key: str(location), **ledger}, "data_dir": str(data_dir)}
