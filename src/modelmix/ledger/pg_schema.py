@@ -77,25 +77,37 @@ def _apply(db: PgDatabase, table: str, migrations: dict[int, tuple[str, ...]], w
             f"{what} schema version {version} is newer than this modelmix "
             f"(knows up to {latest}); upgrade modelmix"
         )
-    db.execute("BEGIN")
+    # a session lock taken before the transaction starts: the transaction then sees the
+    # tables another process may have created meanwhile (its catalog view is fresh)
+    db.execute("SELECT pg_advisory_lock(?)", (_MIGRATE_LOCK,))
     try:
-        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
-        version = _version(db, table)  # another process may have migrated meanwhile
-        for step in sorted(migrations):
-            if version is not None and step <= version:
-                continue
-            for statement in migrations[step]:
-                db.execute(statement)
-        if version is None:
-            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (version BIGINT NOT NULL)")
-            db.execute(f"INSERT INTO {table} (version) VALUES (?)", (latest,))
-        elif version < latest:
-            db.execute(f"UPDATE {table} SET version = ?", (latest,))
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+        db.execute("BEGIN")
+        try:
+            _steps(db, table, migrations, _version(db, table))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        db.execute("SELECT pg_advisory_unlock(?)", (_MIGRATE_LOCK,))
+
+
+def _steps(
+    db: PgDatabase, table: str, migrations: dict[int, tuple[str, ...]], version: int | None
+) -> None:
+    """Apply the migrations after ``version`` and record the latest."""
+    latest = max(migrations)
+    for step in sorted(migrations):
+        if version is not None and step <= version:
+            continue
+        for statement in migrations[step]:
+            db.execute(statement)
+    if version is None:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table} (version BIGINT NOT NULL)")
+        db.execute(f"INSERT INTO {table} (version) VALUES (?)", (latest,))
+    elif version < latest:
+        db.execute(f"UPDATE {table} SET version = ?", (latest,))
 
 
 def ensure_pg_schema(db: PgDatabase, *, quality: bool = True) -> None:
