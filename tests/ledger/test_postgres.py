@@ -160,3 +160,22 @@ def test_close_commits_everything_and_later_records_are_counted(pg_url: str) -> 
     assert len(recent_requests(pg_url, limit=1000)) == 700
     ledger.record(make_record("late"))
     assert ledger.dropped == 1
+
+
+def test_a_store_survives_the_server_dropping_its_connection(
+    pg_url: str, pg_server: PgServer
+) -> None:
+    from modelmix.keys import KeyStore
+
+    store = KeyStore(pg_url)
+    info, plaintext = store.create("alice")
+    dbname = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (dbname,),
+        )
+    assert store.list() == [info]  # a read: retried on a new connection
+    _, other = store.create("bob")  # and writes carry on
+    assert store.verify(other) is not None and store.verify(plaintext) == info
+    store.close()

@@ -189,23 +189,44 @@ def pg_connect(url: str) -> psycopg.Connection[Any]:
 
 class PgDatabase:
     """A PostgreSQL connection behind the ``Database`` shape (thread-safe: psycopg serialises
-    the statements of one connection)."""
+    the statements of one connection).
+
+    Stores keep their connection for the life of the process, so a connection the server
+    dropped (a restart, a failover) is opened again: the statement that found it broken fails
+    (a read is retried once on the new connection), the next one runs on a new connection."""
 
     dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conn = pg_connect(url)
-        self.conn.row_factory = _row_factory
+        self._closed = False
+        self.conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = pg_connect(self.url)
+        conn.row_factory = _row_factory
+        return conn
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self.conn.broken and not self._closed:
+            self.conn = self._connect()
+        return self.conn
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        conn = self._live()
         if sql == "BEGIN IMMEDIATE":
-            self.conn.execute("BEGIN")
-            return self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-        return self.conn.execute(translate(sql), tuple(parameters))
+            conn.execute("BEGIN")
+            return conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        query, params = translate(sql), tuple(parameters)
+        try:
+            return conn.execute(query, params)
+        except db_errors():
+            if not conn.broken or not query.lstrip()[:6].upper() == "SELECT":
+                raise
+            return self._live().execute(query, params)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
-        cur = self.conn.cursor()
+        cur = self._live().cursor()
         cur.executemany(translate(sql), [tuple(p) for p in parameters])
         return cur
 
@@ -216,6 +237,7 @@ class PgDatabase:
         return self.conn.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
+        self._closed = True
         self.conn.close()
 
 
