@@ -53,8 +53,11 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     host = host or config.server.host
     port = port if port is not None else config.server.port
+    from modelmix.ledger.db import display
+
     click.echo(
-        f"modelmix {__version__}: http://{host}:{port}/v1  (ledger: {config.ledger_path}, "
+        f"modelmix {__version__}: http://{host}:{port}/v1  "
+        f"(ledger: {display(config.ledger_location)}, "
         f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )

@@ -16,7 +16,7 @@ from typing import Any
 from modelmix.ledger.db import Location, is_postgres, pg_connect
 from modelmix.ledger.pg_schema import open_pg
 from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS
-from modelmix.ledger.sqlite import SqliteLedger, _Rows
+from modelmix.ledger.sqlite import SqliteLedger, _Rows, split_rows
 
 __all__ = ["PostgresLedger", "open_writer_ledger"]
 
@@ -59,11 +59,7 @@ class PostgresLedger(SqliteLedger):
 
     @staticmethod
     def _insert(conn: Any, batch: Iterable[_Rows]) -> None:
-        requests: list[tuple[Any, ...]] = []
-        attempts: list[tuple[Any, ...]] = []
-        for rows in batch:
-            requests.append(rows.request)
-            attempts.extend(rows.attempts)
+        requests, attempts = split_rows(batch)
         pg = conn.get()
         with pg.transaction(), pg.cursor() as cur:
             with cur.copy(_COPY_REQUESTS) as copy:

@@ -28,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from modelmix.ledger.db import open_ledger
 from modelmix.ledger.records import AttemptRecord, RequestRecord
-from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, connect, ensure_schema
+from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS
 
 __all__ = ["SqliteLedger"]
 
@@ -173,6 +174,16 @@ class _Rows:
         self.attempts = [attempt_row(a) for a in rec.attempts]
 
 
+def split_rows(batch: Iterable[_Rows]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """A batch's ``requests`` rows and ``attempts`` rows."""
+    requests: list[tuple[Any, ...]] = []
+    attempts: list[tuple[Any, ...]] = []
+    for rows in batch:
+        requests.append(rows.request)
+        attempts.extend(rows.attempts)
+    return requests, attempts
+
+
 class SqliteLedger:
     """Request ledger in one SQLite file (WAL), written by one background thread."""
 
@@ -308,13 +319,7 @@ class SqliteLedger:
     def _open(self) -> Any:
         """A connection for the writer, with the schema up to date."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(str(self.path), check_same_thread=False)
-        try:
-            ensure_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return open_ledger(self.path, check_same_thread=False)
 
     def _run(self, conn: Any) -> None:
         _lower_priority()
@@ -411,11 +416,7 @@ class SqliteLedger:
 
     @staticmethod
     def _insert(conn: Any, batch: Iterable[_Rows]) -> None:
-        requests: list[tuple[Any, ...]] = []
-        attempts: list[tuple[Any, ...]] = []
-        for rows in batch:
-            requests.append(rows.request)
-            attempts.extend(rows.attempts)
+        requests, attempts = split_rows(batch)
         conn.execute("BEGIN")
         try:
             conn.executemany(_INSERT_REQUEST, requests)
