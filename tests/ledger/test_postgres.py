@@ -179,3 +179,12 @@ def test_a_store_survives_the_server_dropping_its_connection(
     _, other = store.create("bob")  # and writes carry on
     assert store.verify(other) is not None and store.verify(plaintext) == info
     store.close()
+
+
+def test_reads_reuse_an_idle_connection(pg_url: str) -> None:
+    with PostgresLedger(pg_url) as ledger:
+        ledger.record(make_record("a"))
+    first = recent_requests(pg_url)
+    (idle,) = pg_schema._IDLE[pg_url]
+    assert recent_requests(pg_url) == first
+    assert pg_schema._IDLE[pg_url] == [idle]  # the same connection served the second read

@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from modelmix.ledger import quality_schema, schema
 from modelmix.ledger.db import PgDatabase
 from modelmix.ledger.schema import SchemaError
 
-__all__ = ["LEDGER_MIGRATIONS", "QUALITY_MIGRATIONS", "ensure_pg_schema", "open_pg", "pg_ddl"]
+__all__ = [
+    "LEDGER_MIGRATIONS",
+    "QUALITY_MIGRATIONS",
+    "ensure_pg_schema",
+    "open_pg",
+    "pg_ddl",
+    "reading",
+]
 
 #: Money columns: NUMERIC on PostgreSQL (exact), decimal TEXT on SQLite.
 MONEY_COLUMNS = ("cost_usd", "cost_mean", "cost_total")
@@ -133,3 +142,30 @@ def open_pg(url: str) -> PgDatabase:
         db.close()
         raise
     return db
+
+
+#: Idle read connections per URL (``reading``): the dashboard and reports run several queries
+#: per page, and a new connection costs a few milliseconds each time.
+_IDLE: dict[str, list[PgDatabase]] = {}
+_IDLE_MAX = 4
+
+
+@contextmanager
+def reading(url: str) -> Iterator[PgDatabase]:
+    """A connection for a few reads, taken from (and given back to) a small idle pool."""
+    with _MIGRATED_LOCK:
+        idle = _IDLE.setdefault(url, [])
+        db = idle.pop() if idle else None
+    if db is None:
+        db = open_pg(url)
+    ok = False
+    try:
+        yield db
+        ok = not db.in_transaction
+    finally:
+        with _MIGRATED_LOCK:
+            keep = ok and len(_IDLE[url]) < _IDLE_MAX
+            if keep:
+                _IDLE[url].append(db)
+        if not keep:
+            db.close()

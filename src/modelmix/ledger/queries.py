@@ -68,13 +68,10 @@ def _migrate_if_old(p: Path) -> None:
 @contextmanager
 def _read(path: Location) -> Iterator[Any]:
     if is_postgres(path):
-        from modelmix.ledger.pg_schema import open_pg
+        from modelmix.ledger.pg_schema import reading
 
-        db = open_pg(str(path))
-        try:
+        with reading(str(path)) as db:
             yield db
-        finally:
-            db.close()
         return
     p = Path(path)
     if not p.is_file():
