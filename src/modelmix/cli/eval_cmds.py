@@ -161,7 +161,7 @@ def eval_run(
     out.print(
         f"run {run_id}: {summary.done} results now, {summary.skipped} already done, "
         f"{summary.errors} errors; judge cost {money(summary.judge_cost)}; "
-        f"ledger {config.ledger_path}"
+        f"ledger {display(config.ledger_location)}"
     )
 
 
