@@ -240,8 +240,20 @@ class EngineConfig(_Strict):
 class LedgerConfig(_Strict):
     #: SQLite file; default ``<data_dir>/ledger.db``.
     path: str | None = None
+    #: A PostgreSQL ledger instead of the SQLite file: ``postgresql://user@host:5432/db``
+    #: (libpq also reads ``PGPASSWORD`` / ``~/.pgpass``, so the password need not be here).
+    url: str | None = None
     batch_size: int = Field(default=512, ge=1)
     flush_interval: float = Field(default=0.2, gt=0)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> LedgerConfig:
+        if self.url is not None:
+            if not self.url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("ledger.url must be a postgresql:// URL")
+            if self.path is not None:
+                raise ValueError("give ledger.path (SQLite) or ledger.url (PostgreSQL), not both")
+        return self
 
 
 class ServerConfig(_Strict):
@@ -297,6 +309,21 @@ class Config(_Strict):
                 raise ValueError(f"model name {m.name!r} is defined twice")
             seen.add(m.name)
         return models
+
+    @property
+    def ledger_location(self) -> str | Path:
+        """Where the ledger lives: ``ledger.url`` (PostgreSQL) or the SQLite file."""
+        return self.ledger.url or self.ledger_path
+
+    @property
+    def ledger_local_path(self) -> Path:
+        """The file that what stays on this host is named after (the budget counters beside
+        the ledger): the SQLite file, or for a PostgreSQL ledger a name made from its URL in
+        the data directory (gateways on one host and one ledger share it)."""
+        if not self.ledger.url:
+            return self.ledger_path
+        digest = hashlib.sha256(self.ledger.url.encode()).hexdigest()[:12]
+        return (Path(self.data_dir) if self.data_dir else default_home()) / f"pg-{digest}.db"
 
     @property
     def ledger_path(self) -> Path:

@@ -23,6 +23,7 @@ from modelmix.config import SIMULATED_BASE_URL, Config
 from modelmix.engine import Engine, EngineStream, Observer, finish_record
 from modelmix.errors import GatewayError
 from modelmix.keys import KeyStore
+from modelmix.ledger.postgres import open_writer_ledger
 from modelmix.ledger.records import RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.metrics import Metrics
@@ -85,9 +86,9 @@ class Gateway:
         self.ledger: SqliteLedger | None = None
         self.keys: KeyStore | None = None
         if ledger:
-            self.keys = KeyStore(config.ledger_path)
-            self.ledger = SqliteLedger(
-                config.ledger_path,
+            self.keys = KeyStore(config.ledger_location)
+            self.ledger = open_writer_ledger(
+                config.ledger_location,
                 batch_size=config.ledger.batch_size,
                 flush_interval=config.ledger.flush_interval,
             )
@@ -149,7 +150,8 @@ class Gateway:
         self.accounting.start(
             self.portfolio,
             self.config.routes,
-            self.config.ledger_path if self.ledger is not None else None,
+            self.config.ledger_local_path if self.ledger is not None else None,
+            self.config.ledger_location,
         )
         self._engine = Engine(self.portfolio, router, self.client, self.config.engine, self.emit)
         if self.quality is not None:

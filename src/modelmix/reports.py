@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from modelmix.config import SIMULATED_BASE_URL, Config
+from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
     GROUP_BYS,
     answered_usage,
@@ -266,7 +267,7 @@ def build_report(
         "generated_at": time.time(),
         "since": since,
         "until": until,
-        "ledger": str(path),
+        "ledger": display(path),
         "totals": totals(path, since, until),
         "by": {g: spend_report(path, since, g, until) for g in group_bys},  # type: ignore[arg-type]
         "routing_mix": routing_mix(path, since, until),

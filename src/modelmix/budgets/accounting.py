@@ -194,6 +194,7 @@ class Accounting:
         portfolio: Mapping[str, ModelEntry],
         routes: Sequence[RouteConfig],
         ledger_path: Path | None,
+        ledger_location: str | Path | None = None,
     ) -> None:
         """Open the counters (shared beside the ledger, unless ``budgets.store: memory`` or
         there is no ledger), seed spend from the ledger, and price routes for estimates."""
@@ -212,7 +213,8 @@ class Accounting:
         )
         self._prices = {d.id: d.price for e in portfolio.values() for d in e.deployments}
         key_budgets = self.keys.active_budgets() if self.keys is not None else []
-        loader = ledger_spend_loader(ledger_path) if ledger_path is not None else None
+        source = ledger_location or ledger_path  # a PostgreSQL ledger: its URL
+        loader = ledger_spend_loader(source) if ledger_path is not None and source else None
         self.budgets.initialise(loader, key_budgets)
 
     def close(self) -> None:
