@@ -16,7 +16,7 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from modelmix.budgets.estimate import count_prompt_tokens
+from modelmix.budgets.reservation import count_prompt_tokens
 from modelmix.config import parse_config
 from modelmix.gateway import Gateway
 from modelmix.tokens import count_tokens

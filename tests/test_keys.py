@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from modelmix import keys as keys_mod
-from modelmix.keys import NEGATIVE_TTL, POSITIVE_TTL, KeyStore
+from modelmix.ledger import keys as keys_mod
 from modelmix.ledger.db import Location
+from modelmix.ledger.keys import NEGATIVE_TTL, POSITIVE_TTL, KeyStore
 
 
 class Clock:

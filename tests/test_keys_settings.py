@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from modelmix.budgets import RateLimit
-from modelmix.keys import KeyStore
 from modelmix.ledger.db import Location
+from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.schema import SCHEMA_VERSION, connect, ensure_schema
 
 

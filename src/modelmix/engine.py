@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
-from modelmix.estimate import estimate_usage
+from modelmix.estimated_usage import estimate_usage
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.base import Deployment, ProviderAdapter

@@ -22,7 +22,7 @@ from modelmix.budgets.enforcer import Budgets
 from modelmix.config import SIMULATED_BASE_URL, Config
 from modelmix.engine import Engine, EngineStream, Observer, finish_record
 from modelmix.errors import GatewayError
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.postgres import open_writer_ledger
 from modelmix.ledger.records import RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger

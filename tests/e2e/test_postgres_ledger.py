@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelmix.cli import main
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.postgres import PostgresLedger
 from modelmix.simulated import Simulator
 from tests.conftest import ledger_settings

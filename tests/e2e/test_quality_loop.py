@@ -27,8 +27,8 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.config import load_config
-from modelmix.keys import KeyStore
 from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.keys import KeyStore
 from tests.conftest import BACKENDS, ledger_location, ledger_settings
 from tests.e2e.conftest import RunningGateway
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.cli.ledger_cmds import attempt_chain, logs, parse_since, report
-from modelmix.keys import KeyStore
 from modelmix.ledger.db import Location
+from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.postgres import open_writer_ledger
 from tests.conftest import BACKENDS, ledger_location
 from tests.helpers import sim_model

@@ -165,7 +165,7 @@ def test_close_commits_everything_and_later_records_are_counted(pg_url: str) -> 
 def test_a_store_survives_the_server_dropping_its_connection(
     pg_url: str, pg_server: PgServer
 ) -> None:
-    from modelmix.keys import KeyStore
+    from modelmix.ledger.keys import KeyStore
 
     store = KeyStore(pg_url)
     info, plaintext = store.create("alice")

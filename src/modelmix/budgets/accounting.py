@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelmix.budgets.enforcer import BudgetContext, Budgets, Reservation
 from modelmix.budgets.errors import BudgetExceeded, RateLimited
-from modelmix.budgets.estimate import CostEstimator, count_prompt_tokens
 from modelmix.budgets.ledger_spend import ledger_spend_loader, request_tags
 from modelmix.budgets.limits import RateLimit, RateLimiter, RateState
+from modelmix.budgets.reservation import CostEstimator, count_prompt_tokens
 from modelmix.errors import GatewayError
-from modelmix.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
+from modelmix.ledger.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
 from modelmix.ledger.records import RequestRecord
 from modelmix.routing.registry import strategy_spec
 from modelmix.types import ChatRequest, Usage

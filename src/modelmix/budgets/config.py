@@ -29,8 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelmix.budgets.definitions import BudgetSpec, Scope
 from modelmix.budgets.limits import RateLimit
-from modelmix.budgets.model import BudgetSpec, Scope
 
 __all__ = ["BudgetConfig", "BudgetsConfig", "RateLimitConfig", "RateLimitsConfig"]
 

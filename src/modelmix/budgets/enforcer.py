@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from modelmix.budgets.definitions import BudgetSpec
 from modelmix.budgets.errors import BudgetExceeded
-from modelmix.budgets.model import BudgetSpec
 from modelmix.budgets.store import MISSING, CounterKey, InMemorySpendStore, SpendStore
 
 __all__ = ["BudgetContext", "Budgets", "Reservation", "SpendLoader"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import orjson
 
+from modelmix.budgets.definitions import BudgetSpec
 from modelmix.budgets.enforcer import SpendLoader
-from modelmix.budgets.model import BudgetSpec
 from modelmix.budgets.store import CounterKey
 from modelmix.ledger.db import Database, Location, is_postgres
 

@@ -18,9 +18,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from modelmix.budgets.model import BudgetSpec
-from modelmix.keys import KeyInfo, KeyStore
+from modelmix.budgets.definitions import BudgetSpec
 from modelmix.ledger.db import as_location
+from modelmix.ledger.keys import KeyInfo, KeyStore
 from modelmix.paths import default_db_path
 
 __all__ = ["keys", "parse_budget"]

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from modelmix.budgets.accounting import Accounting
 from modelmix.errors import GatewayError
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 from modelmix.server.auth import Authenticator, presented_key
 from modelmix.wire.openai_chat.client import render_error
 

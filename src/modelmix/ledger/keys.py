@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 
+from modelmix.budgets.definitions import BudgetSpec, budget_from_dict
 from modelmix.budgets.limits import RateLimit
-from modelmix.budgets.model import BudgetSpec, budget_from_dict
 from modelmix.ledger.db import (
     Database,
     Location,
