@@ -11,8 +11,10 @@ this one does what a gateway needs in ~20 µs (``benchmarks/perf/client_cost.py`
 * TLS for ``https`` (the system's trust store), connections per origin reused while the
   server keeps them alive, dropped after ``keepalive_timeout`` idle seconds, at most ``limit``
   open at once (callers queue for a free slot);
-* a pooled connection that turns out to be closed by the server before any byte of the answer
-  is retried once on a fresh connection (the server never saw the request).
+* a request is resent only where it provably never reached the server: a pooled connection
+  found closed before any byte of the request was written is swapped for a fresh one; one reset
+  after the request was written raises ``ConnectError`` (the server may have seen and billed
+  it), so the engine's retry is its own, recorded attempt (no hidden resend).
 
 Failures raise :class:`TransportError` subclasses; timeouts other than connect are the
 caller's (``asyncio.timeout``), and a cancelled call closes its connection.
@@ -436,14 +438,12 @@ class ConnectionPool:
         )
         head = "".join(lines).encode("latin-1")
         conn, reused = await self._acquire(target.origin, connect_timeout, fresh=False)
-        if reused:
-            try:
-                return await self._exchange(conn, head, body)
-            except ConnectError:
-                if conn._got_bytes:
-                    raise
-                # the server had closed the idle connection: it never saw the request
+        if reused and (conn.closed or conn.transport is None or conn.transport.is_closing()):
+            # found dead before a byte was written: the server never saw this request
+            conn.close()
             conn, _ = await self._acquire(target.origin, connect_timeout, fresh=True)
+        # Once written, never resent here: a reset before the answer's head may come after the
+        # server took (and billed) the request; the caller's retry is its own attempt.
         return await self._exchange(conn, head, body)
 
     async def _acquire(
