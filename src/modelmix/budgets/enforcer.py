@@ -266,6 +266,10 @@ class Budgets:
         period = spec.period if spec.period != "custom" else "custom-period"
         budget = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
         retry_after: float | None = None
+        if reserved > 0 and spent + estimate <= cap:
+            # Only requests still in flight stand in the way: their reservations are settled
+            # (usually for less) within seconds, so this refusal is temporary (issue 14, #8).
+            return _in_flight_refusal(spec, who, budget, spent, reserved, estimate)
         if estimate > spec.limit_usd:
             # Waiting cannot help: even an empty period could not hold this request.
             msg = (
@@ -329,6 +333,24 @@ class Budgets:
                 }
             )
         return out
+
+
+#: Seconds a refusal caused by in-flight reservations alone asks the client to wait.
+IN_FLIGHT_RETRY_AFTER = 1.0
+
+
+def _in_flight_refusal(
+    spec: BudgetSpec, who: str, budget: str, spent: Decimal, reserved: Decimal, estimate: Decimal
+) -> BudgetExceeded:
+    msg = (
+        f"Budget busy for {who}: {budget}; spent {_money(spent)}, but {_money(reserved)} is "
+        f"held by requests in flight and this request needs about {_money(estimate)}. "
+        "The held amounts are settled as those requests finish: retry shortly."
+    )
+    headers = {"x-should-retry": "true", "x-modelmix-budget": spec.label}
+    return BudgetExceeded(
+        msg, budget=spec.label, retry_after=IN_FLIGHT_RETRY_AFTER, headers=headers
+    )
 
 
 def _series(spec: BudgetSpec) -> tuple[Any, ...]:
