@@ -81,13 +81,15 @@ def _serve_one(
 
     from modelmix.gateway import Gateway
     from modelmix.server.app import create_app
+    from modelmix.server.http_limits import uvicorn_config
 
     # The ledger writer is a second thread: hand the GIL back to the event loop after 1 ms of
     # its work rather than the default 5 ms, which would show as latency spikes.
     sys.setswitchinterval(0.001)
     app = create_app(Gateway(config))
-    cfg = uvicorn.Config(
+    cfg = uvicorn_config(  # header-size limit, shutdown deadline (issue 14)
         app,
+        config,
         host=host,
         port=port,
         log_level=log_level,

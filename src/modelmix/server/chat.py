@@ -28,6 +28,7 @@ from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -140,6 +141,7 @@ class ChatEndpoint:
         self.gateway = gateway
         self.auth = auth
         self.max_body = gateway.config.server.max_body_bytes
+        self.limits = RequestLimits(gateway.config.server.limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
         gateway = self.gateway
@@ -156,6 +158,7 @@ class ChatEndpoint:
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
+            self.limits.check(chat)
             record = gateway.new_record(
                 fmt.name, chat, request_id=request_id, key_id=key_id, started_at=started
             )
