@@ -12,6 +12,9 @@ import httpx
 import orjson
 import pytest
 
+from tests.attack.conftest import HardenedGateway
+from tests.e2e.conftest import e2e_config
+
 CHAT = "/v1/chat/completions"
 MSG = [{"role": "user", "content": "What is 2+2?"}]
 
@@ -124,3 +127,40 @@ def test_anthropic_top_k_beyond_64_bits_is_a_400(sim_gateway: Any) -> None:
         headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
     )
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+# -- keyless mode: a web page must not spend the gateway's provider keys ------------------------
+
+BODY = orjson.dumps({"model": "gpt-4o-mini", "messages": MSG, "max_tokens": 5})
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_keyless_mode_refuses_what_a_browser_sends_cross_site(
+    sim_gateway: Any, content_type: str | None
+) -> None:
+    headers = {"origin": "https://evil.example"}
+    if content_type:
+        headers["content-type"] = content_type
+    r = httpx.post(sim_gateway.url + CHAT, content=BODY, headers=headers)
+    assert r.status_code in (400, 403)
+    assert "error" in r.json()
+
+
+def test_keyless_mode_refuses_a_foreign_origin_even_with_json(sim_gateway: Any) -> None:
+    r = httpx.post(
+        sim_gateway.url + CHAT,
+        content=BODY,
+        headers={"content-type": "application/json", "origin": "https://evil.example"},
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "origin_not_allowed"
+    same = {"content-type": "application/json", "origin": sim_gateway.url}
+    assert httpx.post(sim_gateway.url + CHAT, content=BODY, headers=same).status_code == 200
+
+
+def test_configured_origins_may_call(simulator: Any, tmp_path: Any) -> None:
+    config = e2e_config(simulator, tmp_path, server={"allowed_origins": ["https://app.example"]})
+    with HardenedGateway(config) as gw:
+        ok = {"content-type": "application/json", "origin": "https://app.example"}
+        assert httpx.post(gw.url + CHAT, content=BODY, headers=ok).status_code == 200
+        bad = {"content-type": "application/json", "origin": "https://other.example"}
+        assert httpx.post(gw.url + CHAT, content=BODY, headers=bad).status_code == 403

@@ -29,6 +29,7 @@ from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
+from modelmix.server.origin import CrossSiteGuard  # issue 14: keyless cross-site requests
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -142,6 +143,7 @@ class ChatEndpoint:
         self.auth = auth
         self.max_body = gateway.config.server.max_body_bytes
         self.limits = RequestLimits(gateway.config.server.limits)
+        self.cross_site = CrossSiteGuard(gateway.config.server.allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
         gateway = self.gateway
@@ -154,6 +156,8 @@ class ChatEndpoint:
         try:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
+            if key_id is None:
+                self.cross_site.check(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
