@@ -128,7 +128,9 @@ class Gateway:
         if any(r.strategy in ("learned", "cascade") for r in self.config.routes):
             count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
-        self.client = UpstreamClient()
+        self.client = UpstreamClient(  # bounded answers: issue 14, finding 5
+            max_response_bytes=self.config.server.limits.max_upstream_response_bytes
+        )
         if self.ledger is not None:
             self.ledger.start()
         self.accounting.start(

@@ -20,6 +20,7 @@ The model name picks the behaviour, tokens joined by ``-`` (unknown tokens are i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import Counter
 from typing import Any
@@ -42,7 +43,8 @@ class FaultUpstream:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        with contextlib.suppress(TimeoutError):  # a hanging handler is not waited for
+            await asyncio.wait_for(self.runner.cleanup(), 2)
 
 
 def _behaviour(model: str) -> dict[str, Any]:
@@ -132,7 +134,7 @@ async def _chat(request: web.Request, calls: Counter[str], per_conn: Counter[int
         if b.get(f"s{status}"):
             return _error(status, f"simulated {status}")
     if b.get("hang"):
-        await asyncio.sleep(3600)
+        await asyncio.sleep(30)
     if b.get("reset"):
         if transport is not None:
             transport.abort()

@@ -39,6 +39,7 @@ __all__ = [
     "ProtocolError",
     "Response",
     "ResponseCut",
+    "ResponseTooLarge",
     "TransportError",
 ]
 
@@ -61,6 +62,10 @@ class ConnectTimeout(ConnectError):
 
 class ResponseCut(TransportError):
     """The connection closed in the middle of the answer's body."""
+
+
+class ResponseTooLarge(TransportError):
+    """The answer's body (decoded) passed the pool's ``max_response_bytes``."""
 
 
 class ProtocolError(TransportError):
@@ -113,6 +118,7 @@ class Response:
         "_error",
         "_no_pause",
         "_size",
+        "_total",
         "_waiter",
         "headers",
         "status",
@@ -124,6 +130,7 @@ class Response:
         self.headers = headers
         self._chunks: deque[bytes] = deque()
         self._size = 0
+        self._total = 0  # body bytes so far, decoded (bounded by pool.max_response_bytes)
         self._complete = False  # the last body byte has arrived
         self._done = False  # released or closed: the connection is no longer ours
         self._error: TransportError | None = None
@@ -141,6 +148,12 @@ class Response:
                 self._fail(ProtocolError(f"bad compressed body: {exc}"))
                 return
         if data:
+            self._total += len(data)
+            limit = self._conn.pool.max_response_bytes
+            if limit and self._total > limit:
+                self._fail(ResponseTooLarge(f"answer larger than {limit} bytes"))
+                self._conn.close()
+                return
             self._chunks.append(data)
             self._size += len(data)
             if self._size > HIGH_WATER and not self._no_pause:
@@ -395,8 +408,11 @@ class ConnectionPool:
         limit: int = 1000,
         keepalive_timeout: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_response_bytes: int = 0,
     ) -> None:
         self.limit = limit
+        #: an answer's body past this many bytes fails with ``ResponseTooLarge`` (0: no limit)
+        self.max_response_bytes = max_response_bytes
         self.keepalive_timeout = keepalive_timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
