@@ -68,6 +68,11 @@ class CallGuard(Protocol):
 
     def admit_model(self, model: str) -> GatewayError | None: ...
 
+    def stream_watch(self) -> Callable[[list[StreamDelta]], GatewayError | None] | None:
+        """Sees each delivered batch of a stream; an error it returns ends the stream
+        (a hard budget passed: budgets/worst_case.py). None: nothing to watch."""
+        ...
+
 
 class Health:
     """Consecutive failures per deployment; a deployment that keeps failing rests a while."""
@@ -210,7 +215,9 @@ class Engine:
             self.record(record)
             raise
         record.final_model = outcome.model
-        return EngineStream(self, record, outcome.model, upstream, first, request)
+        stream = EngineStream(self, record, outcome.model, upstream, first, request)
+        stream.watch = guard.stream_watch() if guard is not None else None  # issue 14
+        return stream
 
     # -- the loop shared by both ---------------------------------------------------------
 
@@ -405,6 +412,8 @@ class EngineStream:
         self.request = request
         self.usage: Usage | None = first.usage
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
+        #: Sees each delivered batch; an error it returns cuts the stream (a hard budget).
+        self.watch: Callable[[list[StreamDelta]], GatewayError | None] | None = None
 
     @property
     def at_end(self) -> bool:
@@ -440,6 +449,12 @@ class EngineStream:
                         self.usage = delta.usage
                 yield batch
                 delivered.append(batch)  # the consumer came back for more: it took this one
+                if self.watch is not None and (stop := self.watch(batch)) is not None:
+                    attempt.status = "cut"
+                    attempt.error_kind = "budget"
+                    attempt.error = stop.message[:500]
+                    error = stop
+                    raise stop
                 try:
                     batch = [await upstream.__anext__(), *upstream.take_buffered()]
                 except StopAsyncIteration:

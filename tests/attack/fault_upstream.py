@@ -10,7 +10,7 @@ The model name picks the behaviour, tokens joined by ``-`` (unknown tokens are i
 * ``huge<MB>``: a 200 answer whose content is N MiB (streamed: in 64 KiB chunks);
 * ``hang``: never answers; ``reset``: closes the connection without a byte;
 * ``cut``: the stream (or body) stops half-way and the connection closes;
-* ``drip``: a stream whose chunks come 50 ms apart;
+* ``drip`` / ``fastdrip``: a stream whose chunks (20 tokens each) come 50 / 5 ms apart;
 * ``resetreused``: answers a connection's first request; the second request on the same
   keep-alive connection is read, then the connection is reset before any answer.
 
@@ -90,8 +90,8 @@ async def _stream(request: web.Request, model: str, b: dict[str, Any], n: int) -
         k = min(CHUNK_TOKENS, n - sent)
         await resp.write(_chunk(model, {"content": "tok " * k}))
         sent += k
-        if b.get("drip"):
-            await asyncio.sleep(0.05)
+        if b.get("drip") or b.get("fastdrip"):
+            await asyncio.sleep(0.05 if b.get("drip") else 0.005)
         if b.get("cut") and sent >= n // 2:
             request.transport.close()  # type: ignore[union-attr]
             return resp

@@ -51,7 +51,7 @@ class Reservation:
     """An admitted request's hold on its budgets. Settle it exactly once (later calls are
     ignored), whatever happened to the request."""
 
-    __slots__ = ("_keys", "_store", "amount", "pressure", "settled", "warnings")
+    __slots__ = ("_checks", "_keys", "_store", "amount", "label", "pressure", "settled", "warnings")
 
     def __init__(
         self,
@@ -60,9 +60,15 @@ class Reservation:
         amount: Decimal,
         pressure: float,
         warnings: list[str],
+        checks: Sequence[tuple[CounterKey, Decimal]] = (),
+        label: str = "",
     ) -> None:
         self._store = store
         self._keys = keys
+        #: (counter, cap) of the hard and paced budgets: what ``extend`` must still fit under
+        self._checks = checks
+        #: the first hard or paced budget's label (for an error naming it)
+        self.label = label
         self.amount = amount
         #: 0 = no budget under pressure; 1 = a budget is at (or past) what it allows.
         self.pressure = pressure
@@ -76,6 +82,17 @@ class Reservation:
         self.settled = True
         if self._store is not None and self._keys:
             self._store.settle(self._keys, self.amount, actual_cost)
+
+    def extend(self, extra: Decimal) -> bool:
+        """Hold ``extra`` more (a stream past its worst case), if every hard and paced budget
+        can cover it; False (nothing held) otherwise."""
+        if self.settled or self._store is None or not self._keys:
+            return True
+        failed, _ = self._store.reserve_seen(self._keys, self._checks, extra)
+        if failed is not None:
+            return False
+        self.amount += extra
+        return True
 
     def release(self) -> None:
         """The request cost nothing (refused or failed before any upstream charged)."""
@@ -227,7 +244,8 @@ class Budgets:
             hard = [(spec, window, cap) for spec, window, _, cap in caps if spec.kind != "soft"]
             spec, window, cap = hard[failed]
             raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, now)
-        return Reservation(store, keys, estimated_cost, pressure, warnings)
+        label = next((spec.label for spec, *_ in caps if spec.kind != "soft"), "")
+        return Reservation(store, keys, estimated_cost, pressure, warnings, checks, label)
 
     def pressure(self, ctx: BudgetContext) -> float:
         """Budget pressure for ``ctx`` without reserving anything (e.g. for a dry run)."""
