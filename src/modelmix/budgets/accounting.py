@@ -40,6 +40,7 @@ from modelmix.budgets.errors import BudgetExceeded, RateLimited
 from modelmix.budgets.estimate import CostEstimator, count_prompt_tokens
 from modelmix.budgets.ledger_spend import ledger_spend_loader, request_tags
 from modelmix.budgets.limits import RateLimit, RateLimiter, RateState
+from modelmix.budgets.tag_scope import scoped_tags
 from modelmix.budgets.worst_case import StreamWatch, WorstCase
 from modelmix.errors import GatewayError
 from modelmix.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
@@ -193,6 +194,8 @@ class Accounting:
         self._prices: dict[str, Price | None] = {}
         self._reported: set[tuple[str, str]] = set()
         self._model_tpm = any(m.tpm for m in self.limiter.models.values())
+        #: tags with a budget: a key may have only those it is allowed to set counted
+        self._budgeted_tags = frozenset(settings.tags)
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -258,6 +261,8 @@ class Accounting:
         if key is not None:
             record.team = key.team
             tags = request_tags(key.tags, request.metadata, user if isinstance(user, str) else None)
+            if self._budgeted_tags:  # issue 14: a key spends only from tags it may set
+                tags = scoped_tags(key, tags, self._budgeted_tags, record)
             ctx = BudgetContext(key.id, key.team, tags, key.budgets)
         else:
             tags = request_tags((), request.metadata, user if isinstance(user, str) else None)
