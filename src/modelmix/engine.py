@@ -414,6 +414,14 @@ class EngineStream:
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
         #: Sees each delivered batch; an error it returns cuts the stream (a hard budget).
         self.watch: Callable[[list[StreamDelta]], GatewayError | None] | None = None
+        #: Why the stream was ended from outside (``abort``: the shutdown deadline).
+        self.stopped: GatewayError | None = None
+
+    def abort(self, err: GatewayError) -> None:
+        """End the stream from outside: the pending upstream read fails and the iteration
+        raises ``err`` (the attempt is recorded as cut)."""
+        self.stopped = err
+        self.upstream.abort()
 
     @property
     def at_end(self) -> bool:
@@ -464,7 +472,7 @@ class EngineStream:
             attempt.status = "cut"
             attempt.error_kind = err.kind
             attempt.error = err.message[:500]
-            error = GatewayError(
+            error = self.stopped or GatewayError(
                 "upstream",
                 f"The stream from {self.model} failed after it had started: {err.message}",
                 code="stream_interrupted",

@@ -80,7 +80,12 @@ class Gateway:
         self.keys: KeyStore | None = None
         if ledger:
             self.keys = KeyStore(config.ledger_path)
-            self.ledger = SqliteLedger(
+            ledger_class: type[SqliteLedger] = SqliteLedger
+            if config.ledger.synchronous:  # SIGKILL-safe: a commit per request (issue 14)
+                from modelmix.ledger.sync import SyncSqliteLedger
+
+                ledger_class = SyncSqliteLedger
+            self.ledger = ledger_class(
                 config.ledger_path,
                 batch_size=config.ledger.batch_size,
                 flush_interval=config.ledger.flush_interval,

@@ -316,6 +316,10 @@ class UpstreamStream:
             await self.aclose()
             raise
 
+    def abort(self) -> None:
+        """Close the connection now: a read waiting on it fails (the shutdown deadline)."""
+        self._resp.close()
+
     async def aclose(self) -> None:
         if self._closed:
             return

@@ -30,6 +30,7 @@ from modelmix.server.auth import Authenticator
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
 from modelmix.server.origin import CrossSiteGuard  # issue 14: keyless cross-site requests
+from modelmix.server.shutdown import StreamRegistry  # issue 14: shutdown deadline
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -144,6 +145,8 @@ class ChatEndpoint:
         self.max_body = gateway.config.server.max_body_bytes
         self.limits = RequestLimits(gateway.config.server.limits)
         self.cross_site = CrossSiteGuard(gateway.config.server.allowed_origins)
+        #: open streams, ended with an error at the shutdown deadline (server/shutdown.py)
+        self.streams = StreamRegistry()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
         gateway = self.gateway
@@ -170,9 +173,13 @@ class ChatEndpoint:
             reached_engine = True
             if chat.stream:
                 stream = await gateway.engine.stream(chat, record, admission)
-                await self._send_stream(
-                    receive, send, fmt, chat, stream, request_id, admission.headers()
-                )
+                self.streams.add(stream)
+                try:
+                    await self._send_stream(
+                        receive, send, fmt, chat, stream, request_id, admission.headers()
+                    )
+                finally:
+                    self.streams.discard(stream)
                 return
             response = await gateway.engine.complete(chat, record, admission)
         except GatewayError as err:
