@@ -164,3 +164,28 @@ def test_configured_origins_may_call(simulator: Any, tmp_path: Any) -> None:
         assert httpx.post(gw.url + CHAT, content=BODY, headers=ok).status_code == 200
         bad = {"content-type": "application/json", "origin": "https://other.example"}
         assert httpx.post(gw.url + CHAT, content=BODY, headers=bad).status_code == 403
+
+
+def _ledger_bytes(gw: Any) -> int:
+    gw.flush()
+    path = gw.gateway.config.ledger_path
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def test_the_ledger_grows_by_a_bounded_amount_per_request(sim_gateway: Any) -> None:
+    """Before: one 16 MB tag header added 39 MB of ledger and 20 requests with a 4 MB user
+    field 100 MB. Now the largest request the limits allow, and every refused one, adds a
+    bounded amount."""
+    before = _ledger_bytes(sim_gateway)
+    tags = {f"x-modelmix-tag-t{i}": "v" * 500 for i in range(30)}  # within every limit
+    body = {"model": "gpt-4o-mini", "messages": MSG, "max_tokens": 5, "user": "u" * 256}
+    for _ in range(10):
+        assert _chat(sim_gateway, body, **tags).status_code == 200
+    huge = {**body, "user": "u" * 4_000_000}
+    for _ in range(10):
+        assert _chat(sim_gateway, huge, **{"x-modelmix-tag-big": "b" * 60_000}).status_code in (
+            400,
+            431,
+        )
+    grown = _ledger_bytes(sim_gateway) - before
+    assert grown < 20 * 100_000, f"the ledger grew {grown} bytes for 20 requests"

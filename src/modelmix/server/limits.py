@@ -41,7 +41,16 @@ class RequestLimits:
         self.max_user = limits.max_user_chars
 
     def check(self, request: ChatRequest) -> None:
-        """Raise ``GatewayError`` (400) if ``request`` is over a bound."""
+        """Raise ``GatewayError`` (400) if ``request`` is over a bound; the refused request's
+        metadata and ``user`` are dropped first, so its ledger row stays small too."""
+        try:
+            self._check(request)
+        except GatewayError:
+            request.metadata.clear()
+            request.params.pop("user", None)
+            raise
+
+    def _check(self, request: ChatRequest) -> None:
         metadata = request.metadata
         if metadata:
             self._check_tags(metadata)
