@@ -2,11 +2,11 @@
 
     python3 benchmarks/ledger_sync.py [--requests 5000]
 
-Records the same realistic rows (one request, one attempt) through the default ledger
-(``record()`` queues; the writer thread commits in batches) and through the synchronous one
-(``ledger.synchronous: true``: ``record()`` commits before it returns), and prints, per mode,
-the time ``record()`` holds the calling thread (the server's event loop) per request and the
-most requests per second one event loop could record. The gateway's own per-request work is
+Records the rows of ``ledger_ids.py`` (one request, one attempt, a learned decision) through
+the default ledger (``record()`` queues; the writer thread commits in batches) and through the
+synchronous one (``ledger.synchronous: true``: ``record()`` commits before it returns), and
+prints, per mode, the time ``record()`` holds the calling thread (the server's event loop) per
+request and the most requests per second one event loop could record. The gateway's own per-request work is
 not included: this is the ledger's share only.
 """
 
@@ -15,37 +15,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
+from ledger_ids import request_record  # the same realistic rows (run from any directory)
+
 from modelmix.gateway import new_request_id
-from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.ledger.sync import SyncSqliteLedger
-
-
-def record() -> RequestRecord:
-    now = time.time()
-    rid = new_request_id()
-    rec = RequestRecord(
-        id=rid,
-        started_at=now,
-        api="openai",
-        requested_model="auto",
-        route="auto",
-        key_id="key-1",
-        config_hash="abc123",
-        decision={"strategy": "fallback", "chosen": "mock-large", "decision_us": 3.1},
-        final_model="mock-large",
-        latency_ms=1.2,
-        prompt_tokens=14,
-        completion_tokens=9,
-        cost_usd=Decimal("0.000123"),
-    )
-    rec.attempts.append(
-        AttemptRecord(rid, 0, "mock-large", "mock-large#0", "vllm", "mock-model", now)
-    )
-    return rec
 
 
 def measure(cls: type[SqliteLedger], n: int) -> tuple[float, float]:
@@ -53,7 +29,7 @@ def measure(cls: type[SqliteLedger], n: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         ledger = cls(Path(tmp) / "ledger.db")
         ledger.start()
-        records = [record() for _ in range(n)]
+        records = [request_record(new_request_id()) for _ in range(n)]
         t0 = time.perf_counter()
         for rec in records:
             ledger.record(rec)

@@ -4,59 +4,30 @@ the fault-injecting upstream (``fault_upstream.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from modelmix.config import Config, parse_config
-from modelmix.gateway import Gateway
-from modelmix.server.app import create_app
-from modelmix.server.http_limits import uvicorn_config
 from tests.attack.fault_upstream import FaultUpstream, start_fault_upstream
-from tests.e2e.conftest import LoopThread, e2e_config, simulator  # noqa: F401 (fixture)
+from tests.e2e.conftest import (  # noqa: F401 (simulator: a fixture)
+    LoopThread,
+    RunningGateway,
+    e2e_config,
+    simulator,
+)
 
 __all__ = ["HardenedGateway", "fault_config"]
 
 
-class HardenedGateway:
-    """A gateway on a loopback port, served with the production uvicorn settings."""
+class HardenedGateway(RunningGateway):
+    """A gateway on a loopback port, served with the production uvicorn settings
+    (``RunningGateway`` builds them with ``uvicorn_config``); a context manager."""
 
     def __init__(self, config: Config, env: dict[str, str] | None = None) -> None:
-        self.gateway = Gateway(config, env=env or {})
-        app = create_app(self.gateway)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        cfg = uvicorn_config(app, config, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-        self.thread.start()
-        for _ in range(500):
-            if self.server.started:
-                break
-            threading.Event().wait(0.01)
-        assert self.server.started, "gateway did not start"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def flush(self) -> None:
-        assert self.gateway.ledger is not None
-        self.gateway.ledger.flush()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        super().__init__(config, env or {})
 
     def __enter__(self) -> HardenedGateway:
         return self
