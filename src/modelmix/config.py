@@ -245,6 +245,9 @@ class LedgerConfig(_Strict):
     url: str | None = None
     batch_size: int = Field(default=512, ge=1)
     flush_interval: float = Field(default=0.2, gt=0)
+    #: SIGKILL-safe: commit every request's row before its answer goes out (slower; see
+    #: ``benchmarks/ledger_sync.py``). Default: batched commits every ``flush_interval``.
+    synchronous: bool = False
 
     @model_validator(mode="after")
     def _one_place(self) -> LedgerConfig:
@@ -256,6 +259,24 @@ class LedgerConfig(_Strict):
         return self
 
 
+class LimitsConfig(_Strict):
+    """Bounds on what one client request may make the gateway hold, send or store (issue 14;
+    ``docs/security.md``). Each has a safe default; every refusal is a 4xx in the client's
+    own API format."""
+
+    #: Request line plus headers, bytes (HTTP 431 above it; checked as bytes arrive).
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    #: Request metadata items plus ``x-modelmix-tag-*`` headers (each becomes a ledger tag).
+    max_tags: int = Field(default=32, ge=0)
+    #: Length of a tag's name / value, characters.
+    max_tag_name_chars: int = Field(default=64, ge=1)
+    max_tag_value_chars: int = Field(default=512, ge=1)
+    #: The OpenAI ``user`` field / Anthropic ``metadata.user_id``, characters.
+    max_user_chars: int = Field(default=256, ge=1)
+    #: One upstream answer's body, bytes, streams included (502 / a stream error event).
+    max_upstream_response_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=4000, ge=0, le=65535)
@@ -265,6 +286,13 @@ class ServerConfig(_Strict):
     #: Require a key (admin or virtual) on every API call. When unset, keys are required as
     #: soon as an admin key is configured or any virtual key exists.
     require_api_key: bool | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    #: Keyless mode only: browser origins (``https://app.example``) allowed to call the API;
+    #: others, and requests without a JSON content type, get 403 / 415 (``docs/security.md``).
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: On SIGTERM, in-flight requests get this many seconds; then open streams end with an
+    #: error event and their ledger rows are written.
+    shutdown_deadline: float = Field(default=30.0, gt=0)
 
 
 class MetricsConfig(_Strict):

@@ -89,6 +89,7 @@ class Gateway:
             self.keys = KeyStore(config.ledger_location)
             self.ledger = open_writer_ledger(
                 config.ledger_location,
+                synchronous=config.ledger.synchronous,
                 batch_size=config.ledger.batch_size,
                 flush_interval=config.ledger.flush_interval,
             )
@@ -144,7 +145,9 @@ class Gateway:
         if any(strategy_spec(r.strategy).uses_tokenizer for r in self.config.routes):
             count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
-        self.client = UpstreamClient()
+        self.client = UpstreamClient(  # bounded answers: issue 14, finding 5
+            max_response_bytes=self.config.server.limits.max_upstream_response_bytes
+        )
         if self.ledger is not None:
             self.ledger.start()
         self.accounting.start(

@@ -80,17 +80,18 @@ def _serve_one(
     """One gateway in this process. ``reuse``: bind with SO_REUSEPORT, beside other workers."""
     import socket
 
-    import uvicorn
-
     from modelmix.gateway import Gateway
     from modelmix.server.app import create_app
+    from modelmix.server.http_limits import uvicorn_config
+    from modelmix.server.shutdown import deadline_server
 
     # The ledger writer is a second thread: hand the GIL back to the event loop after 1 ms of
     # its work rather than the default 5 ms, which would show as latency spikes.
     sys.setswitchinterval(0.001)
     app = create_app(Gateway(config))
-    cfg = uvicorn.Config(
+    cfg = uvicorn_config(  # header-size limit, shutdown deadline (issue 14)
         app,
+        config,
         host=host,
         port=port,
         log_level=log_level,
@@ -98,8 +99,9 @@ def _serve_one(
         proxy_headers=False,
         server_header=False,
     )
+    server = deadline_server(app, cfg, config.server.shutdown_deadline)  # issue 14
     if not reuse:
-        uvicorn.Server(cfg).run()
+        server.run()
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -107,7 +109,7 @@ def _serve_one(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    uvicorn.Server(cfg).run(sockets=[sock])  # sets up uvloop like uvicorn.run
+    server.run(sockets=[sock])  # sets up uvloop like uvicorn.run
 
 
 def _serve_many(config: Config, host: str, port: int, log_level: str, workers: int) -> None:

@@ -106,6 +106,14 @@ def _setting_options(f: Any) -> Any:
             ("--team", {"help": "Team the key's spend counts against."}),
             ("--tag", {"multiple": True, "help": "Tag for spend attribution (repeatable)."}),
             (
+                "--allowed-tag",
+                {
+                    "multiple": True,
+                    "help": "Tag the key may set on requests and spend from that tag's budgets "
+                    "(repeatable, * wildcards, e.g. 'project:*').",
+                },
+            ),
+            (
                 "--model",
                 {
                     "multiple": True,
@@ -142,6 +150,7 @@ def _describe(info: KeyInfo) -> None:
         ("team", info.team or "-"),
         ("tags", ", ".join(info.tags) or "-"),
         ("models", ", ".join(info.allowed_models) or "any"),
+        ("may tag", ", ".join(info.allowed_tags) or "-"),
         ("budgets", ", ".join(_budget_text(b) for b in info.budgets) or "-"),
         ("rate limits", _limits_text(info)),
     ]
@@ -187,6 +196,7 @@ def keys_create(
     owner: str | None,
     team: str | None,
     tag: Sequence[str],
+    allowed_tag: Sequence[str],
     model: Sequence[str],
     budget: Sequence[str],
     rpm: int | None,
@@ -204,6 +214,7 @@ def keys_create(
             owner=owner,
             team=team,
             tags=tag,
+            allowed_tags=allowed_tag,
             allowed_models=model,
             budgets=budgets,
             rate_limit=_rate_limit(rpm, tpm),
@@ -289,6 +300,7 @@ def keys_update(
     owner: str | None,
     team: str | None,
     tag: Sequence[str],
+    allowed_tag: Sequence[str],
     model: Sequence[str],
     budget: Sequence[str],
     rpm: int | None,
@@ -319,6 +331,7 @@ def keys_update(
             owner=owner,
             team=team,
             tags=[] if clear_tags else (tag or None),
+            allowed_tags=allowed_tag or None,
             allowed_models=[] if clear_models else (model or None),
             budgets=[] if clear_budgets else ([parse_budget(b) for b in budget] or None),
             rate_limit=limits,

@@ -72,9 +72,22 @@ class PostgresLedger(SqliteLedger):
 
 
 def open_writer_ledger(
-    location: Location, *, batch_size: int = 512, flush_interval: float = 0.2
+    location: Location,
+    *,
+    batch_size: int = 512,
+    flush_interval: float = 0.2,
+    synchronous: bool = False,
 ) -> SqliteLedger:
-    """The ledger writer for ``location``: SQLite file or ``postgresql://`` URL."""
+    """The ledger writer for ``location``: SQLite file or ``postgresql://`` URL.
+
+    ``synchronous`` (SQLite only, ``ledger.synchronous``): commit each request before
+    ``record()`` returns, so a SIGKILL loses nothing answered (``ledger/sync.py``)."""
     if is_postgres(location):
+        if synchronous:
+            raise ValueError("ledger.synchronous is for an SQLite ledger, not a PostgreSQL one")
         return PostgresLedger(str(location), batch_size=batch_size, flush_interval=flush_interval)
+    if synchronous:
+        from modelmix.ledger.sync import SyncSqliteLedger
+
+        return SyncSqliteLedger(location, batch_size=batch_size, flush_interval=flush_interval)
     return SqliteLedger(location, batch_size=batch_size, flush_interval=flush_interval)
