@@ -6,7 +6,7 @@ from tests.routing.test_learned import synthetic
 
 
 def test_benchmark_on_two_model_toy():
-    data = synthetic(n=80)
+    data = synthetic(n=240)  # 120 training prompts per fold: enough to promise targets
     result = run_benchmark(data, folds=2)
     s = summary(result)
     runs = {(r["router"], r["knob"]): r for r in s["runs"]}

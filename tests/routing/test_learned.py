@@ -146,7 +146,7 @@ def test_target_beyond_the_routers_reach_calls_the_best_model(artifact):
     easy = "What is 5 plus 7?"
     model, decision = decide(beyond, easy)
     assert model == artifact.best_model == "large"
-    assert decision["knob"]["mode"].startswith("best model")
+    assert decision["knob"]["mode"].startswith("single model large")
     assert decide(within, easy)[0] == "small"
     # a cost cap still wins over the target
     capped = LearnedStrategy(

@@ -32,6 +32,8 @@ class Calibration:
     knob: list[float]
     share: list[float]
     cost_share: list[float] = field(default_factory=list)
+    #: Standard error of each share (over the held-back prompts), when measured.
+    se: list[float] = field(default_factory=list)
 
     def knob_for(self, target: float) -> float:
         """The cheapest knob whose held-back quality share reaches ``target`` (interpolated)."""
@@ -47,7 +49,10 @@ class Calibration:
         return float(k[i - 1] + frac * (k[i] - k[i - 1]))
 
     def as_dict(self) -> dict[str, list[float]]:
-        return {"knob": self.knob, "share": self.share, "cost_share": self.cost_share}
+        out = {"knob": self.knob, "share": self.share, "cost_share": self.cost_share}
+        if self.se:
+            out["se"] = self.se
+        return out
 
 
 @dataclass(slots=True)
@@ -196,6 +201,7 @@ def _calibration(d: dict[str, Any]) -> Calibration:
         [float(x) for x in d["knob"]],
         [float(x) for x in d["share"]],
         [float(x) for x in d.get("cost_share", [])],
+        [float(x) for x in d.get("se", [])],
     )
 
 

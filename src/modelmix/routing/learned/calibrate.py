@@ -26,7 +26,13 @@ from modelmix.routing.learned.model import (
     standardise,
 )
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
-from modelmix.routing.learned.train_staged import Replay, default_stages, train_staged
+from modelmix.routing.learned.train_staged import (
+    Replay,
+    default_stages,
+    share_se,
+    train_staged,
+    verifiable_share,
+)
 
 GATE_GRID = tuple(float(x) for x in np.linspace(0.0, 1.0, 51))
 #: Per-prompt thresholds of the profile router (share of the best candidate's P(good)).
@@ -143,11 +149,15 @@ def train_artifact(
     shares: list[float] = []
     cost_shares: list[float] = []
     rows = np.arange(n)
-    for knob in KNOB_GRID:
+    knob_scores = np.zeros((n, len(KNOB_GRID)))
+    for k, knob in enumerate(KNOB_GRID):
         ch = pick_many(p_oof, cost_oof, knob)
+        knob_scores[:, k] = S[rows, ch]
         shares.append(float(S[rows, ch].mean() / best_q))
         cost_shares.append(float(cost[rows, ch].sum() / best_c))
-    calibration = Calibration(list(KNOB_GRID), shares, cost_shares)
+    calibration = Calibration(
+        list(KNOB_GRID), shares, cost_shares, share_se(knob_scores, S[:, best])
+    )
 
     # -- calibration of the profile router's threshold --------------------------------------
     # As served for a portfolio given by quality profiles (here: each model's mean score):
@@ -208,6 +218,7 @@ def train_artifact(
     pred_tokens = np.maximum(np.expm1(t_oof + token_var / 2), 1.0)
     replay = Replay(data, [categories[int(k)] for k in cat_oof.argmax(axis=1)], pred_tokens)
     staged = train_staged(replay, stage_idx, fid, best)
+    verifiable = verifiable_share(replay, stage_idx)
 
     # -- final heads on every row -------------------------------------------------------------
     fitted = solver.fit(rows, np.hstack([S, T, E, Y_cat]))
@@ -235,5 +246,11 @@ def train_artifact(
             "model_quality": {
                 x: float(q) for x, q in zip(data.models, S.mean(axis=0), strict=True)
             },
+            # do no harm: every single model's (share of best quality, share of best cost)
+            "singles": {
+                x: [float(S[:, j].mean() / best_q), float(cost[:, j].sum() / best_c)]
+                for j, x in enumerate(data.models)
+            },
+            "staged_verifiable": verifiable,
         },
     )

@@ -31,6 +31,7 @@ from modelmix.budgets.degrade import degraded_quality_target, degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
+from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import prompt_text, sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
@@ -75,6 +76,7 @@ class LearnedStrategy:
         wtp: float | None = None,
         profiles: Mapping[str, float] | None = None,
         prices: Mapping[str, tuple[float, float]] | None = None,
+        setting: safety.Option | None = None,
     ) -> None:
         self.name = name
         self.artifact = artifact
@@ -124,23 +126,14 @@ class LearnedStrategy:
             self._log_wtp = artifact.calibration.knob_for(target)
         else:
             self._log_wtp = None
-        #: A target above what the router reached on held-back prompts (its calibration's top
-        #: share) is only kept by the best model itself: the route then always calls it.
+        #: Do no harm: the setting served for the target is the cheapest one measured safe
+        #: out of fold (``safety``); it may be one single model (then ``_best``).
         self._best: int | None = None
-        if (
-            self.profiles is None
-            and self.wtp is None
-            and quality_target is not None
-            and quality_target > max(artifact.calibration.share, default=1.0)
-        ):
-            quality = artifact.meta.get("model_quality", {})
-            self._best = max(
-                range(len(self.models)),
-                key=lambda i: (
-                    self.models[i] == artifact.best_model,
-                    quality.get(self.models[i], 0),
-                ),
-            )
+        self.safety_note: str | None = None
+        self._choice: safety.Choice | None = None
+        self._served: str | None = None
+        if self.profiles is None:
+            self._serve_safely(quality_target, setting)
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
@@ -157,8 +150,52 @@ class LearnedStrategy:
         }
         if self.profiles:
             self._knob["threshold"] = round(self._threshold, 3)
-        if self._best is not None:
-            self._knob["mode"] = "best model (target above the router's held-back reach)"
+        if self._served is not None:
+            self._knob["served"] = self._served
+        if self._best is not None and self._choice is None:
+            self._knob["mode"] = f"single model {self.models[self._best]} (do no harm)"
+
+    def _serve_safely(self, quality_target: float | None, setting: safety.Option | None) -> None:
+        """Set ``_log_wtp`` or ``_best`` to the safe setting for the knob (``safety``), and
+        ``_choice`` when requests are split between two settings; ``setting`` pins one."""
+        artifact = self.artifact
+        single = safety.singles(artifact.meta, self.models)
+        if setting is not None:
+            self._apply(safety.Choice(setting))
+            return
+        if not single:  # an artifact without single-model figures: the old rule
+            reach = max(artifact.calibration.share, default=1.0)
+            if self.wtp is None and quality_target is not None and quality_target > reach:
+                quality = artifact.meta.get("model_quality", {})
+                self._best = max(
+                    range(len(self.models)),
+                    key=lambda i: (
+                        self.models[i] == artifact.best_model,
+                        quality.get(self.models[i], 0),
+                    ),
+                )
+            return
+        learned = safety.options("learned", artifact.calibration)
+        if self.wtp is not None and self._log_wtp is not None:
+            choice = safety.for_knob(self._log_wtp, learned, single)
+        else:
+            target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+            choice = safety.choose(target, learned, single, prompts=artifact.meta.get("prompts"))
+        if choice is not None:
+            self._apply(choice)
+
+    def _apply(self, choice: safety.Choice) -> None:
+        self.safety_note = choice.note
+        self._choice = choice if choice.upper is not None else None
+        self._best, log_wtp = self._setting(choice.option)
+        self._log_wtp = self._log_wtp if log_wtp is None else log_wtp
+        self._served = choice.describe()
+
+    def _setting(self, option: safety.Option) -> tuple[int | None, float | None]:
+        """(pinned model index, log wtp) of a setting."""
+        if option.kind == "single":
+            return self.models.index(option.model), None
+        return None, option.knob
 
     def predict(self, text: str) -> tuple[list[float], list[float], int]:
         """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
@@ -195,9 +232,17 @@ class LearnedStrategy:
         return None, cal.knob_for(lowered) if cal is not None else lowered
 
     def choose(
-        self, p: list[float], cost: list[float], eligible: list[bool], pressure: float = 0.0
+        self,
+        p: list[float],
+        cost: list[float],
+        eligible: list[bool],
+        pressure: float = 0.0,
+        setting: safety.Option | None = None,
     ) -> int:
         best = self._best
+        pinned_wtp = None
+        if setting is not None:
+            best, pinned_wtp = self._setting(setting)
         if (
             best is not None
             and pressure <= 0.0
@@ -206,6 +251,8 @@ class LearnedStrategy:
         ):
             return best
         log_wtp, threshold = self.degraded_knob(pressure)
+        if pinned_wtp is not None and pressure <= 0.0:
+            log_wtp = pinned_wtp
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
@@ -242,9 +289,14 @@ class LearnedStrategy:
                 param="model",
                 code="no_capable_model",
             )
-        p, cost, prompt_tokens = self.predict(prompt_text(request.messages))
+        text = prompt_text(request.messages)
+        p, cost, prompt_tokens = self.predict(text)
         pressure = needs.budget_pressure
-        choice = self.choose(p, cost, eligible, pressure)
+        setting = None
+        if self._choice is not None:
+            setting = self._choice.pick(safety.request_draw(text))
+            decision["setting"] = setting.label()
+        choice = self.choose(p, cost, eligible, pressure, setting)
         if pressure > 0.0:
             log_wtp, target = self.degraded_knob(pressure)
             decision["budget_degraded"] = {
@@ -254,6 +306,8 @@ class LearnedStrategy:
                 "undegraded_choice": self.models[self.choose(p, cost, eligible)],
             }
         decision["knob"] = dict(self._knob)
+        if self.safety_note:
+            decision["do_no_harm"] = self.safety_note
         decision["prompt_tokens"] = prompt_tokens
         decision["candidates"] = [
             {"model": m, "p_good": round(p[i], 4), "cost": cost[i]}

@@ -181,6 +181,24 @@ def replay_rows(
     return scores, costs
 
 
+def share_se(scores: np.ndarray, best: np.ndarray) -> list[float]:
+    """Standard error of each column's share of the best model's quality (paired per prompt):
+    scores (n, K) of K settings, ``best`` (n,) the best model's."""
+    bq = max(float(best.mean()), 1e-9)
+    d = (scores - best[:, None]) / bq
+    return [float(x) for x in d.std(axis=0) / np.sqrt(max(len(best), 1))]
+
+
+def verifiable_share(replay: Replay, stages: list[list[int]]) -> float:
+    """Share of prompts on which the first stage gives at least one comparable answer: below
+    one half the cascade cannot verify on this traffic."""
+    n = len(replay.data)
+    if n == 0:
+        return 0.0
+    seen = sum(any(a is not None for a in replay.answers(i, stages, 0)) for i in range(n))
+    return seen / n
+
+
 def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best: int) -> StagedGate:
     """The gate on every row, with its knob calibrated on held-back folds."""
     data = replay.data
@@ -200,5 +218,6 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
         list(LAM_GRID),
         [float(x) for x in scores.mean(axis=0) / best_q],
         [float(x) for x in costs.sum(axis=0) / best_c],
+        share_se(scores, data.score[:, best]),
     )
     return build_gate(replay, stages, np.arange(n), calibration)
