@@ -24,9 +24,10 @@ from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.features import Features, featurize
+from modelmix.routing.learned.safety import MIN_VERIFIABLE
 from modelmix.routing.learned.strategy import LearnedStrategy
-from modelmix.routing.needs import needs_of
 from modelmix.routing.learned.tokens import count_tokens
+from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Outcome, Strategy
 from modelmix.types import ChatRequest, ChatResponse, Usage
 
@@ -38,7 +39,7 @@ CURVE_WTP = tuple(float(x) for x in np.linspace(-4.0, 0.5, 10))
 CURVE_LAM = tuple(
     sorted(
         {round(float(x), 5) for x in np.linspace(-3.0, 0.5, 29)}
-        | {round(float(x), 5) for x in np.arange(-1.75, -0.999, 0.015625)}
+        | {round(float(x), 5) for x in np.arange(-1.75, -0.999, 0.03125)}
     )
 )
 
@@ -175,7 +176,8 @@ def _learned_runs(
                 t,
                 LearnedStrategy("profile", models, artifact, quality_target=t, profiles=profiles),
             )
-    if artifact.staged is not None:
+    verifiable = float(artifact.meta.get("staged_verifiable", 1.0)) >= MIN_VERIFIABLE
+    if artifact.staged is not None:  # (not verifiable: only the targets, served without it)
         for t in CASCADE_TARGETS:
             yield (
                 "cascade",
@@ -183,7 +185,7 @@ def _learned_runs(
                 t,
                 StagedCascadeStrategy("cascade", artifact, quality_target=t),
             )
-        for x in CURVE_LAM:
+        for x in CURVE_LAM if verifiable else ():
             yield (
                 "cascade",
                 f"lam=1e{x:+.2f}",
@@ -191,7 +193,7 @@ def _learned_runs(
                 StagedCascadeStrategy("cascade", artifact, lam=10.0**x),
             )
     gate = artifact.gate
-    if gate is not None:
+    if gate is not None and verifiable:
         yield (
             "cascade-agree",
             "need=2",

@@ -267,6 +267,11 @@ class StagedCascadeStrategy:
             )
 
         note = self._safe_setting(lam, quality_target)
+        #: A prompt unlike the training prompts goes to the safe model (target mode only).
+        self._novel: LearnedStrategy | None = None
+        safe = safety.safe_model(safety.singles(artifact.meta, known))
+        if lam is None and safe is not None and artifact.centroids is not None:
+            self._novel = delegate(safe)
         if self._choice is not None:
             for option in (self._choice.option, self._choice.upper):
                 if option is not None and option.kind != "cascade":
@@ -374,6 +379,12 @@ class StagedCascadeStrategy:
             }
         text = prompt_text(request.messages)
         f = self.artifact.featurize(text)
+        novel = self.artifact.is_novel(f) if self._novel is not None else None
+        if novel is not None and self._novel is not None:
+            decision["out_of_distribution"] = {"similarity": round(novel, 4)}
+            outcome = yield from self._novel.plan(request, needs, decision)
+            decision["strategy"] = "cascade"
+            return outcome
         _p, toks = self.artifact.predict(f)
         cat = self.artifact.category_of(f)
         prompt_tokens = count_tokens(text)

@@ -89,6 +89,9 @@ class RouterArtifact:
     staged: StagedGate | None = None
     #: The profile router's quality_target -> per-prompt threshold (knob), held-back.
     profile_calibration: Calibration | None = None
+    #: Centroids of the training prompts' hashed vectors (``novelty``); the similarity
+    #: threshold under which a prompt counts as unlike them is ``meta["ood_threshold"]``.
+    centroids: FloatArray | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -150,6 +153,17 @@ class RouterArtifact:
     def featurize(self, text: str) -> Features:
         return featurize(text)
 
+    def is_novel(self, f: Features) -> float | None:
+        """The prompt's similarity to the training prompts when under the out-of-fold
+        threshold (unlike them), else None."""
+        threshold = self.meta.get("ood_threshold")
+        if self.centroids is None or threshold is None:
+            return None
+        from modelmix.routing.learned.novelty import similarity
+
+        sim = similarity(f, self.centroids)
+        return sim if sim < float(threshold) else None
+
     # -- storage ------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
@@ -183,6 +197,8 @@ class RouterArtifact:
         arrays["sd"] = self.quality.sd
         arrays["platt"] = self.platt.astype(np.float32)
         arrays["token_var"] = self.token_var.astype(np.float32)
+        if self.centroids is not None:
+            arrays["centroids"] = self.centroids.astype(np.float16)
         if self.gate is not None:
             header["gate"] = {
                 "voters": self.gate.voters,
@@ -255,4 +271,5 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
                 else None
             ),
             meta=dict(header.get("meta", {})),
+            centroids=z["centroids"].astype(np.float32) if "centroids" in z.files else None,
         )

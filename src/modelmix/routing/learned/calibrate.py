@@ -25,6 +25,7 @@ from modelmix.routing.learned.model import (
     sigmoid,
     standardise,
 )
+from modelmix.routing.learned.novelty import fit_centroids, oof_threshold
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
 from modelmix.routing.learned.train_staged import (
     Replay,
@@ -220,6 +221,10 @@ def train_artifact(
     staged = train_staged(replay, stage_idx, fid, best)
     verifiable = verifiable_share(replay, stage_idx)
 
+    # -- novelty: centroids of the prompts, threshold measured on held-back folds ----------
+    centroids = fit_centroids(X, seed=seed)
+    ood_threshold = oof_threshold(X, fid, seed=seed)
+
     # -- final heads on every row -------------------------------------------------------------
     fitted = solver.fit(rows, np.hstack([S, T, E, Y_cat]))
     W = solver.weights(rows, fitted).astype(np.float32)
@@ -239,7 +244,9 @@ def train_artifact(
         calibration=calibration,
         profile_calibration=profile_calibration,
         gate=gate,
+        centroids=centroids,
         meta={
+            "ood_threshold": ood_threshold,
             "prompts": n,
             "folds": folds,
             "l2": l2,

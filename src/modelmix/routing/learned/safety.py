@@ -28,6 +28,8 @@ COST_SLACK = 1e-6
 #: A setting must cost at most this share of always-best's cost to be preferred to it: one
 #: that keeps the best model's quality at about its cost gains nothing and is noise.
 MAX_COST_SHARE = 0.9
+#: Single models within this share of the best one's quality count as its peers.
+NEAR = 0.01
 #: Fewer labelled prompts than this: no promise beyond the safe model.
 MIN_PROMPTS = 100
 #: A cascade whose first stage yields a comparable answer on fewer prompts than this share
@@ -89,10 +91,12 @@ def is_safe(option: Option, single: Sequence[Option]) -> bool:
 
 
 def safe_model(single: Sequence[Option]) -> Option | None:
-    """The best single model (the cheapest of the best when tied)."""
+    """The best single model: the cheapest of those within ``NEAR`` of the top share (a sample
+    can rank a much dearer twin of the best model first by a fraction of a point)."""
     if not single:
         return None
-    return max(single, key=lambda s: (s.share, -s.cost_share))
+    top = max(s.share for s in single)
+    return min((s for s in single if s.share >= top - NEAR), key=lambda s: s.cost_share)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +159,9 @@ def choose(
     ``prompts``, only single models are promised."""
     if prompts is not None and prompts < MIN_PROMPTS:
         candidates = []
-    hull = safe_frontier([o for o in [*candidates, *single] if is_safe(o, single)])
+    cap = safe_model(single)
+    capped = [s for s in single if cap is None or s.cost_share <= cap.cost_share]
+    hull = safe_frontier([o for o in [*candidates, *capped] if is_safe(o, single)])
     for k, o in enumerate(hull):
         need = target + (o.se if margin else 0.0)
         if o.share < need:
@@ -166,7 +172,7 @@ def choose(
         need = target + (max(lo.se, o.se) if margin else 0.0)
         p = min(max((need - lo.share) / max(o.share - lo.share, 1e-12), 0.0), 1.0)
         return Choice(o) if p >= 1.0 - 1e-9 else Choice(lo, upper=o, p_upper=p)
-    fallback = safe_model(single)
+    fallback = cap
     if fallback is None:
         return None
     return Choice(

@@ -33,7 +33,7 @@ from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text, sparse_features
+from modelmix.routing.learned.features import Features, prompt_text, sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
 from modelmix.routing.learned.tokens import count_tokens
@@ -132,8 +132,13 @@ class LearnedStrategy:
         self.safety_note: str | None = None
         self._choice: safety.Choice | None = None
         self._served: str | None = None
+        #: A prompt unlike the training prompts (``RouterArtifact.is_novel``) goes to the
+        #: safe model: no target can be promised for it (quality_target mode only).
+        self._novel_to: safety.Option | None = None
         if self.profiles is None:
             self._serve_safely(quality_target, setting)
+            if setting is None and wtp is None and artifact.centroids is not None:
+                self._novel_to = safety.safe_model(safety.singles(artifact.meta, self.models))
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
@@ -197,10 +202,11 @@ class LearnedStrategy:
             return self.models.index(option.model), None
         return None, option.knob
 
-    def predict(self, text: str) -> tuple[list[float], list[float], int]:
-        """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
+    def predict(self, text: str, f: Features | None = None) -> tuple[list[float], list[float], int]:
+        """P(good), predicted cost (USD) per route model, and the prompt's tokens (``f``: the
+        prompt's features when already computed)."""
         if self.profiles is None:
-            z = self._heads.apply(self.artifact.featurize(text))
+            z = self._heads.apply(self.artifact.featurize(text) if f is None else f)
             m = len(self.models)
             p = sigmoid(self._platt[:, 0] * z[:m] + self._platt[:, 1]).tolist()
             toks = np.maximum(np.expm1(z[m:] + self._token_var / 2), 1.0).tolist()
@@ -290,12 +296,21 @@ class LearnedStrategy:
                 code="no_capable_model",
             )
         text = prompt_text(request.messages)
-        p, cost, prompt_tokens = self.predict(text)
+        f = self.artifact.featurize(text) if self.profiles is None else None
+        p, cost, prompt_tokens = self.predict(text, f)
         pressure = needs.budget_pressure
         setting = None
         if self._choice is not None:
             setting = self._choice.pick(safety.request_draw(text))
             decision["setting"] = setting.label()
+        novel = self.artifact.is_novel(f) if f is not None and self._novel_to else None
+        if novel is not None and self._novel_to is not None:
+            setting = self._novel_to
+            decision["out_of_distribution"] = {
+                "similarity": round(novel, 4),
+                "threshold": round(float(self.artifact.meta["ood_threshold"]), 4),
+                "served": setting.model,
+            }
         choice = self.choose(p, cost, eligible, pressure, setting)
         if pressure > 0.0:
             log_wtp, target = self.degraded_knob(pressure)
