@@ -27,6 +27,7 @@ from modelmix.routing.learned.model import (
 )
 from modelmix.routing.learned.novelty import fit_centroids, oof_threshold
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
+from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.learned.train_staged import (
     Replay,
     default_stages,
@@ -142,7 +143,11 @@ def train_artifact(
     platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
     p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1])
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
-    cost_oof = data.prompt_tokens * pin + np.expm1(t_oof + token_var / 2) * pout
+    # The prompt's tokens as the router counts them when it decides (the text it sees): a
+    # data file may count more (e.g. a few-shot prefix the text does not hold), and a
+    # calibration measured with other counts than the served ones would not hold.
+    seen = np.array([[float(count_tokens(t))] for t in data.prompts])
+    cost_oof = seen * pin + np.expm1(t_oof + token_var / 2) * pout
 
     # -- calibration of the willingness-to-pay knob ------------------------------------------
     best_q = S[:, best].mean()
@@ -169,7 +174,7 @@ def train_artifact(
     profile_logit = np.array([logit(float(q)) for q in S.mean(axis=0)])
     p_profile = sigmoid(profile_logit[None, :] + (e_oof - E.mean())[:, None])
     typical = np.maximum(np.expm1(t_oof.mean(axis=1) + float(token_var.mean()) / 2), 1.0)
-    cost_profile = data.prompt_tokens * pin + typical[:, None] * pout
+    cost_profile = seen * pin + typical[:, None] * pout
     p_shares: list[float] = []
     p_costs: list[float] = []
     for threshold in PROFILE_GRID:
@@ -217,7 +222,7 @@ def train_artifact(
         else default_stages(data, voter_idx, best)
     )
     pred_tokens = np.maximum(np.expm1(t_oof + token_var / 2), 1.0)
-    replay = Replay(data, [categories[int(k)] for k in cat_oof.argmax(axis=1)], pred_tokens)
+    replay = Replay(data, [categories[int(k)] for k in cat_oof.argmax(axis=1)], pred_tokens, seen)
     staged = train_staged(replay, stage_idx, fid, best)
     verifiable = verifiable_share(replay, stage_idx)
 

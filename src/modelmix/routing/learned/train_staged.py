@@ -69,6 +69,8 @@ class Replay:
     data: RoutingData
     cats: list[str]  # predicted category per prompt (never the label of a decided prompt)
     pred_tokens: np.ndarray  # predicted completion tokens, out of fold
+    #: (n, 1) prompt tokens as the gateway counts them (default: the data's counts)
+    seen_tokens: np.ndarray | None = None
 
     def answers(self, i: int, stages: list[list[int]], upto: int) -> list[str | None]:
         """The answers of the models called up to stage ``upto``, as the gateway sees them."""
@@ -142,6 +144,7 @@ def replay_rows(
     pin = np.array([data.prices[m][0] for m in data.models])
     pout = np.array([data.prices[m][1] for m in data.models])
     n_st = len(stages)
+    seen = data.prompt_tokens if replay.seen_tokens is None else replay.seen_tokens
     scores = np.zeros((len(rows), len(lams)))
     costs = np.zeros((len(rows), len(lams)))
     for r, i in enumerate(rows):
@@ -154,7 +157,7 @@ def replay_rows(
         ]
         later = [
             sum(
-                float(data.prompt_tokens[i, j]) * pin[j]
+                seen[i, min(j, seen.shape[1] - 1)] * pin[j]
                 + gate.later_tokens(data.models[j], float(replay.pred_tokens[i, j]), first_tokens)
                 * pout[j]
                 for j in s
