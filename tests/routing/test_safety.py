@@ -63,3 +63,69 @@ def test_an_explicit_knob_is_kept_when_safe_and_replaced_when_not():
     replaced = safety.for_knob(-1.1, learned, singles())
     assert replaced is not None and replaced.upper.model == "mini"
     assert "beaten by mini" in replaced.note
+
+
+def test_config_check_and_router_train_say_what_is_served(tmp_path):
+    from click.testing import CliRunner
+
+    from modelmix.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "models:\n"
+        "  - {name: gpt-4o-mini-2024-07-18, provider: openai}\n"
+        "  - {name: gpt-4o-2024-08-06, provider: openai}\n"
+        "routes:\n"
+        "  - name: checked\n"
+        "    strategy: cascade\n"
+        "    cascade: {staged: true, quality_target: 1.0}\n"
+    )
+    out = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert out.exit_code == 0, out.output
+    assert "route checked: serves" in out.output
+
+
+def test_router_train_reports_do_no_harm(tmp_path):
+    from click.testing import CliRunner
+
+    from modelmix.cli import main
+    from tests.routing.test_learned import synthetic
+
+    data = synthetic(n=160)
+    rows = []
+    for i in range(len(data)):
+        outcomes = {
+            m: {
+                "score": float(data.score[i, j]),
+                "prompt_tokens": 20,
+                "completion_tokens": int(data.completion_tokens[i, j]),
+                "answer": data.answers[i][j],
+            }
+            for j, m in enumerate(data.models)
+        }
+        rows.append({"id": data.ids[i], "prompt": data.prompts[i], "outcomes": outcomes})
+    import orjson
+
+    (tmp_path / "d.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    prices = {
+        m: {"input_per_mtok": p[0] * 1e6, "output_per_mtok": p[1] * 1e6}
+        for m, p in data.prices.items()
+    }
+    (tmp_path / "p.json").write_bytes(orjson.dumps(prices))
+    out = CliRunner().invoke(
+        main,
+        [
+            "router",
+            "train",
+            "--data",
+            str(tmp_path / "d.jsonl"),
+            "--prices",
+            str(tmp_path / "p.json"),
+            "--out",
+            str(tmp_path / "r.npz"),
+            "--folds",
+            "4",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "do no harm" in out.output and "quality_target 0.95: learned ->" in out.output

@@ -316,6 +316,15 @@ class StagedCascadeStrategy:
             return None
         return choice.note or f"cheaper than any safe cascade setting: {choice.describe()}"
 
+    @property
+    def served(self) -> str:
+        """What the route serves after the do-no-harm check."""
+        if self.single is not None:
+            return f"one learned call ({self.single.served or 'as asked'})"
+        if self._choice is not None:
+            return self._choice.describe()
+        return f"cascade (log10 lam {self.log_lam:.2f})"
+
     def _eligible(self, request: ChatRequest, needs: Needs) -> set[str]:
         models = self.gate.models
         if self.portfolio is None:

@@ -260,3 +260,23 @@ def _served(choice: Choice | None) -> str:
     if choice is None:
         return "as trained (no single-model figures)"
     return choice.describe()
+
+
+def route_notes(config: Any) -> list[str]:
+    """For ``config check``: what each learned or cascade route serves after the do-no-harm
+    check, and why when it is not what the route's strategy would do by itself."""
+    from modelmix.routing.strategy import Router
+
+    try:
+        router = Router(config.routes, {})
+    except (ValueError, OSError) as exc:
+        return [f"note: do-no-harm summary skipped: the routes do not build offline ({exc})"]
+    lines = []
+    for name, strategy in router.routes.items():
+        served = getattr(strategy, "served", None)
+        note = getattr(strategy, "safety_note", None)
+        if served:
+            lines.append(f"route {name}: serves {served}")
+        if note:
+            lines.append(f"route {name}: do no harm: {note}")
+    return lines

@@ -196,6 +196,11 @@ class LearnedStrategy:
         self._log_wtp = self._log_wtp if log_wtp is None else log_wtp
         self._served = choice.describe()
 
+    @property
+    def served(self) -> str | None:
+        """The setting served for the knob after the do-no-harm check (None: as asked)."""
+        return self._served
+
     def _setting(self, option: safety.Option) -> tuple[int | None, float | None]:
         """(pinned model index, log wtp) of a setting."""
         if option.kind == "single":
