@@ -40,7 +40,14 @@ def _pts(x: float | None) -> str:
 
 def runs_table(s: dict[str, Any], title: str, all_knobs: bool) -> Table:
     table = Table(title=title)
-    cols = ("router", "knob", "quality", "share of best q", "cost $", "share of best cost")
+    cols: tuple[str, ...] = (
+        "router",
+        "knob",
+        "quality",
+        "share of best q",
+        "cost $",
+        "share of best cost",
+    )
     cols += ("hull q @ cost", "vs hull (pts)", "escalation", "calls/prompt", "harm")
     for col in cols:
         table.add_column(col, justify="left" if col in ("router", "knob", "harm") else "right")

@@ -141,12 +141,15 @@ def memoised_prompts() -> Iterator[None]:
     from modelmix.routing.learned import strategy
 
     counted = functools.lru_cache(maxsize=None)(count_tokens)
-    saved = (strategy.count_tokens, cascade.count_tokens)
-    strategy.count_tokens = cascade.count_tokens = counted
+    names = (vars(strategy), vars(cascade))
+    saved = [ns["count_tokens"] for ns in names]
+    for ns in names:
+        ns["count_tokens"] = counted
     try:
         yield
     finally:
-        strategy.count_tokens, cascade.count_tokens = saved
+        for ns, original in zip(names, saved, strict=True):
+            ns["count_tokens"] = original
         _FEATURES.clear()
 
 

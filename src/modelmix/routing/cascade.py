@@ -22,7 +22,7 @@ sequence (typically 2 small-model calls); an escalated one adds the strong call 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -272,6 +272,12 @@ class StagedCascadeStrategy:
         safe = safety.safe_model(safety.singles(artifact.meta, known))
         if lam is None and safe is not None and artifact.centroids is not None:
             self._novel = delegate(safe)
+        self._delegate_to(delegate, note)
+
+    def _delegate_to(
+        self, delegate: Callable[[safety.Option | None], LearnedStrategy], note: str | None
+    ) -> None:
+        """The one-call strategies for the settings that are not the cascade's."""
         if self._choice is not None:
             for option in (self._choice.option, self._choice.upper):
                 if option is not None and option.kind != "cascade":

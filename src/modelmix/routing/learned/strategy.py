@@ -155,10 +155,16 @@ class LearnedStrategy:
         }
         if self.profiles:
             self._knob["threshold"] = round(self._threshold, 3)
+        self._knob.update(self._served_knob())
+
+    def _served_knob(self) -> dict[str, Any]:
+        """The decision's note of the served setting (after the do-no-harm check)."""
+        out: dict[str, Any] = {}
         if self._served is not None:
-            self._knob["served"] = self._served
+            out["served"] = self._served
         if self._best is not None and self._choice is None:
-            self._knob["mode"] = f"single model {self.models[self._best]} (do no harm)"
+            out["mode"] = f"single model {self.models[self._best]} (do no harm)"
+        return out
 
     def _serve_safely(self, quality_target: float | None, setting: safety.Option | None) -> None:
         """Set ``_log_wtp`` or ``_best`` to the safe setting for the knob (``safety``), and
