@@ -32,13 +32,13 @@ def test_similarity_of_one_prompt_matches_the_matrix_form():
     assert 0.0 < threshold <= float(np.quantile(sims, 0.5))
 
 
-def test_a_prompt_unlike_the_training_ones_goes_to_the_safe_model(tmp_path):
+def test_a_prompt_unlike_the_training_ones_gets_the_single_models_keeping_the_target(tmp_path):
     art = train_artifact(synthetic(n=160), folds=4, voters=["small"])
     path = tmp_path / "r.npz"
     art.save(path)
     again = load_artifact(path)
     assert again.centroids is not None and again.meta["ood_threshold"] > 0
-    s = LearnedStrategy("r", ["small", "large"], again, quality_target=0.8)
+    s = LearnedStrategy("r", ["small", "large"], again, quality_target=1.0)
     model, decision = decide(s, STRANGE)
     assert model == "large" and decision["out_of_distribution"]["served"] == "large"
     _model, usual = decide(s, "What is 15 plus 27?")

@@ -267,11 +267,11 @@ class StagedCascadeStrategy:
             )
 
         note = self._safe_setting(lam, quality_target)
-        #: A prompt unlike the training prompts goes to the safe model (target mode only).
+        #: A prompt unlike the training prompts: the single models that keep the target by
+        #: themselves (the learned strategy's own rule for such prompts; target mode only).
         self._novel: LearnedStrategy | None = None
-        safe = safety.safe_model(safety.singles(artifact.meta, known))
-        if lam is None and safe is not None and artifact.centroids is not None:
-            self._novel = delegate(safe)
+        if lam is None and safety.singles(artifact.meta) and artifact.centroids is not None:
+            self._novel = delegate(None)
         self._delegate_to(delegate, note)
 
     def _delegate_to(

@@ -3,8 +3,9 @@ hashed n-gram vectors, and a threshold on the best cosine similarity to them.
 
 The threshold is measured out of fold: centroids fitted on the other folds, the similarity of
 each held-back (new but in-distribution) prompt, and the ``QUANTILE`` of those. A prompt under
-the threshold is unlike anything the router was calibrated on, so no target can be promised
-for it by the learned heads: the route sends it to the safe model (``safety``).
+the threshold is unlike anything the router was calibrated on, so the learned heads cannot
+promise a target for it: the route sends it to the single models that keep the target by
+themselves (``safety.choose`` without the heads' settings: the safe model at a high target).
 
 One gather over the prompt's buckets per decision (``CENTROIDS`` x its distinct n-grams).
 """

@@ -132,13 +132,16 @@ class LearnedStrategy:
         self.safety_note: str | None = None
         self._choice: safety.Choice | None = None
         self._served: str | None = None
-        #: A prompt unlike the training prompts (``RouterArtifact.is_novel``) goes to the
-        #: safe model: no target can be promised for it (quality_target mode only).
-        self._novel_to: safety.Option | None = None
+        #: A prompt unlike the training prompts (``RouterArtifact.is_novel``): the heads'
+        #: predictions cannot be trusted there, so it gets the single models that keep the
+        #: target by themselves (the safe model at a high target, never a cheaper guess).
+        self._novel_to: safety.Choice | None = None
         if self.profiles is None:
             self._serve_safely(quality_target, setting)
             if setting is None and wtp is None and artifact.centroids is not None:
-                self._novel_to = safety.safe_model(safety.singles(artifact.meta, self.models))
+                target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+                single = safety.singles(artifact.meta, self.models)
+                self._novel_to = safety.choose(target, [], single)
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
@@ -316,7 +319,7 @@ class LearnedStrategy:
             decision["setting"] = setting.label()
         novel = self.artifact.is_novel(f) if f is not None and self._novel_to else None
         if novel is not None and self._novel_to is not None:
-            setting = self._novel_to
+            setting = self._novel_to.pick(safety.request_draw(text))
             decision["out_of_distribution"] = {
                 "similarity": round(novel, 4),
                 "threshold": round(float(self.artifact.meta["ood_threshold"]), 4),
