@@ -24,10 +24,7 @@ def test_similarity_of_one_prompt_matches_the_matrix_form():
     assert np.allclose(np.linalg.norm(C, axis=1), 1.0, atol=1e-5)
     sims = similarity_matrix(X[:5], C)
     for i in range(5):
-        assert (
-            similarity(featurize(data.prompts[i]), C) == np.float32(sims[i])
-            or abs(similarity(featurize(data.prompts[i]), C) - sims[i]) < 1e-5
-        )
+        assert abs(similarity(featurize(data.prompts[i]), C) - sims[i]) < 1e-5
     threshold = oof_threshold(X, fold_ids(60, 3, 0))
     assert 0.0 < threshold <= float(np.quantile(sims, 0.5))
 
