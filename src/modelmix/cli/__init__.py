@@ -188,6 +188,10 @@ def config_check(path: str) -> None:
     )
     for var in missing:
         click.echo(f"  warning: {var} is not set; models using it will be unavailable")
+    from modelmix.routing.learned.safety import route_notes
+
+    for line in route_notes(config):
+        click.echo(f"  {line}")
 
 
 def _register_commands() -> None:
