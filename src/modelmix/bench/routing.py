@@ -136,12 +136,14 @@ _FEATURES: dict[str, Features] = {}
 @contextmanager
 def memoised_prompts() -> Iterator[None]:
     """While replaying: features and token counts computed once per prompt text (the
-    strategies' modules look ``count_tokens`` up by name at call time)."""
+    request facts and the strategies' modules look ``count_tokens`` up by name at call time)."""
+    from modelmix import request_facts
     from modelmix.routing import cascade
     from modelmix.routing.learned import strategy
 
     counted = functools.lru_cache(maxsize=None)(count_tokens)
-    names = (vars(strategy), vars(cascade))
+    modules = (request_facts, strategy, cascade)
+    names = [vars(m) for m in modules if "count_tokens" in vars(m)]
     saved = [ns["count_tokens"] for ns in names]
     for ns in names:
         ns["count_tokens"] = counted
