@@ -21,6 +21,7 @@ from modelmix.paths import default_home
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
+from modelmix.state.config import StateConfig
 
 ProviderKind = Literal[
     "openai",
@@ -262,6 +263,8 @@ class Config(_Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     #: Budgets (global, per team, per tag; key budgets live on the keys) and rate limits.
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    #: State shared by replicas on several hosts (Redis): budgets, rate limits (state/).
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @field_validator("models")
     @classmethod

@@ -89,7 +89,7 @@ class Gateway:
             Metrics.for_config(config) if config.metrics.enabled else None
         )
         #: Budgets, rate limits, spend attribution (budgets/accounting.py).
-        self.accounting = Accounting(config.budgets, self.keys)
+        self.accounting = Accounting(config.budgets, self.keys, state=config.state)
         self.tracer = Tracer()  # off until start()
         self.simulator: Any = None
         self.portfolio: dict[str, ModelEntry] = {}

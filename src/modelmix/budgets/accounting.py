@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from modelmix.metrics import Metrics
     from modelmix.portfolio import ModelEntry
     from modelmix.pricing import Price
+    from modelmix.state.config import StateConfig
+    from modelmix.state.link import RedisLink
 
 __all__ = ["Accounting", "Admission"]
 
@@ -171,9 +173,13 @@ class Accounting:
         keys: KeyStore | None,
         *,
         clock: Callable[[], float] = time.time,
+        state: StateConfig | None = None,
     ) -> None:
         self.settings = settings
         self.keys = keys
+        #: Redis settings (``state:``): counters shared by replicas on several hosts.
+        self.state = state
+        self.link: RedisLink | None = None
         self.budgets = Budgets(settings.specs(), clock=clock)
         self.limiter = RateLimiter(
             settings.model_limits(), default_key_limit=settings.default_key_limit()
@@ -197,7 +203,11 @@ class Accounting:
         """Open the counters (shared beside the ledger, unless ``budgets.store: memory`` or
         there is no ledger), seed spend from the ledger, and price routes for estimates."""
         s = self.settings
-        if ledger_path is not None and s.store == "shared":
+        if self.state is not None and self.state.redis_url:  # replicas: counters in Redis
+            from modelmix.state.redis_counters import use_redis
+
+            self.link = use_redis(self.state, self.budgets, self.limiter)
+        elif ledger_path is not None and s.store == "shared":
             from modelmix.budgets.shared import SharedBucketStore, SharedSpendStore, SharedTable
 
             self._table = SharedTable(f"{ledger_path}.counters", s.shared_slots)
@@ -225,6 +235,9 @@ class Accounting:
         if self._table is not None:
             self._table.close()
             self._table = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
     # -- the request path ------------------------------------------------------------------
 
@@ -294,6 +307,9 @@ class Accounting:
                 "pressure": round(reservation.pressure, 3),
                 **({"warnings": reservation.warnings} if reservation.warnings else {}),
             }
+        if self.link is not None and not self.link.up:  # fail_open: counted here alone
+            record.decision["shared_state"] = "local"
+            self.link.local_admissions += 1
         admission = Admission(self, key_id, limit, reservation, rate, prompt, completion)
         self._pending[record.id] = admission
         return admission
@@ -368,6 +384,10 @@ class Accounting:
     def refresh_metrics(self, metrics: Metrics) -> None:
         """Set ``modelmix_budget_remaining_usd`` for every budget (at scrape time, so the
         gauge is current in every worker process), dropping budgets that are gone."""
+        if self.link is not None:
+            from modelmix.state.metrics import export_state_metrics
+
+            export_state_metrics(metrics, self.link)
         seen: set[tuple[str, str]] = set()
         for row in self.status():
             name = str(row["name"])
