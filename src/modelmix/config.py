@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelmix.budgets.config import BudgetsConfig
+from modelmix.cache.config import CacheConfig
 from modelmix.paths import default_home
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
@@ -265,6 +266,8 @@ class Config(_Strict):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     #: State shared by replicas on several hosts (Redis): budgets, rate limits (state/).
     state: StateConfig = Field(default_factory=StateConfig)
+    #: The response cache (cache/): exact, and semantic on the routes that opt in.
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("models")
     @classmethod

@@ -35,6 +35,7 @@ from modelmix.tracing import Tracer
 from modelmix.types import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
+    from modelmix.cache.hooks import ResponseCache
     from modelmix.quality.loop import QualityLoop
 
 log = logging.getLogger("modelmix")
@@ -102,6 +103,8 @@ class Gateway:
         self._background = background
         #: The routing policy version serving requests (stamped on every ledger row).
         self.policy_version: str | None = None
+        #: The response cache (``cache:``; None when off).
+        self.cache: ResponseCache | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -141,8 +144,18 @@ class Gateway:
         )
         if self.quality is not None:
             self.quality.start()
+        if self.config.cache.enabled:
+            from modelmix.cache.hooks import ResponseCache
+
+            state = self.config.state
+            self.cache = ResponseCache.build(
+                self.config.cache, state.redis_url, state.prefix, state.timeout, self.emit
+            )
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
+            self.cache = None
         if self.quality is not None:
             await self.quality.close()  # first: its background calls need the client
             self.quality = None

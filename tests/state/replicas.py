@@ -28,6 +28,7 @@ SIM_MODEL = {
     "base_url": "builtin:simulated",
     "price": {"input": 10, "output": 20},
 }
+_CLI = (sys.executable, "-m", "modelmix")
 PROMPT = [{"role": "user", "content": "Describe the water cycle in a few sentences."}]
 
 
@@ -70,8 +71,16 @@ class Replicas:
             )
             self.configs.append(path)
         made = subprocess.run(
-            [sys.executable, "-m", "modelmix", "keys", "create", "load", "--json"]
-            + ["--config", str(self.configs[0]), *key_args],
+            [
+                *_CLI,
+                "keys",
+                "create",
+                "load",
+                "--json",
+                "--config",
+                str(self.configs[0]),
+                *key_args,
+            ],
             env=env(),
             capture_output=True,
             text=True,
@@ -88,8 +97,7 @@ class Replicas:
         for cfg, port in zip(self.configs, self.ports, strict=True):
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "modelmix", "serve", "--config", str(cfg)]
-                    + ["--port", str(port)],
+                    [*_CLI, "serve", "--config", str(cfg), "--port", str(port)],
                     env=env(),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
@@ -122,9 +130,7 @@ class Replicas:
         for d in self.dirs:
             conn = sqlite3.connect(d / "data" / "ledger.db")
             conn.row_factory = sqlite3.Row
-            out += [
-                dict(r) for r in conn.execute("SELECT * FROM requests ORDER BY started_at, id")
-            ]
+            out += [dict(r) for r in conn.execute("SELECT * FROM requests ORDER BY started_at, id")]
             conn.close()
         return out
 

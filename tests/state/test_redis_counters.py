@@ -22,9 +22,7 @@ TEAM: CounterKey = ("team", "a:b", _NOW - 100.0, _NOW + 100.0)
 
 def _link(server: RedisServer, policy: str = "fail_closed") -> RedisLink:
     return RedisLink(
-        StateConfig(
-            redis_url=server.url, on_unavailable=policy, timeout=0.3, probe_interval=0.05
-        )  # type: ignore[arg-type]
+        StateConfig(redis_url=server.url, on_unavailable=policy, timeout=0.3, probe_interval=0.05)  # type: ignore[arg-type]
     )
 
 

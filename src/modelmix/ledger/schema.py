@@ -41,6 +41,7 @@ REQUEST_COLUMNS = (
     "tags",
     "cost_confidence",
     "policy_version",
+    "saved_usd",
 )
 
 ATTEMPT_COLUMNS = (
@@ -158,6 +159,8 @@ ADDED_COLUMNS = (
     ("requests", "cost_confidence", "TEXT NOT NULL DEFAULT 'exact'"),
     # the routing policy version that served the request (quality loop: canary, rollback)
     ("requests", "policy_version", "TEXT"),
+    # a response-cache hit: what the answer cost when it was first made (cache/hooks.py)
+    ("requests", "saved_usd", "TEXT"),
 )
 
 #: Run once right after a column is added to an existing database (backfill).

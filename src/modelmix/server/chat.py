@@ -161,13 +161,24 @@ class ChatEndpoint:
             )
             admission = gateway.admit(chat, record, key_id)
             reached_engine = True
+            cache = gateway.cache  # response cache (cache/hooks.py): a look, then a store
+            look = None if cache is None else await cache.before(chat, record, key_id, headers)
             if chat.stream:
-                stream = await gateway.engine.stream(chat, record, admission)
+                if look is not None and look.hit is not None:
+                    stream = look.replay(record)
+                else:
+                    stream = await gateway.engine.stream(chat, record, admission)
+                    stream = stream if look is None else look.tee(stream)
                 await self._send_stream(
                     receive, send, fmt, chat, stream, request_id, admission.headers()
                 )
                 return
-            response = await gateway.engine.complete(chat, record, admission)
+            if look is not None and look.hit is not None:
+                response = look.hit
+            else:
+                response = await gateway.engine.complete(chat, record, admission)
+                if look is not None:
+                    look.store(response, record)
         except GatewayError as err:
             if not reached_engine:
                 if record is None:

@@ -1,11 +1,11 @@
 """The ``state:`` section of the YAML config: where replicas share their counters.
 
-    state:
-      redis_url: redis://redis:6379/0     # unset: counters stay on this host
-      on_unavailable: fail_closed          # or fail_open
-      prefix: mm                           # key prefix (several gateways on one Redis)
-      timeout: 0.25                        # seconds per Redis command before it counts as down
-      probe_interval: 0.5                  # seconds between reconnection attempts while down
+state:
+  redis_url: redis://redis:6379/0     # unset: counters stay on this host
+  on_unavailable: fail_closed          # or fail_open
+  prefix: mm                           # key prefix (several gateways on one Redis)
+  timeout: 0.25                        # seconds per Redis command before it counts as down
+  probe_interval: 0.5                  # seconds between reconnection attempts while down
 """
 
 from __future__ import annotations

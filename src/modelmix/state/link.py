@@ -29,6 +29,7 @@ from redis.retry import Retry
 from modelmix.budgets.limits import InMemoryBucketStore
 from modelmix.budgets.store import InMemorySpendStore
 from modelmix.errors import GatewayError
+from modelmix.state import scripts
 from modelmix.state.config import StateConfig
 
 __all__ = ["DOWN_ERRORS", "RedisLink", "StateUnavailable"]
@@ -100,7 +101,7 @@ class RedisLink:
         found = self._scripts.get(name)
         if found is None:
             found = self._scripts[name] = self.client.register_script(source)
-        return found  # type: ignore[no-any-return]
+        return found
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -186,8 +187,6 @@ class RedisLink:
             return False
 
     def _flush(self, batch: list[Write]) -> bool:
-        from modelmix.state import scripts  # noqa: PLC0415 (sources, by name)
-
         try:
             pipe = self.client.pipeline(transaction=False)
             for name, keys, args in batch:
@@ -201,7 +200,7 @@ class RedisLink:
             return True
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
-            log.error("Redis refused %d of %d queued writes: %s", len(failed), len(batch), failed[0])
+            log.error("Redis refused %d of %d writes: %s", len(failed), len(batch), failed[0])
         return True
 
     def _requeue(self, batch: list[Write]) -> None:

@@ -61,7 +61,8 @@ class RedisSpendStore:
             if len(self._names) > 100_000:
                 self._names.clear()
             scope, subject, start, end = key
-            found = self._names[key] = self.link.key("spend", scope, repr(start), repr(end), subject)
+            name = self.link.key("spend", scope, repr(start), repr(end), subject)
+            found = self._names[key] = name
         return found
 
     def reserve_seen(
@@ -88,10 +89,10 @@ class RedisSpendStore:
                 seen = [(_usd(int(out[i])), _usd(int(out[i + 1]))) for i in range(1, len(out), 2)]
                 return (int(out[0]) - 1 if out[0] else None), seen
         link.fallback()
-        failed, seen = link.local_spend.reserve_seen(keys, checks, amount)
+        failed, local = link.local_spend.reserve_seen(keys, checks, amount)
         if failed is None:
             self._local.add(id(keys))
-        return failed, seen
+        return failed, local
 
     def reserve(
         self,
@@ -99,11 +100,11 @@ class RedisSpendStore:
         checks: Sequence[tuple[CounterKey, Decimal]],
         amount: Decimal,
     ) -> int | None:
-        failed, seen = self.reserve_seen(keys, checks, amount)
+        failed, _ = self.reserve_seen(keys, checks, amount)
         if failed == MISSING:
             for key in keys:
                 self.seed(key, _ZERO)
-            failed, seen = self.reserve_seen(keys, checks, amount)
+            failed, _ = self.reserve_seen(keys, checks, amount)
         return failed
 
     def settle(self, keys: Sequence[CounterKey], reserved: Decimal, actual: Decimal) -> None:

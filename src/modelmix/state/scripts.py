@@ -46,9 +46,9 @@ return out
 """
 
 #: KEYS: the counters. ARGV: minus the units held, units spent (integers as strings, passed to
-#: HINCRBY as they are: Lua would print a 15-digit number in exponent form). A counter that no longer exists (Redis
-#: restarted, or its window expired) is left alone: the next reservation seeds it from the
-#: ledger, which holds this spend already.
+#: HINCRBY as they are: Lua would print a 15-digit number in exponent form). A counter that
+#: no longer exists (Redis restarted, or its window expired) is left alone: the next
+#: reservation seeds it from the ledger, which holds this spend already.
 SETTLE = """
 for _, k in ipairs(KEYS) do
   if redis.call('EXISTS', k) == 1 then
