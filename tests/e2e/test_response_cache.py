@@ -103,6 +103,14 @@ def test_streams_are_served_from_the_cache_as_streams(gw: RunningGateway) -> Non
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == first
     assert chunks[-1].choices[0].finish_reason == "stop"
+    gw.flush()
+    conn = sqlite3.connect(gw.gateway.config.ledger_path)
+    (hits,) = conn.execute(
+        "SELECT count(*) FROM requests WHERE stream = 1 AND cost_usd = '0' AND decision LIKE ?",
+        (f'%"from":"{first_id}"%',),
+    ).fetchone()
+    conn.close()
+    assert hits == 1  # the stream's ledger row: a free hit made from the JSON answer
     # and a streamed answer is kept for the next (non-streamed) request
     messages2 = [{"role": "user", "content": "A streamed answer, kept for later."}]
     streamed = "".join(
