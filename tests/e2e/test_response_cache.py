@@ -5,7 +5,10 @@ that opts in, and the Redis backend shared by two gateways."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +18,7 @@ import openai
 import orjson
 import pytest
 
+from modelmix.reports import build_report
 from modelmix.simulated import Simulator
 from tests.e2e.conftest import RunningGateway, e2e_config
 from tests.state.redis_server import RedisServer
@@ -217,3 +221,35 @@ def test_redis_cache_is_shared_by_replicas(
     finally:
         one.stop()
         two.stop()
+
+
+def test_report_and_dashboard_show_the_savings(gw: RunningGateway) -> None:
+    """(After the tests above, which made hits.) ``modelmix report`` and the dashboard."""
+    client = _client(gw)
+    messages = [{"role": "user", "content": "Report me: one cached answer."}]
+    _, made_id, _ = _ask(client, messages=messages, temperature=0)
+    _ask(client, messages=messages, temperature=0)
+    gw.flush()
+    path = gw.gateway.config.ledger_path
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT saved_usd FROM requests WHERE saved_usd IS NOT NULL").fetchall()
+    conn.close()
+    expected = sum(Decimal(s) for (s,) in rows)
+    assert len(rows) >= 5 and expected > 0
+    report = build_report(path)["response_cache"]
+    assert report["hits"] == len(rows) and report["saved_usd"] == expected
+    assert report["semantic"] >= 1 and report["exact"] == len(rows) - report["semantic"]
+    config = path.parent / "report.yaml"
+    config.write_text(f"ledger: {{path: '{path}'}}\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "modelmix", "report", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"response cache: {len(rows):,} hits" in shown
+    conn_http = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    conn_http.request("GET", "/ui?range=24h", headers={"authorization": "Bearer mm-admin-cache"})
+    page = conn_http.getresponse().read().decode()
+    conn_http.close()
+    assert "Cache hits" in page and f">{len(rows):,}<" in page
