@@ -227,7 +227,7 @@ def test_report_and_dashboard_show_the_savings(gw: RunningGateway) -> None:
     """(After the tests above, which made hits.) ``modelmix report`` and the dashboard."""
     client = _client(gw)
     messages = [{"role": "user", "content": "Report me: one cached answer."}]
-    _, made_id, _ = _ask(client, messages=messages, temperature=0)
+    _ask(client, messages=messages, temperature=0)
     _ask(client, messages=messages, temperature=0)
     gw.flush()
     path = gw.gateway.config.ledger_path
