@@ -230,6 +230,9 @@ class ServerConfig(_Strict):
     #: Require a key (admin or virtual) on every API call. When unset, keys are required as
     #: soon as an admin key is configured or any virtual key exists.
     require_api_key: bool | None = None
+    #: On SIGTERM/SIGINT: stop accepting, let requests in flight finish for at most this many
+    #: seconds, then close what is left (a container's grace period should be longer).
+    shutdown_timeout: float = Field(default=30.0, gt=0)
 
 
 class MetricsConfig(_Strict):

@@ -94,6 +94,7 @@ def _serve_one(
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=config.server.shutdown_timeout,
     )
     if not reuse:
         uvicorn.Server(cfg).run()
