@@ -232,7 +232,7 @@ class ServerConfig(_Strict):
     require_api_key: bool | None = None
     #: On SIGTERM/SIGINT: stop accepting, let requests in flight finish for at most this many
     #: seconds, then close what is left (a container's grace period should be longer).
-    shutdown_timeout: float = Field(default=30.0, gt=0)
+    shutdown_timeout: int = Field(default=30, gt=0)
 
 
 class MetricsConfig(_Strict):
