@@ -125,7 +125,10 @@ class Admission:
         limiter = acc.limiter
         if model not in limiter.models:
             return None
-        wait = limiter.acquire_model(model, self.tokens)
+        try:
+            wait = limiter.acquire_model(model, self.tokens)
+        except GatewayError as err:  # shared state unreachable (fail_closed): that model's 503
+            return err
         if wait is None:
             self.models.append(model)
             return None
