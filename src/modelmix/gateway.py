@@ -142,6 +142,9 @@ class Gateway:
         self._engine = Engine(
             self.portfolio, self.router, self.client, self.config.engine, self._record
         )
+        events = self.accounting.events
+        if events is not None:  # replicas share cool-downs (state/events.py)
+            self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
         if self.config.cache.enabled:

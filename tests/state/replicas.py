@@ -28,7 +28,7 @@ SIM_MODEL = {
     "base_url": "builtin:simulated",
     "price": {"input": 10, "output": 20},
 }
-_CLI = (sys.executable, "-m", "modelmix")
+CLI = (sys.executable, "-m", "modelmix")
 PROMPT = [{"role": "user", "content": "Describe the water cycle in a few sentences."}]
 
 
@@ -52,7 +52,9 @@ class Replicas:
     """``n`` replicas of one config; a key made once and copied into every replica's ledger
     (each replica has its own SQLite ledger; keys would live in the shared PostgreSQL one)."""
 
-    def __init__(self, tmp: Path, n: int, config: dict[str, Any], key_args: list[str]) -> None:
+    def __init__(
+        self, tmp: Path, n: int, config: dict[str, Any], key_args: list[str], n_keys: int = 1
+    ) -> None:
         self.tmp = tmp
         self.dirs = [tmp / f"replica{i}" for i in range(n)]
         self.configs: list[Path] = []
@@ -70,23 +72,18 @@ class Replicas:
                 )
             )
             self.configs.append(path)
-        made = subprocess.run(
-            [
-                *_CLI,
-                "keys",
-                "create",
-                "load",
-                "--json",
-                "--config",
-                str(self.configs[0]),
-                *key_args,
-            ],
-            env=env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        self.key: dict[str, Any] = orjson.loads(made.stdout)
+        self.keys: list[dict[str, Any]] = []
+        cfg0 = str(self.configs[0])
+        for i in range(n_keys):
+            made = subprocess.run(
+                [*CLI, "keys", "create", f"load{i}", "--json", "--config", cfg0, *key_args],
+                env=env(),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            self.keys.append(orjson.loads(made.stdout))
+        self.key = self.keys[0]
         for d in self.dirs[1:]:
             (d / "data").mkdir()
             shutil.copy(self.dirs[0] / "data" / "ledger.db", d / "data" / "ledger.db")
@@ -97,7 +94,7 @@ class Replicas:
         for cfg, port in zip(self.configs, self.ports, strict=True):
             self.procs.append(
                 subprocess.Popen(
-                    [*_CLI, "serve", "--config", str(cfg), "--port", str(port)],
+                    [*CLI, "serve", "--config", str(cfg), "--port", str(port)],
                     env=env(),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
@@ -134,22 +131,24 @@ class Replicas:
             conn.close()
         return out
 
-    def clients(self) -> list[openai.AsyncOpenAI]:
+    def clients(self, key: str | None = None) -> list[openai.AsyncOpenAI]:
         return [
             openai.AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1", api_key=self.key["key"], max_retries=0
+                base_url=f"http://127.0.0.1:{port}/v1",
+                api_key=key or self.key["key"],
+                max_retries=0,
             )
             for port in self.ports
         ]
 
 
 async def load(
-    replicas: Replicas, n: int, concurrency: int = 32, pause: float = 0.0
+    replicas: Replicas, n: int, concurrency: int = 32, pause: float = 0.0, key: str | None = None
 ) -> list[int | str]:
     """``n`` requests spread round-robin over the replicas, ``concurrency`` at a time; each
     outcome is 200 or ``"<status>:<error code>"``."""
     gate = asyncio.Semaphore(concurrency)
-    clients = replicas.clients()
+    clients = replicas.clients(key)
 
     async def one(i: int) -> int | str:
         async with gate:

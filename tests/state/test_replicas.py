@@ -5,7 +5,9 @@ in the middle of the load under each ``state.on_unavailable`` policy."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import math
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +16,7 @@ import orjson
 import pytest
 
 from tests.state.redis_server import RedisServer
-from tests.state.replicas import Replicas, get, load
+from tests.state.replicas import ADMIN, CLI, Replicas, env, get, load
 
 LIMIT = Decimal("0.01")
 
@@ -135,3 +137,46 @@ def test_redis_restart_mid_load(tmp_path: Path, redis_server: RedisServer, polic
         orjson.loads(r["decision"]).get("shared_state") is None
         for r in sorted(rows, key=lambda r: r["started_at"])[-64:]
     )
+
+
+def test_revocation_reaches_every_replica_at_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Each replica has its own ledger here: only Redis can tell replica 2 about a key revoked
+    on replica 1 (by its admin API, or by `modelmix keys revoke` on its config)."""
+    replicas = Replicas(tmp_path, 2, {"state": {"redis_url": redis_server.url}}, [], n_keys=2)
+    replicas.start()
+    try:
+        first, second = replicas.keys
+        assert asyncio.run(load(replicas, 4, key=first["key"])) == [200] * 4
+        assert asyncio.run(load(replicas, 4, key=second["key"])) == [200] * 4
+        conn = http.client.HTTPConnection("127.0.0.1", replicas.ports[0], timeout=10)
+        conn.request(
+            "POST",
+            f"/admin/keys/{first['id']}/revoke",
+            headers={"authorization": f"Bearer {ADMIN}"},
+        )
+        assert conn.getresponse().status == 200
+        conn.close()
+        subprocess.run(
+            [*CLI, "keys", "revoke", second["id"], "--config", str(replicas.configs[0])],
+            env=env(),
+            check=True,
+            capture_output=True,
+        )
+        for key in (first, second):
+            outcomes = _until_refused(replicas, key["key"])
+            assert outcomes == ["401:invalid_api_key"] * 4
+    finally:
+        replicas.stop()
+
+
+def _until_refused(replicas: Replicas, key: str) -> list[int | str]:
+    """The pub/sub message arrives within milliseconds; 2 s is far below the 5 s key cache
+    (and replica 2's own ledger never learns of the revocation)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        outcomes = asyncio.run(load(replicas, 4, key=key))
+        if 200 not in outcomes or time.monotonic() > deadline:
+            return outcomes
+        time.sleep(0.05)

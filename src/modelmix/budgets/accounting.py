@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from modelmix.portfolio import ModelEntry
     from modelmix.pricing import Price
     from modelmix.state.config import StateConfig
+    from modelmix.state.events import SharedEvents
     from modelmix.state.link import RedisLink
 
 __all__ = ["Accounting", "Admission"]
@@ -183,6 +184,7 @@ class Accounting:
         #: Redis settings (``state:``): counters shared by replicas on several hosts.
         self.state = state
         self.link: RedisLink | None = None
+        self.events: SharedEvents | None = None
         self.budgets = Budgets(settings.specs(), clock=clock)
         self.limiter = RateLimiter(
             settings.model_limits(), default_key_limit=settings.default_key_limit()
@@ -207,9 +209,11 @@ class Accounting:
         there is no ledger), seed spend from the ledger, and price routes for estimates."""
         s = self.settings
         if self.state is not None and self.state.redis_url:  # replicas: counters in Redis
+            from modelmix.state.events import SharedEvents
             from modelmix.state.redis_counters import use_redis
 
             self.link = use_redis(self.state, self.budgets, self.limiter)
+            self.events = SharedEvents(self.link)  # revocations, cool-downs
         elif ledger_path is not None and s.store == "shared":
             from modelmix.budgets.shared import SharedBucketStore, SharedSpendStore, SharedTable
 
@@ -238,6 +242,9 @@ class Accounting:
         if self._table is not None:
             self._table.close()
             self._table = None
+        if self.events is not None:
+            self.events.close()
+            self.events = None
         if self.link is not None:
             self.link.close()
             self.link = None
@@ -248,7 +255,7 @@ class Accounting:
         if key_id is None or key_id == ADMIN_KEY_ID or self.keys is None:
             return None
         info = self.keys.by_id(key_id)
-        if info is None:
+        if info is None or (self.events is not None and key_id in self.events.revoked):
             raise GatewayError("authentication", "Invalid API key.", code="invalid_api_key")
         return info
 
