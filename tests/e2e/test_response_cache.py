@@ -9,11 +9,13 @@ import http.client
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import orjson
 import pytest
@@ -132,6 +134,35 @@ def test_streams_are_served_from_the_cache_as_streams(gw: RunningGateway) -> Non
     assert _row(gw, again_id)["decision"]["cache"]["hit"] == "exact"
 
 
+def test_anthropic_sdk_gets_hits_in_its_own_format(gw: RunningGateway) -> None:
+    """/v1/messages: a JSON answer, then the same request streamed from the cache."""
+    client = anthropic.Anthropic(base_url=gw.url, api_key="mm-admin-cache", max_retries=0)
+    messages: list[anthropic.types.MessageParam] = [
+        {"role": "user", "content": "Anthropic wire, cached: what is 9+9?"}
+    ]
+    raw = client.messages.with_raw_response.create(
+        model="to-claude", max_tokens=200, messages=messages, extra_body={"temperature": 0}
+    )
+    first = raw.parse()
+    assert Decimal(raw.headers["x-modelmix-cost-usd"]) > 0
+    with client.messages.stream(
+        model="to-claude", max_tokens=200, messages=messages, extra_body={"temperature": 0}
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == first.content[0].text  # type: ignore[union-attr]
+    assert final.stop_reason == "end_turn"
+    gw.flush()
+    conn = sqlite3.connect(gw.gateway.config.ledger_path)
+    (hits,) = conn.execute(
+        "SELECT count(*) FROM requests WHERE api = 'anthropic' AND stream = 1 "
+        "AND cost_usd = '0' AND decision LIKE ?",
+        (f'%"from":"{raw.headers["x-modelmix-request-id"]}"%',),
+    ).fetchone()
+    conn.close()
+    assert hits == 1
+
+
 def test_temperature_above_zero_is_cached_only_when_asked(gw: RunningGateway) -> None:
     client = _client(gw)
     messages = [{"role": "user", "content": "Be creative about clouds."}]
@@ -218,6 +249,16 @@ def test_redis_cache_is_shared_by_replicas(
         redis_server.stop()
         down, _, cost = _ask(_client(two), messages=messages, temperature=0)
         assert Decimal(cost) > 0 and down
+        store = two.gateway.cache.store  # type: ignore[union-attr]
+        assert store.down  # not tried again for a second: no timeout per request
+        redis_server.start()  # back (empty): the cache works again
+        time.sleep(1.1)
+        _ask(_client(two), messages=messages, temperature=0)
+        for _ in range(100):
+            _, again_id, cost = _ask(_client(two), messages=messages, temperature=0)
+            if Decimal(cost) == 0:
+                break
+        assert _row(two, again_id)["decision"]["cache"]["hit"] == "exact"
     finally:
         one.stop()
         two.stop()

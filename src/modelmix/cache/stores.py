@@ -8,7 +8,9 @@ hash of sizes) that one Lua script keeps under ``max_bytes``, evicting oldest fi
 hit does not refresh an entry, which would cost a write per hit). Every cache key carries the
 ``{prefix}`` hash tag, so on a Redis Cluster they all live on one slot and the script is legal.
 
-A cache that cannot reach Redis is a miss, never an error: the request goes to the engine.
+A cache that cannot reach Redis is a miss, never an error: the request goes to the engine;
+after a failure the store does not try Redis again for ``_RETRY_AFTER`` seconds, so an outage
+costs requests no timeout each.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ log = logging.getLogger("modelmix.cache")
 
 #: Buckets of recent prompts kept in memory (least recently used dropped first).
 _MAX_BUCKETS = 4096
+#: Seconds without trying Redis after it failed.
+_RETRY_AFTER = 1.0
 
 _PUT = """
 local t = redis.call('TIME')
@@ -147,14 +151,22 @@ class RedisCacheStore:
         self._index = [f"{self.prefix}:index", f"{self.prefix}:sizes", f"{self.prefix}:bytes"]
         self._put = self.client.register_script(_PUT)
         self._warned = 0.0
+        self._down_until = 0.0
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
 
     def _failed(self, exc: Exception) -> None:
         now = time.monotonic()
+        self._down_until = now + _RETRY_AFTER
         if now - self._warned > 30.0:  # once in a while, not per request
             self._warned = now
             log.warning("response cache: Redis unreachable (%s); serving without the cache", exc)
 
     async def get(self, key: str) -> bytes | None:
+        if self.down:
+            return None
         try:
             value = await self.client.get(f"{self.prefix}:e:{key}")
         except redis.RedisError as exc:
@@ -163,6 +175,8 @@ class RedisCacheStore:
         return value if isinstance(value, bytes) else None
 
     async def put(self, key: str, value: bytes) -> None:
+        if self.down:
+            return
         try:
             await self._put(
                 keys=[f"{self.prefix}:e:{key}", *self._index],
@@ -172,6 +186,8 @@ class RedisCacheStore:
             self._failed(exc)
 
     async def recent(self, bucket: str) -> list[bytes]:
+        if self.down:
+            return []
         try:
             items = await self.client.lrange(f"{self.prefix}:s:{bucket}", 0, -1)
         except redis.RedisError as exc:
@@ -181,6 +197,8 @@ class RedisCacheStore:
 
     async def remember(self, bucket: str, item: bytes) -> None:
         name = f"{self.prefix}:s:{bucket}"
+        if self.down:
+            return
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.lpush(name, item)
