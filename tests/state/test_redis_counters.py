@@ -16,8 +16,8 @@ from modelmix.state.redis_counters import RedisBucketStore, RedisSpendStore
 from tests.state.redis_server import RedisServer
 
 KEY: CounterKey = ("global", "*", 0.0, float("inf"))
-_NOW = float(int(time.time()))
-TEAM: CounterKey = ("team", "a:b", _NOW - 100.0, _NOW + 100.0)
+_SOON = float(int(time.time())) + 3600.0  # a window ending in an hour (plus the test's run)
+TEAM: CounterKey = ("team", "a:b", _SOON - 7200.0, _SOON)
 
 
 def _link(server: RedisServer, policy: str = "fail_closed") -> RedisLink:
@@ -58,7 +58,7 @@ def test_reserve_settle_seed(redis_server: RedisServer) -> None:
         # a window's counter expires a week after its end; a total one never does
         client = redis_server.client()
         assert client.ttl(store.name(KEY)) == -1
-        assert 7 * 86400 < client.ttl(store.name(TEAM)) <= 7 * 86400 + 100
+        assert 7 * 86400 < client.ttl(store.name(TEAM)) <= 7 * 86400 + 3600
         client.close()
     finally:
         link.close()

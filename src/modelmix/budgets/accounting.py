@@ -229,7 +229,10 @@ class Accounting:
         self._prices = {d.id: d.price for e in portfolio.values() for d in e.deployments}
         key_budgets = self.keys.active_budgets() if self.keys is not None else []
         loader = ledger_spend_loader(ledger_path) if ledger_path is not None else None
-        self.budgets.initialise(loader, key_budgets)
+        try:
+            self.budgets.initialise(loader, key_budgets)
+        except GatewayError:  # Redis down (fail_closed): counters are seeded at first use
+            log.warning("shared state unreachable at start-up; budgets seeded when it returns")
 
     def close(self) -> None:
         """Settle what is still pending at its estimate (a stop normally waits for every
