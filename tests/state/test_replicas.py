@@ -57,6 +57,26 @@ def test_hard_budget_shared_by_three_replicas(tmp_path: Path, redis_server: Redi
     print(f"3 replicas: admitted {admitted} of 128, spent {spent} of {LIMIT}")
 
 
+def test_without_redis_each_replica_spends_the_whole_budget(tmp_path: Path) -> None:
+    """The control for the test above: the same load on the same three replicas without
+    ``state.redis_url`` (each with its own counters) overspends, so the test above is the one
+    that shows the sharing."""
+    replicas = Replicas(
+        tmp_path,
+        3,
+        {"budgets": {"global": [{"kind": "hard", "period": "total", "limit_usd": str(LIMIT)}]}},
+        [],
+    )
+    replicas.start()
+    try:
+        asyncio.run(load(replicas, 128))
+    finally:
+        replicas.stop()
+    spent = sum(Decimal(r["cost_usd"]) for r in replicas.rows())
+    assert spent > 2 * LIMIT  # each replica spent up to the limit on its own
+    print(f"3 replicas without Redis: spent {spent} of {LIMIT}")
+
+
 def test_rate_limit_holds_across_replicas(tmp_path: Path, redis_server: RedisServer) -> None:
     rpm = 20
     replicas = Replicas(
