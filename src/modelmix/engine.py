@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
@@ -30,6 +30,9 @@ from modelmix.providers.registry import get_adapter
 from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from modelmix.budgets.accounting import Admission
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
@@ -177,7 +180,7 @@ class Engine:
         self.router = router
         self.client = client
         self.settings = settings
-        self.record = recorder
+        self.recorder = recorder
         t = settings.timeouts
         self.timeouts = Timeouts(connect=t.connect, first_token=t.first_token, total=t.total)
         self.health = Health(settings.cooldown.failures, settings.cooldown.seconds)
@@ -195,11 +198,11 @@ class Engine:
             outcome, response = await self._run(request, record, self._call_complete, guard)
         except GatewayError as exc:
             finish_record(record, exc)
-            self.record(record)
+            self.recorder(record)
             raise
         record.final_model = outcome.model
         finish_record(record)
-        self.record(record)
+        self.recorder(record)
         if self.observer is not None:
             self.observer.answered(request, response, record)
         return response
@@ -215,7 +218,7 @@ class Engine:
             outcome, (upstream, first) = await self._run(request, record, self._call_stream, guard)
         except GatewayError as exc:
             finish_record(record, exc)
-            self.record(record)
+            self.recorder(record)
             raise
         record.final_model = outcome.model
         return EngineStream(self, record, outcome.model, upstream, first, request)
@@ -412,6 +415,8 @@ class EngineStream:
         self.first = first
         self.request = request
         self.usage: Usage | None = first.usage
+        #: The admission it runs under (set by ``Gateway.run``: its headers go with the answer).
+        self.admission: Admission | None = None
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
 
     @property
@@ -477,7 +482,7 @@ class EngineStream:
                 self.record.status = "client_closed"
                 self.record.http_status = 499
             finish_record(self.record, error)
-            self.engine.record(self.record)
+            self.engine.recorder(self.record)
             observer = self.engine.observer
             if observer is not None and finished:
                 observer.streamed(self.request, delivered, self.record)

@@ -27,19 +27,24 @@ import fnmatch
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from modelmix.budgets.limits import RateLimit
 from modelmix.budgets.model import BudgetSpec, budget_from_dict
-from modelmix.ledger.schema import connect, ensure_schema
+from modelmix.ledger.db import (
+    Database,
+    Location,
+    as_location,
+    db_errors,
+    open_ledger,
+    prepare_location,
+)
 
 __all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
 
@@ -152,11 +157,10 @@ def _rate_limit(value: RateLimit | dict[str, Any] | None) -> RateLimit | None:
 class KeyStore:
     """Create, list, update, rotate, revoke and verify virtual keys. Thread-safe."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(str(self.path), check_same_thread=False)
-        ensure_schema(self._conn)
+    def __init__(self, path: Location) -> None:
+        self.path = as_location(path)
+        prepare_location(self.path)
+        self._conn: Database = open_ledger(self.path, check_same_thread=False)
         self._lock = threading.Lock()
         # sha256 hex -> (expires at (monotonic), KeyInfo or None)
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
@@ -461,7 +465,7 @@ class KeyStore:
                     f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?",
                     (digest,),
                 ).fetchone()
-        except sqlite3.Error:
+        except db_errors():
             return None  # fail closed
         if row is None or row[3] is not None:
             return None

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from modelmix.request_facts import RequestFacts
+
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 #: Sampling parameters the canonical request understands, beyond messages/tools/format.
@@ -67,6 +69,16 @@ class ChatRequest:
     #: Free-form string tags from the client (OpenAI ``metadata``, Anthropic ``metadata``,
     #: ``x-modelmix-*`` headers); routing rules may look at them.
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Lazily derived facts (see ``request_facts.py``); not an init field, so
+    #: ``dataclasses.replace`` gives the new request fresh facts.
+    _facts: RequestFacts | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def facts(self) -> RequestFacts:
+        """This request's derived facts, created on first use."""
+        if self._facts is None:
+            self._facts = RequestFacts(self)
+        return self._facts
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ from modelmix.budgets.limits import RateLimit, RateLimiter, RateState
 from modelmix.errors import GatewayError
 from modelmix.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
 from modelmix.ledger.records import RequestRecord
+from modelmix.routing.registry import strategy_spec
 from modelmix.types import ChatRequest, Usage
 
 if TYPE_CHECKING:
@@ -204,6 +205,7 @@ class Accounting:
         portfolio: Mapping[str, ModelEntry],
         routes: Sequence[RouteConfig],
         ledger_path: Path | None,
+        ledger_location: str | Path | None = None,
     ) -> None:
         """Open the counters (shared beside the ledger, unless ``budgets.store: memory`` or
         there is no ledger), seed spend from the ledger, and price routes for estimates."""
@@ -224,11 +226,12 @@ class Accounting:
             portfolio,
             {r.name: r.all_models() or list(portfolio) for r in routes},
             default_completion_tokens=s.completion_tokens_estimate,
-            summed=[r.name for r in routes if r.strategy == "cascade"],
+            summed=[r.name for r in routes if strategy_spec(r.strategy).summed_cost],
         )
         self._prices = {d.id: d.price for e in portfolio.values() for d in e.deployments}
         key_budgets = self.keys.active_budgets() if self.keys is not None else []
-        loader = ledger_spend_loader(ledger_path) if ledger_path is not None else None
+        source = ledger_location or ledger_path  # a PostgreSQL ledger: its URL
+        loader = ledger_spend_loader(source) if ledger_path is not None and source else None
         try:
             self.budgets.initialise(loader, key_budgets)
         except GatewayError:  # Redis down (fail_closed): counters are seeded at first use

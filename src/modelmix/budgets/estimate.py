@@ -13,45 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-import orjson
-
 from modelmix.portfolio import ModelEntry
-from modelmix.routing.learned.features import prompt_text
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 __all__ = ["CostEstimator", "count_prompt_tokens"]
 
-#: Per-message overhead (role and separators) and an image's typical cost, in tokens.
-_TOKENS_PER_MESSAGE = 4
-_TOKENS_PER_IMAGE = 1000
-
 
 def count_prompt_tokens(request: ChatRequest) -> int:
-    """The request's prompt tokens: its text counted exactly with cl100k (the tokenizer the
-    router's costs use; other vendors' tokenizers differ by a few percent), plus tool calls,
-    tool definitions, a per-message overhead and a flat allowance per image."""
-    text = prompt_text(request.messages)
-    extra: list[str] = []
-    images = 0
-    for message in request.messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            images += sum(
-                1 for p in content if isinstance(p, dict) and p.get("type") == "image_url"
-            )
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            extra.append(f"{fn.get('name', '')} {fn.get('arguments', '')}")
-    if request.tools:
-        extra.append(orjson.dumps(request.tools).decode())
-    if extra:
-        text = text + "\n" + "\n".join(extra)
-    return (
-        count_tokens(text)
-        + _TOKENS_PER_MESSAGE * len(request.messages)
-        + _TOKENS_PER_IMAGE * images
-    )
+    """The request's prompt tokens (``request.facts.prompt_tokens``): its text counted exactly
+    with cl100k (the tokenizer the router's costs use; other vendors' tokenizers differ by a
+    few percent), plus tool calls, tool definitions, a per-message overhead and a flat
+    allowance per image. Shares the router's tokenization when the request has no tools."""
+    return request.facts.prompt_tokens
 
 
 _ZERO = Decimal(0)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import orjson
 
-from modelmix.routing.learned.features import HASH_DIM, prompt_text, sparse_features
+from modelmix.request_facts import prompt_text
+from modelmix.routing.learned.features import HASH_DIM, sparse_features
 from modelmix.types import ChatRequest
 
 __all__ = ["best_match", "item", "prompt_vector", "similarity"]

@@ -53,8 +53,11 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     host = host or config.server.host
     port = port if port is not None else config.server.port
+    from modelmix.ledger.db import display
+
     click.echo(
-        f"modelmix {__version__}: http://{host}:{port}/v1  (ledger: {config.ledger_path}, "
+        f"modelmix {__version__}: http://{host}:{port}/v1  "
+        f"(ledger: {display(config.ledger_location)}, "
         f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
@@ -189,9 +192,10 @@ def config_check(path: str) -> None:
 def _register_commands() -> None:
     from modelmix.cli.keys_cmds import keys
     from modelmix.cli.ledger_cmds import logs, report
+    from modelmix.cli.migrate_cmds import ledger_group
     from modelmix.cli.router_cmds import bench, router
 
-    for command in (logs, report, keys, bench, router):
+    for command in (logs, report, keys, bench, router, ledger_group):
         main.add_command(command)
     _register_quality_commands()
 

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from modelmix.budgets.model import BudgetSpec
 from modelmix.keys import KeyInfo, KeyStore
+from modelmix.ledger.db import as_location
 from modelmix.paths import default_db_path
 
 __all__ = ["keys", "parse_budget"]
@@ -77,12 +77,12 @@ def _budget_text(b: BudgetSpec) -> str:
 
 def _store(db: str | None, config_path: str | None) -> KeyStore:
     if db:
-        return KeyStore(Path(db))
+        return KeyStore(as_location(db))
     if config_path:
         from modelmix.config import ConfigError, load_config
 
         try:
-            return KeyStore(load_config(config_path).ledger_path)
+            return KeyStore(load_config(config_path).ledger_location)
         except ConfigError as exc:
             raise click.ClickException(f"{exc.source}: invalid configuration") from None
     return KeyStore(default_db_path())

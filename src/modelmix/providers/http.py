@@ -8,8 +8,10 @@ bytes and turns every failure into an ``UpstreamError``:
   connect slower than ``Timeouts.connect`` or no answer within ``Timeouts.total``
   (non-stream) -> ``timeout``;
 * non-2xx -> ``adapter.parse_error(status, body, headers)`` (header names lower-cased);
-* streams: the first delta must arrive within ``first_token`` of the call start and the whole
-  stream within ``total`` (both ``timeout``); a connection that ends before the adapter's parser
+* streams: the body is split into events by the provider's framing (``Deployment.framing``,
+  a decoder from ``providers.specs.FRAMINGS``: SSE, or a binary event stream); the first
+  delta must arrive within ``first_token`` of the call start and the whole stream within
+  ``total`` (both ``timeout``); a connection that ends before the adapter's parser
   says the stream is complete -> ``bad_response`` ("stream ended before completion").
 
 The "first delta" is the first that carries content, a tool call, a finish reason, usage or
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelmix.errors import UpstreamError
-from modelmix.providers.sse import SSEDecoder
+from modelmix.providers.specs import decoder_factory
 from modelmix.providers.transport import (
     ConnectionPool,
     ConnectTimeout,
@@ -36,7 +38,7 @@ from modelmix.providers.transport import (
 )
 
 if TYPE_CHECKING:
-    from modelmix.providers.base import Deployment, ProviderAdapter, StreamParser
+    from modelmix.providers.base import Deployment, ProviderAdapter, StreamDecoder, StreamParser
     from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
 __all__ = ["STREAM_CUT", "Timeouts", "UpstreamClient", "UpstreamStream"]
@@ -148,7 +150,12 @@ class UpstreamClient:
                 "timeout", f"no first token within {timeouts.first_token:g}s"
             ) from None
         return UpstreamStream(
-            resp, adapter.stream_parser(), timeouts, first_deadline, total_deadline
+            resp,
+            adapter.stream_parser(),
+            timeouts,
+            first_deadline,
+            total_deadline,
+            decoder_factory(deployment.framing)(),
         )
 
     async def close(self) -> None:
@@ -187,13 +194,14 @@ class UpstreamStream:
         timeouts: Timeouts,
         first_deadline: float,
         total_deadline: float,
+        decoder: StreamDecoder,
     ) -> None:
         self._resp = resp
         self._parser = parser
         self._timeouts = timeouts
         self._first_deadline = first_deadline
         self._total_deadline = total_deadline
-        self._decoder = SSEDecoder()
+        self._decoder = decoder
         self._pending: deque[StreamDelta] = deque()
         self._got_first = False
         self._eof = False

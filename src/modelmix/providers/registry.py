@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from modelmix.providers import anthropic, gemini, openai
 from modelmix.providers.base import ProviderAdapter
+from modelmix.wire.anthropic_messages import upstream as anthropic
+from modelmix.wire.gemini import upstream as gemini
+from modelmix.wire.openai_chat import upstream as openai
 
 __all__ = ["ADAPTERS", "get_adapter"]
 

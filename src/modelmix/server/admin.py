@@ -30,7 +30,7 @@ from modelmix.budgets.accounting import Accounting
 from modelmix.errors import GatewayError
 from modelmix.keys import KeyStore
 from modelmix.server.auth import Authenticator, presented_key
-from modelmix.server.openai_api import render_error
+from modelmix.wire.openai_chat.client import render_error
 
 __all__ = ["admin_routes"]
 

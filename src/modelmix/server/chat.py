@@ -3,9 +3,10 @@
 These two routes carry all the traffic, so they skip the framework: the body is read straight
 from ``receive`` and the answer written straight to ``send`` (a streamed answer without a task
 group per response). A request's path, in order: authenticate -> read and parse the body in the
-client's API format -> admission (allowed models, spend attribution, rate limits, budget
-reservation: budgets/accounting.py) -> engine (routing, upstream calls, ledger; the record's
-settlement settles the budgets) -> render the answer in the client's format. Every error the
+client's API format -> ``Gateway.run``, the one request lifecycle (ledger record, admission:
+budgets/accounting.py, engine: routing, upstream calls, ledger) -> render the answer in the
+client's format. A request refused before ``run`` (bad key, bad body) is recorded with
+``Gateway.refuse``. Every error the
 client can cause comes back in its own API's error JSON with the right status; a bug comes back
 as a 500 in that format, logged with its traceback.
 """
@@ -21,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from modelmix.budgets.accounting import Admission
-from modelmix.engine import EngineStream, finish_record
+from modelmix.cache.request_key import HEADER as CACHE_HEADER
+from modelmix.engine import EngineStream
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
@@ -142,13 +143,11 @@ class ChatEndpoint:
         self.max_body = gateway.config.server.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
+        """Parse, run (``Gateway.run``: the one request lifecycle), render."""
         gateway = self.gateway
         started = time.time()
         request_id = new_request_id()
-        reached_engine = False
-        record: RequestRecord | None = None
         chat: ChatRequest | None = None
-        admission: Admission | None = None
         try:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
@@ -156,57 +155,40 @@ class ChatEndpoint:
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
-            record = gateway.new_record(
-                fmt.name, chat, request_id=request_id, key_id=key_id, started_at=started
+            answer = await gateway.run(
+                chat,
+                api=fmt.name,
+                key_id=key_id,
+                request_id=request_id,
+                started_at=started,
+                cache=headers.get(CACHE_HEADER, ""),  # response cache: HTTP requests only
             )
-            admission = gateway.admit(chat, record, key_id)
-            reached_engine = True
-            cache = gateway.cache  # response cache (cache/hooks.py): a look, then a store
-            look = None if cache is None else await cache.before(chat, record, key_id, headers)
-            if chat.stream:
-                if look is not None and look.hit is not None:
-                    stream = look.replay(record)
-                else:
-                    stream = await gateway.engine.stream(chat, record, admission)
-                    stream = stream if look is None else look.tee(stream)
-                await self._send_stream(
-                    receive, send, fmt, chat, stream, request_id, admission.headers()
-                )
+            if isinstance(answer, EngineStream):
+                try:
+                    admission = answer.admission
+                    more = admission.headers() if admission is not None else []
+                    await self._send_stream(receive, send, fmt, chat, answer, request_id, more)
+                finally:
+                    gateway.accounting.abandon(answer.record)  # no-op unless never read
                 return
-            if look is not None and look.hit is not None:
-                response = look.hit
-            else:
-                response = await gateway.engine.complete(chat, record, admission)
-                if look is not None:
-                    look.store(response, record)
         except GatewayError as err:
-            if not reached_engine:
-                if record is None:
-                    record = gateway.new_record(
-                        fmt.name, chat, request_id=request_id, started_at=started
-                    )
-                finish_record(record, err)
-                gateway.emit(record)
-            extra = admission.headers() if admission is not None else None
+            if err.record is None:  # refused before the lifecycle took it (key, body)
+                gateway.refuse(fmt.name, chat, err, request_id=request_id, started_at=started)
+            extra = err.admission.headers() if err.admission is not None else None
             await send_error(send, fmt, err, request_id, extra)
             return
         except Exception:
             log.exception("internal error in request %s", request_id)
             internal = GatewayError("internal", f"Internal error (request {request_id}).")
-            if not reached_engine or record is None:
-                record = gateway.new_record(fmt.name, chat, request_id=request_id)
-            finish_record(record, internal)
-            gateway.emit(record)
+            gateway.refuse(fmt.name, chat, internal, request_id=request_id, started_at=started)
             await send_error(send, fmt, internal, request_id)
             return
-        finally:
-            if record is not None:
-                gateway.accounting.abandon(record)  # no-op unless a stream was never read
-        body = fmt.render(response, model=record.final_model or "")
+        record = answer.record
+        body = fmt.render(answer.response, model=record.final_model or "")
         answer_headers = _answer_headers(record, request_id, fmt)
         if not record.unpriced:  # no cost header rather than a wrong one
             answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
-        answer_headers += admission.headers()
+        answer_headers += answer.admission.headers()
         await send(
             {
                 "type": "http.response.start",

@@ -1,4 +1,5 @@
-"""The two client-facing APIs as values: how to read a request and write an answer."""
+"""The client-facing APIs as values: which codec (``modelmix.wire.<format>.client``) reads a
+request and writes an answer, and the HTTP details (status, headers) the ASGI layer adds."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from modelmix.errors import GatewayError
-from modelmix.server import anthropic_api, openai_api
 from modelmix.types import ChatRequest, StreamDelta
+from modelmix.wire.anthropic_messages import client as anthropic_api
+from modelmix.wire.openai_chat import client as openai_api
 
 
 class StreamRenderer(Protocol):
-    """What both APIs' stream renderers offer (see server/openai_api.py, anthropic_api.py)."""
+    """What both APIs' stream renderers offer (see wire/*/client.py)."""
 
     def delta(self, d: StreamDelta) -> bytes: ...
     def end(self) -> bytes: ...
