@@ -142,30 +142,52 @@ class Replicas:
         ]
 
 
+async def _call(client: openai.AsyncOpenAI) -> int | str:
+    """One request: 200 or ``"<status>:<error code>"``."""
+    try:
+        await client.chat.completions.create(
+            model="sim-small",
+            messages=PROMPT,  # type: ignore[arg-type]
+            max_tokens=30,
+        )
+        return 200
+    except openai.APIStatusError as exc:
+        return f"{exc.status_code}:{exc.code}"
+
+
 async def load(
-    replicas: Replicas, n: int, concurrency: int = 32, pause: float = 0.0, key: str | None = None
+    replicas: Replicas, n: int, concurrency: int = 32, key: str | None = None
 ) -> list[int | str]:
-    """``n`` requests spread round-robin over the replicas, ``concurrency`` at a time; each
-    outcome is 200 or ``"<status>:<error code>"``."""
+    """``n`` requests spread round-robin over the replicas, ``concurrency`` at a time."""
     gate = asyncio.Semaphore(concurrency)
     clients = replicas.clients(key)
 
     async def one(i: int) -> int | str:
         async with gate:
-            if pause:
-                await asyncio.sleep(pause)
-            try:
-                await clients[i % len(clients)].chat.completions.create(
-                    model="sim-small",
-                    messages=PROMPT,  # type: ignore[arg-type]
-                    max_tokens=30,
-                )
-                return 200
-            except openai.APIStatusError as exc:
-                return f"{exc.status_code}:{exc.code}"
+            return await _call(clients[i % len(clients)])
 
     try:
         return list(await asyncio.gather(*(one(i) for i in range(n))))
     finally:
         for client in clients:
             await client.close()
+
+
+async def load_until(
+    replicas: Replicas, stop: asyncio.Event, concurrency: int = 32
+) -> list[int | str]:
+    """Requests ``concurrency`` at a time, round-robin, until ``stop`` is set."""
+    out: list[int | str] = []
+    clients = replicas.clients()
+
+    async def worker(i: int) -> None:
+        while not stop.is_set():
+            out.append(await _call(clients[i % len(clients)]))
+            i += 1
+
+    try:
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    finally:
+        for client in clients:
+            await client.close()
+    return out

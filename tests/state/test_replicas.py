@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tests.state.redis_server import RedisServer
-from tests.state.replicas import ADMIN, CLI, Replicas, env, get, load
+from tests.state.replicas import ADMIN, CLI, Replicas, env, get, load, load_until
 
 LIMIT = Decimal("0.01")
 
@@ -114,7 +114,8 @@ def test_redis_restart_mid_load(tmp_path: Path, redis_server: RedisServer, polic
     try:
 
         async def scenario() -> tuple[list[int | str], list[int | str], list[int], list[int]]:
-            running = asyncio.ensure_future(load(replicas, 640, pause=0.01))
+            stop = asyncio.Event()
+            running = asyncio.ensure_future(load_until(replicas, stop))
             await asyncio.sleep(0.5)
             redis_server.stop()
             await asyncio.sleep(1.0)
@@ -126,6 +127,8 @@ def test_redis_restart_mid_load(tmp_path: Path, redis_server: RedisServer, polic
                 assert time.monotonic() < deadline, "replicas did not become ready again"
                 await asyncio.sleep(0.1)
             ready_up = [get(port, "/ready")[0] for port in replicas.ports]
+            await asyncio.sleep(0.5)  # the load goes on past the recovery
+            stop.set()
             mixed = await running
             return mixed, during, ready_down, ready_up
 
