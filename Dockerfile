@@ -5,13 +5,13 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[postgres]" \
  && useradd --uid 10001 --create-home modelmix \
  && mkdir -p /data /etc/modelmix \
  && chown modelmix /data
 
 USER modelmix
-# The ledger (SQLite) lives here unless the config points elsewhere (PostgreSQL).
+# A SQLite ledger lives here unless the config's ledger.url points at PostgreSQL.
 ENV MODELMIX_HOME=/data
 VOLUME ["/data"]
 EXPOSE 4000

@@ -117,11 +117,12 @@ def test_compose_file_runs_two_replicas_behind_a_load_balancer() -> None:
     assert {"gateway1", "gateway2", "redis", "postgres", "lb"} <= set(services)
     config = parse_config(yaml.safe_load((DEPLOY / "modelmix.yaml").read_text()))
     assert config.state.redis_url == "redis://redis:6379/0"  # the compose service
+    assert config.ledger.url == "postgresql://modelmix@postgres:5432/modelmix"  # the service
     nginx = (DEPLOY / "nginx.conf").read_text()
     for name in ("gateway1", "gateway2"):
         gw = services[name]
         assert "./modelmix.yaml:/etc/modelmix/modelmix.yaml:ro" in gw["volumes"]
-        assert _secrets(config) <= set(gw["environment"])
+        assert _secrets(config) | {"PGPASSWORD"} <= set(gw["environment"])
         assert set(gw["depends_on"]) == {"redis", "postgres"}
         assert "/ready" in " ".join(gw["healthcheck"]["test"])
         assert int(gw["stop_grace_period"].rstrip("s")) > config.server.shutdown_timeout
