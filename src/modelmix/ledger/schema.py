@@ -11,7 +11,8 @@ import sqlite3
 #: 1: requests, attempts, api_keys. 2: api_keys gain owner, team, tags, allowed models,
 #: budgets, rate limits and updated_at; requests gain team and tags (spend attribution).
 #: 3: requests gain cost_confidence (exact / estimated / unknown).
-SCHEMA_VERSION = 3
+#: 4: requests gain saved_usd (a response-cache hit: what its answer cost when it was made).
+SCHEMA_VERSION = 4
 
 REQUEST_COLUMNS = (
     "id",
