@@ -14,6 +14,7 @@ import pytest
 
 from modelmix.ledger.db import Location, is_postgres
 from tests.pg import PgServer
+from tests.state.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,14 @@ def ledger_settings(location: Location, data_dir: Path, **ledger: Any) -> dict[s
     data directory (a PostgreSQL ledger's budget counters file lives there)."""
     key = "url" if is_postgres(location) else "path"
     return {"ledger": {key: str(location), **ledger}, "data_dir": str(data_dir)}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server for one test (fails, never skips, if it cannot start)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

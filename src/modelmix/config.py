@@ -28,12 +28,14 @@ from pydantic import (
 )
 
 from modelmix.budgets.config import BudgetsConfig
+from modelmix.cache.config import CacheConfig
 from modelmix.paths import default_home
 from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
 from modelmix.routing.registry import STRATEGIES
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
+from modelmix.state.config import StateConfig
 
 #: A base_url of this value means "the simulated upstream modelmix starts in-process".
 SIMULATED_BASE_URL = "builtin:simulated"
@@ -327,6 +329,10 @@ class Config(_Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     #: Budgets (global, per team, per tag; key budgets live on the keys) and rate limits.
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    #: State shared by replicas on several hosts (Redis): budgets, rate limits (state/).
+    state: StateConfig = Field(default_factory=StateConfig)
+    #: The response cache (cache/): exact, and semantic on the routes that opt in.
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("models")
     @classmethod

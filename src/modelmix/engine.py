@@ -85,6 +85,8 @@ class Health:
         self.seconds = seconds
         self._failures: dict[str, int] = {}
         self._until: dict[str, float] = {}
+        #: Told when a deployment starts resting (replicas share cool-downs: state/events.py).
+        self.on_rest: Callable[[str, float], None] | None = None
 
     def available(self, deployment_id: str, now: float) -> bool:
         until = self._until.get(deployment_id)
@@ -100,6 +102,12 @@ class Health:
         self._failures[deployment_id] = count
         if count >= self.threshold:
             self._until[deployment_id] = now + self.seconds
+            if self.on_rest is not None:
+                self.on_rest(deployment_id, self.seconds)
+
+    def rest(self, deployment_id: str, seconds: float) -> None:
+        """Rest a deployment another replica found failing."""
+        self._until[deployment_id] = time.time() + seconds
 
 
 def to_gateway_error(err: UpstreamError | GatewayError, model: str) -> GatewayError:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelmix.budgets.accounting import Accounting, Admission
 from modelmix.budgets.enforcer import Budgets
+from modelmix.cache.request_key import HEADER
 from modelmix.config import SIMULATED_BASE_URL, Config
 from modelmix.engine import Engine, EngineStream, Observer, finish_record
 from modelmix.errors import GatewayError
@@ -37,6 +38,7 @@ from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
+    from modelmix.cache.hooks import ResponseCache
     from modelmix.quality.loop import QualityLoop
 
 log = logging.getLogger("modelmix")
@@ -97,7 +99,7 @@ class Gateway:
             Metrics.for_config(config) if config.metrics.enabled else None
         )
         #: Budgets, rate limits, spend attribution (budgets/accounting.py).
-        self.accounting = Accounting(config.budgets, self.keys)
+        self.accounting = Accounting(config.budgets, self.keys, state=config.state)
         self.tracer = Tracer()  # off until start()
         self.simulator: Any = None
         self.portfolio: dict[str, ModelEntry] = {}
@@ -109,6 +111,8 @@ class Gateway:
         self._background = background
         #: The routing policy version serving requests (stamped on every ledger row).
         self.policy_version: str | None = None
+        #: The response cache (``cache:``; None when off).
+        self.cache: ResponseCache | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,10 +161,23 @@ class Gateway:
             self.config.ledger_location,
         )
         self._engine = Engine(self.portfolio, router, self.client, self.config.engine, self.emit)
+        events = self.accounting.events
+        if events is not None:  # replicas share cool-downs (state/events.py)
+            self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
+        if self.config.cache.enabled:
+            from modelmix.cache.hooks import ResponseCache
+
+            state = self.config.state
+            self.cache = ResponseCache.build(
+                self.config.cache, state.redis_url, state.prefix, state.timeout, self.emit
+            )
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
+            self.cache = None
         if self.quality is not None:
             await self.quality.close()  # first: its background calls need the client
             self.quality = None
@@ -275,6 +292,7 @@ class Gateway:
         request_id: str | None = None,
         started_at: float | None = None,
         parent: str | None = None,
+        cache: str | None = None,
     ) -> Result | EngineStream:
         """The one request lifecycle (HTTP, library, evals, probes, judge, shadow): a new
         ledger record, admission (a refusal is recorded), the engine, and the reservation
@@ -284,7 +302,9 @@ class Gateway:
         Raises ``GatewayError`` carrying the emitted ``record`` and, once admitted, the
         admission's ``headers``. ``api`` goes in the ledger row; ``key_id`` is the virtual
         key whose budgets, limits, allowed models, team and tags apply; ``parent`` is the
-        request a background call (judge, shadow) was made for.
+        request a background call (judge, shadow) was made for. ``cache``: the client's
+        ``x-modelmix-cache`` header (``""`` when absent) for a request the response cache may
+        answer; None (library, evals, quality-loop calls): never from the cache.
         """
         record = self.new_record(
             api, request, request_id=request_id, key_id=key_id, started_at=started_at
@@ -296,13 +316,24 @@ class Gateway:
         except GatewayError as err:
             self._refused(record, err)
             raise
+        look = None  # response cache (cache/hooks.py): a look before the engine, a store after
+        if self.cache is not None and cache is not None:
+            look = await self.cache.before(request, record, key_id, {HEADER: cache})
         stream: EngineStream | None = None
         try:
             if request.stream:
-                stream = await self.engine.stream(request, record, admission)
+                if look is not None and look.hit is not None:
+                    stream = look.replay(record)
+                else:
+                    stream = await self.engine.stream(request, record, admission)
+                    stream = stream if look is None else look.tee(stream)
                 stream.admission = admission
                 return stream
+            if look is not None and look.hit is not None:
+                return Result(look.hit, record, admission)
             response = await self.engine.complete(request, record, admission)
+            if look is not None:
+                look.store(response, record)
         except GatewayError as err:
             err.record = record  # emitted by the engine
             err.admission = admission

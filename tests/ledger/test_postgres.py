@@ -18,7 +18,7 @@ from modelmix.ledger.pg_schema import ensure_pg_schema, open_pg, pg_ddl
 from modelmix.ledger.postgres import PostgresLedger
 from modelmix.ledger.quality_schema import open_quality_db
 from modelmix.ledger.queries import get_request, recent_requests
-from modelmix.ledger.schema import SchemaError
+from modelmix.ledger.schema import SCHEMA_VERSION, SchemaError
 from modelmix.ledger.sqlite import SqliteLedger
 from tests.ledger.builders import make_record
 from tests.pg import PgServer
@@ -50,9 +50,27 @@ def test_same_tables_and_columns_as_sqlite_with_versions(pg_url: str, tmp_path: 
     conn.close()
     assert _pg_columns(pg_url) == expected
     db = open_pg(pg_url)
-    assert db.execute("SELECT version FROM schema_version").fetchall()[0][0] == 3
+    assert db.execute("SELECT version FROM schema_version").fetchall()[0][0] == SCHEMA_VERSION
     assert db.execute("SELECT version FROM quality_schema_version").fetchall()[0][0] == 1
     db.close()
+
+
+def test_a_version_3_ledger_gains_saved_usd(pg_url: str) -> None:
+    """Migration 4: a ledger made before the response cache gets the saved_usd column."""
+    open_pg(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE requests DROP COLUMN saved_usd")
+        conn.execute("UPDATE schema_version SET version = 3")
+    db = open_pg(pg_url)  # (open_pg checks a URL once per process: migrate explicitly)
+    ensure_pg_schema(db)
+    db.close()
+    with psycopg.connect(pg_url) as conn:
+        (kind,) = conn.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'requests' AND column_name = 'saved_usd'"
+        ).fetchone()  # type: ignore[misc]
+        (version,) = conn.execute("SELECT version FROM schema_version").fetchone()  # type: ignore[misc]
+    assert kind == "numeric" and version == SCHEMA_VERSION
 
 
 def test_types_are_postgres_types() -> None:

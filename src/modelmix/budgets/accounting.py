@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from modelmix.metrics import Metrics
     from modelmix.portfolio import ModelEntry
     from modelmix.pricing import Price
+    from modelmix.state.config import StateConfig
+    from modelmix.state.events import SharedEvents
+    from modelmix.state.link import RedisLink
 
 __all__ = ["Accounting", "Admission"]
 
@@ -133,7 +136,10 @@ class Admission:
         limiter = acc.limiter
         if model not in limiter.models:
             return None
-        wait = limiter.acquire_model(model, self.tokens)
+        try:
+            wait = limiter.acquire_model(model, self.tokens)
+        except GatewayError as err:  # shared state unreachable (fail_closed): that model's 503
+            return err
         if wait is None:
             self.models.append(model)
             return None
@@ -181,9 +187,14 @@ class Accounting:
         keys: KeyStore | None,
         *,
         clock: Callable[[], float] = time.time,
+        state: StateConfig | None = None,
     ) -> None:
         self.settings = settings
         self.keys = keys
+        #: Redis settings (``state:``): counters shared by replicas on several hosts.
+        self.state = state
+        self.link: RedisLink | None = None
+        self.events: SharedEvents | None = None
         self.budgets = Budgets(settings.specs(), clock=clock)
         self.limiter = RateLimiter(
             settings.model_limits(), default_key_limit=settings.default_key_limit()
@@ -211,7 +222,13 @@ class Accounting:
         """Open the counters (shared beside the ledger, unless ``budgets.store: memory`` or
         there is no ledger), seed spend from the ledger, and price routes for estimates."""
         s = self.settings
-        if ledger_path is not None and s.store == "shared":
+        if self.state is not None and self.state.redis_url:  # replicas: counters in Redis
+            from modelmix.state.events import SharedEvents
+            from modelmix.state.redis_counters import use_redis
+
+            self.link = use_redis(self.state, self.budgets, self.limiter)
+            self.events = SharedEvents(self.link)  # revocations, cool-downs
+        elif ledger_path is not None and s.store == "shared":
             from modelmix.budgets.shared import SharedBucketStore, SharedSpendStore, SharedTable
 
             self._table = SharedTable(f"{ledger_path}.counters", s.shared_slots)
@@ -232,7 +249,10 @@ class Accounting:
         key_budgets = self.keys.active_budgets() if self.keys is not None else []
         source = ledger_location or ledger_path  # a PostgreSQL ledger: its URL
         loader = ledger_spend_loader(source) if ledger_path is not None and source else None
-        self.budgets.initialise(loader, key_budgets)
+        try:
+            self.budgets.initialise(loader, key_budgets)
+        except GatewayError:  # Redis down (fail_closed): counters are seeded at first use
+            log.warning("shared state unreachable at start-up; budgets seeded when it returns")
 
     def close(self) -> None:
         """Settle what is still pending at its estimate (a stop normally waits for every
@@ -245,6 +265,12 @@ class Accounting:
         if self._table is not None:
             self._table.close()
             self._table = None
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
     # -- the request path ------------------------------------------------------------------
 
@@ -252,7 +278,7 @@ class Accounting:
         if key_id is None or key_id == ADMIN_KEY_ID or self.keys is None:
             return None
         info = self.keys.by_id(key_id)
-        if info is None:
+        if info is None or (self.events is not None and key_id in self.events.revoked):
             raise GatewayError("authentication", "Invalid API key.", code="invalid_api_key")
         return info
 
@@ -322,6 +348,9 @@ class Accounting:
                 "pressure": round(reservation.pressure, 3),
                 **({"warnings": reservation.warnings} if reservation.warnings else {}),
             }
+        if self.link is not None and not self.link.up:  # fail_open: counted here alone
+            record.decision["shared_state"] = "local"
+            self.link.local_admissions += 1
         admission = Admission(self, key_id, limit, reservation, rate, prompt, completion)
         if hard and reservation is not None and request.stream:
             prompt_cost = self.estimator.cost(request.model, prompt, 0)
@@ -400,6 +429,10 @@ class Accounting:
     def refresh_metrics(self, metrics: Metrics) -> None:
         """Set ``modelmix_budget_remaining_usd`` for every budget (at scrape time, so the
         gauge is current in every worker process), dropping budgets that are gone."""
+        if self.link is not None:
+            from modelmix.state.metrics import export_state_metrics
+
+            export_state_metrics(metrics, self.link)
         seen: set[tuple[str, str]] = set()
         for row in self.status():
             name = str(row["name"])

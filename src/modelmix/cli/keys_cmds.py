@@ -369,9 +369,19 @@ def keys_revoke(id_or_name: str, db: str | None, config_path: str | None) -> Non
     """Revoke a key by id or name (a running gateway notices within 5 seconds)."""
     store = _store(db, config_path)
     try:
+        found = store.get(id_or_name)
         ok = store.revoke(id_or_name)
     finally:
         store.close()
     if not ok:
         raise click.ClickException(f"no active key with id or name {id_or_name!r}")
     click.echo(f"revoked {id_or_name}")
+    if config_path is None or found is None:
+        return
+    from modelmix.config import load_config
+    from modelmix.state.events import publish_revocation
+
+    state = load_config(config_path).state  # (valid: _store loaded it)
+    if state.redis_url:
+        publish_revocation(state, found.id)  # replicas sharing Redis refuse it at once
+        click.echo("every replica sharing its Redis was told", err=True)

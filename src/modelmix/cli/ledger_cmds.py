@@ -415,6 +415,12 @@ def report(
         f"({_rate(t['fallback_rate'])}); {escalated}; latency p50 {_ms(t['p50_latency_ms'])}, "
         f"p95 {_ms(t['p95_latency_ms'])}, p99 {_ms(t['p99_latency_ms'])}"
     )
+    hits = data["response_cache"]
+    if hits["hits"]:
+        console.print(
+            f"response cache: {hits['hits']:,} hits ({hits['exact']:,} exact, "
+            f"{hits['semantic']:,} semantic), saved {_money(hits['saved_usd'], False, False)}"
+        )
     for g in chosen:
         title = f"spend by {g}" + (
             " (a request counts under each of its tags)" if g == "tag" else ""

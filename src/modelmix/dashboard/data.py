@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from modelmix.cache.report import cache_savings
 from modelmix.gateway import Gateway
 from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
@@ -121,6 +122,7 @@ def collect(
         out["by"] = {g: spend_report(path, since, g, now) for g in _GROUPS}
         out["routing_mix"] = routing_mix(path, since, now)
         out["savings"] = savings_report(path, _baselines(gateway), since, now)
+        out["cache"] = cache_savings(path, since, now)
         recent = recent_requests(path, limit=RECENT)
     except LedgerNotFound:
         out["ledger_missing"] = True

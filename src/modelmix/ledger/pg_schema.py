@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Money columns: NUMERIC on PostgreSQL (exact), decimal TEXT on SQLite.
-MONEY_COLUMNS = ("cost_usd", "cost_mean", "cost_total")
+MONEY_COLUMNS = ("cost_usd", "cost_mean", "cost_total", "saved_usd")
 
 _MIGRATE_LOCK = 0x6D6D6D6967726174  # "mmmigrat"
 
@@ -60,7 +60,13 @@ def _ledger_v3() -> tuple[str, ...]:
     return tuple(pg_ddl(s) for s in (*schema.DDL, *added, *schema.LATE_DDL))
 
 
-LEDGER_MIGRATIONS: dict[int, tuple[str, ...]] = {3: _ledger_v3()}
+LEDGER_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    3: _ledger_v3(),
+    4: (
+        "ALTER TABLE requests ADD COLUMN IF NOT EXISTS saved_usd NUMERIC",
+        "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS allowed_tags TEXT NOT NULL DEFAULT '[]'",
+    ),
+}
 QUALITY_MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(pg_ddl(s) for s in quality_schema.DDL),
 }

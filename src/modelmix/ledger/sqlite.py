@@ -118,6 +118,7 @@ def request_row(rec: RequestRecord) -> tuple[Any, ...]:
         _dumps(list(rec.tags)),
         "unknown" if unpriced else rec.cost_confidence,
         rec.decision.get("policy_version", rec.policy_version),
+        _money(rec.saved_usd),
     )
 
 

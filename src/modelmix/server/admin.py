@@ -201,8 +201,12 @@ def admin_routes(
 
     async def revoke_key(request: Request) -> Response:
         ident = request.path_params["ident"]
+        found = store().get(ident)
         if not store().revoke(ident):
             raise missing(ident)
+        events = accounting.events if accounting is not None else None
+        if events is not None and found is not None:  # every replica at once (state/events.py)
+            await run_in_threadpool(events.revoke, found.id)
         return _json({"id": ident, "revoked": True})
 
     async def budget_status(request: Request) -> Response:

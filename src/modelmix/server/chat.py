@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from modelmix.cache.request_key import HEADER as CACHE_HEADER
 from modelmix.engine import EngineStream
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
@@ -165,7 +166,12 @@ class ChatEndpoint:
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
             self.limits.check(chat)
             answer = await gateway.run(
-                chat, api=fmt.name, key_id=key_id, request_id=request_id, started_at=started
+                chat,
+                api=fmt.name,
+                key_id=key_id,
+                request_id=request_id,
+                started_at=started,
+                cache=headers.get(CACHE_HEADER, ""),  # response cache: HTTP requests only
             )
             if isinstance(answer, EngineStream):
                 self.streams.add(answer)  # the shutdown deadline can end it (issue 14)
