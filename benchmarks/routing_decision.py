@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
-from modelmix.routing.learned.artifact import load_artifact
-from modelmix.routing.learned.data import load_data, load_prices
+from modelmix.routing.learned.artifact import RouterArtifact, load_artifact
+from modelmix.routing.learned.data import RoutingData, load_data, load_prices
+from modelmix.routing.learned.embedding import default_embedding
+from modelmix.routing.learned.knn import KnnRouter
 from modelmix.routing.learned.strategy import LearnedStrategy
 from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
@@ -58,8 +60,29 @@ def main() -> None:
             plan = strategy.plan(req, needs, {})
             next(plan)
             times.append((time.perf_counter() - t0) * 1000)
-        a = np.array(times[50:])  # skip warm-up
-        print(f"{name:45s} {np.percentile(a, 50):8.3f} {np.percentile(a, 99):8.3f} {len(a):8d}")
+        _row(name, times)
+    _knn_rows(data, art)
+
+
+def _row(name: str, times: list[float]) -> None:
+    a = np.array(times[50:])  # skip warm-up
+    print(f"{name:45s} {np.percentile(a, 50):8.3f} {np.percentile(a, 99):8.3f} {len(a):8d}")
+
+
+def _knn_rows(data: RoutingData, art: RouterArtifact) -> None:
+    """The embedding routers: embed the prompt (shipped static MiniLM), k nearest of the
+    data's prompts, choose; and the same blended with the learned heads."""
+    emb = default_embedding()
+    router = KnnRouter(emb.embed_many(data.prompts), data.score, data.cost)
+    for name, heads in (("knn (embedding, 1949 neighbours' pool)", False), ("knn+heads", True)):
+        emb._pieces.clear()  # cold word-piece cache: every prompt pays its own split once
+        times = []
+        for text in data.prompts:
+            t0 = time.perf_counter()
+            other = art.predict(art.featurize(text))[0] if heads else None
+            router.choose(emb.embed(text), 0.95, other)
+            times.append((time.perf_counter() - t0) * 1000)
+        _row(name, times)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,12 @@ def test_a_setting_is_flagged_when_a_single_model_is_better_and_cheaper():
     assert assess.hull_quality(singles, 5.5) == pytest.approx(0.75)
     lo, hi = assess.share_interval([1.0] * 50 + [0.0] * 50, list(range(100)), np.ones(100))
     assert lo < 0.5 < hi
+
+
+def test_benchmark_reports_the_embedding_routers_out_of_fold():
+    data = synthetic(n=240)
+    s = summary(run_benchmark(data, folds=2))
+    runs = {(r["router"], r["knob"]): r for r in s["runs"]}
+    for router in ("knn", "knn+heads"):
+        assert runs[(router, "t=0.50")]["cost"] <= runs[(router, "t=1.00")]["cost"]
+        assert np.isfinite(s["curves"][router]["aiq"])

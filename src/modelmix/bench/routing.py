@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from modelmix.bench import assess, metrics
+from modelmix.bench.embed_routers import embed_prompts, embedding_routers
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
@@ -280,6 +281,7 @@ def run_benchmark(
             fid = fold_ids(n, folds, seed)
         folds = int(fid.max()) + 1
         splits = [(np.where(fid != f)[0], np.where(fid == f)[0]) for f in range(folds)]
+    emb = embed_prompts(data) if train is None else None
     with memoised_prompts():
         for k, (tr, te) in enumerate(splits):
             train_data = train if tr is None else data.subset(tr)
@@ -289,6 +291,8 @@ def run_benchmark(
             artifact = train_artifact(train_data, seed=seed)
             artifact.__class__ = _MemoArtifact
             _category_prior(train_data, data, te, cost, run_of)
+            if emb is not None and tr is not None:
+                embedding_routers(emb, tr, data, te, artifact, run_of)
             _replay(artifact, data, te, run_of, keep_decisions)
     best = int(np.argmax(data.score.mean(axis=0)))
     return BenchResult(
