@@ -41,6 +41,8 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
         "learned": ("tab:blue", "-"),
         "profile": ("tab:cyan", ":"),
         "cascade": ("tab:red", "-"),
+        "knn": ("tab:green", ":"),
+        "knn+heads": ("tab:green", "-"),
     }
     for name, (color, ls) in styles.items():
         curve = summary["curves"].get(name)

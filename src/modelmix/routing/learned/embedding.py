@@ -36,7 +36,7 @@ def _strip_accents(text: str) -> str:
 class StaticEmbedding:
     """Word-piece vectors and the vocabulary; ``embed`` maps a text to a unit vector."""
 
-    __slots__ = ("vectors", "vocab", "unk", "dim", "_pieces")
+    __slots__ = ("_pieces", "dim", "unk", "vectors", "vocab")
 
     def __init__(self, vectors: FloatArray, vocab: dict[str, int], unk: str = "[UNK]") -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
