@@ -75,7 +75,7 @@ def _knn_rows(data: RoutingData, art: RouterArtifact) -> None:
     emb = default_embedding()
     router = KnnRouter(emb.embed_many(data.prompts), data.score, data.cost)
     for name, heads in (("knn (embedding, 1949 neighbours' pool)", False), ("knn+heads", True)):
-        emb._pieces.clear()  # cold word-piece cache: every prompt pays its own split once
+        emb.clear_cache()  # cold word-piece cache: every prompt pays its own split once
         times = []
         for text in data.prompts:
             t0 = time.perf_counter()

@@ -69,6 +69,10 @@ class StaticEmbedding:
             self._pieces[word] = out
         return out
 
+    def clear_cache(self) -> None:
+        """Forget the cached word pieces (for timing a cold start)."""
+        self._pieces.clear()
+
     def token_ids(self, text: str) -> list[int]:
         ids: list[int] = []
         for word in _WORD.findall(_strip_accents(text.lower())):
