@@ -199,20 +199,7 @@ async def load_until(
     replicas: Replicas, stop: asyncio.Event, concurrency: int = 32
 ) -> list[int | str]:
     """Requests ``concurrency`` at a time, round-robin, until ``stop`` is set."""
-    out: list[int | str] = []
-    clients = replicas.clients()
-
-    async def worker(i: int) -> None:
-        while not stop.is_set():
-            out.append(await _call(clients[i % len(clients)]))
-            i += 1
-
-    try:
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    finally:
-        for client in clients:
-            await client.close()
-    return out
+    return [o.status for o in await traced_load_until(replicas, stop, concurrency)]
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,13 @@ from tests.state.replicas import Outcome, Replicas, traced_load_until
 FLUSH = 0.2  # ledger.flush_interval: the longest a finished row waits in a replica's queue
 
 
-def _shared(pg_url: str, redis_url: str) -> dict[str, object]:
-    return {
-        "ledger": {"url": pg_url, "flush_interval": FLUSH},
-        "state": {"redis_url": redis_url},
-    }
-
-
-def _run_for(replicas: Replicas, seconds: float, kill_at: float | None = None) -> list[Outcome]:
-    """Load at concurrency 32 for ``seconds``; SIGKILL replica 1 after ``kill_at`` seconds."""
+def _run(
+    tmp: Path, pg_url: str, redis_url: str, seconds: float, kill_at: float | None = None
+) -> tuple[Replicas, list[Outcome]]:
+    """3 replicas on the one ledger and Redis under load at concurrency 32 for ``seconds``;
+    SIGKILL replica 1 after ``kill_at`` seconds. Returns them stopped (ledgers flushed)."""
+    config = {"ledger": {"url": pg_url, "flush_interval": FLUSH}, "state": {"redis_url": redis_url}}
+    replicas = Replicas(tmp, 3, config, [])
 
     async def scenario() -> list[Outcome]:
         stop = asyncio.Event()
@@ -31,24 +29,21 @@ def _run_for(replicas: Replicas, seconds: float, kill_at: float | None = None) -
         if kill_at is not None:
             await asyncio.sleep(kill_at)
             await asyncio.to_thread(replicas.kill, 1)
-            await asyncio.sleep(seconds - kill_at)
-        else:
-            await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds - (kill_at or 0.0))
         stop.set()
         return await running
 
-    return asyncio.run(scenario())
+    replicas.start()
+    try:
+        return replicas, asyncio.run(scenario())
+    finally:
+        replicas.stop()
 
 
 def test_no_row_lost_or_duplicated_across_replicas(
     tmp_path: Path, pg_url: str, redis_server: RedisServer
 ) -> None:
-    replicas = Replicas(tmp_path, 3, _shared(pg_url, redis_server.url), [])
-    replicas.start()
-    try:
-        outcomes = _run_for(replicas, 3.0)
-    finally:
-        replicas.stop()
+    replicas, outcomes = _run(tmp_path, pg_url, redis_server.url, 3.0)
     assert {o.status for o in outcomes} == {200}
     assert {o.replica for o in outcomes} == {0, 1, 2}
     completed = Counter(o.request_id for o in outcomes)
@@ -61,13 +56,8 @@ def test_no_row_lost_or_duplicated_across_replicas(
 def test_replica_killed_loses_at_most_its_unflushed_rows(
     tmp_path: Path, pg_url: str, redis_server: RedisServer
 ) -> None:
-    replicas = Replicas(tmp_path, 3, _shared(pg_url, redis_server.url), [])
-    replicas.start()
-    try:
-        outcomes = _run_for(replicas, 4.0, kill_at=2.0)
-        killed_at = max(o.at for o in outcomes if o.replica == 1 and o.status == 200)
-    finally:
-        replicas.stop()
+    replicas, outcomes = _run(tmp_path, pg_url, redis_server.url, 4.0, kill_at=2.0)
+    killed_at = max(o.at for o in outcomes if o.replica == 1 and o.status == 200)
     rows = Counter(r["id"] for r in replicas.rows())
     assert max(rows.values()) == 1  # nothing written twice
     done = [o for o in outcomes if o.status == 200]
