@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from modelmix.adaptive.config import AdaptiveConfig, Balance
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.paths import default_home
 from modelmix.providers.specs import PROVIDERS
@@ -78,6 +79,8 @@ class DeploymentConfig(_Strict):
     model: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     weight: float = Field(default=1.0, gt=0)
+    #: Requests this deployment serves at once (unset: the model's ``capacity``).
+    capacity: int | None = Field(default=None, ge=1)
 
 
 class ModelConfig(_Strict):
@@ -94,6 +97,10 @@ class ModelConfig(_Strict):
     weight: float = Field(default=1.0, gt=0)
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     description: str | None = None
+    #: Requests each deployment serves at once; beyond it routes spill over (adaptive/).
+    capacity: int | None = Field(default=None, ge=1)
+    #: Deployment choice: weighted (random by weight), least_busy, latency (adaptive/).
+    balance: Balance = "weighted"
 
     #: Present only so that an inline key gets a clear error instead of "unknown key".
     api_key: None = Field(default=None, exclude=True)
@@ -157,6 +164,8 @@ class RouteConfig(_Strict):
     #: The model this route's spend is compared against in savings reports (default: its
     #: most expensive model by output price).
     baseline: str | None = None
+    #: Latency limits and the price of a second (adaptive/config.py).
+    adaptive: AdaptiveConfig | None = None
 
     @model_validator(mode="before")
     @classmethod

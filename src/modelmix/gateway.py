@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelmix.adaptive.live import LiveStats
+from modelmix.adaptive.seed import seed_from_ledger
 from modelmix.budgets.accounting import Accounting, Admission
 from modelmix.budgets.enforcer import Budgets
 from modelmix.config import SIMULATED_BASE_URL, Config
@@ -151,9 +153,21 @@ class Gateway:
             self.config.routes,
             self.config.ledger_path if self.ledger is not None else None,
         )
-        self._engine = Engine(self.portfolio, router, self.client, self.config.engine, self.emit)
+        self._engine = Engine(
+            self.portfolio, router, self.client, self.config.engine, self.emit, self._live()
+        )
         if self.quality is not None:
             self.quality.start()
+
+    def _live(self) -> LiveStats:
+        """Live latency/load estimates: shared by the workers on this ledger (a mapped file
+        beside it), seeded from its recent attempts by the first one to start."""
+        if self.ledger is None:
+            return LiveStats()
+        live = LiveStats(path=f"{self.config.ledger_path}.live")
+        if live.fresh:
+            seed_from_ledger(live, self.config.ledger_path)
+        return live
 
     async def close(self) -> None:
         if self.quality is not None:
@@ -169,6 +183,8 @@ class Gateway:
         if self.ledger is not None:
             self.ledger.close()
         self.accounting.close()
+        if self._engine is not None:
+            self._engine.live.close()
 
     async def __aenter__(self) -> Gateway:
         await self.start()

@@ -102,6 +102,8 @@ def build_portfolio(
                     price=price,
                     weight=weight,
                     framing=spec.framing,
+                    capacity=(dep_cfg.capacity if dep_cfg else None) or model.capacity,
+                    balance=model.balance,
                 )
             )
         unavailable = None

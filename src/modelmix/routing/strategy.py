@@ -146,7 +146,9 @@ class RulesStrategy:
 
 
 def _build(route: RouteConfig, portfolio: Mapping[str, ModelEntry]) -> Strategy:
-    return strategy_spec(route.strategy).build(route, portfolio)
+    from modelmix.adaptive.plan import adapt  # latency/capacity knobs (issue 15)
+
+    return adapt(route, strategy_spec(route.strategy).build(route, portfolio), portfolio)
 
 
 class Router:
