@@ -244,6 +244,8 @@ class EngineConfig(_Strict):
     #: A Retry-After longer than this is not waited for: fall back instead.
     max_retry_after: float = Field(default=10.0, ge=0)
     cooldown: CooldownConfig = Field(default_factory=CooldownConfig)
+    #: Seconds after which a deployment's latest latency news counts half (adaptive/live.py).
+    live_half_life: float = Field(default=10.0, gt=0)
 
 
 class LedgerConfig(_Strict):

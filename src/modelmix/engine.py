@@ -173,7 +173,7 @@ class Engine:
     ) -> None:
         self.portfolio = portfolio
         #: Live latency and load per deployment (adaptive/live.py), read by routes' plans.
-        self.live = live if live is not None else LiveStats()
+        self.live = live if live is not None else LiveStats(settings.live_half_life)
         self.router = router
         self.client = client
         self.settings = settings

@@ -162,9 +162,10 @@ class Gateway:
     def _live(self) -> LiveStats:
         """Live latency/load estimates: shared by the workers on this ledger (a mapped file
         beside it), seeded from its recent attempts by the first one to start."""
+        half_life = self.config.engine.live_half_life
         if self.ledger is None:
-            return LiveStats()
-        live = LiveStats(path=f"{self.config.ledger_path}.live")
+            return LiveStats(half_life)
+        live = LiveStats(half_life, path=f"{self.config.ledger_path}.live")
         if live.fresh:
             seed_from_ledger(live, self.config.ledger_path)
         return live

@@ -17,6 +17,7 @@ from aiohttp import web
 from modelmix.providers.specs import WIRE_PATHS
 from modelmix.simulated.answers import Answer, Ask, compose
 from modelmix.simulated.behaviour import Behaviour, parse_behaviour
+from modelmix.simulated.load import Load
 from modelmix.simulated.wire import MALFORMED_BODY, RequestError, WireFormat
 
 #: The models ``GET .../models`` lists: the zero-key demo portfolio.
@@ -51,6 +52,8 @@ class SimulatorState:
     #: Calls per exact model name (``flaky<N>`` fails while this is <= N).
     calls: Counter[str] = field(default_factory=Counter)
     requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=_RECENT_REQUESTS))
+    #: Runtime delay and capacity knobs (load.py).
+    load: Load = field(default_factory=Load)
 
     def reset(self) -> None:
         self.calls.clear()
@@ -90,6 +93,11 @@ class Simulator:
     def reset(self) -> None:
         """Forget call counters (so ``flaky<N>`` models fail again) and recorded requests."""
         self.state.reset()
+
+    @property
+    def load(self) -> Load:
+        """Runtime delay and capacity per upstream model name (load.py)."""
+        return self.state.load
 
     @property
     def calls(self) -> Counter[str]:
@@ -199,7 +207,11 @@ def create_app() -> web.Application:
         body = {"simulated": True, "formats": _PATHS, "models": list(DEMO_MODELS)}
         return _json(orjson.dumps(body))
 
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=request.app[STATE].load.metrics())
+
     app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/openai/v1/chat/completions", openai_chat)
     app.router.add_get("/openai/v1/models", openai_models)
     app.router.add_post("/anthropic/v1/messages", anthropic_messages)
@@ -239,9 +251,18 @@ async def handle(request: web.Request, wire: WireFormat) -> web.StreamResponse:
         return _error(wire, error.status, error)
     model = ask.model
     state.calls[model] += 1
-    behaviour = parse_behaviour(model)
+    if state.load.watched(model):
+        async with state.load.serving(model):
+            return await _respond(request, wire, ask, state.calls[model])
+    return await _respond(request, wire, ask, state.calls[model])
+
+
+async def _respond(
+    request: web.Request, wire: WireFormat, ask: Ask, call: int
+) -> web.StreamResponse:
+    behaviour = parse_behaviour(ask.model)
     status = behaviour.error_status
-    if behaviour.flaky and state.calls[model] <= behaviour.flaky:
+    if behaviour.flaky and call <= behaviour.flaky:
         status = 500
     if status is not None or behaviour.timeout or behaviour.reset:
         if behaviour.slow_ms:
@@ -252,7 +273,7 @@ async def handle(request: web.Request, wire: WireFormat) -> web.StreamResponse:
             await asyncio.sleep(TIMEOUT_SLEEP_S)
         abort(request)
         return web.Response()
-    answer = compose(ask, behaviour, state.calls[model])
+    answer = compose(ask, behaviour, call)
     if ask.stream:
         return await _stream(request, wire, ask, answer, behaviour)
     delay = behaviour.slow_ms + behaviour.ttft_ms
