@@ -6,7 +6,8 @@ deployment that turns slow is seen within a few requests) and a slow one, the ba
 (seeded from the ledger at start-up, see ``seed.py``). The fast one fades into the baseline
 with the time since its last sample (``half_life`` seconds): a deployment the router stopped
 calling because it was slow is tried again once its bad news is old, and seen again at once
-if it still is slow.
+if it still is slow. A sample arriving after a quiet spell weighs as much as the old news has
+faded (at least ``FAST``), so one fast answer after a recovery brings the traffic back.
 
 Storage is three slots of three floats per deployment, in process memory or, for
 ``serve --workers N``, in a file mapped by every worker (the budgets' ``SharedTable``), so all
@@ -29,7 +30,7 @@ __all__ = ["FAST", "SLOW", "Estimate", "LiveStats"]
 
 #: Weight of one sample in the fast and slow averages.
 FAST = 0.3
-SLOW = 0.05
+SLOW = 0.02
 Triple = tuple[float, float, float]
 _ZERO: Triple = (0.0, 0.0, 0.0)
 _KEEP_S = 7 * 86400.0  # shared slots expire after a week without use
@@ -182,6 +183,8 @@ class LiveStats:
 
         def upd(v: Triple, weight: float, stamp: float | None) -> Triple:
             first = v[0] == 0.0
+            if stamp is not None and v[2]:  # the fast average: weigh by how stale it is
+                weight = max(weight, 1.0 - math.exp(-max(stamp - v[2], 0.0) / self._tau))
             return (
                 v[0] if ttft is None else _ewma(v[0], ttft, weight, first),
                 v[1] if tps is None else _ewma(v[1], tps, weight, v[1] == 0.0),
