@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from modelmix.dashboard.live import deployment_rows
 from modelmix.gateway import Gateway
 from modelmix.ledger.queries import (
     GroupBy,
@@ -58,9 +59,9 @@ def decision_summary(decision: dict[str, Any]) -> str:
         for c in decision.get("candidates", [])
         if isinstance(c, dict) and c.get("eligible") is False
     ]
-    skipped += [  # passed over by the engine (a model cooling down)
+    skipped += [  # passed over by the engine (cooling down) or for latency/load (adaptive)
         f"{s.get('model')} ({s.get('reason')})"
-        for s in decision.get("skipped", [])
+        for s in [*decision.get("skipped", []), *decision.get("passed_over", [])]
         if isinstance(s, dict)
     ]
     if skipped:
@@ -106,6 +107,7 @@ def collect(
         "generated_at": now,
         "ledger": str(path),
         "budgets": _budgets(gateway),
+        "deployments": deployment_rows(gateway),  # live latency and load (adaptive routing)
     }
     try:
         out["totals"] = totals(path, since, now)

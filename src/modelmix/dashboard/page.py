@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from modelmix.dashboard.data import RANGES
+from modelmix.dashboard.live import live_card
 from modelmix.dashboard.svg import PALETTE, column_chart, hbar_chart, share_bar
 
 __all__ = ["login_page", "render_page"]
@@ -484,6 +485,7 @@ def render_page(data: dict[str, Any]) -> str:
         + "</div>"
         + spend_by
         + _latency(data)
+        + live_card(data)
         + _budgets(data)
         + _recent(data)
     )
