@@ -152,3 +152,37 @@ def test_deployment_choice_prefers_room_then_balance() -> None:
     live.end("n#0", ok=True, ttft_ms=900.0)
     live.end("n#1", ok=True, ttft_ms=100.0)
     assert pick_deployment(ndeps, live, rng).id == "n#1"
+
+
+def test_max_latency_uses_the_predicted_completion_length() -> None:
+    config = make_config(
+        MODELS,
+        [{"name": "whole", "models": ["slow", "fast"], "adaptive": {"max_latency_ms": 1000}}],
+    )
+    r, live = Router(config.routes, build_portfolio(config, {})), LiveStats()
+    # quick to start, but 20 tokens/s over a typical 100-token answer: ~5.1 s in all
+    live.end("slow#0", ok=True, ttft_ms=100.0, tokens=100, latency_ms=5100.0)
+    called, _, decision = drive(r, "whole", live)
+    assert called == ["fast"]
+    assert decision["passed_over"][0]["reason"] == (
+        "predicted latency 5100 ms > max_latency_ms 1000"
+    )
+    request = ChatRequest(
+        model="whole", messages=[{"role": "user", "content": "hi"}], params={"max_tokens": 10}
+    )
+    strategy, _ = r.resolve("whole")
+    # at most 10 tokens (the typical length capped by max_tokens): 100 ms + 0.5 s, in time
+    assert next(strategy.plan(request, needs_of(request, 0.0, live), {})).model == "slow"
+
+
+def test_max_error_rate_passes_over_a_failing_model() -> None:
+    config = make_config(
+        MODELS, [{"name": "safe", "models": ["slow", "fast"], "adaptive": {"max_error_rate": 0.5}}]
+    )
+    r, live = Router(config.routes, build_portfolio(config, {})), LiveStats()
+    live.end("slow#0", ok=False)
+    assert drive(r, "safe", live)[0] == ["slow"]  # one failure: 0.3 of recent calls
+    live.end("slow#0", ok=False)
+    live.end("slow#0", ok=False)
+    called, _, decision = drive(r, "safe", live)
+    assert called == ["fast"] and decision["passed_over"][0]["reason"].startswith("error rate")

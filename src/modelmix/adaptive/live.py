@@ -93,11 +93,14 @@ class Estimate:
     in_flight: int
     samples: int
 
-    def latency_ms(self, tokens: float | None) -> float | None:
-        """Predicted time to the whole answer of ``tokens`` output tokens."""
+    def latency_ms(self, tokens: float | None, cap: int | None = None) -> float | None:
+        """Predicted time to the whole answer of ``tokens`` output tokens (None: the
+        deployment's typical length), at most ``cap`` (the request's ``max_tokens``)."""
         if self.ttft_ms is None:
             return None
         toks = tokens if tokens is not None else self.tokens
+        if toks is not None and cap is not None:
+            toks = min(toks, float(cap))
         if not toks or not self.tokens_per_s:
             return self.ttft_ms
         return self.ttft_ms + 1000.0 * toks / self.tokens_per_s

@@ -57,7 +57,11 @@ def _has_room(est: Estimate, capacity: int | None) -> bool:
 
 
 def model_view(
-    entry: ModelEntry, live: LiveStats, tokens: float | None, now: float | None = None
+    entry: ModelEntry,
+    live: LiveStats,
+    tokens: float | None,
+    cap: int | None = None,
+    now: float | None = None,
 ) -> ModelView:
     """The model's view: the fastest deployment with room (any, when none has room)."""
     ests = [(live.estimate(d.id, now), d.capacity) for d in entry.deployments]
@@ -73,7 +77,7 @@ def model_view(
         in_flight=sum(e.in_flight for e, _ in ests),
         capacity=capacity,
         ttft_ms=best.ttft_ms,
-        latency_ms=best.latency_ms(tokens),
+        latency_ms=best.latency_ms(tokens, cap),
         error_rate=best.error_rate,
     )
 
@@ -92,9 +96,9 @@ class AdaptiveStrategy:
         self.cfg = cfg
         self.portfolio = portfolio
 
-    def _tokens(self, model: str, decision: dict[str, Any], max_tokens: int | None) -> float | None:
+    def _tokens(self, model: str, decision: dict[str, Any]) -> float | None:
         """The predicted completion length from the inner plan's candidates, if it priced
-        them (a learned route), capped by ``max_tokens``."""
+        them (a learned route)."""
         toks: float | None = None
         entry = self.portfolio.get(model)
         prompt = decision.get("prompt_tokens")
@@ -107,8 +111,6 @@ class AdaptiveStrategy:
                     )
                     toks = max(raw, 1.0)
                     break
-        if max_tokens is not None and toks is not None:
-            toks = min(toks, float(max_tokens))
         return toks
 
     def _reason(self, view: ModelView) -> str | None:
@@ -157,8 +159,8 @@ class AdaptiveStrategy:
 
         def view(model: str) -> ModelView:
             if model not in views:
-                toks = self._tokens(model, decision, needs.max_tokens)
-                views[model] = model_view(self.portfolio[model], live, toks)
+                toks = self._tokens(model, decision)
+                views[model] = model_view(self.portfolio[model], live, toks, needs.max_tokens)
             return views[model]
 
         for c in decision.get("candidates", ()):
