@@ -17,9 +17,10 @@ import pytest
 from modelmix.config import parse_config
 from modelmix.simulated import Simulator
 from tests.e2e.conftest import RunningGateway
-from tests.e2e.ledger_rows import request_row
+from tests.e2e.ledger_rows import attempt_rows, request_row
 
 OWN, PAID, SLOW, FAST = "adaptive-own-7b", "adaptive-paid", "adaptive-slow", "adaptive-fast"
+CHEAP, DEAR, POOL = "adaptive-cheap", "adaptive-dear", "adaptive-pool"
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +36,48 @@ def adaptive(
 
     config = parse_config(
         {
-            "models": [model(OWN, capacity=2), model(PAID), model(SLOW), model(FAST)],
+            "models": [
+                model(OWN, capacity=2),
+                model(PAID),
+                model(SLOW),
+                model(FAST),
+                {**model(CHEAP), "price": {"input": "0.1", "output": "0.1"}},
+                model(DEAR),
+                model(
+                    POOL,
+                    balance="least_busy",
+                    deployments=[
+                        {"model": "adaptive-pool-a", "capacity": 1},
+                        {"model": "adaptive-pool-b", "capacity": 1},
+                    ],
+                ),
+            ],
             "routes": [
+                {
+                    "name": "priced",
+                    "strategy": "learned",
+                    "models": [CHEAP, DEAR],
+                    "learned": {"profiles": {CHEAP: 0.9, DEAR: 0.9}, "quality_target": 0.9},
+                    "adaptive": {"latency_weight": 0.001},
+                },
                 {"name": "spill", "models": [OWN, PAID]},
                 {"name": "quick", "models": [SLOW, FAST], "adaptive": {"max_ttft_ms": 150}},
             ],
             "ledger": {"path": str(tmp / "ledger.db"), "flush_interval": 0.05},
-            "engine": {"live_half_life": 0.3},
+            "engine": {"live_half_life": 2.0},
         }
     )
     simulator.load.set_capacity(OWN, 2)
     simulator.load.set_delay(OWN, 300)
+    for upstream in ("adaptive-pool-a", "adaptive-pool-b"):
+        simulator.load.set_delay(upstream, 300)
     running = RunningGateway(config, env={})
     yield running
     running.stop()
     simulator.load.set_capacity(OWN, None)
     simulator.load.set_delay(OWN, 0)
-    simulator.load.set_delay(SLOW, 0)
+    for upstream in (SLOW, CHEAP, "adaptive-pool-a", "adaptive-pool-b"):
+        simulator.load.set_delay(upstream, 0)
 
 
 def _client(gw: RunningGateway) -> openai.OpenAI:
@@ -93,13 +119,45 @@ def test_max_ttft_moves_away_from_a_slow_model_and_back(
         assert _ask(client, "quick")[0] == SLOW  # fast enough: first in the chain
     simulator.load.set_delay(SLOW, 400)
     served = [_ask(client, "quick")[0] for _ in range(4)]
-    assert served[0] == SLOW and served[-1] == FAST  # one slow answer is enough to move
-    _, rid = _ask(client, "quick")
+    assert served[0] == SLOW and served[-1] == FAST  # a couple of slow answers: it moves
+    model, rid = _ask(client, "quick")
+    assert model == FAST
     adaptive.flush()
     decision = json.loads(request_row(adaptive.gateway.config.ledger_path, rid)["decision"])
     assert "max_ttft_ms 150" in decision["passed_over"][0]["reason"]
     simulator.load.set_delay(SLOW, 0)  # recovered
-    deadline = time.monotonic() + 10
-    while _ask(client, "quick")[0] != SLOW:  # its bad news fades (half-life 0.3 s)
+    deadline = time.monotonic() + 30
+    while _ask(client, "quick")[0] != SLOW:  # its bad news fades (half-life 2 s)
         assert time.monotonic() < deadline, "traffic never came back to the recovered model"
         time.sleep(0.2)
+
+
+def test_latency_weight_moves_a_learned_route_to_the_faster_model(
+    adaptive: RunningGateway, simulator: Simulator
+) -> None:
+    client = _client(adaptive)
+    assert _ask(client, DEAR)[0] == DEAR  # a direct call measures it too
+    assert _ask(client, "priced")[0] == CHEAP  # equal quality and speed: the cheaper one
+    simulator.load.set_delay(CHEAP, 800)
+    served = [_ask(client, "priced") for _ in range(5)]
+    models = [m for m, _ in served]
+    assert models[0] == CHEAP  # its slow answers are what tell
+    # within a few answers 0.8 s x 0.001 USD/s outweighs the price difference, and stays so
+    assert models[-1] == DEAR and models.count(DEAR) >= 2
+    rid = served[-1][1]
+    adaptive.flush()
+    decision = json.loads(request_row(adaptive.gateway.config.ledger_path, rid)["decision"])
+    assert decision["latency_choice"] == DEAR
+    assert decision["passed_over"] == [{"model": CHEAP, "reason": "latency_weight"}]
+
+
+def test_least_busy_spreads_over_deployments_with_room(
+    adaptive: RunningGateway, simulator: Simulator
+) -> None:
+    client = _client(adaptive)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: _ask(client, POOL), range(2)))
+    adaptive.flush()
+    db = adaptive.gateway.config.ledger_path
+    deployments = {attempt_rows(db, rid)[0]["deployment"] for _, rid in results}
+    assert deployments == {f"{POOL}#0", f"{POOL}#1"}  # one each: both have capacity 1

@@ -11,7 +11,8 @@ those with room first, then by predicted latency: a request is never refused for
 
 ``latency_weight`` (USD per second) re-ranks a strategy that prices its candidates (the learned
 router's ``choose``): the predicted latency times the weight is added to each model's cost, and
-the inner proposals before that choice are passed over ("latency_weight").
+the inner proposals before that choice are passed over ("latency_weight"). A model never
+measured counts at the others' mean latency.
 
 Predicted latency = time to first token + predicted completion tokens / tokens per second; the
 completion length is the learned router's prediction when the inner plan made one (its decision
@@ -136,11 +137,14 @@ class AdaptiveStrategy:
         cands = {c["model"]: c for c in decision.get("candidates", ()) if "p_good" in c}
         if not weight or choose is None or models is None or not cands:
             return None
+        lats = {m: v.latency_ms for m, v in views.items() if v.latency_ms is not None}
+        # a model never measured is neither favoured nor penalised: the others' mean
+        neutral = sum(lats.values()) / len(lats) if lats else 0.0
         p, cost, ok = [], [], []
         for m in models:
             c = cands.get(m)
             view = views.get(m)
-            lat = view.latency_ms if view is not None and view.latency_ms is not None else 0.0
+            lat = lats.get(m, neutral)
             p.append(float(c["p_good"]) if c else 0.0)
             cost.append(float(c["cost"]) + weight * lat / 1000.0 if c else math.inf)
             ok.append(c is not None and (view is None or self._reason(view) is None))
