@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelmix.adaptive.live import LiveStats
+from modelmix.adaptive.live import LiveStats, uses_live
 from modelmix.adaptive.seed import seed_from_ledger
 from modelmix.budgets.accounting import Accounting, Admission
 from modelmix.budgets.enforcer import Budgets
@@ -161,9 +161,10 @@ class Gateway:
 
     def _live(self) -> LiveStats:
         """Live latency/load estimates: shared by the workers on this ledger (a mapped file
-        beside it), seeded from its recent attempts by the first one to start."""
+        beside it) when a route or model routes on them, seeded from its recent attempts by
+        the first one to start; else this process's own (cheaper: no lock)."""
         half_life = self.config.engine.live_half_life
-        if self.ledger is None:
+        if self.ledger is None or not uses_live(self.config):
             return LiveStats(half_life)
         live = LiveStats(half_life, path=f"{self.config.ledger_path}.live")
         if live.fresh:
