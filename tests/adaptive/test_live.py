@@ -89,3 +89,16 @@ def test_seeded_from_the_ledgers_recent_attempts(tmp_path: Path) -> None:
     assert est.ttft_ms == pytest.approx(400.0) and est.tokens_per_s == pytest.approx(200.0)
     assert est.error_rate == pytest.approx(0.25) and est.tokens == pytest.approx(200.0)
     assert live.estimate("old#0").ttft_ms is None
+
+
+def test_shared_only_when_a_route_or_model_routes_on_the_estimates() -> None:
+    from modelmix.adaptive.live import uses_live
+    from tests.helpers import make_config
+
+    plain = [{"name": "m", "provider": "ollama"}]
+    assert not uses_live(make_config(plain, [{"name": "r", "models": ["m"]}]))
+    assert uses_live(make_config([{**plain[0], "capacity": 2}]))
+    assert uses_live(make_config([{**plain[0], "deployments": [{"capacity": 1}]}]))
+    assert uses_live(make_config([{**plain[0], "balance": "least_busy"}]))
+    knob = [{"name": "r", "models": ["m"], "adaptive": {"max_ttft_ms": 100}}]
+    assert uses_live(make_config(plain, knob))
