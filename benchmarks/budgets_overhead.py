@@ -1,7 +1,9 @@
 """What budgets and rate limits cost per request: admission (before the call) plus settlement
 (after it), measured on a started gateway, without the upstream call.
 
-    python3 benchmarks/budgets_overhead.py [--n 20000]
+    python3 benchmarks/budgets_overhead.py [--n 20000] [--redis redis://127.0.0.1:6379/0]
+
+``--redis``: also measure the counters in that Redis (``state.redis_url``; several replicas).
 
 Prints one row per setting: microseconds per request for admit + settle, and for the exact
 prompt-token count that budgets and token limits need (included in the first figure).
@@ -16,7 +18,7 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from modelmix.budgets.estimate import count_prompt_tokens
+from modelmix.budgets.reservation import count_prompt_tokens
 from modelmix.config import parse_config
 from modelmix.gateway import Gateway
 from modelmix.tokens import count_tokens
@@ -44,7 +46,7 @@ SETTINGS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 
 
 async def measure(
-    tmp: Path, i: int, budgets: dict[str, Any], key: dict[str, Any], n: int
+    tmp: Path, i: int, budgets: dict[str, Any], key: dict[str, Any], n: int, redis: str | None
 ) -> tuple[float, float]:
     config = parse_config(
         {
@@ -59,6 +61,7 @@ async def measure(
             "routes": [{"name": "auto", "models": ["m"]}],
             "ledger": {"path": str(tmp / f"l{i}.db")},
             "budgets": budgets,
+            "state": {"redis_url": redis},
         }
     )
     gw = Gateway(config, env={})
@@ -94,12 +97,19 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--redis", default=None, help="also measure with state.redis_url=URL")
     args = parser.parse_args()
     count_tokens("warm up")
     rows = []
+    runs = [(name, budgets, key, None) for name, budgets, key in SETTINGS]
+    if args.redis:
+        runs += [
+            (name.replace("shared", "Redis"), budgets, key, args.redis)
+            for name, budgets, key in SETTINGS[-2:]
+        ]
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, budgets, key) in enumerate(SETTINGS):
-            us, tok = asyncio.run(measure(Path(tmp), i, budgets, key, args.n))
+        for i, (name, budgets, key, redis) in enumerate(runs):
+            us, tok = asyncio.run(measure(Path(tmp), i, budgets, key, args.n, redis))
             rows.append((name, us, tok))
     print(f"{'setting':<42} {'admit+settle µs':>16} {'of which token count µs':>24}")
     print("-" * 84)

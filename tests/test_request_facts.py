@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from modelmix import request_facts
-from modelmix.budgets.estimate import count_prompt_tokens
+from modelmix.budgets.reservation import count_prompt_tokens
 from modelmix.routing.learned import strategy as learned_strategy
 from modelmix.routing.learned.artifact import load_artifact
 from modelmix.routing.learned.strategy import LearnedStrategy

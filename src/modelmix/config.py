@@ -29,12 +29,14 @@ from pydantic import (
 
 from modelmix.adaptive.config import AdaptiveConfig, Balance
 from modelmix.budgets.config import BudgetsConfig
+from modelmix.cache.config import CacheConfig
 from modelmix.paths import default_home
 from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
 from modelmix.routing.registry import STRATEGIES
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
+from modelmix.state.config import StateConfig
 
 #: A base_url of this value means "the simulated upstream modelmix starts in-process".
 SIMULATED_BASE_URL = "builtin:simulated"
@@ -251,8 +253,41 @@ class EngineConfig(_Strict):
 class LedgerConfig(_Strict):
     #: SQLite file; default ``<data_dir>/ledger.db``.
     path: str | None = None
+    #: A PostgreSQL ledger instead of the SQLite file: ``postgresql://user@host:5432/db``
+    #: (libpq also reads ``PGPASSWORD`` / ``~/.pgpass``, so the password need not be here).
+    url: str | None = None
     batch_size: int = Field(default=512, ge=1)
     flush_interval: float = Field(default=0.2, gt=0)
+    #: SIGKILL-safe: commit every request's row before its answer goes out (slower; see
+    #: ``benchmarks/ledger_sync.py``). Default: batched commits every ``flush_interval``.
+    synchronous: bool = False
+
+    @model_validator(mode="after")
+    def _one_place(self) -> LedgerConfig:
+        if self.url is not None:
+            if not self.url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("ledger.url must be a postgresql:// URL")
+            if self.path is not None:
+                raise ValueError("give ledger.path (SQLite) or ledger.url (PostgreSQL), not both")
+        return self
+
+
+class LimitsConfig(_Strict):
+    """Bounds on what one client request may make the gateway hold, send or store (issue 14;
+    ``docs/security.md``). Each has a safe default; every refusal is a 4xx in the client's
+    own API format."""
+
+    #: Request line plus headers, bytes (HTTP 431 above it; checked as bytes arrive).
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    #: Request metadata items plus ``x-modelmix-tag-*`` headers (each becomes a ledger tag).
+    max_tags: int = Field(default=32, ge=0)
+    #: Length of a tag's name / value, characters.
+    max_tag_name_chars: int = Field(default=64, ge=1)
+    max_tag_value_chars: int = Field(default=512, ge=1)
+    #: The OpenAI ``user`` field / Anthropic ``metadata.user_id``, characters.
+    max_user_chars: int = Field(default=256, ge=1)
+    #: One upstream answer's body, bytes, streams included (502 / a stream error event).
+    max_upstream_response_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
 
 
 class ServerConfig(_Strict):
@@ -264,6 +299,13 @@ class ServerConfig(_Strict):
     #: Require a key (admin or virtual) on every API call. When unset, keys are required as
     #: soon as an admin key is configured or any virtual key exists.
     require_api_key: bool | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    #: Keyless mode only: browser origins (``https://app.example``) allowed to call the API;
+    #: others, and requests without a JSON content type, get 403 / 415 (``docs/security.md``).
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: On SIGTERM, in-flight requests get this many seconds; then open streams end with an
+    #: error event and their ledger rows are written.
+    shutdown_deadline: float = Field(default=30.0, gt=0)
 
 
 class MetricsConfig(_Strict):
@@ -298,6 +340,10 @@ class Config(_Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     #: Budgets (global, per team, per tag; key budgets live on the keys) and rate limits.
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    #: State shared by replicas on several hosts (Redis): budgets, rate limits (state/).
+    state: StateConfig = Field(default_factory=StateConfig)
+    #: The response cache (cache/): exact, and semantic on the routes that opt in.
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("models")
     @classmethod
@@ -308,6 +354,21 @@ class Config(_Strict):
                 raise ValueError(f"model name {m.name!r} is defined twice")
             seen.add(m.name)
         return models
+
+    @property
+    def ledger_location(self) -> str | Path:
+        """Where the ledger lives: ``ledger.url`` (PostgreSQL) or the SQLite file."""
+        return self.ledger.url or self.ledger_path
+
+    @property
+    def ledger_local_path(self) -> Path:
+        """The file that what stays on this host is named after (the budget counters beside
+        the ledger): the SQLite file, or for a PostgreSQL ledger a name made from its URL in
+        the data directory (gateways on one host and one ledger share it)."""
+        if not self.ledger.url:
+            return self.ledger_path
+        digest = hashlib.sha256(self.ledger.url.encode()).hexdigest()[:12]
+        return (Path(self.data_dir) if self.data_dir else default_home()) / f"pg-{digest}.db"
 
     @property
     def ledger_path(self) -> Path:

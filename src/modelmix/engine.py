@@ -23,7 +23,7 @@ from modelmix.adaptive.live import LiveStats
 from modelmix.adaptive.pick import pick_deployment
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
-from modelmix.estimate import estimate_usage
+from modelmix.estimated_usage import estimate_usage
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.base import Deployment, ProviderAdapter
@@ -73,6 +73,11 @@ class CallGuard(Protocol):
 
     def admit_model(self, model: str) -> GatewayError | None: ...
 
+    def stream_watch(self) -> Callable[[list[StreamDelta]], GatewayError | None] | None:
+        """Sees each delivered batch of a stream; an error it returns ends the stream
+        (a hard budget passed: budgets/worst_case.py). None: nothing to watch."""
+        ...
+
 
 class Health:
     """Consecutive failures per deployment; a deployment that keeps failing rests a while."""
@@ -82,6 +87,8 @@ class Health:
         self.seconds = seconds
         self._failures: dict[str, int] = {}
         self._until: dict[str, float] = {}
+        #: Told when a deployment starts resting (replicas share cool-downs: state/events.py).
+        self.on_rest: Callable[[str, float], None] | None = None
 
     def available(self, deployment_id: str, now: float) -> bool:
         until = self._until.get(deployment_id)
@@ -97,6 +104,12 @@ class Health:
         self._failures[deployment_id] = count
         if count >= self.threshold:
             self._until[deployment_id] = now + self.seconds
+            if self.on_rest is not None:
+                self.on_rest(deployment_id, self.seconds)
+
+    def rest(self, deployment_id: str, seconds: float) -> None:
+        """Rest a deployment another replica found failing."""
+        self._until[deployment_id] = time.time() + seconds
 
 
 def to_gateway_error(err: UpstreamError | GatewayError, model: str) -> GatewayError:
@@ -218,7 +231,9 @@ class Engine:
             self.recorder(record)
             raise
         record.final_model = outcome.model
-        return EngineStream(self, record, outcome.model, upstream, first, request)
+        stream = EngineStream(self, record, outcome.model, upstream, first, request)
+        stream.watch = guard.stream_watch() if guard is not None else None  # issue 14
+        return stream
 
     # -- the loop shared by both ---------------------------------------------------------
 
@@ -433,6 +448,16 @@ class EngineStream:
         #: The admission it runs under (set by ``Gateway.run``: its headers go with the answer).
         self.admission: Admission | None = None
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
+        #: Sees each delivered batch; an error it returns cuts the stream (a hard budget).
+        self.watch: Callable[[list[StreamDelta]], GatewayError | None] | None = None
+        #: Why the stream was ended from outside (``abort``: the shutdown deadline).
+        self.stopped: GatewayError | None = None
+
+    def abort(self, err: GatewayError) -> None:
+        """End the stream from outside: the pending upstream read fails and the iteration
+        raises ``err`` (the attempt is recorded as cut)."""
+        self.stopped = err
+        self.upstream.abort()
 
     @property
     def at_end(self) -> bool:
@@ -468,6 +493,12 @@ class EngineStream:
                         self.usage = delta.usage
                 yield batch
                 delivered.append(batch)  # the consumer came back for more: it took this one
+                if self.watch is not None and (stop := self.watch(batch)) is not None:
+                    attempt.status = "cut"
+                    attempt.error_kind = "budget"
+                    attempt.error = stop.message[:500]
+                    error = stop
+                    raise stop
                 try:
                     batch = [await upstream.__anext__(), *upstream.take_buffered()]
                 except StopAsyncIteration:
@@ -477,7 +508,7 @@ class EngineStream:
             attempt.status = "cut"
             attempt.error_kind = err.kind
             attempt.error = err.message[:500]
-            error = GatewayError(
+            error = self.stopped or GatewayError(
                 "upstream",
                 f"The stream from {self.model} failed after it had started: {err.message}",
                 code="stream_interrupted",

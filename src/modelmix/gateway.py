@@ -21,10 +21,12 @@ from modelmix.adaptive.live import LiveStats, uses_live
 from modelmix.adaptive.seed import seed_from_ledger
 from modelmix.budgets.accounting import Accounting, Admission
 from modelmix.budgets.enforcer import Budgets
+from modelmix.cache.request_key import HEADER
 from modelmix.config import SIMULATED_BASE_URL, Config
 from modelmix.engine import Engine, EngineStream, Observer, finish_record
 from modelmix.errors import GatewayError
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
+from modelmix.ledger.postgres import open_writer_ledger
 from modelmix.ledger.records import RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.metrics import Metrics
@@ -38,6 +40,7 @@ from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
+    from modelmix.cache.hooks import ResponseCache
     from modelmix.quality.loop import QualityLoop
 
 log = logging.getLogger("modelmix")
@@ -87,9 +90,10 @@ class Gateway:
         self.ledger: SqliteLedger | None = None
         self.keys: KeyStore | None = None
         if ledger:
-            self.keys = KeyStore(config.ledger_path)
-            self.ledger = SqliteLedger(
-                config.ledger_path,
+            self.keys = KeyStore(config.ledger_location)
+            self.ledger = open_writer_ledger(
+                config.ledger_location,
+                synchronous=config.ledger.synchronous,
                 batch_size=config.ledger.batch_size,
                 flush_interval=config.ledger.flush_interval,
             )
@@ -97,7 +101,7 @@ class Gateway:
             Metrics.for_config(config) if config.metrics.enabled else None
         )
         #: Budgets, rate limits, spend attribution (budgets/accounting.py).
-        self.accounting = Accounting(config.budgets, self.keys)
+        self.accounting = Accounting(config.budgets, self.keys, state=config.state)
         self.tracer = Tracer()  # off until start()
         self.simulator: Any = None
         self.portfolio: dict[str, ModelEntry] = {}
@@ -109,6 +113,8 @@ class Gateway:
         self._background = background
         #: The routing policy version serving requests (stamped on every ledger row).
         self.policy_version: str | None = None
+        #: The response cache (``cache:``; None when off).
+        self.cache: ResponseCache | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -145,19 +151,32 @@ class Gateway:
         if any(strategy_spec(r.strategy).uses_tokenizer for r in self.config.routes):
             count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
-        self.client = UpstreamClient()
+        self.client = UpstreamClient(  # bounded answers: issue 14, finding 5
+            max_response_bytes=self.config.server.limits.max_upstream_response_bytes
+        )
         if self.ledger is not None:
             self.ledger.start()
         self.accounting.start(
             self.portfolio,
             self.config.routes,
-            self.config.ledger_path if self.ledger is not None else None,
+            self.config.ledger_local_path if self.ledger is not None else None,
+            self.config.ledger_location,
         )
         self._engine = Engine(
             self.portfolio, router, self.client, self.config.engine, self.emit, self._live()
         )
+        events = self.accounting.events
+        if events is not None:  # replicas share cool-downs (state/events.py)
+            self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
+        if self.config.cache.enabled:
+            from modelmix.cache.hooks import ResponseCache
+
+            state = self.config.state
+            self.cache = ResponseCache.build(
+                self.config.cache, state.redis_url, state.prefix, state.timeout, self.emit
+            )
 
     def _live(self) -> LiveStats:
         """Live latency/load estimates: shared by the workers on this ledger (a mapped file
@@ -172,6 +191,9 @@ class Gateway:
         return live
 
     async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
+            self.cache = None
         if self.quality is not None:
             await self.quality.close()  # first: its background calls need the client
             self.quality = None
@@ -288,6 +310,7 @@ class Gateway:
         request_id: str | None = None,
         started_at: float | None = None,
         parent: str | None = None,
+        cache: str | None = None,
     ) -> Result | EngineStream:
         """The one request lifecycle (HTTP, library, evals, probes, judge, shadow): a new
         ledger record, admission (a refusal is recorded), the engine, and the reservation
@@ -297,7 +320,9 @@ class Gateway:
         Raises ``GatewayError`` carrying the emitted ``record`` and, once admitted, the
         admission's ``headers``. ``api`` goes in the ledger row; ``key_id`` is the virtual
         key whose budgets, limits, allowed models, team and tags apply; ``parent`` is the
-        request a background call (judge, shadow) was made for.
+        request a background call (judge, shadow) was made for. ``cache``: the client's
+        ``x-modelmix-cache`` header (``""`` when absent) for a request the response cache may
+        answer; None (library, evals, quality-loop calls): never from the cache.
         """
         record = self.new_record(
             api, request, request_id=request_id, key_id=key_id, started_at=started_at
@@ -309,13 +334,24 @@ class Gateway:
         except GatewayError as err:
             self._refused(record, err)
             raise
+        look = None  # response cache (cache/hooks.py): a look before the engine, a store after
+        if self.cache is not None and cache is not None:
+            look = await self.cache.before(request, record, key_id, {HEADER: cache})
         stream: EngineStream | None = None
         try:
             if request.stream:
-                stream = await self.engine.stream(request, record, admission)
+                if look is not None and look.hit is not None:
+                    stream = look.replay(record)
+                else:
+                    stream = await self.engine.stream(request, record, admission)
+                    stream = stream if look is None else look.tee(stream)
                 stream.admission = admission
                 return stream
+            if look is not None and look.hit is not None:
+                return Result(look.hit, record, admission)
             response = await self.engine.complete(request, record, admission)
+            if look is not None:
+                look.store(response, record)
         except GatewayError as err:
             err.record = record  # emitted by the engine
             err.admission = admission

@@ -25,7 +25,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from modelmix.cache.report import cache_savings
 from modelmix.config import SIMULATED_BASE_URL, Config
+from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
     GROUP_BYS,
     answered_usage,
@@ -266,11 +268,12 @@ def build_report(
         "generated_at": time.time(),
         "since": since,
         "until": until,
-        "ledger": str(path),
+        "ledger": display(path),
         "totals": totals(path, since, until),
         "by": {g: spend_report(path, since, g, until) for g in group_bys},  # type: ignore[arg-type]
         "routing_mix": routing_mix(path, since, until),
         "savings": None if baselines is None else savings_report(path, baselines, since, until),
+        "response_cache": cache_savings(path, since, until),
     }
 
 

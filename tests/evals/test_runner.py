@@ -13,6 +13,8 @@ from modelmix.evals.matrix import ALL_TASKS, profiles
 from modelmix.evals.runner import EvalRunner
 from modelmix.evals.store import EvalStore
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import Location, open_ledger
+from tests.conftest import ledger_settings
 from tests.helpers import make_config, sim_model
 
 
@@ -22,10 +24,10 @@ def _dataset(tmp: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _config(tmp: Path, *models: str) -> Any:
+def _config(tmp: Path, *models: str, at: Location | None = None) -> Any:
     return make_config(
         [sim_model(m) for m in models],
-        ledger={"path": str(tmp / "ledger.db"), "flush_interval": 0.05},
+        **ledger_settings(tmp / "ledger.db" if at is None else at, tmp, flush_interval=0.05),
     )
 
 
@@ -43,11 +45,11 @@ ARITH = [
 ]
 
 
-async def test_matrix_separates_models_and_resumes(tmp_path: Path) -> None:
+async def test_matrix_separates_models_and_resumes(tmp_path: Path, ledger_at: Location) -> None:
     data = load_dataset(_dataset(tmp_path, ARITH))
-    config = _config(tmp_path, "sim-small", "sim-large")
+    config = _config(tmp_path, "sim-small", "sim-large", at=ledger_at)
     async with Gateway(config, background=False) as gw:
-        with EvalStore(config.ledger_path) as store:
+        with EvalStore(config.ledger_location) as store:
             summary = await EvalRunner(gw.run, store, concurrency=3).run(
                 "r", data, ["sim-small", "sim-large"]
             )
@@ -70,10 +72,9 @@ async def test_matrix_separates_models_and_resumes(tmp_path: Path) -> None:
             assert len(store.cells("r")) == 6
     assert gw.ledger is not None
     # every eval call is a ledger row (api "eval"): costs are accounted for
-    import sqlite3
-
-    with sqlite3.connect(config.ledger_path) as conn:
-        count = conn.execute("SELECT COUNT(*) FROM requests WHERE api = 'eval'").fetchone()[0]
+    conn = open_ledger(config.ledger_location)
+    count = conn.execute("SELECT COUNT(*) FROM requests WHERE api = 'eval'").fetchone()[0]
+    conn.close()
     assert count == 32
 
 
@@ -120,7 +121,7 @@ async def test_errors_and_judge_scoring(tmp_path: Path) -> None:
     data = load_dataset(_dataset(tmp_path, rows))
     config = _config(tmp_path, "sim-large", "sim-small", "sim-500")
     async with Gateway(config, background=False) as gw:
-        with EvalStore(config.ledger_path) as store:
+        with EvalStore(config.ledger_location) as store:
             summary = await EvalRunner(gw.run, store, judge="sim-large").run(
                 "r", data, ["sim-small", "sim-large", "sim-500"]
             )

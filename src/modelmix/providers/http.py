@@ -34,6 +34,7 @@ from modelmix.providers.transport import (
     ProtocolError,
     Response,
     ResponseCut,
+    ResponseTooLarge,
     TransportError,
 )
 
@@ -65,6 +66,8 @@ def _short(exc: BaseException) -> str:
 def _transport_error(exc: TransportError | ValueError, timeouts: Timeouts) -> UpstreamError:
     if isinstance(exc, ConnectTimeout):
         return UpstreamError("timeout", f"connect timed out after {timeouts.connect:g}s")
+    if isinstance(exc, ResponseTooLarge):  # issue 14, finding 5
+        return UpstreamError("bad_response", f"upstream answer too large: {_short(exc)}")
     if isinstance(exc, ResponseCut):  # the answer started, then broke off
         return UpstreamError("bad_response", f"response body cut short: {_short(exc)}")
     if isinstance(exc, ProtocolError):
@@ -75,16 +78,19 @@ def _transport_error(exc: TransportError | ValueError, timeouts: Timeouts) -> Up
 class UpstreamClient:
     """Pooled HTTP client shared by all deployments; close it at shutdown."""
 
-    __slots__ = ("_limit", "_pool")
+    __slots__ = ("_limit", "_max_response", "_pool")
 
-    def __init__(self, *, limit: int = 1000) -> None:
+    def __init__(self, *, limit: int = 1000, max_response_bytes: int = 0) -> None:
         self._limit = limit
+        self._max_response = max_response_bytes  # 0: no limit
         self._pool: ConnectionPool | None = None
 
     def _get_pool(self) -> ConnectionPool:
         pool = self._pool
         if pool is None:
-            pool = self._pool = ConnectionPool(limit=self._limit)
+            pool = self._pool = ConnectionPool(
+                limit=self._limit, max_response_bytes=self._max_response
+            )
         return pool
 
     async def complete(
@@ -306,6 +312,9 @@ class UpstreamStream:
             else:
                 message = f"no first token within {self._timeouts.first_token:g}s"
             raise UpstreamError("timeout", message) from None
+        except ResponseTooLarge as exc:
+            await self.aclose()
+            raise _transport_error(exc, self._timeouts) from None
         except TransportError:
             await self.aclose()
             if self._parser.finished():
@@ -314,6 +323,10 @@ class UpstreamStream:
         except BaseException:
             await self.aclose()
             raise
+
+    def abort(self) -> None:
+        """Close the connection now: a read waiting on it fails (the shutdown deadline)."""
+        self._resp.close()
 
     async def aclose(self) -> None:
         if self._closed:

@@ -83,7 +83,7 @@ class QualityLoop:
         self.background = background
         self.clock = clock
         self.sleep = sleep
-        path = config.ledger_path
+        path = config.ledger_location
         self.policies = PolicyStore(path, clock=clock)
         self.store = QualityStore(path)
         self.evals = EvalStore(path)

@@ -22,12 +22,16 @@ from typing import Any
 
 import orjson
 
+from modelmix.cache.request_key import HEADER as CACHE_HEADER
 from modelmix.engine import EngineStream
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
+from modelmix.server.origin import CrossSiteGuard  # issue 14: keyless cross-site requests
+from modelmix.server.shutdown import StreamRegistry  # issue 14: shutdown deadline
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -140,6 +144,10 @@ class ChatEndpoint:
         self.gateway = gateway
         self.auth = auth
         self.max_body = gateway.config.server.max_body_bytes
+        self.limits = RequestLimits(gateway.config.server.limits)
+        self.cross_site = CrossSiteGuard(gateway.config.server.allowed_origins)
+        #: open streams, ended with an error at the shutdown deadline (server/shutdown.py)
+        self.streams = StreamRegistry()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
         """Parse, run (``Gateway.run``: the one request lifecycle), render."""
@@ -150,19 +158,29 @@ class ChatEndpoint:
         try:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
+            if key_id is None:
+                self.cross_site.check(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
+            self.limits.check(chat)
             answer = await gateway.run(
-                chat, api=fmt.name, key_id=key_id, request_id=request_id, started_at=started
+                chat,
+                api=fmt.name,
+                key_id=key_id,
+                request_id=request_id,
+                started_at=started,
+                cache=headers.get(CACHE_HEADER, ""),  # response cache: HTTP requests only
             )
             if isinstance(answer, EngineStream):
+                self.streams.add(answer)  # the shutdown deadline can end it (issue 14)
                 try:
                     admission = answer.admission
                     more = admission.headers() if admission is not None else []
                     await self._send_stream(receive, send, fmt, chat, answer, request_id, more)
                 finally:
+                    self.streams.discard(answer)
                     gateway.accounting.abandon(answer.record)  # no-op unless never read
                 return
         except GatewayError as err:

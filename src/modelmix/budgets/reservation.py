@@ -81,6 +81,18 @@ class CostEstimator:
             return _ZERO, prompt_tokens + completion
         return rates[0] * prompt_tokens + rates[1] * completion, prompt_tokens + completion
 
+    def cost(self, name: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """USD for these tokens at ``name``'s rates (the dearest of its models)."""
+        rates = self._rates.get(name)
+        if rates is None:
+            return _ZERO
+        return rates[0] * prompt_tokens + rates[1] * completion_tokens
+
+    def output_rate(self, name: str) -> Decimal:
+        """USD per completion token at ``name``'s dearest model."""
+        rates = self._rates.get(name)
+        return rates[1] if rates is not None else _ZERO
+
     def observe(self, name: str, completion_tokens: int) -> None:
         """Feed back a finished answer's completion tokens (per requested model or route)."""
         prev = self._completion.get(name)
