@@ -34,6 +34,7 @@ from modelmix.routing.strategy import Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 
 if TYPE_CHECKING:
+    from modelmix.personal.offsets import Offsets
     from modelmix.budgets.accounting import Admission
 
 T = TypeVar("T")
@@ -197,6 +198,8 @@ class Engine:
         self._rng = random.Random()
         #: None unless a quality feature (capture, online judge, shadow) needs the answers.
         self.observer: Observer | None = None
+        #: Per-subject offsets of the learned router (personal/): None unless configured.
+        self.personal: Offsets | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -247,7 +250,9 @@ class Engine:
         strategy, route = self.router.resolve(request.model)
         record.route = route
         started = time.perf_counter()
-        needs = needs_of(request, guard.pressure if guard is not None else 0.0, self.live)
+        personal = self.personal
+        found = personal.lookup(record.key_id, record.team, record.tags) if personal else None
+        needs = needs_of(request, guard.pressure if guard is not None else 0.0, self.live, found)
         plan = strategy.plan(request, needs, record.decision)
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
         # how long routing took to name the first model (the ledger keeps it per request)

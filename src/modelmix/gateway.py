@@ -41,6 +41,7 @@ from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
     from modelmix.cache.hooks import ResponseCache
+    from modelmix.personal.service import Personaliser
     from modelmix.quality.loop import QualityLoop
 
 log = logging.getLogger("modelmix")
@@ -110,6 +111,7 @@ class Gateway:
         #: The quality loop (policy versions, canary, capture, judge, shadow, probes, alarms):
         #: on with the ledger; ``background=False`` keeps its periodic tasks off (a CLI run).
         self.quality: QualityLoop | None = None
+        self.personal: Personaliser | None = None
         self._background = background
         #: The routing policy version serving requests (stamped on every ledger row).
         self.policy_version: str | None = None
@@ -170,6 +172,12 @@ class Gateway:
             self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
+        if self.ledger is not None and self.config.quality.personal.enabled:
+            from modelmix.personal.service import Personaliser
+
+            self.personal = Personaliser(self.config.ledger_location, self.config.quality.personal)
+            await self.personal.start()
+            self._engine.personal = self.personal.offsets
         if self.config.cache.enabled:
             from modelmix.cache.hooks import ResponseCache
 
@@ -191,6 +199,9 @@ class Gateway:
         return live
 
     async def close(self) -> None:
+        if self.personal is not None:
+            await self.personal.close()
+            self.personal = None
         if self.cache is not None:
             await self.cache.close()
             self.cache = None

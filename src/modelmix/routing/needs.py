@@ -32,10 +32,15 @@ class Needs:
     budget_pressure: float = 0.0
     #: Live per-deployment latency and load estimates (adaptive routing, issue 15).
     live: LiveStats | None = None
+    #: The request's most specific subject with a personal offset (``personal/``), or None.
+    personal: tuple[str, float] | None = None
 
 
 def needs_of(
-    request: ChatRequest, budget_pressure: float = 0.0, live: LiveStats | None = None
+    request: ChatRequest,
+    budget_pressure: float = 0.0,
+    live: LiveStats | None = None,
+    personal: tuple[str, float] | None = None,
 ) -> Needs:
     chars, images, _ = request.facts.scan()
     fmt = request.response_format.get("type") if request.response_format else None
@@ -52,4 +57,5 @@ def needs_of(
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         budget_pressure=budget_pressure,
         live=live,
+        personal=personal,
     )
