@@ -207,11 +207,13 @@ def _register_commands() -> None:
 
 def _register_quality_commands() -> None:
     from modelmix.cli.eval_cmds import eval_group
+    from modelmix.cli.personal_cmds import personal
     from modelmix.cli.policy_cmds import policy
     from modelmix.cli.quality_cmds import alarms, replay
 
     for command in (eval_group, policy, replay, alarms):
         main.add_command(command)
+    policy.add_command(personal)
 
 
 _register_commands()

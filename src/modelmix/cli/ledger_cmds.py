@@ -426,6 +426,10 @@ def report(
             " (a request counts under each of its tags)" if g == "tag" else ""
         )
         console.print(_spend_table(g, data["by"][g], title))
+    if "team" in chosen:
+        from modelmix.cli.personal_cmds import print_team_offsets
+
+        print_team_offsets(path)
     if savings and data["savings"] is not None:
         console.print(_savings_table(data["savings"]))
         if data["savings"]["unrouted"]["requests"]:

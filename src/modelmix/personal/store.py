@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from modelmix.ledger.db import Database, Location
+from modelmix.ledger.db import Database, Location, db_errors, open_ledger
 from modelmix.ledger.quality_schema import open_quality_db
 from modelmix.personal.estimator import Estimate, estimate
 from modelmix.quality.store import CLIENT_APIS
@@ -176,3 +176,17 @@ class PersonalStore:
             "UPDATE personal_offsets SET disabled = ?, updated_at = ? WHERE subject = ?",
             (int(disabled),),
         )
+
+
+def team_offsets(location: Location) -> list[dict[str, Any]]:
+    """The teams' rows, read without creating anything (none: personalisation never ran)."""
+    conn = open_ledger(location)
+    try:
+        cur = conn.execute(
+            "SELECT * FROM personal_offsets WHERE subject LIKE 'team:%' ORDER BY subject"
+        )
+        return [dict(r) for r in cur.fetchall()]
+    except db_errors():
+        return []
+    finally:
+        conn.close()
