@@ -29,15 +29,27 @@ ALL = "*"
 
 DDL = """CREATE TABLE IF NOT EXISTS personal_offsets (
     subject TEXT PRIMARY KEY,
-    logit_offset REAL NOT NULL DEFAULT 0,
-    raw REAL NOT NULL DEFAULT 0,
+    logit_offset DOUBLE PRECISION NOT NULL DEFAULT 0,
+    raw DOUBLE PRECISION NOT NULL DEFAULT 0,
     n INTEGER NOT NULL DEFAULT 0,
-    predicted REAL NOT NULL DEFAULT 0,
-    accepted REAL NOT NULL DEFAULT 0,
-    since REAL NOT NULL DEFAULT 0,
+    predicted DOUBLE PRECISION NOT NULL DEFAULT 0,
+    accepted DOUBLE PRECISION NOT NULL DEFAULT 0,
+    since DOUBLE PRECISION NOT NULL DEFAULT 0,
     disabled INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
+    updated_at DOUBLE PRECISION NOT NULL
 )"""
+
+COLUMNS = (
+    "subject",
+    "logit_offset",
+    "raw",
+    "n",
+    "predicted",
+    "accepted",
+    "since",
+    "disabled",
+    "updated_at",
+)
 
 _UPSERT = (
     "INSERT INTO personal_offsets (subject, logit_offset, raw, n, predicted, accepted, "
@@ -182,10 +194,11 @@ def team_offsets(location: Location) -> list[dict[str, Any]]:
     """The teams' rows, read without creating anything (none: personalisation never ran)."""
     conn = open_ledger(location)
     try:
-        cur = conn.execute(
-            "SELECT * FROM personal_offsets WHERE subject LIKE 'team:%' ORDER BY subject"
+        cur: Any = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM personal_offsets "
+            "WHERE subject LIKE 'team:%' ORDER BY subject"
         )
-        return [dict(r) for r in cur.fetchall()]
+        return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
     except db_errors():
         return []
     finally:
