@@ -34,8 +34,8 @@ from modelmix.routing.strategy import Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 
 if TYPE_CHECKING:
-    from modelmix.personal.offsets import Offsets
     from modelmix.budgets.accounting import Admission
+    from modelmix.personal.offsets import Offsets
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
