@@ -25,6 +25,7 @@ from tests.e2e.conftest import RunningGateway
 from tests.e2e.test_quality_loop import rows, write_config
 
 PROMPT = "What is 17 times 23?"
+ADMIN = "admin-secret-key"
 
 
 def sim(name: str, upstream: str, price_in: str, price_out: str) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def personal_gw(
     }
     keystore.close()
     data = {
+        "server": {"admin_key_env": "MM_ADMIN"},
         **ledger_settings(db, tmp, flush_interval=0.05),
         "models": [sim("small", "sim-small", "0.1", "0.2"), sim("large", "sim-large", "1", "2")],
         "routes": [
@@ -66,7 +68,7 @@ def personal_gw(
         },
     }
     path = write_config(tmp, data)
-    running = RunningGateway(load_config(path), env={})
+    running = RunningGateway(load_config(path), env={"MM_ADMIN": ADMIN})
     yield running, keys, path
     running.stop()
 
@@ -135,6 +137,11 @@ def test_one_teams_feedback_moves_its_routing_and_not_anothers(
     assert report.exit_code == 0, report.output
     assert "personalised routing by team" in report.output and "team:lenient" in report.output
     assert "team:lenient" in policy(path, "show")
+    auth = {"authorization": f"Bearer {ADMIN}"}
+    summary = httpx.get(gw.url + "/ui/api/summary", headers=auth).json()
+    assert [r["subject"] for r in summary["personal"]] == ["team:lenient"]
+    page = httpx.get(gw.url + "/ui", headers=auth).text
+    assert "Personalised routing by team" in page and "lenient" in page
 
     # reversible: disabled, the team routes as the global router; enabled, personal again
     assert "disabled" in policy(path, "disable", "team:lenient")

@@ -15,6 +15,7 @@ import orjson
 
 from modelmix.cache.report import cache_savings
 from modelmix.dashboard.live import deployment_rows
+from modelmix.dashboard.personal import team_rows
 from modelmix.gateway import Gateway
 from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
@@ -110,6 +111,7 @@ def collect(
         "ledger": display(path),
         "budgets": _budgets(gateway),
         "deployments": deployment_rows(gateway),  # live latency and load (adaptive routing)
+        "personal": team_rows(gateway),  # personalised routing per team
     }
     try:
         out["totals"] = totals(path, since, now)
