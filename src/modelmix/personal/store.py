@@ -106,7 +106,8 @@ class PersonalStore:
             "(SELECT AVG(j.score) FROM judgements j WHERE j.request_id = r.id "
             " AND j.model = r.final_model) AS judged "
             f"FROM requests r WHERE r.started_at >= ? AND r.api IN ({marks}) "
-            "AND r.status = 'ok'",
+            "AND r.status = 'ok' AND (EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.id) "
+            "OR EXISTS (SELECT 1 FROM judgements j WHERE j.request_id = r.id))",
             (since, *CLIENT_APIS),
         )
         resets = self._since()
