@@ -63,7 +63,7 @@ def build_portfolio(
     portfolio: dict[str, ModelEntry] = {}
     for model in config.models:
         kind, preset_url, preset_key_env = PROVIDER_PRESETS[model.provider]
-        caps = Capabilities(**model.capabilities.model_dump())
+        caps = Capabilities(**model.capabilities.model_dump(), unknown_params=model.params.unknown)
         override = _override(model)
         variants: list[DeploymentConfig | None] = list(model.deployments) or [None]
         deployments: list[Deployment] = []

@@ -153,6 +153,8 @@ class ChatEndpoint:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
+            if chat.native is not None:  # issue 12: a same-format upstream gets the betas
+                chat.native.headers = headers
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
