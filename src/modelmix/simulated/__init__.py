@@ -83,8 +83,11 @@ writes) is answered as a judge would, with JSON only: ``{"score": N}`` or ``{"a"
 Answers
 -------
 Deterministic: the same prompt and model give the same answer. With tools (and tool choice
-not "none") and a last message that is not a tool result: a call to the forced tool, else
-the first one, with arguments synthesised from its JSON schema. After a tool result: text
+not "none") and a last message that is not a tool result: the call the prompt spells out
+(``call tool NAME with {"json": "arguments"}`` at the end of a line), else a call to the
+forced tool, else to the first one, with arguments synthesised from its JSON schema; with more
+than 8 tools (an agent's toolbox, e.g. Claude Code's) a tool is called only when forced or
+spelled out. After a tool result: text
 mentioning it. JSON mode: a JSON object; a JSON schema: an object valid against it.
 Otherwise ``[simulated <model>] ...``: simple arithmetic is computed ("What is 2+2?" ->
 ``2 + 2 = 4``; wrong as the quality tokens say), else the last user message is echoed

@@ -145,6 +145,23 @@ def create_app() -> web.Application:
     async def anthropic_messages(request: web.Request) -> web.StreamResponse:
         return await handle(request, anthropic)
 
+    async def anthropic_count_tokens(request: web.Request) -> web.StreamResponse:
+        if anthropic.api_key(request) == "invalid":
+            return _error(anthropic, 401)
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _error(anthropic, 400, RequestError("We could not parse the JSON body."))
+        state = request.app[STATE]
+        state.requests.append(
+            RecordedRequest("anthropic", request.path, dict(request.headers), body)
+        )
+        try:
+            return _json(anthropic.count_tokens(body, request))
+        except RequestError as error:
+            return _error(anthropic, error.status, error)
+
     async def gemini_generate(request: web.Request) -> web.StreamResponse:
         return await handle(request, gemini)
 
@@ -201,6 +218,7 @@ def create_app() -> web.Application:
     app.router.add_post("/openai/v1/chat/completions", openai_chat)
     app.router.add_get("/openai/v1/models", openai_models)
     app.router.add_post("/anthropic/v1/messages", anthropic_messages)
+    app.router.add_post("/anthropic/v1/messages/count_tokens", anthropic_count_tokens)
     app.router.add_get("/anthropic/v1/models", anthropic_models)
     app.router.add_post("/gemini/v1beta/models/{target}", gemini_generate)
     app.router.add_get("/gemini/v1beta/models", gemini_models)

@@ -173,9 +173,7 @@ def _list(value: object, param: str) -> list[Any]:
     return value
 
 
-def _check_keys(
-    block: dict[str, Any], allowed: frozenset[str], param: str, ex: _Extras
-) -> None:
+def _check_keys(block: dict[str, Any], allowed: frozenset[str], param: str, ex: _Extras) -> None:
     """Keys beyond ``allowed``: a null one is a client library's default (ignored), any other
     an unknown field (kept for the upstream; see wire/extensions.py)."""
     for key, value in block.items():
@@ -655,7 +653,9 @@ def parse_messages_request(body: object) -> ChatRequest:
     if thinking is not None:
         kind = _obj(thinking, "thinking").get("type")
         if kind not in ("enabled", "adaptive", "disabled"):
-            raise _invalid("thinking.type", "Input tag should be 'enabled', 'adaptive' or 'disabled'")
+            raise _invalid(
+                "thinking.type", "Input tag should be 'enabled', 'adaptive' or 'disabled'"
+            )
         if kind != "disabled":
             ex.features["thinking"] = _THINKING
 

@@ -37,7 +37,9 @@ def upstream_headers(client: dict[str, str], deployment: Deployment) -> dict[str
     return headers
 
 
-def build_request(request: ChatRequest, deployment: Deployment, path: str = "/messages") -> HttpRequest:
+def build_request(
+    request: ChatRequest, deployment: Deployment, path: str = "/messages"
+) -> HttpRequest:
     """The client's body at the upstream, ``model`` swapped for the upstream's id."""
     native = request.native
     assert native is not None
