@@ -19,16 +19,22 @@ Translation decisions:
   enforces (each result answers a ``tool_use`` of the previous message; each ``tool_use`` is
   answered in the next message) are enforced here too.
 * ``cache_control`` (top level, blocks, tools), ``service_tier``, ``inference_geo``, ``speed``,
-  ``diagnostics``, ``workspace_id``, ``user_profile_id`` are accepted and ignored: they change
-  cost, latency or bookkeeping, not the answer.
+  ``diagnostics``, ``workspace_id``, ``user_profile_id`` are accepted; other formats ignore
+  them (they change cost, latency or bookkeeping, not the answer).
 * ``output_config.format`` (JSON schema) becomes ``response_format`` json_schema (strict, named
-  ``output``); ``output_config.effort`` becomes ``reasoning_effort`` (``max`` is rejected).
-* Rejected with a clear ``invalid_request``: ``thinking`` other than ``{"type": "disabled"}``,
-  document / thinking / redacted_thinking / server-tool blocks, images inside tool results,
-  file image sources, server tools (any tool with a ``type`` other than ``custom``), a final
-  assistant message (prefill: no faithful translation to other providers), ``container``,
-  ``mcp_servers``, ``context_management`` and any unknown key ("X: Extra inputs are not
-  permitted", as Anthropic says).
+  ``output``); ``output_config.effort`` becomes ``reasoning_effort``.
+* The whole body is also kept (``ChatRequest.native``): an Anthropic upstream gets it as it is
+  (``passthrough.py``). What other formats cannot carry is recorded, not refused, here:
+  ``native.features`` holds ``thinking``, earlier ``thinking`` / ``redacted_thinking`` blocks,
+  ``context_management``, ``container``, ``mcp_servers``, server tools and server tool blocks,
+  documents other than text or base64 PDF, file image sources, non-text tool result content,
+  citations and a final assistant message (prefill), each with its handling at another format;
+  ``ChatRequest.unknown`` holds fields (top level or nested, by dotted path) and block types this
+  gateway does not know. A null field is a client library's default and is ignored.
+  ``wire/extensions.py`` decides per model (the README's table).
+* ``document`` blocks: text and content sources become text parts (title first), base64 PDFs an
+  OpenAI ``file`` part. ``system`` turns among the messages (a Claude Code beta) become
+  ``system`` messages in place.
 * Response ``tool_use.input`` is the parsed ``arguments``; empty arguments give ``{}``; if the
   model produced arguments that are not a JSON object, ``input`` is
   ``{"_raw_arguments": "<the text>"}`` so nothing is lost. (Streams forward argument text as

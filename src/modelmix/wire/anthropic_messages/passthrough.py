@@ -1,6 +1,6 @@
 """Anthropic client at an Anthropic upstream: the request goes as the client wrote it.
 
-Only ``model`` is replaced (the upstream's model id); thinking blocks and their signatures,
+Only ``model`` is replaced (the upstream's model id; ``stream`` follows the call); thinking blocks and their signatures,
 ``cache_control`` breakpoints, ``context_management``, server tools, ``document`` blocks and
 fields modelmix does not know reach the upstream unchanged, with the client's
 ``anthropic-beta`` header. The answer comes back the same way: ``RawStreamParser`` keeps each
@@ -45,6 +45,8 @@ def build_request(
     assert native is not None
     body = dict(native.body)
     body["model"] = deployment.upstream_model
+    if "stream" in body or request.stream:  # as the call wants it (a shadow call does not stream)
+        body["stream"] = request.stream
     return HttpRequest(
         method="POST",
         url=deployment.base_url + path,
