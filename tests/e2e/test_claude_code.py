@@ -142,6 +142,9 @@ def test_tool_round_trip_keeps_thinking(
     assert f"The tool Bash returned: {marker}" in out
     answers = [r for r in _rows(gw, since) if "count_tokens" not in r["decision"]]
     assert len(answers) >= 2 and all(r["status"] == "ok" for r in answers), answers
+    # Claude Code's cache_control breakpoints reached the upstream byte-stable: the turn after
+    # the tool read the shared prefix from the (simulated) prompt cache, and it is priced so
+    assert answers[-1]["cached_tokens"] > 0, answers[-1]
     # the turn that carried the tool result back: Claude Code ran Bash, and sent the thinking
     # block (with the signature the simulated upstream checks) ahead of its tool_use
     back = [

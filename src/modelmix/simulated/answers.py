@@ -79,6 +79,11 @@ class Ask:
     top_logprobs: int = 0
     #: Anthropic extended thinking asked for (``thinking`` enabled or adaptive).
     thinking: bool = False
+    #: Anthropic prompt caching: the request's ``cache_control`` breakpoints (see
+    #: prompt_cache.py), and the characters read from and written to the cache.
+    cache_points: list[tuple[bytes, int]] = field(default_factory=list)
+    cache_read_chars: int = 0
+    cache_write_chars: int = 0
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask, compose
 from modelmix.simulated.behaviour import Behaviour, parse_behaviour
+from modelmix.simulated.prompt_cache import PromptCache
 from modelmix.simulated.wire import MALFORMED_BODY, RequestError, WireFormat
 
 #: The models ``GET .../models`` lists: the zero-key demo portfolio.
@@ -49,10 +50,13 @@ class SimulatorState:
     #: Calls per exact model name (``flaky<N>`` fails while this is <= N).
     calls: Counter[str] = field(default_factory=Counter)
     requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=_RECENT_REQUESTS))
+    #: Prompt prefixes cached at ``cache_control`` breakpoints (Anthropic's format).
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
 
     def reset(self) -> None:
         self.calls.clear()
         self.requests.clear()
+        self.prompt_cache = PromptCache()
 
 
 STATE = web.AppKey("modelmix_simulated_state", SimulatorState)
@@ -253,6 +257,8 @@ async def handle(request: web.Request, wire: WireFormat) -> web.StreamResponse:
         ask = wire.parse(body, request)
     except RequestError as error:
         return _error(wire, error.status, error)
+    if ask.cache_points:
+        ask.cache_read_chars, ask.cache_write_chars = state.prompt_cache.use(ask.cache_points)
     model = ask.model
     state.calls[model] += 1
     behaviour = parse_behaviour(model)

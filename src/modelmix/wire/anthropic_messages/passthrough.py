@@ -1,12 +1,12 @@
 """Anthropic client at an Anthropic upstream: the request goes as the client wrote it.
 
-Only ``model`` is replaced (the upstream's model id; ``stream`` follows the call); thinking blocks and their signatures,
-``cache_control`` breakpoints, ``context_management``, server tools, ``document`` blocks and
-fields modelmix does not know reach the upstream unchanged, with the client's
-``anthropic-beta`` header. The answer comes back the same way: ``RawStreamParser`` keeps each
-upstream event's bytes on its delta (``StreamDelta.raw``) for the client's renderer, and still
-reads the canonical fields (text, tool calls, usage) for the ledger, budgets and the quality
-loop. Pure, no I/O.
+Only ``model`` is replaced (the upstream's model id; ``stream`` follows the call); thinking
+blocks and their signatures, ``cache_control`` breakpoints, ``context_management``, server
+tools, ``document`` blocks and fields modelmix does not know reach the upstream unchanged, with
+the client's ``anthropic-beta`` header. The answer comes back the same way:
+``RawStreamParser`` keeps each upstream event's bytes on its delta (``StreamDelta.raw``) for the
+client's renderer, and still reads the canonical fields (text, tool calls, usage) for the
+ledger, budgets and the quality loop. Pure, no I/O.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask, Tool, estimate_tokens, summarise
+from modelmix.simulated.prompt_cache import breakpoints
 from modelmix.simulated.wire import (
     SIMULATED_FINISH,
     RequestError,
@@ -134,6 +135,7 @@ class AnthropicWire:
                 raise RequestError("stop_sequences: Input should be a valid list of strings")
             ask.stop = stop
         self._read_tools(body, ask)
+        ask.cache_points = breakpoints(body)
         output_format = body.get("output_format")
         output_config = body.get("output_config")
         if output_format is None and isinstance(output_config, dict):
@@ -285,7 +287,7 @@ class AnthropicWire:
                 "content": content,
                 "stop_reason": _FINISH[answer.finish],
                 "stop_sequence": answer.stop_sequence,
-                "usage": _usage(answer, answer.completion_tokens),
+                "usage": _usage(answer, answer.completion_tokens, ask),
             }
         )
 
@@ -298,7 +300,7 @@ class AnthropicWire:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": _usage(answer, 1),
+            "usage": _usage(answer, 1, ask),
         }
         frames = [_event("message_start", {"type": "message_start", "message": message})]
         if answer.tool_name is not None:
@@ -384,11 +386,17 @@ def _is_tool_result(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") == "tool_result"
 
 
-def _usage(answer: Answer, output_tokens: int) -> dict[str, Any]:
+def _usage(answer: Answer, output_tokens: int, ask: Ask) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` leaves out what was read from or written to the
+    prompt cache (the ``cached<N>`` behaviour's tokens and ``cache_control`` prefixes)."""
+    read = estimate_tokens(ask.cache_read_chars) if ask.cache_read_chars else 0
+    written = estimate_tokens(ask.cache_write_chars) if ask.cache_write_chars else 0
+    fresh = answer.prompt_tokens - answer.cached_tokens
+    read, written = min(read, fresh), min(written, max(fresh - read - 1, 0))
     return {
-        "input_tokens": answer.prompt_tokens - answer.cached_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": answer.cached_tokens,
+        "input_tokens": fresh - read - written,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": answer.cached_tokens + read,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
