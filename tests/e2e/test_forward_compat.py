@@ -19,16 +19,7 @@ from modelmix.config import parse_config
 from modelmix.simulated import Simulator
 from tests.e2e.conftest import RunningGateway
 from tests.e2e.ledger_rows import request_row
-
-WEATHER = {
-    "name": "get_weather",
-    "description": "Weather for a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+from tests.e2e.test_anthropic_sdk import WEATHER_TOOL as WEATHER
 
 
 @pytest.fixture(scope="module")
