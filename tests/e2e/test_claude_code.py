@@ -98,7 +98,8 @@ def _rows(gw: RunningGateway, since: float) -> list[dict[str, Any]]:
 
 def _answers(gw: RunningGateway, since: float) -> list[dict[str, Any]]:
     """The Messages calls since ``since`` (not count_tokens), each of them answered."""
-    answers = _answers(gw, since)
+    answers = [r for r in _rows(gw, since) if "count_tokens" not in r["decision"]]
+    assert answers and all(r["status"] == "ok" for r in answers), answers
     return answers
 
 
