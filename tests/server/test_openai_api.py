@@ -188,6 +188,17 @@ def test_answer_changing_keys_are_rejected(key: str, value: object) -> None:
     assert key in err.message
 
 
+def test_sdk_model_dump_of_a_message_is_accepted() -> None:
+    """The SDK's own dump carries refusal/annotations/audio/function_call/tool_calls: None."""
+    dumped = openai.types.chat.ChatCompletionMessage(role="assistant", content="4").model_dump()
+    req = parse_chat_request(
+        _base(
+            messages=[{"role": "user", "content": "2+2"}, dumped, {"role": "user", "content": "ok"}]
+        )
+    )
+    assert req.messages[1] == {"role": "assistant", "content": "4"}
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [("logit_bias", {"50256": -100}), ("verbosity", "low"), ("frobnicate", 1)],
@@ -274,7 +285,7 @@ def _with_message(msg: dict[str, Any]) -> dict[str, Any]:
             "preceding message with 'tool_calls'",
         ),
         (
-            _with_message({"role": "user", "content": "x", "tool_calls": []}),
+            _with_message({"role": "user", "content": "x", "tool_calls": [{"id": "c"}]}),
             "messages[1].tool_calls",
             "Unrecognized",
         ),

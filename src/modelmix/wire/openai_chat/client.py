@@ -33,6 +33,8 @@ function_call           rejected  deprecated; use ``tool_choice``
                                   see wire/extensions.py)
 ======================  ========  ==========================================================
 
+A message key with a null or empty value (the SDK's ``model_dump()`` of a message carries
+``refusal``, ``annotations``, ``audio``, ``function_call``: None) is accepted and ignored.
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
 is the canonical ``params["max_tokens"]`` (``max_tokens_name`` records which name was used).
 User content parts ``input_audio`` and ``file`` are validated and passed through; provider
@@ -319,7 +321,6 @@ _TEXT_ONLY = ("text",)
 _USER_ALLOWED = ("text", "image_url", "input_audio", "file")
 _ASSISTANT_ALLOWED = ("text", "refusal")
 #: Assistant-history fields we cannot translate, tolerated when null (some clients echo them).
-_NULLABLE_MESSAGE_KEYS = frozenset({"audio", "function_call"})
 _MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "system": frozenset({"role", "content", "name"}),
     "developer": frozenset({"role", "content", "name"}),
@@ -375,7 +376,9 @@ def _message(raw: object, i: int) -> dict[str, Any]:
         )
     allowed = _MESSAGE_KEYS[role]
     for key, value in msg.items():
-        if key not in allowed and not (value is None and key in _NULLABLE_MESSAGE_KEYS):
+        # a null or empty value is a client library's default (the SDK's model_dump of a
+        # message carries refusal/annotations/audio/function_call: None): nothing asked for
+        if key not in allowed and value is not None and value != [] and value != {}:
             raise GatewayError(
                 "invalid_request",
                 f"Unrecognized or unsupported argument '{key}' in a '{role}' message.",
