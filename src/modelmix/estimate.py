@@ -35,11 +35,6 @@ def _prompt_text(request: ChatRequest) -> str:
     return "\n".join(parts)
 
 
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """The prompt's tokens (``count_tokens`` of a model whose upstream cannot count them)."""
-    return count_tokens(_prompt_text(request)) + _TOKENS_PER_MESSAGE * len(request.messages)
-
-
 def estimate_usage(request: ChatRequest, delivered: Iterable[list[StreamDelta]]) -> Usage:
     """The usage of a streamed call: the request's prompt and the deltas that were delivered."""
     pieces: list[str] = []
@@ -50,6 +45,7 @@ def estimate_usage(request: ChatRequest, delivered: Iterable[list[StreamDelta]])
             for call in delta.tool_calls or ():
                 pieces.append(f"{call.name or ''}{call.arguments}")
     return Usage(
-        prompt_tokens=estimate_prompt_tokens(request),
+        prompt_tokens=count_tokens(_prompt_text(request))
+        + _TOKENS_PER_MESSAGE * len(request.messages),
         completion_tokens=count_tokens("".join(pieces)),
     )

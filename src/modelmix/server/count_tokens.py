@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from modelmix.engine import finish_record, to_gateway_error
 from modelmix.errors import GatewayError, UpstreamError
-from modelmix.estimate import estimate_prompt_tokens
+from modelmix.estimate import estimate_usage
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.providers.base import Deployment, HttpRequest
@@ -116,7 +116,8 @@ async def count(gateway: Gateway, request: ChatRequest, record: RequestRecord) -
     if exact:
         body = await _exact(gateway, request, model, record)
     else:
-        body = {"input_tokens": estimate_prompt_tokens(request), "estimated": True}
+        estimate = estimate_usage(request, ()).prompt_tokens  # the prompt side alone
+        body = {"input_tokens": estimate, "estimated": True}
     record.decision["count_tokens"] = {
         "input_tokens": body["input_tokens"],
         "model": model,
