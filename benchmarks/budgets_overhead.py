@@ -1,7 +1,9 @@
 """What budgets and rate limits cost per request: admission (before the call) plus settlement
 (after it), measured on a started gateway, without the upstream call.
 
-    python3 benchmarks/budgets_overhead.py [--n 20000]
+    python3 benchmarks/budgets_overhead.py [--n 20000] [--redis redis://127.0.0.1:6379/0]
+
+``--redis``: also measure the counters in that Redis (``state.redis_url``; several replicas).
 
 Prints one row per setting: microseconds per request for admit + settle, and for the exact
 prompt-token count that budgets and token limits need (included in the first figure).
@@ -16,10 +18,10 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from modelmix.budgets.estimate import count_prompt_tokens
+from modelmix.budgets.reservation import count_prompt_tokens
 from modelmix.config import parse_config
 from modelmix.gateway import Gateway
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 BUDGETS = {
@@ -44,7 +46,7 @@ SETTINGS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 
 
 async def measure(
-    tmp: Path, i: int, budgets: dict[str, Any], key: dict[str, Any], n: int
+    tmp: Path, i: int, budgets: dict[str, Any], key: dict[str, Any], n: int, redis: str | None
 ) -> tuple[float, float]:
     config = parse_config(
         {
@@ -59,6 +61,7 @@ async def measure(
             "routes": [{"name": "auto", "models": ["m"]}],
             "ledger": {"path": str(tmp / f"l{i}.db")},
             "budgets": budgets,
+            "state": {"redis_url": redis},
         }
     )
     gw = Gateway(config, env={})
@@ -67,25 +70,25 @@ async def measure(
         assert gw.keys is not None
         info, plaintext = gw.keys.create("k", team="t", tags=["x"], **key)
         gw.keys.verify(plaintext)
-        request = ChatRequest(
-            model="auto",
-            messages=[{"role": "user", "content": "What is the capital of France? " * 5}],
-            metadata={"feature": "faq"},
-        )
+        messages = [{"role": "user", "content": "What is the capital of France? " * 5}]
+
+        def fresh() -> ChatRequest:  # a new request each time: derived facts are per request
+            return ChatRequest(model="auto", messages=messages, metadata={"feature": "faq"})
 
         def one() -> None:
+            request = fresh()
             record = gw.new_record("openai", request, key_id=info.id)
             gw.admit(request, record, info.id)
             gw.accounting.on_record(record)
 
         def baseline() -> None:
-            gw.new_record("openai", request, key_id=info.id)
+            gw.new_record("openai", fresh(), key_id=info.id)
 
         for _ in range(1000):
             one()
         total = min(timeit.repeat(one, number=n, repeat=3)) / n
         base = min(timeit.repeat(baseline, number=n, repeat=3)) / n
-        tokens = min(timeit.repeat(lambda: count_prompt_tokens(request), number=n, repeat=3)) / n
+        tokens = min(timeit.repeat(lambda: count_prompt_tokens(fresh()), number=n, repeat=3)) / n
         return (total - base) * 1e6, tokens * 1e6
     finally:
         await gw.close()
@@ -94,12 +97,19 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--redis", default=None, help="also measure with state.redis_url=URL")
     args = parser.parse_args()
     count_tokens("warm up")
     rows = []
+    runs = [(name, budgets, key, None) for name, budgets, key in SETTINGS]
+    if args.redis:
+        runs += [
+            (name.replace("shared", "Redis"), budgets, key, args.redis)
+            for name, budgets, key in SETTINGS[-2:]
+        ]
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, budgets, key) in enumerate(SETTINGS):
-            us, tok = asyncio.run(measure(Path(tmp), i, budgets, key, args.n))
+        for i, (name, budgets, key, redis) in enumerate(runs):
+            us, tok = asyncio.run(measure(Path(tmp), i, budgets, key, args.n, redis))
             rows.append((name, us, tok))
     print(f"{'setting':<42} {'admit+settle µs':>16} {'of which token count µs':>24}")
     print("-" * 84)

@@ -1,23 +1,31 @@
 """Decision time of the routers (no upstream calls): p50 / p99 over the shared prompts.
 
 Run: PYTHONPATH=src python benchmarks/routing_decision.py
+(``MODELMIX_ROUTING_DATA`` overrides where the shared routing data is; default
+``../shared/data/routing`` from the repository root.)
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from modelmix.routing.cascade import CascadeStrategy
+from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import load_artifact
 from modelmix.routing.learned.data import load_data, load_prices
 from modelmix.routing.learned.strategy import LearnedStrategy
 from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routing"
+DATA = Path(
+    os.environ.get(
+        "MODELMIX_ROUTING_DATA",
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routing",
+    )
+)
 
 
 def main() -> None:
@@ -32,6 +40,9 @@ def main() -> None:
         ),
         "learned (profiles)": LearnedStrategy(
             "r", art.models, art, quality_target=0.95, profiles=art.meta["model_quality"]
+        ),
+        "staged cascade (first attempt, target 0.95)": StagedCascadeStrategy(
+            "s", art, quality_target=0.95
         ),
         "cascade (first attempt, learned gate)": CascadeStrategy(
             "c", gate.voters, gate.strong, artifact=art, quality_target=0.98

@@ -6,7 +6,7 @@ from tests.routing.test_learned import synthetic
 
 
 def test_benchmark_on_two_model_toy():
-    data = synthetic(n=80)
+    data = synthetic(n=240)  # 120 training prompts per fold: enough to promise targets
     result = run_benchmark(data, folds=2)
     s = summary(result)
     runs = {(r["router"], r["knob"]): r for r in s["runs"]}
@@ -24,3 +24,39 @@ def test_benchmark_on_two_model_toy():
     cascade = runs[("cascade-agree", "need=2")]
     assert cascade["escalation_rate"] == pytest.approx(1.0)  # one voter can never agree
     assert np.isfinite(s["curves"]["single-model hull"]["aiq"])
+
+
+def test_leave_task_out_holds_whole_categories_out_and_reports_intervals_and_harm():
+    from modelmix.bench.routing import task_fold_ids
+
+    cats = ["a"] * 5 + ["b"] * 5 + ["c"] * 5
+    fid = task_fold_ids(cats, 5, 0)
+    assert fid is not None and len(set(fid)) == 3
+    assert all(len({fid[i] for i in range(15) if cats[i] == c}) == 1 for c in "abc")
+    many = [f"t{k}" for k in range(12) for _ in range(2)]
+    grouped = task_fold_ids(many, 5, 0)
+    assert grouped is not None and set(grouped) == set(range(5))
+    assert task_fold_ids(["x"] * 10, 5, 0) is None
+
+    data = synthetic(n=240)
+    s = summary(run_benchmark(data, folds=2, split="task"))
+    assert s["split"] == "task" and s["folds"] == 2  # easy / hard held out in turn
+    for r in s["runs"]:
+        if r["target"] is not None and r["family"] in ("learned", "cascade"):
+            lo, hi = r["interval"]
+            assert lo <= r["quality_share"] <= hi
+    harm = {h["router"]: h for h in s["do_no_harm"]}
+    assert set(harm) >= {"learned", "cascade", "category-prior", "random"}
+    for h in harm.values():
+        assert 0 <= h["dominated"] <= h["settings"]
+
+
+def test_a_setting_is_flagged_when_a_single_model_is_better_and_cheaper():
+    from modelmix.bench import assess
+
+    singles = [("small", 1.0, 0.6), ("large", 10.0, 0.9)]
+    assert assess.dominating_single(5.0, 0.5, singles) == "small"
+    assert assess.dominating_single(5.0, 0.7, singles) is None
+    assert assess.hull_quality(singles, 5.5) == pytest.approx(0.75)
+    lo, hi = assess.share_interval([1.0] * 50 + [0.0] * 50, list(range(100)), np.ones(100))
+    assert lo < 0.5 < hi

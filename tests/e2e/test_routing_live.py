@@ -57,7 +57,10 @@ def routed(
                 {
                     "name": "checked",
                     "strategy": "cascade",
-                    "cascade": {"staged": True, "artifact": "default", "quality_target": 0.95},
+                    # a price of quality as given: a quality_target would send this bare
+                    # prompt, unlike the shipped artifact's templated training prompts, to the
+                    # single models that keep the target (out_of_distribution)
+                    "cascade": {"staged": True, "artifact": "default", "lam": 0.05},
                 },
             ],
             "ledger": {"path": str(tmp / "ledger.db")},

@@ -73,7 +73,7 @@ def test_predictions_separate_easy_from_hard(artifact):
 
 def test_strategy_routes_by_difficulty_and_records_decision(artifact):
     s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.95)
-    model, decision = decide(s, "What is 5 plus 7?")
+    model, decision = decide(s, "What is 15 plus 27?")
     assert model == "small"
     assert decision["chosen"] == "small" and len(decision["candidates"]) == 2
     assert {"model", "p_good", "cost"} <= set(decision["candidates"][0])
@@ -143,10 +143,10 @@ def test_target_beyond_the_routers_reach_calls_the_best_model(artifact):
     reach = max(artifact.calibration.share)  # the best share seen on held-back prompts
     beyond = LearnedStrategy("r", ["small", "large"], artifact, quality_target=reach + 0.01)
     within = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.95)
-    easy = "What is 5 plus 7?"
+    easy = "What is 15 plus 27?"
     model, decision = decide(beyond, easy)
     assert model == artifact.best_model == "large"
-    assert decision["knob"]["mode"].startswith("best model")
+    assert decision["knob"]["mode"].startswith("single model large")
     assert decide(within, easy)[0] == "small"
     # a cost cap still wins over the target
     capped = LearnedStrategy(
@@ -162,7 +162,7 @@ def test_profile_router_maps_the_target_through_its_held_back_table(artifact):
     for target in (0.8, 0.95):
         s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=target,
                             profiles=profiles)  # fmt: skip
-        _model, decision = decide(s, "What is 5 plus 7?")
+        _model, decision = decide(s, "What is 15 plus 27?")
         assert decision["knob"]["threshold"] == pytest.approx(cal.knob_for(target), abs=1e-3)
     # on fresh prompts the realised share of the best model's quality meets the target
     fresh = synthetic(n=200, seed=5)
@@ -199,7 +199,7 @@ def test_a_failed_choice_falls_back_to_the_other_models_by_value(artifact):
     from modelmix.errors import UpstreamError
 
     s = LearnedStrategy("r", ["small", "large"], artifact, quality_target=0.95)
-    req = ChatRequest(model="r", messages=[{"role": "user", "content": "What is 5 plus 7?"}])
+    req = ChatRequest(model="r", messages=[{"role": "user", "content": "What is 15 plus 27?"}])
     decision: dict = {}
     plan = s.plan(req, needs_of(req), decision)
     first = next(plan)

@@ -116,7 +116,7 @@ def test_trained_gate_escalates_only_when_worth_it(trained):
 
 def test_streaming_sends_one_model(trained):
     _data, art = trained
-    s = StagedCascadeStrategy("c", art, quality_target=0.9)
+    s = StagedCascadeStrategy("c", art, lam=1.0)
     called, final, decision = drive(s, fixed(small="ok", large="ok"), req(EASY, stream=True))
     assert called == ["large"] and final.model == "large" and decision["stream"]
 
@@ -171,14 +171,16 @@ def test_route_config_builds_a_staged_cascade():
         CascadeRouteConfig()  # neither voters nor staged
 
 
-def test_target_below_the_cascades_floor_is_one_learned_call(trained):
-    _data, art = trained
-    assert art.staged is not None
-    floor = min(art.staged.calibration.share)
-    below = StagedCascadeStrategy("c", art, quality_target=floor - 0.05)
-    at_floor = StagedCascadeStrategy("c", art, quality_target=floor)
-    assert below.single is not None and at_floor.single is None
-    called, final, decision = drive(below, fixed(small="bad", large="ok"), req(HARD))
-    assert len(called) == 1 and final.model == called[0]  # no verification, no escalation
-    assert decision["strategy"] == "cascade" and "below_floor" in decision
+def test_a_cascade_that_cannot_verify_is_not_offered():
+    """Do no harm: on traffic without comparable answers (open-ended, as RouteLLM's MMLU
+    file) the stages cannot verify, so the route makes one learned call and says so."""
+    data = synthetic(n=160)
+    data.answers = [[None, None] for _ in data.answers]
+    art = train_artifact(data, folds=4, voters=["small"])
+    assert art.meta["staged_verifiable"] == 0.0
+    s = StagedCascadeStrategy("c", art, quality_target=0.95)
+    assert s.single is not None and "cannot verify" in (s.safety_note or "")
+    called, final, decision = drive(s, fixed(small=None, large=None), req(HARD))
+    assert len(called) == 1 and final.model == called[0]  # no escalation through the stages
+    assert decision["strategy"] == "cascade" and decision["do_no_harm"] == s.safety_note
     assert decision["candidates"]  # the learned router's explanation is kept

@@ -9,21 +9,26 @@ counts for that prompt, and charges its cost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
-from modelmix.bench import metrics
+from modelmix.bench import assess, metrics
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
 from modelmix.routing.learned.data import RoutingData
+from modelmix.routing.learned.features import Features, featurize
+from modelmix.routing.learned.safety import MIN_VERIFIABLE
 from modelmix.routing.learned.strategy import LearnedStrategy
 from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Outcome, Strategy
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest, ChatResponse, Usage
 
 LEARNED_TARGETS = (0.85, 0.9, 0.95, 0.98, 1.0)
@@ -34,7 +39,7 @@ CURVE_WTP = tuple(float(x) for x in np.linspace(-4.0, 0.5, 10))
 CURVE_LAM = tuple(
     sorted(
         {round(float(x), 5) for x in np.linspace(-3.0, 0.5, 29)}
-        | {round(float(x), 5) for x in np.arange(-1.75, -0.999, 0.015625)}
+        | {round(float(x), 5) for x in np.arange(-1.75, -0.999, 0.03125)}
     )
 )
 
@@ -54,13 +59,22 @@ class Run:
     target: float | None = None
     strong_calls: int = 0
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    #: Per evaluated prompt: its row in the data, score and cost (for bootstrap intervals).
+    rows: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
 
-    def add(self, score: float, cost: float, called: list[str], escalated: bool) -> None:
+    def add(
+        self, score: float, cost: float, called: list[str], escalated: bool, row: int = -1
+    ) -> None:
         self.quality += score
         self.cost += cost
         self.calls += len(called)
         self.escalated += int(escalated)
         self.prompts += 1
+        self.rows.append(row)
+        self.scores.append(score)
+        self.costs.append(cost)
 
     @property
     def mean_quality(self) -> float:
@@ -103,6 +117,44 @@ def simulate(
     return score, spent, called, returned, decision
 
 
+class _MemoArtifact(RouterArtifact):
+    """An artifact whose prompt features are computed once per prompt text: the benchmark
+    replays the same prompts through dozens of knob settings (same features every time)."""
+
+    __slots__ = ()
+
+    def featurize(self, text: str) -> Features:
+        f = _FEATURES.get(text)
+        if f is None:
+            f = _FEATURES[text] = featurize(text)
+        return f
+
+
+_FEATURES: dict[str, Features] = {}
+
+
+@contextmanager
+def memoised_prompts() -> Iterator[None]:
+    """While replaying: features and token counts computed once per prompt text (the
+    request facts and the strategies' modules look ``count_tokens`` up by name at call time)."""
+    from modelmix import request_facts
+    from modelmix.routing import cascade
+    from modelmix.routing.learned import strategy
+
+    counted = functools.lru_cache(maxsize=None)(count_tokens)
+    modules = (request_facts, strategy, cascade)
+    names = [vars(m) for m in modules if "count_tokens" in vars(m)]
+    saved = [ns["count_tokens"] for ns in names]
+    for ns in names:
+        ns["count_tokens"] = counted
+    try:
+        yield
+    finally:
+        for ns, original in zip(names, saved, strict=True):
+            ns["count_tokens"] = original
+        _FEATURES.clear()
+
+
 def _learned_runs(
     artifact: RouterArtifact, models: list[str]
 ) -> Iterator[tuple[str, str, float | None, Strategy]]:
@@ -129,7 +181,8 @@ def _learned_runs(
                 t,
                 LearnedStrategy("profile", models, artifact, quality_target=t, profiles=profiles),
             )
-    if artifact.staged is not None:
+    verifiable = float(artifact.meta.get("staged_verifiable", 1.0)) >= MIN_VERIFIABLE
+    if artifact.staged is not None:  # (not verifiable: only the targets, served without it)
         for t in CASCADE_TARGETS:
             yield (
                 "cascade",
@@ -137,7 +190,7 @@ def _learned_runs(
                 t,
                 StagedCascadeStrategy("cascade", artifact, quality_target=t),
             )
-        for x in CURVE_LAM:
+        for x in CURVE_LAM if verifiable else ():
             yield (
                 "cascade",
                 f"lam=1e{x:+.2f}",
@@ -145,7 +198,7 @@ def _learned_runs(
                 StagedCascadeStrategy("cascade", artifact, lam=10.0**x),
             )
     gate = artifact.gate
-    if gate is not None:
+    if gate is not None and verifiable:
         yield (
             "cascade-agree",
             "need=2",
@@ -169,6 +222,10 @@ class BenchResult:
     best_cost: float
     prompts: int
     folds: int | None
+    #: How the prompts were split into train and test ("kfold", "task", "given").
+    split: str = "kfold"
+    #: Per-prompt score of the best single model (the denominator of every share).
+    best_scores: np.ndarray | None = None
 
     def by_router(self, router: str) -> list[Run]:
         return [r for r in self.runs if r.router == router]
@@ -181,7 +238,11 @@ def run_benchmark(
     seed: int = 0,
     keep_decisions: bool = False,
     progress: Callable[[str], None] | None = None,
+    split: str = "kfold",
 ) -> BenchResult:
+    """Replay every router on prompts it did not train on. ``split``: "kfold" (random folds)
+    or "task" (whole categories held out: leave-one-task-out, or groups of tasks when there
+    are more tasks than ``folds``); ignored when ``train`` is given."""
     n, _m = data.score.shape
     cost = data.cost
     runs: dict[tuple[str, str], Run] = {}
@@ -214,34 +275,21 @@ def run_benchmark(
     if train is not None:
         splits: list[tuple[np.ndarray | None, np.ndarray]] = [(None, np.arange(n))]
     else:
-        fid = fold_ids(n, folds, seed)
+        fid = task_fold_ids(data.categories, folds, seed) if split == "task" else None
+        if fid is None:
+            fid = fold_ids(n, folds, seed)
+        folds = int(fid.max()) + 1
         splits = [(np.where(fid != f)[0], np.where(fid == f)[0]) for f in range(folds)]
-    for k, (tr, te) in enumerate(splits):
-        train_data = train if tr is None else data.subset(tr)
-        assert train_data is not None
-        if progress:
-            progress(f"fold {k + 1}/{len(splits)}: training on {len(train_data)} prompts")
-        artifact = train_artifact(train_data, seed=seed)
-        _category_prior(train_data, data, te, cost, run_of)
-        for router, knob, target, strategy in _learned_runs(artifact, data.models):
-            family = "cascade" if "cascade" in router or router == "voters-only" else "learned"
-            r = run_of(router, knob, family, target)
-            for i in te:
-                score, spent, called, returned, decision = simulate(strategy, data, int(i), cost)
-                escalated = bool(decision.get("escalated", False))
-                r.add(score, spent, called, escalated)
-                if keep_decisions:
-                    r.decisions.append(
-                        {
-                            "id": data.ids[int(i)],
-                            "router": router,
-                            "knob": knob,
-                            "called": called,
-                            "returned": returned,
-                            "score": score,
-                            "cost": spent,
-                        }
-                    )
+    with memoised_prompts():
+        for k, (tr, te) in enumerate(splits):
+            train_data = train if tr is None else data.subset(tr)
+            assert train_data is not None
+            if progress:
+                progress(f"fold {k + 1}/{len(splits)}: training on {len(train_data)} prompts")
+            artifact = train_artifact(train_data, seed=seed)
+            artifact.__class__ = _MemoArtifact
+            _category_prior(train_data, data, te, cost, run_of)
+            _replay(artifact, data, te, run_of, keep_decisions)
     best = int(np.argmax(data.score.mean(axis=0)))
     return BenchResult(
         models=list(data.models),
@@ -251,7 +299,59 @@ def run_benchmark(
         best_cost=float(cost[:, best].sum()),
         prompts=n,
         folds=None if train is not None else folds,
+        split="given" if train is not None else split,
+        best_scores=data.score[:, best].copy(),
     )
+
+
+def _replay(
+    artifact: RouterArtifact,
+    data: RoutingData,
+    test: np.ndarray,
+    run_of: Callable[..., Run],
+    keep_decisions: bool,
+) -> None:
+    """Every router and knob of one trained artifact over the held-out ``test`` prompts."""
+    cost = data.cost
+    for router, knob, target, strategy in _learned_runs(artifact, data.models):
+        family = "cascade" if "cascade" in router or router == "voters-only" else "learned"
+        r = run_of(router, knob, family, target)
+        for i in test:
+            score, spent, called, returned, decision = simulate(strategy, data, int(i), cost)
+            r.add(score, spent, called, bool(decision.get("escalated", False)), int(i))
+            if keep_decisions:
+                r.decisions.append(
+                    {
+                        "id": data.ids[int(i)],
+                        "router": router,
+                        "knob": knob,
+                        "called": called,
+                        "returned": returned,
+                        "score": score,
+                        "cost": spent,
+                    }
+                )
+
+
+def task_fold_ids(categories: list[str], folds: int, seed: int) -> np.ndarray | None:
+    """Fold per prompt with whole categories held out: one fold per category when there are
+    at most ``folds`` of them, else the categories shuffled into ``folds`` groups. None when
+    there is only one category (nothing to hold out)."""
+    cats = sorted(set(categories))
+    if len(cats) < 2:
+        return None
+    order = list(range(len(cats)))
+    np.random.default_rng(seed).shuffle(order)
+    group = {cats[k]: (pos % folds if len(cats) > folds else k) for pos, k in enumerate(order)}
+    return np.array([group[c] for c in categories])
+
+
+def subsample(data: RoutingData, max_prompts: int, seed: int) -> RoutingData:
+    """At most ``max_prompts`` prompts, drawn at random (kept in file order)."""
+    if len(data) <= max_prompts:
+        return data
+    rows = np.sort(np.random.default_rng(seed).choice(len(data), max_prompts, replace=False))
+    return data.subset(rows)
 
 
 PRIOR_TARGETS = tuple(float(x) for x in np.linspace(0.5, 1.0, 26))
@@ -283,7 +383,13 @@ def _category_prior(
             q, cc = mean_q.get(c, overall_q), mean_c.get(c, overall_c)
             ok = q >= t * q.max()
             j = int(np.argmin(np.where(ok, cc, np.inf)))
-            r.add(float(data.score[int(i), j]), float(cost[int(i), j]), [data.models[j]], False)
+            r.add(
+                float(data.score[int(i), j]),
+                float(cost[int(i), j]),
+                [data.models[j]],
+                False,
+                int(i),
+            )
 
 
 # -- summaries -----------------------------------------------------------------------------
@@ -300,8 +406,10 @@ def summary(result: BenchResult) -> dict[str, Any]:
     cheapest = min(singles, key=lambda r: r.cost)
     floor = (cheapest.cost, cheapest.mean_quality)
     lo, hi = cheapest.cost, bc
+    named = [(r.router, r.cost, r.mean_quality) for r in singles]
     rows = []
     for r in result.runs:
+        hull_q = assess.hull_quality(named, r.cost)
         rows.append(
             {
                 "router": r.router,
@@ -314,6 +422,14 @@ def summary(result: BenchResult) -> dict[str, Any]:
                 "target": r.target,
                 "escalation_rate": (r.escalated / r.prompts) if r.family == "cascade" else None,
                 "calls_per_prompt": r.calls / max(r.prompts, 1),
+                "hull_quality": hull_q,
+                "vs_hull": None if hull_q is None else r.mean_quality - hull_q,
+                "dominated_by": (
+                    None
+                    if r.family == "single"
+                    else assess.dominating_single(r.cost, r.mean_quality, named)
+                ),
+                "interval": _interval(result, r),
             }
         )
     routers: dict[str, list[metrics.Point]] = {
@@ -336,6 +452,8 @@ def summary(result: BenchResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "prompts": result.prompts,
         "folds": result.folds,
+        "split": result.split,
+        "do_no_harm": assess.do_no_harm(rows, bc),
         "best_model": result.best_model,
         "best_quality": bq,
         "best_cost": bc,
@@ -345,6 +463,13 @@ def summary(result: BenchResult) -> dict[str, Any]:
     if len(result.models) == 2:
         out["two_model"] = _two_model(result)
     return out
+
+
+def _interval(result: BenchResult, r: Run) -> list[float] | None:
+    """95% bootstrap interval of the realised share of best quality, for a run with a target."""
+    if r.target is None or result.best_scores is None or not r.rows:
+        return None
+    return list(assess.share_interval(r.scores, r.rows, result.best_scores))
 
 
 def _two_model(result: BenchResult) -> dict[str, Any]:

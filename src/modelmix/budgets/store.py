@@ -22,7 +22,9 @@ is in flight.
 uncontended under asyncio; it makes the store safe for threads too). Every operation is O(number
 of counters touched), with no I/O.
 
-Redis mapping (for several gateway processes sharing budgets; not implemented here):
+Redis mapping (for replicas on several hosts; implemented in ``state/redis_counters.py``,
+without the reservation sweeper: a crashed replica's reservations stay held until the window
+ends):
 
 - Counter ``(scope, subject, start, end)`` -> hash ``mm:spend:{scope}:{subject}:{start}`` with
   integer fields ``spent`` and ``reserved`` in nano-USD (Decimal x 10^9, so sums stay exact;

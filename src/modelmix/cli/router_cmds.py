@@ -15,12 +15,6 @@ def bench() -> None:
     """Offline benchmarks."""
 
 
-def _fmt(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{x * 100:.1f}%" if pct else f"{x:.3f}"
-
-
 @bench.command("routing")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -33,6 +27,19 @@ def _fmt(x: float | None, pct: bool = False) -> str:
     help="Train on this file and evaluate on all of --data.",
 )
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 50))
+@click.option(
+    "--split",
+    type=click.Choice(["kfold", "task"]),
+    default="kfold",
+    show_default=True,
+    help="kfold: random folds; task: whole categories held out (leave-one-task-out).",
+)
+@click.option(
+    "--max-prompts",
+    type=click.IntRange(20, None),
+    default=None,
+    help="Evaluate a random subsample of this many prompts (stated in the output).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Cost-quality PNG.")
@@ -48,6 +55,8 @@ def bench_routing(
     prices_path: str,
     train_path: str | None,
     folds: int,
+    split: str,
+    max_prompts: int | None,
     seed: int,
     json_out: str | None,
     plot_out: str | None,
@@ -56,14 +65,17 @@ def bench_routing(
 ) -> None:
     """Benchmark routers on labelled prompts they did not train on."""
     from rich.console import Console
-    from rich.table import Table
 
-    from modelmix.bench.routing import run_benchmark, summary
+    from modelmix.bench.report import print_report
+    from modelmix.bench.routing import run_benchmark, subsample, summary
     from modelmix.routing.learned.data import load_data, load_prices
 
     console = Console(stderr=False)
     prices = load_prices(prices_path)
     data = load_data(data_path, prices)
+    total = len(data)
+    if max_prompts is not None:
+        data = subsample(data, max_prompts, seed)
     train = load_data(train_path, prices, data.models) if train_path else None
     result = run_benchmark(
         data,
@@ -72,92 +84,33 @@ def bench_routing(
         seed=seed,
         keep_decisions=bool(decisions_out),
         progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        split=split,
     )
     s = summary(result)
-    table = Table(
-        title=f"Routing on {s['prompts']} held-out prompts "
-        f"({f'k={folds}-fold' if train is None else f'trained on {train_path}'}); "
+    s["subsample"] = {"prompts": len(data), "of": total, "seed": seed}
+    how = {
+        "kfold": f"out of fold, k={result.folds}",
+        "task": f"leave-task-out, {result.folds} folds of whole categories",
+        "given": f"trained on {train_path}",
+    }[result.split]
+    sub = f"random subsample of {len(data)} of {total} prompts (seed {seed}); " * (
+        len(data) < total
+    )
+    title = (
+        f"Routing on {s['prompts']} held-out prompts ({how}); {sub}"
         f"best single: {s['best_model']} q={s['best_quality']:.3f} cost=${s['best_cost']:.3f}"
     )
-    for col in (
-        "router",
-        "knob",
-        "quality",
-        "share of best q",
-        "cost $",
-        "share of best cost",
-        "escalation",
-        "calls/prompt",
-    ):
-        table.add_column(col, justify="left" if col in ("router", "knob") else "right")
-    shown = {
-        "quality_target=0.85",
-        "quality_target=0.9",
-        "quality_target=0.95",
-        "quality_target=0.98",
-        "quality_target=0.99",
-        "quality_target=1.0",
-        "need=2",
-        "t=0.60",
-        "t=0.80",
-        "t=0.90",
-        "t=0.96",
-        "always",
-        "uniform",
-        "per-prompt",
-    }
-    for r in s["runs"]:
-        if not all_knobs and r["knob"] not in shown:
-            continue
-        table.add_row(
-            r["router"],
-            r["knob"],
-            _fmt(r["quality"]),
-            _fmt(r["quality_share"], True),
-            f"{r['cost']:.3f}",
-            _fmt(r["cost_share"], True),
-            _fmt(r["escalation_rate"], True),
-            f"{r['calls_per_prompt']:.2f}",
-        )
-    console.print(table)
-    curves = Table(title="Cost-quality curves (frontier over knob settings)")
-    for col in (
-        "router",
-        "AIQ",
-        "cost share @ best q",
-        "saving @ best q",
-        "cost share @ 95%",
-        "saving @ 95%",
-    ):
-        curves.add_column(col, justify="left" if col == "router" else "right")
-    for name, c in s["curves"].items():
-        curves.add_row(
-            name,
-            _fmt(c["aiq"]),
-            _fmt(c["cost_share_at_best"], True),
-            _fmt(c["saving_at_best"], True),
-            _fmt(c["cost_share_at_95"], True),
-            _fmt(c["saving_at_95"], True),
-        )
-    console.print(curves)
-    targets = Table(title="Requested quality_target vs realised share of best quality")
-    for col in ("router", "target", "realised", "gap (points)"):
-        targets.add_column(col)
-    for r in s["runs"]:
-        if r["target"] is not None and r["family"] in ("learned", "cascade"):
-            gap = (r["quality_share"] - r["target"]) * 100
-            targets.add_row(
-                r["router"], f"{r['target']:.2f}", _fmt(r["quality_share"], True), f"{gap:+.1f}"
-            )
-    console.print(targets)
-    if "two_model" in s:
-        two = Table(title="Two-model metrics")
-        for col in ("router", "APGR", "CPT(50%)", "CPT(80%)"):
-            two.add_column(col)
-        for name, v in s["two_model"].items():
-            if isinstance(v, dict):
-                two.add_row(name, _fmt(v["apgr"]), _fmt(v["cpt50"], True), _fmt(v["cpt80"], True))
-        console.print(two)
+    print_report(console, s, title, all_knobs)
+    _write_outputs(s, result, json_out, plot_out, decisions_out)
+
+
+def _write_outputs(
+    s: dict[str, Any],
+    result: Any,
+    json_out: str | None,
+    plot_out: str | None,
+    decisions_out: str | None,
+) -> None:
     if json_out:
         Path(json_out).write_bytes(orjson.dumps(s, option=orjson.OPT_INDENT_2))
     if plot_out:
@@ -247,3 +200,7 @@ def router_train(
         "cascade_stages": artifact.staged.stages if artifact.staged else None,
     }
     click.echo(f"wrote {out_path}: " + orjson.dumps(info).decode())
+    from modelmix.routing.learned.safety import report_lines
+
+    for line in report_lines(artifact):
+        click.echo(line)

@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 
+from modelmix.cache.report import cache_savings
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
     GroupBy,
     LedgerNotFound,
@@ -97,14 +99,14 @@ def collect(
     now = time.time() if now is None else now
     span, bucket = RANGES[range_name]
     since = None if span is None else now - span
-    path = gateway.config.ledger_path
+    path = gateway.config.ledger_location
     out: dict[str, Any] = {
         "range": range_name,
         "since": since,
         "until": now,
         "bucket_seconds": bucket,
         "generated_at": now,
-        "ledger": str(path),
+        "ledger": display(path),
         "budgets": _budgets(gateway),
     }
     try:
@@ -120,6 +122,7 @@ def collect(
         out["by"] = {g: spend_report(path, since, g, now) for g in _GROUPS}
         out["routing_mix"] = routing_mix(path, since, now)
         out["savings"] = savings_report(path, _baselines(gateway), since, now)
+        out["cache"] = cache_savings(path, since, now)
         recent = recent_requests(path, limit=RECENT)
     except LedgerNotFound:
         out["ledger_missing"] = True

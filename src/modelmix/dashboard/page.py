@@ -458,6 +458,11 @@ def render_page(data: dict[str, Any]) -> str:
                 _money(s["saved_usd"]),
                 f"{_pct(s['saved_pct'])} of {_money(s['baseline_cost_usd'])}",
             ),
+            _kpi(
+                "Cache hits",
+                f"{data['cache']['hits']:,}",
+                f"saved {_money(data['cache']['saved_usd'])} (response cache)",
+            ),
         ]
     )
     by = data["by"]

@@ -79,6 +79,9 @@ class RequestRecord:
     #: The routing policy version serving the request (a canary's arm overrides it through
     #: ``decision["policy_version"]``).
     policy_version: str | None = None
+    #: A response-cache hit: the cost of the answer when it was first made (``cost_usd`` is
+    #: 0); None for every request that was not served from the cache.
+    saved_usd: Decimal | None = None
 
     @property
     def unpriced(self) -> bool:

@@ -11,7 +11,9 @@ import sqlite3
 #: 1: requests, attempts, api_keys. 2: api_keys gain owner, team, tags, allowed models,
 #: budgets, rate limits and updated_at; requests gain team and tags (spend attribution).
 #: 3: requests gain cost_confidence (exact / estimated / unknown).
-SCHEMA_VERSION = 3
+#: 4: requests gain saved_usd (a response-cache hit: what its answer cost when it was made);
+#:    api_keys gain allowed_tags (the tags a key may set and have counted, issue 14).
+SCHEMA_VERSION = 4
 
 REQUEST_COLUMNS = (
     "id",
@@ -41,6 +43,7 @@ REQUEST_COLUMNS = (
     "tags",
     "cost_confidence",
     "policy_version",
+    "saved_usd",
 )
 
 ATTEMPT_COLUMNS = (
@@ -158,6 +161,10 @@ ADDED_COLUMNS = (
     ("requests", "cost_confidence", "TEXT NOT NULL DEFAULT 'exact'"),
     # the routing policy version that served the request (quality loop: canary, rollback)
     ("requests", "policy_version", "TEXT"),
+    # tags a key may set on requests and have counted against tag budgets (issue 14)
+    ("api_keys", "allowed_tags", "TEXT NOT NULL DEFAULT '[]'"),
+    # a response-cache hit: what the answer cost when it was first made (cache/hooks.py)
+    ("requests", "saved_usd", "TEXT"),
 )
 
 #: Run once right after a column is added to an existing database (backfill).

@@ -22,7 +22,7 @@ sequence (typically 2 small-model calls); an escalated one adds the strong call 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,13 +31,12 @@ from modelmix.budgets.degrade import degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
+from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
 from modelmix.routing.learned.staged import answer_key
 from modelmix.routing.learned.strategy import LearnedStrategy, portfolio_prices
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
 from modelmix.routing.verifiers import (
@@ -128,7 +127,7 @@ class CascadeStrategy:
         p_voters: list[float] = []
         p_all = None
         if voters and self.artifact is not None and self._gate_w is not None:
-            p_all, _ = self.artifact.predict(self.artifact.featurize(prompt_text(request.messages)))
+            p_all, _ = self.artifact.predict(self.artifact.featurize(request.facts.text))
         for model in voters:
             last = yield Attempt(model)
             verdict = check_response(last.response, self.verifiers, min_logprob=self.min_logprob)
@@ -244,15 +243,91 @@ class StagedCascadeStrategy:
         merged = {**artifact.prices, **portfolio_prices(portfolio, models), **(prices or {})}
         self._price = {m: merged[m] for m in models}
         self._idx = {m: artifact.models.index(m) for m in models}
-        #: A quality_target below what the cheapest stage already keeps (the calibration's
-        #: floor) needs no verification: one call to the model the learned router picks.
+        #: Do no harm: when a cheaper safe setting than any of the cascade's keeps the target
+        #: out of fold (one learned call, or one model), or the stages cannot verify answers
+        #: on this traffic, the route makes that one call instead (``safety``).
         self.single: LearnedStrategy | None = None
-        floor = min(self.gate.calibration.share, default=0.0)
-        if lam is None and quality_target is not None and quality_target < floor:
-            known = [m for m in artifact.models if portfolio is None or m in portfolio]
-            self.single = LearnedStrategy(
-                name, known, artifact, portfolio, quality_target=quality_target, prices=prices
+        self.safety_note: str | None = None
+        #: Requests split between two settings (one may be a single call): ``safety.Choice``.
+        self._choice: safety.Choice | None = None
+        self._delegates: dict[safety.Option, LearnedStrategy] = {}
+        known = [m for m in artifact.models if portfolio is None or m in portfolio]
+
+        def delegate(option: safety.Option | None) -> LearnedStrategy:
+            return LearnedStrategy(
+                name,
+                known,
+                artifact,
+                portfolio,
+                quality_target=quality_target,
+                prices=prices,
+                setting=option,
             )
+
+        note = self._safe_setting(lam, quality_target)
+        #: A prompt unlike the training prompts: the single models that keep the target by
+        #: themselves (the learned strategy's own rule for such prompts; target mode only).
+        self._novel: LearnedStrategy | None = None
+        if lam is None and safety.singles(artifact.meta) and artifact.centroids is not None:
+            self._novel = delegate(None)
+        self._delegate_to(delegate, note)
+
+    def _delegate_to(
+        self, delegate: Callable[[safety.Option | None], LearnedStrategy], note: str | None
+    ) -> None:
+        """The one-call strategies for the settings that are not the cascade's."""
+        if self._choice is not None:
+            for option in (self._choice.option, self._choice.upper):
+                if option is not None and option.kind != "cascade":
+                    self._delegates[option] = delegate(option)
+        elif note is not None:
+            self.single = delegate(None)
+            self.safety_note = note
+
+    def _safe_setting(self, lam: float | None, quality_target: float | None) -> str | None:
+        """Set ``log_lam`` (and ``_choice`` for a split) to the safe setting; a note when the
+        cascade is not served."""
+        artifact, cal = self.artifact, self.gate.calibration
+        single = safety.singles(artifact.meta)
+        if not single:  # an artifact without single-model figures: the old floor rule
+            floor = min(cal.share, default=0.0)
+            if lam is None and quality_target is not None and quality_target < floor:
+                return "target under the cheapest stage's quality: one call"
+            return None
+        verifiable = float(artifact.meta.get("staged_verifiable", 1.0))
+        if verifiable < safety.MIN_VERIFIABLE:
+            return (
+                f"the stages cannot verify answers on this traffic (a comparable answer on "
+                f"{verifiable:.0%} of training prompts): cascade not offered, one learned call"
+            )
+        mine = safety.options("cascade", cal)
+        if lam is not None:
+            choice = safety.for_knob(self.log_lam, mine, single)
+        else:
+            target = 0.95 if quality_target is None else quality_target
+            learned = safety.options("learned", artifact.calibration)
+            choice = safety.choose(
+                target, [*mine, *learned], single, prompts=artifact.meta.get("prompts")
+            )
+        if choice is None:
+            return None
+        if choice.upper is not None:
+            self._choice = choice
+            self.safety_note = choice.note
+        if choice.option.kind == "cascade":
+            self.log_lam = choice.option.knob
+            self.lam = 10.0**self.log_lam
+            return None
+        return choice.note or f"cheaper than any safe cascade setting: {choice.describe()}"
+
+    @property
+    def served(self) -> str:
+        """What the route serves after the do-no-harm check."""
+        if self.single is not None:
+            return f"one learned call ({self.single.served or 'as asked'})"
+        if self._choice is not None:
+            return self._choice.describe()
+        return f"cascade (log10 lam {self.log_lam:.2f})"
 
     def _eligible(self, request: ChatRequest, needs: Needs) -> set[str]:
         models = self.gate.models
@@ -262,10 +337,20 @@ class StagedCascadeStrategy:
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
         if self.single is not None:
-            decision["below_floor"] = "target under the cheapest stage's quality: one call"
+            decision["do_no_harm"] = self.safety_note
             outcome = yield from self.single.plan(request, needs, decision)
             decision["strategy"] = "cascade"
             return outcome
+        lam_now = self.lam
+        if self._choice is not None:
+            setting = self._choice.pick(safety.request_draw(request.facts.text))
+            decision["setting"] = setting.label()
+            if setting.kind != "cascade":
+                decision["do_no_harm"] = f"split: {self._choice.describe()}"
+                outcome = yield from self._delegates[setting].plan(request, needs, decision)
+                decision["strategy"] = "cascade"
+                return outcome
+            lam_now = 10.0**setting.knob
         decision["strategy"] = "cascade"
         eligible = self._eligible(request, needs)
         if not eligible:
@@ -280,7 +365,7 @@ class StagedCascadeStrategy:
             )
         decision["knob"] = {
             "quality_target": self.quality_target,
-            "lam": float(f"{self.lam:.4g}"),
+            "lam": float(f"{lam_now:.4g}"),
         }
         steps: list[dict[str, Any]] = []
         decision["steps"] = steps
@@ -298,18 +383,23 @@ class StagedCascadeStrategy:
                     decision["chosen"] = model
                     return last_out
             return last_out
-        lam = self.lam
+        lam = lam_now
         if needs.budget_pressure > 0.0:
-            lam = degraded_wtp(self.lam, needs.budget_pressure)
+            lam = degraded_wtp(lam_now, needs.budget_pressure)
             decision["budget_degraded"] = {
                 "pressure": round(needs.budget_pressure, 3),
                 "lam": float(f"{lam:.4g}"),
             }
-        text = prompt_text(request.messages)
-        f = self.artifact.featurize(text)
+        f = self.artifact.featurize(request.facts.text)
+        novel = self.artifact.is_novel(f) if self._novel is not None else None
+        if novel is not None and self._novel is not None:
+            decision["out_of_distribution"] = {"similarity": round(novel, 4)}
+            outcome = yield from self._novel.plan(request, needs, decision)
+            decision["strategy"] = "cascade"
+            return outcome
         _p, toks = self.artifact.predict(f)
         cat = self.artifact.category_of(f)
-        prompt_tokens = count_tokens(text)
+        prompt_tokens = request.facts.text_tokens
         decision["category"] = cat
         decision["prompt_tokens"] = prompt_tokens
         called: list[str] = []

@@ -191,6 +191,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
             problems.append("ledger writer is not running")
         if not any(m.unavailable is None for m in gateway.portfolio.values()):
             problems.append("no model is available")
+        if gateway.accounting.link is not None:  # shared state (state/link.py)
+            problems += await run_in_threadpool(gateway.accounting.link.problems)
         if problems:
             body = orjson.dumps({"status": "not ready", "problems": problems})
             return Response(body, status_code=503, media_type=JSON)

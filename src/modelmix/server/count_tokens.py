@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from modelmix.engine import finish_record, to_gateway_error
 from modelmix.errors import GatewayError, UpstreamError
-from modelmix.estimate import estimate_usage
+from modelmix.estimated_usage import estimate_usage
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.providers.base import Deployment, HttpRequest

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from modelmix.providers.specs import WIRE_PATHS
 from modelmix.simulated.answers import Answer, Ask, compose
 from modelmix.simulated.behaviour import Behaviour, parse_behaviour
 from modelmix.simulated.prompt_cache import PromptCache
@@ -30,7 +31,8 @@ SIMULATED_HEADER = "X-Modelmix-Simulated"
 
 _JSON = "application/json"
 _RECENT_REQUESTS = 64
-_PATHS = {"openai": "/openai/v1", "anthropic": "/anthropic/v1", "gemini": "/gemini/v1beta"}
+#: Wire format -> path prefix, from the provider registry.
+_PATHS = WIRE_PATHS
 
 
 @dataclass(slots=True)

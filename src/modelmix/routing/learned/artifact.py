@@ -32,6 +32,8 @@ class Calibration:
     knob: list[float]
     share: list[float]
     cost_share: list[float] = field(default_factory=list)
+    #: Standard error of each share (over the held-back prompts), when measured.
+    se: list[float] = field(default_factory=list)
 
     def knob_for(self, target: float) -> float:
         """The cheapest knob whose held-back quality share reaches ``target`` (interpolated)."""
@@ -47,7 +49,10 @@ class Calibration:
         return float(k[i - 1] + frac * (k[i] - k[i - 1]))
 
     def as_dict(self) -> dict[str, list[float]]:
-        return {"knob": self.knob, "share": self.share, "cost_share": self.cost_share}
+        out = {"knob": self.knob, "share": self.share, "cost_share": self.cost_share}
+        if self.se:
+            out["se"] = self.se
+        return out
 
 
 @dataclass(slots=True)
@@ -84,6 +89,9 @@ class RouterArtifact:
     staged: StagedGate | None = None
     #: The profile router's quality_target -> per-prompt threshold (knob), held-back.
     profile_calibration: Calibration | None = None
+    #: Centroids of the training prompts' hashed vectors (``novelty``); the similarity
+    #: threshold under which a prompt counts as unlike them is ``meta["ood_threshold"]``.
+    centroids: FloatArray | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -145,6 +153,17 @@ class RouterArtifact:
     def featurize(self, text: str) -> Features:
         return featurize(text)
 
+    def is_novel(self, f: Features) -> float | None:
+        """The prompt's similarity to the training prompts when under the out-of-fold
+        threshold (unlike them), else None."""
+        threshold = self.meta.get("ood_threshold")
+        if self.centroids is None or threshold is None:
+            return None
+        from modelmix.routing.learned.novelty import similarity
+
+        sim = similarity(f, self.centroids)
+        return sim if sim < float(threshold) else None
+
     # -- storage ------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
@@ -178,6 +197,8 @@ class RouterArtifact:
         arrays["sd"] = self.quality.sd
         arrays["platt"] = self.platt.astype(np.float32)
         arrays["token_var"] = self.token_var.astype(np.float32)
+        if self.centroids is not None:
+            arrays["centroids"] = self.centroids.astype(np.float16)
         if self.gate is not None:
             header["gate"] = {
                 "voters": self.gate.voters,
@@ -196,6 +217,7 @@ def _calibration(d: dict[str, Any]) -> Calibration:
         [float(x) for x in d["knob"]],
         [float(x) for x in d["share"]],
         [float(x) for x in d.get("cost_share", [])],
+        [float(x) for x in d.get("se", [])],
     )
 
 
@@ -249,4 +271,5 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
                 else None
             ),
             meta=dict(header.get("meta", {})),
+            centroids=z["centroids"].astype(np.float32) if "centroids" in z.files else None,
         )

@@ -25,8 +25,16 @@ from modelmix.routing.learned.model import (
     sigmoid,
     standardise,
 )
+from modelmix.routing.learned.novelty import fit_centroids, oof_threshold
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
-from modelmix.routing.learned.train_staged import Replay, default_stages, train_staged
+from modelmix.routing.learned.train_staged import (
+    Replay,
+    default_stages,
+    share_se,
+    train_staged,
+    verifiable_share,
+)
+from modelmix.tokens import count_tokens
 
 GATE_GRID = tuple(float(x) for x in np.linspace(0.0, 1.0, 51))
 #: Per-prompt thresholds of the profile router (share of the best candidate's P(good)).
@@ -135,7 +143,11 @@ def train_artifact(
     platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
     p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1])
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
-    cost_oof = data.prompt_tokens * pin + np.expm1(t_oof + token_var / 2) * pout
+    # The prompt's tokens as the router counts them when it decides (the text it sees): a
+    # data file may count more (e.g. a few-shot prefix the text does not hold), and a
+    # calibration measured with other counts than the served ones would not hold.
+    seen = np.array([[float(count_tokens(t))] for t in data.prompts])
+    cost_oof = seen * pin + np.expm1(t_oof + token_var / 2) * pout
 
     # -- calibration of the willingness-to-pay knob ------------------------------------------
     best_q = S[:, best].mean()
@@ -143,11 +155,15 @@ def train_artifact(
     shares: list[float] = []
     cost_shares: list[float] = []
     rows = np.arange(n)
-    for knob in KNOB_GRID:
+    knob_scores = np.zeros((n, len(KNOB_GRID)))
+    for k, knob in enumerate(KNOB_GRID):
         ch = pick_many(p_oof, cost_oof, knob)
+        knob_scores[:, k] = S[rows, ch]
         shares.append(float(S[rows, ch].mean() / best_q))
         cost_shares.append(float(cost[rows, ch].sum() / best_c))
-    calibration = Calibration(list(KNOB_GRID), shares, cost_shares)
+    calibration = Calibration(
+        list(KNOB_GRID), shares, cost_shares, share_se(knob_scores, S[:, best])
+    )
 
     # -- calibration of the profile router's threshold --------------------------------------
     # As served for a portfolio given by quality profiles (here: each model's mean score):
@@ -158,7 +174,7 @@ def train_artifact(
     profile_logit = np.array([logit(float(q)) for q in S.mean(axis=0)])
     p_profile = sigmoid(profile_logit[None, :] + (e_oof - E.mean())[:, None])
     typical = np.maximum(np.expm1(t_oof.mean(axis=1) + float(token_var.mean()) / 2), 1.0)
-    cost_profile = data.prompt_tokens * pin + typical[:, None] * pout
+    cost_profile = seen * pin + typical[:, None] * pout
     p_shares: list[float] = []
     p_costs: list[float] = []
     for threshold in PROFILE_GRID:
@@ -206,8 +222,13 @@ def train_artifact(
         else default_stages(data, voter_idx, best)
     )
     pred_tokens = np.maximum(np.expm1(t_oof + token_var / 2), 1.0)
-    replay = Replay(data, [categories[int(k)] for k in cat_oof.argmax(axis=1)], pred_tokens)
+    replay = Replay(data, [categories[int(k)] for k in cat_oof.argmax(axis=1)], pred_tokens, seen)
     staged = train_staged(replay, stage_idx, fid, best)
+    verifiable = verifiable_share(replay, stage_idx)
+
+    # -- novelty: centroids of the prompts, threshold measured on held-back folds ----------
+    centroids = fit_centroids(X, seed=seed)
+    ood_threshold = oof_threshold(X, fid, seed=seed)
 
     # -- final heads on every row -------------------------------------------------------------
     fitted = solver.fit(rows, np.hstack([S, T, E, Y_cat]))
@@ -228,12 +249,20 @@ def train_artifact(
         calibration=calibration,
         profile_calibration=profile_calibration,
         gate=gate,
+        centroids=centroids,
         meta={
+            "ood_threshold": ood_threshold,
             "prompts": n,
             "folds": folds,
             "l2": l2,
             "model_quality": {
                 x: float(q) for x, q in zip(data.models, S.mean(axis=0), strict=True)
             },
+            # do no harm: every single model's (share of best quality, share of best cost)
+            "singles": {
+                x: [float(S[:, j].mean() / best_q), float(cost[:, j].sum() / best_c)]
+                for j, x in enumerate(data.models)
+            },
+            "staged_verifiable": verifiable,
         },
     )

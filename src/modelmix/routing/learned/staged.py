@@ -159,5 +159,6 @@ class StagedGate:
                 [float(x) for x in cal["knob"]],
                 [float(x) for x in cal["share"]],
                 [float(x) for x in cal.get("cost_share", [])],
+                [float(x) for x in cal.get("se", [])],
             ),
         )

@@ -31,13 +31,14 @@ from modelmix.budgets.degrade import degraded_quality_target, degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
+from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text, sparse_features
+from modelmix.routing.learned.features import Features, sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 DEFAULT_QUALITY_TARGET = 0.95
@@ -75,6 +76,7 @@ class LearnedStrategy:
         wtp: float | None = None,
         profiles: Mapping[str, float] | None = None,
         prices: Mapping[str, tuple[float, float]] | None = None,
+        setting: safety.Option | None = None,
     ) -> None:
         self.name = name
         self.artifact = artifact
@@ -124,23 +126,22 @@ class LearnedStrategy:
             self._log_wtp = artifact.calibration.knob_for(target)
         else:
             self._log_wtp = None
-        #: A target above what the router reached on held-back prompts (its calibration's top
-        #: share) is only kept by the best model itself: the route then always calls it.
+        #: Do no harm: the setting served for the target is the cheapest one measured safe
+        #: out of fold (``safety``); it may be one single model (then ``_best``).
         self._best: int | None = None
-        if (
-            self.profiles is None
-            and self.wtp is None
-            and quality_target is not None
-            and quality_target > max(artifact.calibration.share, default=1.0)
-        ):
-            quality = artifact.meta.get("model_quality", {})
-            self._best = max(
-                range(len(self.models)),
-                key=lambda i: (
-                    self.models[i] == artifact.best_model,
-                    quality.get(self.models[i], 0),
-                ),
-            )
+        self.safety_note: str | None = None
+        self._choice: safety.Choice | None = None
+        self._served: str | None = None
+        #: A prompt unlike the training prompts (``RouterArtifact.is_novel``): the heads'
+        #: predictions cannot be trusted there, so it gets the single models that keep the
+        #: target by themselves (the safe model at a high target, never a cheaper guess).
+        self._novel_to: safety.Choice | None = None
+        if self.profiles is None:
+            self._serve_safely(quality_target, setting)
+            if setting is None and wtp is None and artifact.centroids is not None:
+                target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+                single = safety.singles(artifact.meta, self.models)
+                self._novel_to = safety.choose(target, [], single)
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
@@ -157,13 +158,72 @@ class LearnedStrategy:
         }
         if self.profiles:
             self._knob["threshold"] = round(self._threshold, 3)
-        if self._best is not None:
-            self._knob["mode"] = "best model (target above the router's held-back reach)"
+        self._knob.update(self._served_knob())
 
-    def predict(self, text: str) -> tuple[list[float], list[float], int]:
-        """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
+    def _served_knob(self) -> dict[str, Any]:
+        """The decision's note of the served setting (after the do-no-harm check)."""
+        out: dict[str, Any] = {}
+        if self._served is not None:
+            out["served"] = self._served
+        if self._best is not None and self._choice is None:
+            out["mode"] = f"single model {self.models[self._best]} (do no harm)"
+        return out
+
+    def _serve_safely(self, quality_target: float | None, setting: safety.Option | None) -> None:
+        """Set ``_log_wtp`` or ``_best`` to the safe setting for the knob (``safety``), and
+        ``_choice`` when requests are split between two settings; ``setting`` pins one."""
+        artifact = self.artifact
+        single = safety.singles(artifact.meta, self.models)
+        if setting is not None:
+            self._apply(safety.Choice(setting))
+            return
+        if not single:  # an artifact without single-model figures: the old rule
+            reach = max(artifact.calibration.share, default=1.0)
+            if self.wtp is None and quality_target is not None and quality_target > reach:
+                quality = artifact.meta.get("model_quality", {})
+                self._best = max(
+                    range(len(self.models)),
+                    key=lambda i: (
+                        self.models[i] == artifact.best_model,
+                        quality.get(self.models[i], 0),
+                    ),
+                )
+            return
+        learned = safety.options("learned", artifact.calibration)
+        if self.wtp is not None and self._log_wtp is not None:
+            choice = safety.for_knob(self._log_wtp, learned, single)
+        else:
+            target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+            choice = safety.choose(target, learned, single, prompts=artifact.meta.get("prompts"))
+        if choice is not None:
+            self._apply(choice)
+
+    def _apply(self, choice: safety.Choice) -> None:
+        self.safety_note = choice.note
+        self._choice = choice if choice.upper is not None else None
+        self._best, log_wtp = self._setting(choice.option)
+        self._log_wtp = self._log_wtp if log_wtp is None else log_wtp
+        self._served = choice.describe()
+
+    @property
+    def served(self) -> str | None:
+        """The setting served for the knob after the do-no-harm check (None: as asked)."""
+        return self._served
+
+    def _setting(self, option: safety.Option) -> tuple[int | None, float | None]:
+        """(pinned model index, log wtp) of a setting."""
+        if option.kind == "single":
+            return self.models.index(option.model), None
+        return None, option.knob
+
+    def predict(
+        self, text: str, f: Features | None = None, prompt_tokens: int | None = None
+    ) -> tuple[list[float], list[float], int]:
+        """P(good), predicted cost (USD) per route model, and the prompt's tokens (``f``: the
+        prompt's features when already computed; tokens counted here unless the caller has
+        them)."""
         if self.profiles is None:
-            z = self._heads.apply(self.artifact.featurize(text))
+            z = self._heads.apply(self.artifact.featurize(text) if f is None else f)
             m = len(self.models)
             p = sigmoid(self._platt[:, 0] * z[:m] + self._platt[:, 1]).tolist()
             toks = np.maximum(np.expm1(z[m:] + self._token_var / 2), 1.0).tolist()
@@ -172,7 +232,8 @@ class LearnedStrategy:
             shift = easiness - self._mean_easiness
             p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
             toks = [max(math.expm1(log_tokens + self._token_shift), 1.0)] * len(self.models)
-        prompt_tokens = count_tokens(text)
+        if prompt_tokens is None:
+            prompt_tokens = count_tokens(text)
         cost = [
             prompt_tokens * pin + t * pout
             for pin, pout, t in zip(self._pin, self._pout, toks, strict=True)
@@ -195,9 +256,17 @@ class LearnedStrategy:
         return None, cal.knob_for(lowered) if cal is not None else lowered
 
     def choose(
-        self, p: list[float], cost: list[float], eligible: list[bool], pressure: float = 0.0
+        self,
+        p: list[float],
+        cost: list[float],
+        eligible: list[bool],
+        pressure: float = 0.0,
+        setting: safety.Option | None = None,
     ) -> int:
         best = self._best
+        pinned_wtp = None
+        if setting is not None:
+            best, pinned_wtp = self._setting(setting)
         if (
             best is not None
             and pressure <= 0.0
@@ -206,6 +275,8 @@ class LearnedStrategy:
         ):
             return best
         log_wtp, threshold = self.degraded_knob(pressure)
+        if pinned_wtp is not None and pressure <= 0.0:
+            log_wtp = pinned_wtp
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
@@ -242,9 +313,23 @@ class LearnedStrategy:
                 param="model",
                 code="no_capable_model",
             )
-        p, cost, prompt_tokens = self.predict(prompt_text(request.messages))
+        facts = request.facts
+        f = self.artifact.featurize(facts.text) if self.profiles is None else None
+        p, cost, prompt_tokens = self.predict(facts.text, f, facts.text_tokens)
         pressure = needs.budget_pressure
-        choice = self.choose(p, cost, eligible, pressure)
+        setting = None
+        if self._choice is not None:
+            setting = self._choice.pick(safety.request_draw(facts.text))
+            decision["setting"] = setting.label()
+        novel = self.artifact.is_novel(f) if f is not None and self._novel_to else None
+        if novel is not None and self._novel_to is not None:
+            setting = self._novel_to.pick(safety.request_draw(facts.text))
+            decision["out_of_distribution"] = {
+                "similarity": round(novel, 4),
+                "threshold": round(float(self.artifact.meta["ood_threshold"]), 4),
+                "served": setting.model,
+            }
+        choice = self.choose(p, cost, eligible, pressure, setting)
         if pressure > 0.0:
             log_wtp, target = self.degraded_knob(pressure)
             decision["budget_degraded"] = {
@@ -254,6 +339,8 @@ class LearnedStrategy:
                 "undegraded_choice": self.models[self.choose(p, cost, eligible)],
             }
         decision["knob"] = dict(self._knob)
+        if self.safety_note:
+            decision["do_no_harm"] = self.safety_note
         decision["prompt_tokens"] = prompt_tokens
         decision["candidates"] = [
             {"model": m, "p_good": round(p[i], 4), "cost": cost[i]}

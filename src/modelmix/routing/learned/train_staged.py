@@ -69,6 +69,8 @@ class Replay:
     data: RoutingData
     cats: list[str]  # predicted category per prompt (never the label of a decided prompt)
     pred_tokens: np.ndarray  # predicted completion tokens, out of fold
+    #: (n, 1) prompt tokens as the gateway counts them (default: the data's counts)
+    seen_tokens: np.ndarray | None = None
 
     def answers(self, i: int, stages: list[list[int]], upto: int) -> list[str | None]:
         """The answers of the models called up to stage ``upto``, as the gateway sees them."""
@@ -142,6 +144,7 @@ def replay_rows(
     pin = np.array([data.prices[m][0] for m in data.models])
     pout = np.array([data.prices[m][1] for m in data.models])
     n_st = len(stages)
+    seen = data.prompt_tokens if replay.seen_tokens is None else replay.seen_tokens
     scores = np.zeros((len(rows), len(lams)))
     costs = np.zeros((len(rows), len(lams)))
     for r, i in enumerate(rows):
@@ -154,7 +157,7 @@ def replay_rows(
         ]
         later = [
             sum(
-                float(data.prompt_tokens[i, j]) * pin[j]
+                seen[i, min(j, seen.shape[1] - 1)] * pin[j]
                 + gate.later_tokens(data.models[j], float(replay.pred_tokens[i, j]), first_tokens)
                 * pout[j]
                 for j in s
@@ -181,6 +184,24 @@ def replay_rows(
     return scores, costs
 
 
+def share_se(scores: np.ndarray, best: np.ndarray) -> list[float]:
+    """Standard error of each column's share of the best model's quality (paired per prompt):
+    scores (n, K) of K settings, ``best`` (n,) the best model's."""
+    bq = max(float(best.mean()), 1e-9)
+    d = (scores - best[:, None]) / bq
+    return [float(x) for x in d.std(axis=0) / np.sqrt(max(len(best), 1))]
+
+
+def verifiable_share(replay: Replay, stages: list[list[int]]) -> float:
+    """Share of prompts on which the first stage gives at least one comparable answer: below
+    one half the cascade cannot verify on this traffic."""
+    n = len(replay.data)
+    if n == 0:
+        return 0.0
+    seen = sum(any(a is not None for a in replay.answers(i, stages, 0)) for i in range(n))
+    return seen / n
+
+
 def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best: int) -> StagedGate:
     """The gate on every row, with its knob calibrated on held-back folds."""
     data = replay.data
@@ -200,5 +221,6 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
         list(LAM_GRID),
         [float(x) for x in scores.mean(axis=0) / best_q],
         [float(x) for x in costs.sum(axis=0) / best_c],
+        share_se(scores, data.score[:, best]),
     )
     return build_gate(replay, stages, np.arange(n), calibration)

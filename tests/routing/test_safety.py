@@ -1,0 +1,131 @@
+"""Do no harm: the served setting for a target is safe, measured, and explained."""
+
+import pytest
+
+from modelmix.routing.learned import safety
+from modelmix.routing.learned.safety import Option
+
+
+def singles():
+    return [
+        Option("single", 0.70, 0.02, model="cheap"),
+        Option("single", 0.94, 0.06, model="mini"),
+        Option("single", 1.00, 1.00, model="best"),
+        Option("single", 0.90, 4.00, model="dear"),  # beaten by mini: never served
+    ]
+
+
+def test_a_setting_a_single_model_beats_on_both_axes_is_never_served():
+    learned = [
+        Option("learned", 0.92, 0.10, knob=-1.0),  # mini is better and cheaper
+        Option("learned", 0.97, 0.30, knob=-0.5),
+        Option("learned", 0.995, 0.95, knob=0.0),  # about always-best's cost: no gain
+    ]
+    assert safety.beaten_by(learned[0], singles()).model == "mini"
+    assert not safety.is_safe(learned[0], singles())
+    assert not safety.is_safe(learned[2], singles())
+    choice = safety.choose(0.94, learned, singles(), margin=False)
+    assert choice.option.model == "mini" and choice.upper is None
+    # Under mini: a split of cheap and mini, never the beaten learned setting.
+    choice = safety.choose(0.92, learned, singles(), margin=False)
+    assert (choice.option.model, choice.upper.model) == ("cheap", "mini")
+    assert choice.p_upper == pytest.approx((0.92 - 0.70) / (0.94 - 0.70))
+    # Between mini and the 0.97 setting: a split on the safe frontier, hitting the target.
+    choice = safety.choose(0.955, learned, singles(), margin=False)
+    assert choice.option.model == "mini" and choice.upper.knob == -0.5
+    assert choice.p_upper == pytest.approx((0.955 - 0.94) / (0.97 - 0.94))
+    choice = safety.choose(0.999, learned, singles(), margin=False)
+    assert choice.option.knob == -0.5 and choice.upper.model == "best"
+    # Above every safe setting: the safe model, said so.
+    choice = safety.choose(1.01, learned, singles(), margin=False)
+    assert choice.option.model == "best" and "safe model best" in choice.note
+
+
+def test_the_margin_is_the_standard_error_and_thin_data_promises_only_single_models():
+    learned = [Option("learned", 0.96, 0.20, knob=-1.0, se=0.01)]
+    assert safety.choose(0.955, learned, singles()).upper.model == "best"
+    assert safety.choose(0.955, learned, singles(), margin=False).upper.knob == -1.0
+    thin = safety.choose(0.9, learned, singles(), margin=False, prompts=20)
+    assert thin.option.kind == "single"
+
+
+def test_a_split_draw_is_fixed_by_the_prompt():
+    u = safety.request_draw("What is 2 + 2?")
+    assert 0.0 <= u < 1.0 and u == safety.request_draw("What is 2 + 2?")
+    lo, hi = Option("single", 0.9, 0.1, model="a"), Option("single", 1.0, 1.0, model="b")
+    choice = safety.Choice(lo, upper=hi, p_upper=0.25)
+    assert choice.pick(0.1) is hi and choice.pick(0.5) is lo
+
+
+def test_an_explicit_knob_is_kept_when_safe_and_replaced_when_not():
+    learned = [Option("learned", 0.92, 0.10, knob=-1.0), Option("learned", 0.97, 0.3, knob=0.0)]
+    assert safety.for_knob(0.05, learned, singles()) is None
+    replaced = safety.for_knob(-1.1, learned, singles())
+    assert replaced is not None and replaced.upper.model == "mini"
+    assert "beaten by mini" in replaced.note
+
+
+def test_config_check_and_router_train_say_what_is_served(tmp_path):
+    from click.testing import CliRunner
+
+    from modelmix.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "models:\n"
+        "  - {name: gpt-4o-mini-2024-07-18, provider: openai}\n"
+        "  - {name: gpt-4o-2024-08-06, provider: openai}\n"
+        "routes:\n"
+        "  - name: checked\n"
+        "    strategy: cascade\n"
+        "    cascade: {staged: true, quality_target: 1.0}\n"
+    )
+    out = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert out.exit_code == 0, out.output
+    assert "route checked: serves" in out.output
+
+
+def test_router_train_reports_do_no_harm(tmp_path):
+    from click.testing import CliRunner
+
+    from modelmix.cli import main
+    from tests.routing.test_learned import synthetic
+
+    data = synthetic(n=160)
+    rows = []
+    for i in range(len(data)):
+        outcomes = {
+            m: {
+                "score": float(data.score[i, j]),
+                "prompt_tokens": 20,
+                "completion_tokens": int(data.completion_tokens[i, j]),
+                "answer": data.answers[i][j],
+            }
+            for j, m in enumerate(data.models)
+        }
+        rows.append({"id": data.ids[i], "prompt": data.prompts[i], "outcomes": outcomes})
+    import orjson
+
+    (tmp_path / "d.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    prices = {
+        m: {"input_per_mtok": p[0] * 1e6, "output_per_mtok": p[1] * 1e6}
+        for m, p in data.prices.items()
+    }
+    (tmp_path / "p.json").write_bytes(orjson.dumps(prices))
+    out = CliRunner().invoke(
+        main,
+        [
+            "router",
+            "train",
+            "--data",
+            str(tmp_path / "d.jsonl"),
+            "--prices",
+            str(tmp_path / "p.json"),
+            "--out",
+            str(tmp_path / "r.npz"),
+            "--folds",
+            "4",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "do no harm" in out.output and "quality_target 0.95: learned ->" in out.output
