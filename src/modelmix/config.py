@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import yaml
@@ -71,6 +71,15 @@ class CapabilitiesConfig(_Strict):
     streaming: bool = True
     context_window: int = Field(default=128_000, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
+    #: issue 12: takes a reasoning effort (an Anthropic client's ``thinking`` maps to it).
+    reasoning: bool = False
+
+
+class ParamsConfig(_Strict):
+    """issue 12: what a request field modelmix does not know becomes at this model when the
+    model does not speak the client's wire format (same format: always sent unchanged)."""
+
+    unknown: Literal["pass", "refuse", "drop"] = "refuse"
 
 
 class DeploymentConfig(_Strict):
@@ -96,6 +105,8 @@ class ModelConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     price: PriceConfig | None = None
     capabilities: CapabilitiesConfig = Field(default_factory=CapabilitiesConfig)
+    #: issue 12: unknown request fields (``params: {unknown: pass|refuse|drop}``).
+    params: ParamsConfig = Field(default_factory=ParamsConfig)
     weight: float = Field(default=1.0, gt=0)
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     description: str | None = None

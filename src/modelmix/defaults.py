@@ -33,7 +33,10 @@ _SIMULATED: list[dict[str, Any]] = [
         "model": "sim-medium",
         "base_url": SIMULATED_BASE_URL,
         "price": {"input": "1.00", "output": "5.00"},
-        "capabilities": {"vision": True, "json_object": False, "json_schema": False},
+        # json_schema: Anthropic's structured outputs (output_config.format), which an
+        # Anthropic client's request carries as it is; an OpenAI client's is refused by the
+        # adapter (no translation yet), so the model is skipped for it with that reason.
+        "capabilities": {"vision": True, "json_object": False, "json_schema": True},
         "description": "SIMULATED medium model (Anthropic wire format); made-up prices",
     },
     {

@@ -64,7 +64,7 @@ def build_portfolio(
     for model in config.models:
         spec = spec_for(model.provider)
         kind, preset_url, preset_key_env = spec.adapter, spec.default_url, spec.key_env
-        caps = Capabilities(**model.capabilities.model_dump())
+        caps = Capabilities(**model.capabilities.model_dump(), unknown_params=model.params.unknown)
         override = _override(model)
         variants: list[DeploymentConfig | None] = list(model.deployments) or [None]
         deployments: list[Deployment] = []

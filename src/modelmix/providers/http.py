@@ -271,6 +271,7 @@ class UpstreamStream:
             and delta.finish_reason is None
             and delta.usage is None
             and delta.logprobs is None
+            and delta.raw is None  # a passthrough event (issue 12) goes out as it came
         ):
             # Only id/model: fold into the next delta.
             if delta.id is not None:

@@ -27,6 +27,7 @@ from modelmix.gateway import Gateway
 from modelmix.server.admin import admin_routes
 from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
+from modelmix.server.count_tokens import count_tokens_routes
 from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 
@@ -41,6 +42,22 @@ def _error_response(fmt: ApiFormat, err: GatewayError) -> Response:
         status_code=fmt.error_status(err),
         media_type=JSON,
         headers=fmt.error_headers(err),
+    )
+
+
+def not_implemented(method: str, path: str, routes: list[Any]) -> GatewayError:
+    """The 404 for a path no route serves: its code says the endpoint is not implemented (not
+    that a model is missing), and the message lists the API endpoints that are."""
+    served = sorted(
+        f"{'/'.join(sorted(r.methods - {'HEAD'}))} {r.path}"
+        for r in routes
+        if isinstance(r, Route) and r.path.startswith("/v1/") and r.methods
+    )
+    return GatewayError(
+        "not_found",
+        f"{method} {path} is not implemented by modelmix. Implemented endpoints: "
+        + ", ".join(served),
+        code="endpoint_not_implemented",
     )
 
 
@@ -185,6 +202,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
         assert isinstance(exc, HTTPException)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         err = GatewayError(kind, f"{request.method} {request.url.path}: {exc.detail}")  # type: ignore[arg-type]
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route: issue 12
+            err = not_implemented(request.method, request.url.path, routes)
         response = _error_response(_format_for(request), err)
         response.status_code = exc.status_code
         response.headers.update(exc.headers or {})  # Allow, on a 405
@@ -218,6 +237,7 @@ def create_app(gateway: Gateway) -> GatewayApp:
         *admin_routes(gateway.keys, auth, gateway.accounting, admin_enabled=admin_key is not None),
         *dashboard_routes(gateway, auth),
         *feedback_routes(gateway, auth),
+        *count_tokens_routes(gateway, auth),  # issue 12
     ]
     rest = Starlette(
         routes=routes,

@@ -161,6 +161,8 @@ class ChatEndpoint:
             if key_id is None:
                 self.cross_site.check(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
+            if chat.native is not None:  # issue 12: a same-format upstream gets the betas
+                chat.native.headers = headers
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
