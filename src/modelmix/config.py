@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import yaml
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from modelmix.budgets.config import BudgetsConfig
+from modelmix.embeddings.checks import cross_check as embedding_cross_check
 from modelmix.paths import default_home
 from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
@@ -94,9 +95,24 @@ class ModelConfig(_Strict):
     weight: float = Field(default=1.0, gt=0)
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     description: str | None = None
+    #: issue 12 (embeddings): ``embedding`` models serve ``POST /v1/embeddings`` only; their
+    #: price is ``input`` per 1M tokens (``output`` may be left out), ``dimensions`` the
+    #: length of their vectors when a request names none.
+    kind: Literal["chat", "embedding"] = "chat"
+    dimensions: int | None = Field(default=None, gt=0)
 
     #: Present only so that an inline key gets a clear error instead of "unknown key".
     api_key: None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedding_price(cls, data: Any) -> Any:
+        """An embedding model's price needs no ``output`` (it produces no tokens)."""
+        if isinstance(data, dict) and data.get("kind") == "embedding":
+            price = data.get("price")
+            if isinstance(price, dict) and "output" not in price:
+                data = {**data, "price": {**price, "output": 0}}
+        return data
 
     @field_validator("provider")
     @classmethod
@@ -377,6 +393,7 @@ def _cross_check(config: Config) -> list[str]:
         if model not in names:
             errors.append(f"budgets.rate_limits.models.{model}: unknown model")
     errors += quality_cross_check(config)
+    errors += embedding_cross_check(config)  # issue 12
     return errors
 
 

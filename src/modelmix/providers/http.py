@@ -38,7 +38,13 @@ from modelmix.providers.transport import (
 )
 
 if TYPE_CHECKING:
-    from modelmix.providers.base import Deployment, ProviderAdapter, StreamDecoder, StreamParser
+    from modelmix.providers.base import (
+        Deployment,
+        HttpRequest,
+        ProviderAdapter,
+        StreamDecoder,
+        StreamParser,
+    )
     from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
 __all__ = ["STREAM_CUT", "Timeouts", "UpstreamClient", "UpstreamStream"]
@@ -117,6 +123,27 @@ class UpstreamClient:
         if not 200 <= status < 300:
             raise adapter.parse_error(status, body, resp.headers)
         return adapter.parse_response(body)
+
+    async def exchange(
+        self, http: HttpRequest, timeouts: Timeouts
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One plain request/answer (status, body, headers) for callers with their own
+        adapters (embeddings, issue 12); transport failures and timeouts as ``UpstreamError``."""
+        try:
+            async with asyncio.timeout(timeouts.total):
+                resp = await self._get_pool().request(
+                    http.method,
+                    http.url,
+                    headers=http.headers,
+                    body=http.body,
+                    connect_timeout=timeouts.connect,
+                )
+                body = await resp.read()
+        except (TransportError, ValueError) as exc:
+            raise _transport_error(exc, timeouts) from None
+        except TimeoutError:
+            raise UpstreamError("timeout", f"no answer within {timeouts.total:g}s") from None
+        return resp.status, body, resp.headers
 
     async def stream(
         self,

@@ -27,7 +27,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
-from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.formats import ANTHROPIC, COMPLETIONS, OPENAI, ApiFormat
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -41,6 +41,8 @@ CHAT_PATHS: dict[str, ApiFormat] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
+    "/v1/completions": COMPLETIONS,  # issue 12: legacy completions
+    "/completions": COMPLETIONS,
 }
 TAG_HEADER_PREFIX = "x-modelmix-tag-"
 #: An oversized body is drained up to this size before the 413 goes out, so the client reads
