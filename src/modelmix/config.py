@@ -291,7 +291,8 @@ class TracingConfig(_Strict):
 
 
 class Config(_Strict):
-    #: Where the ledger lives by default; ``$MODELMIX_HOME`` or ``./.modelmix`` when unset.
+    #: Where the ledger lives by default; unset: ``$MODELMIX_HOME``, else the per-user data
+    #: directory (``$XDG_DATA_HOME/modelmix`` or ``~/.local/share/modelmix``).
     data_dir: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)

@@ -118,7 +118,11 @@ def _attach_attempts(conn: sqlite3.Connection, requests: list[dict[str, Any]]) -
 
 
 def recent_requests(
-    path: str | Path, limit: int = 20, route: str | None = None, model: str | None = None
+    path: str | Path,
+    limit: int = 20,
+    route: str | None = None,
+    model: str | None = None,
+    failed: bool = False,
 ) -> list[dict[str, Any]]:
     """The latest requests, newest first, each with its ``attempts`` (in order).
 
@@ -132,6 +136,8 @@ def recent_requests(
     if model is not None:
         where.append("(final_model = ? OR requested_model = ?)")
         params += [model, model]
+    if failed:  # issue 12: modelmix logs --failed
+        where.append("status != 'ok'")
     sql = "SELECT * FROM requests"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -25,7 +25,7 @@ from modelmix.dashboard.routes import dashboard_routes
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
 from modelmix.server.admin import admin_routes
-from modelmix.server.auth import Authenticator, presented_key
+from modelmix.server.auth import DEFAULT_ADMIN_KEY_ENV, Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
 from modelmix.server.embeddings import EMBEDDING_PATHS, EmbeddingsEndpoint
 from modelmix.server.feedback import feedback_routes
@@ -88,9 +88,8 @@ class _ChatRoute:
 
 def create_app(gateway: Gateway) -> GatewayApp:
     config = gateway.config
-    admin_key = (
-        gateway.env.get(config.server.admin_key_env) if config.server.admin_key_env else None
-    )
+    # issue 12: with no server.admin_key_env, $MODELMIX_ADMIN_KEY alone turns keys on
+    admin_key = gateway.env.get(config.server.admin_key_env or DEFAULT_ADMIN_KEY_ENV) or None
     if config.server.admin_key_env and not admin_key:
         log.warning(
             "server.admin_key_env names %s, which is not set: no admin key",
