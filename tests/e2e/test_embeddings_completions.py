@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
@@ -21,6 +20,7 @@ from modelmix.gateway import Gateway
 from modelmix.simulated import Simulator
 from modelmix.simulated.vectors import vector
 from modelmix.tokens import count_tokens
+from tests.e2e import plain_http as httpx
 from tests.e2e.conftest import RunningGateway
 from tests.e2e.ledger_rows import attempt_rows, request_row
 
