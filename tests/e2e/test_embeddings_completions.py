@@ -249,3 +249,14 @@ def test_completions_refusals(gw: RunningGateway) -> None:
         client(gw, **{"x-modelmix-tag-project": "atlas"}).completions.create(
             model="text", prompt="hi"
         )
+
+
+def test_chat_and_completions_refuse_embedding_models(gw: RunningGateway) -> None:
+    c = client(gw)
+    for model in ("embed-small", "embed"):
+        with pytest.raises(openai.BadRequestError) as chat:
+            c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert chat.value.code == "model_not_chat"
+        with pytest.raises(openai.BadRequestError) as legacy:
+            c.completions.create(model=model, prompt="hi")
+        assert legacy.value.code == "model_not_chat"
