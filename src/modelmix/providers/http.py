@@ -101,34 +101,18 @@ class UpstreamClient:
         timeouts: Timeouts,
     ) -> ChatResponse:
         """One non-streamed call. ``UnsupportedParameter`` from the adapter passes through."""
-        http = adapter.build_request(request, deployment)
-        pool = self._get_pool()
-        try:
-            async with asyncio.timeout(timeouts.total):
-                resp = await pool.request(
-                    http.method,
-                    http.url,
-                    headers=http.headers,
-                    body=http.body,
-                    connect_timeout=timeouts.connect,
-                )
-                body = await resp.read()
-        except (TransportError, ValueError) as exc:
-            raise _transport_error(exc, timeouts) from None
-        except TimeoutError:
-            raise UpstreamError(
-                "timeout", f"no complete answer within {timeouts.total:g}s"
-            ) from None
-        status = resp.status
+        status, body, headers = await self.exchange(
+            adapter.build_request(request, deployment), timeouts
+        )
         if not 200 <= status < 300:
-            raise adapter.parse_error(status, body, resp.headers)
+            raise adapter.parse_error(status, body, headers)
         return adapter.parse_response(body)
 
     async def exchange(
         self, http: HttpRequest, timeouts: Timeouts
     ) -> tuple[int, bytes, dict[str, str]]:
-        """One plain request/answer (status, body, headers) for callers with their own
-        adapters (embeddings, issue 12); transport failures and timeouts as ``UpstreamError``."""
+        """One request and its whole answer (status, body, headers); transport failures and
+        timeouts as ``UpstreamError``. ``complete`` and the embeddings (issue 12) use it."""
         try:
             async with asyncio.timeout(timeouts.total):
                 resp = await self._get_pool().request(
@@ -142,7 +126,9 @@ class UpstreamClient:
         except (TransportError, ValueError) as exc:
             raise _transport_error(exc, timeouts) from None
         except TimeoutError:
-            raise UpstreamError("timeout", f"no answer within {timeouts.total:g}s") from None
+            raise UpstreamError(
+                "timeout", f"no complete answer within {timeouts.total:g}s"
+            ) from None
         return resp.status, body, resp.headers
 
     async def stream(

@@ -16,7 +16,7 @@ import orjson
 
 from modelmix.errors import GatewayError
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
-from modelmix.wire.openai_chat.client import parse_chat_request, render_error
+from modelmix.wire.openai_chat.client import ChatStreamRenderer, parse_chat_request
 
 __all__ = ["CompletionStreamRenderer", "parse_completion_request", "render_completion_response"]
 
@@ -128,25 +128,19 @@ def render_completion_response(resp: ChatResponse, *, model: str) -> bytes:
     )
 
 
-class CompletionStreamRenderer:
+class CompletionStreamRenderer(ChatStreamRenderer):
     """Canonical deltas as ``text_completion`` SSE chunks; with ``include_usage`` a last chunk
-    with ``choices: []`` and the usage, then ``data: [DONE]``."""
+    with ``choices: []`` and the usage, then ``data: [DONE]`` (framing, usage and errors as
+    the chat renderer's)."""
 
-    __slots__ = ("_head", "_include_usage", "_usage")
+    __slots__ = ()
 
     def __init__(self, *, id: str, model: str, created: int, include_usage: bool) -> None:
+        super().__init__(id=id, model=model, created=created, include_usage=include_usage)
         head = orjson.dumps(
             {"id": _id(id), "object": "text_completion", "created": created, "model": model}
         )
         self._head = b"data: " + head[:-1] + b","
-        self._include_usage = include_usage
-        self._usage: Usage | None = None
-
-    def _frame(self, choices: list[dict[str, Any]], usage: dict[str, int] | None) -> bytes:
-        tail: dict[str, Any] = {"choices": choices}
-        if self._include_usage:
-            tail["usage"] = usage
-        return self._head + orjson.dumps(tail)[1:] + b"\n\n"
 
     def delta(self, d: StreamDelta) -> bytes:
         if d.usage is not None:
@@ -160,12 +154,3 @@ class CompletionStreamRenderer:
             "finish_reason": d.finish_reason,
         }
         return self._frame([choice], None)
-
-    def end(self) -> bytes:
-        out = b""
-        if self._include_usage and self._usage is not None:
-            out = self._frame([], _usage(self._usage))
-        return out + b"data: [DONE]\n\n"
-
-    def error(self, err: GatewayError) -> bytes:
-        return b"data: " + render_error(err) + b"\n\n"
