@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from modelmix.errors import GatewayError
-from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 from modelmix.wire.openai_chat.client import ChatStreamRenderer, parse_chat_request
+from modelmix.wire.openai_chat.client import _usage as usage_object
 
 __all__ = ["CompletionStreamRenderer", "parse_completion_request", "render_completion_response"]
 
@@ -99,14 +100,6 @@ def _id(raw: str) -> str:
     return raw if raw.startswith("cmpl-") else f"cmpl-{raw}"
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    }
-
-
 def render_completion_response(resp: ChatResponse, *, model: str) -> bytes:
     """A ``text_completion`` object; ``model`` is the name the client asked for."""
     choice = {
@@ -122,7 +115,7 @@ def render_completion_response(resp: ChatResponse, *, model: str) -> bytes:
             "created": resp.created or int(time.time()),
             "model": model,
             "choices": [choice],
-            "usage": _usage(resp.usage),
+            "usage": usage_object(resp.usage),
             "system_fingerprint": resp.system_fingerprint,
         }
     )
