@@ -120,7 +120,7 @@ def _serve_one(
     # its work rather than the default 5 ms, which would show as latency spikes.
     sys.setswitchinterval(0.001)
     app: Any = create_app(Gateway(config))
-    if access_log:
+    if access_log and log_level.lower() in ("trace", "debug", "info"):
         from modelmix.server.access_log import AccessLog
 
         app = AccessLog(app)
