@@ -69,3 +69,12 @@ def count_tokens(text: str) -> int:
         return max(1, len(text) // 4)
     # special tokens' text counts as ordinary text (as encode(..., disallowed_special=()))
     return len(enc.encode_ordinary(text))
+
+
+def decode_tokens(tokens: list[int]) -> str:
+    """The text of cl100k token ids (issue 12: embeddings sent as token arrays, as LangChain
+    does). ``ValueError`` for an id cl100k does not have; ``ImportError`` without a tokenizer."""
+    try:
+        return str(_encoding().decode(tokens))
+    except (KeyError, IndexError, OverflowError) as exc:
+        raise ValueError(f"not a cl100k token id: {exc}") from None

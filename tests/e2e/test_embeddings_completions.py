@@ -166,9 +166,12 @@ def test_errors_in_openai_format(gw: RunningGateway) -> None:
     with pytest.raises(openai.BadRequestError) as empty:
         c.embeddings.create(model="embed-small", input=[])
     assert empty.value.param == "input"
-    with pytest.raises(openai.BadRequestError) as tokens:
-        c.embeddings.create(model="embed-small", input=[[1, 2, 3]])
-    assert tokens.value.param == "input[0]"
+    with pytest.raises(openai.BadRequestError) as mixed:
+        c.embeddings.create(model="embed-small", input=["text", [1, 2, 3]])  # type: ignore[list-item]
+    assert mixed.value.param == "input[1]"
+    with pytest.raises(openai.BadRequestError) as not_cl100k:
+        c.embeddings.create(model="embed-small", input=[[999_999_999]])
+    assert not_cl100k.value.param == "input[0]"
     with pytest.raises(openai.InternalServerError):
         c.embeddings.create(model="embed-broken", input="x")
 
@@ -260,3 +263,20 @@ def test_chat_and_completions_refuse_embedding_models(gw: RunningGateway) -> Non
         with pytest.raises(openai.BadRequestError) as legacy:
             c.completions.create(model=model, prompt="hi")
         assert legacy.value.code == "model_not_chat"
+
+
+def test_token_array_inputs_as_langchain_sends_them(
+    gw: RunningGateway, simulator: Simulator
+) -> None:
+    """cl100k token arrays go to an OpenAI-compatible upstream as sent, and to Gemini as
+    their text: either way the vector is the text's."""
+    from modelmix.tokens import _encoding
+
+    arrays = [_encoding().encode_ordinary(t) for t in ("hello world", "token arrays")]
+    result = client(gw).embeddings.create(model="embed-small", input=arrays)
+    assert _close(result.data[0].embedding, vector("hello world", 64))
+    assert _close(result.data[1].embedding, vector("token arrays", 64))
+    sent = [r for r in simulator.requests if r.path.endswith("/embeddings")][-1]
+    assert sent.body["input"] == arrays
+    one = client(gw).embeddings.create(model="embed", input=arrays[0])  # via Gemini
+    assert _close(one.data[0].embedding, vector("hello world", 32))  # sim-embed-d32

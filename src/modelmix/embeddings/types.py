@@ -27,6 +27,9 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The client sent cl100k token arrays (``inputs`` then holds their text): an
+    #: OpenAI-compatible upstream gets them as sent, Gemini gets the text.
+    token_inputs: list[list[int]] | None = None
 
 
 @dataclass(slots=True)

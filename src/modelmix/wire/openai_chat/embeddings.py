@@ -1,8 +1,9 @@
 """OpenAI Embeddings (``POST /v1/embeddings``), both directions and the simulated side.
 
 - client codec: ``parse_embedding_request`` (body -> ``EmbeddingRequest``, OpenAI's messages
-  and ``param`` paths) and ``render_embedding_response`` (``float`` or ``base64`` vectors);
-  errors render with ``client.render_error`` (one OpenAI error shape for every endpoint);
+  and ``param`` paths; token arrays are taken as cl100k, as LangChain sends them) and
+  ``render_embedding_response`` (``float`` or ``base64`` vectors); errors render with
+  ``client.render_error`` (one OpenAI error shape for every endpoint);
 - upstream adapter: ``EMBEDDINGS_ADAPTER`` for any OpenAI-compatible ``/embeddings``;
 - simulated side: ``OpenAIEmbeddingsWire`` for the fake upstream.
 Pure, no I/O.
@@ -19,6 +20,7 @@ import orjson
 from modelmix.embeddings.types import EmbeddingRequest, EmbeddingResponse
 from modelmix.errors import GatewayError, UpstreamError
 from modelmix.providers.base import Deployment, HttpRequest
+from modelmix.tokens import decode_tokens
 from modelmix.types import Usage
 from modelmix.wire.common import loads_object
 from modelmix.wire.openai_chat.upstream import ADAPTER as CHAT_ADAPTER
@@ -36,25 +38,46 @@ def _invalid(message: str, param: str | None, code: str | None = None) -> Gatewa
     return GatewayError("invalid_request", message, param=param, code=code)
 
 
-def _inputs(value: object) -> list[str]:
-    if isinstance(value, str):
+def _is_tokens(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value)
+    )
+
+
+def _decoded(arrays: list[list[int]]) -> list[str]:
+    texts = []
+    for i, tokens in enumerate(arrays):
+        try:
+            texts.append(decode_tokens(tokens))
+        except (ValueError, ImportError) as exc:
+            raise _invalid(
+                f"'input[{i}]' is not a cl100k token array: {exc}", f"input[{i}]"
+            ) from None
+    return texts
+
+
+def _inputs(value: object) -> tuple[list[str], list[list[int]] | None]:
+    """(texts, token arrays or None): a string, strings, a token array or token arrays."""
+    if isinstance(value, str) or _is_tokens(value):
         value = [value]
     if not isinstance(value, list) or not value:
         raise _invalid(
-            "'input' must be a non-empty string or a non-empty array of strings.", "input"
+            "'input' must be a non-empty string, array of strings or array of token arrays.",
+            "input",
         )
     if len(value) > MAX_INPUTS:
         raise _invalid(f"'input' may hold at most {MAX_INPUTS} items.", "input")
+    if all(_is_tokens(item) for item in value):
+        return _decoded(value), value
     for i, item in enumerate(value):
-        if isinstance(item, int | list):
-            raise _invalid(
-                "Token arrays are not supported by this gateway: send the text as strings.",
-                f"input[{i}]",
-                "unsupported_parameter",
-            )
         if not isinstance(item, str) or not item:
-            raise _invalid(f"'input[{i}]' must be a non-empty string.", f"input[{i}]")
-    return value
+            raise _invalid(
+                f"'input[{i}]' must be a non-empty string (or every item a token array).",
+                f"input[{i}]",
+            )
+    return value, None
 
 
 def _metadata(value: object) -> dict[str, str]:
@@ -92,9 +115,11 @@ def parse_embedding_request(body: object) -> EmbeddingRequest:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise _invalid("'user' must be a string.", "user")
+    texts, tokens = _inputs(body["input"])
     return EmbeddingRequest(
         model=model,
-        inputs=_inputs(body["input"]),
+        inputs=texts,
+        token_inputs=tokens,
         encoding_format=fmt,
         dimensions=dims,
         user=user,
@@ -133,7 +158,7 @@ class OpenAIEmbeddingsAdapter:
     def build_request(self, request: EmbeddingRequest, deployment: Deployment) -> HttpRequest:
         body: dict[str, Any] = {
             "model": deployment.upstream_model,
-            "input": request.inputs,
+            "input": request.token_inputs if request.token_inputs is not None else request.inputs,
             "encoding_format": "float",
         }
         if request.dimensions is not None:
@@ -197,8 +222,10 @@ class OpenAIEmbeddingsWire:
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise RequestError("you must provide a model parameter", param="model")
         texts = body.get("input")
-        if isinstance(texts, str):
+        if isinstance(texts, str) or _is_tokens(texts):
             texts = [texts]
+        if isinstance(texts, list) and texts and all(_is_tokens(t) for t in texts):
+            texts = [decode_tokens(t) for t in texts]  # the same vector as the text's
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             raise RequestError("'input' must be a string or an array of strings", param="input")
         dims = body.get("dimensions")
