@@ -74,7 +74,12 @@ def count_tokens(text: str) -> int:
 def decode_tokens(tokens: list[int]) -> str:
     """The text of cl100k token ids (issue 12: embeddings sent as token arrays, as LangChain
     does). ``ValueError`` for an id cl100k does not have; ``ImportError`` without a tokenizer."""
-    try:
-        return str(_encoding().decode(tokens))
-    except (KeyError, IndexError, OverflowError) as exc:
-        raise ValueError(f"not a cl100k token id: {exc}") from None
+    for t in tokens:  # checked first: some tiktoken releases panic on an unknown id
+        if not (0 <= t < _CL100K_ORDINARY or t in _CL100K_SPECIAL_IDS):
+            raise ValueError(f"{t} is not a cl100k token id")
+    return str(_encoding().decode(tokens))
+
+
+#: cl100k's ordinary tokens are ids 0..100255; its special tokens come after.
+_CL100K_ORDINARY = 100_256
+_CL100K_SPECIAL_IDS = frozenset(_CL100K_SPECIAL.values())
