@@ -56,6 +56,17 @@ _SIMULATED: list[dict[str, Any]] = [
         "price": {"input": "0.05", "output": "0.20"},
         "description": "SIMULATED model that always fails with HTTP 500 (to show fallbacks)",
     },
+    {
+        "name": "sim-embed",
+        "provider": "openai",
+        "model": "sim-embed",
+        "kind": "embedding",
+        "base_url": SIMULATED_BASE_URL,
+        "price": {"input": "0.02"},
+        "dimensions": 256,
+        "description": "SIMULATED embedding model (OpenAI wire format, /v1/embeddings); "
+        "deterministic vectors, made-up price",
+    },
 ]
 
 _SIMULATED_ROUTES: list[dict[str, Any]] = [
@@ -162,7 +173,11 @@ def default_config(env: Mapping[str, str]) -> Config:
     for variable, models in _FROM_ENV:
         if env.get(variable):
             real.extend(models)
-    sim_names = [m["name"] for m in _SIMULATED if m["name"] != "sim-unreliable"]
+    sim_names = [
+        m["name"]
+        for m in _SIMULATED
+        if m["name"] != "sim-unreliable" and m.get("kind", "chat") == "chat"
+    ]
     auto = [m["name"] for m in sorted(real, key=_typical_cost)] or sim_names
     data = {
         "models": [*_SIMULATED, *real],

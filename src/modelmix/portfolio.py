@@ -35,6 +35,10 @@ class ModelEntry:
     unavailable: str | None = None
     owned_by: str = "modelmix"
     price_source: str | None = None
+    #: ``chat`` or ``embedding`` (``POST /v1/embeddings`` only), and an embedding model's
+    #: default vector length (issue 12).
+    kind: str = "chat"
+    dimensions: int | None = None
 
 
 def _override(model: ModelConfig) -> PriceOverride | None:
@@ -118,6 +122,8 @@ def build_portfolio(
             description=model.description,
             unavailable=unavailable,
             owned_by=model.provider,
+            kind=model.kind,
+            dimensions=model.dimensions,
             price_source=deployments[0].price.source
             if deployments and deployments[0].price
             else None,

@@ -25,9 +25,10 @@ from modelmix.dashboard.routes import dashboard_routes
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
 from modelmix.server.admin import admin_routes
-from modelmix.server.auth import Authenticator, presented_key
+from modelmix.server.auth import DEFAULT_ADMIN_KEY_ENV, Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
 from modelmix.server.count_tokens import count_tokens_routes
+from modelmix.server.embeddings import EMBEDDING_PATHS, EmbeddingsEndpoint
 from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
 
@@ -72,15 +73,21 @@ class GatewayApp:
     """The ASGI entry point: chat requests go straight to ``ChatEndpoint``, the rest to
     Starlette (which also runs the lifespan: gateway start and graceful stop)."""
 
-    def __init__(self, chat: ChatEndpoint, rest: Starlette) -> None:
+    def __init__(
+        self, chat: ChatEndpoint, rest: Starlette, embeddings: EmbeddingsEndpoint | None = None
+    ) -> None:
         self.chat = chat
         self.rest = rest
+        self.embeddings = embeddings  # issue 12: POST /v1/embeddings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             fmt = CHAT_PATHS.get(scope["path"])
             if fmt is not None:
                 await self.chat(scope, receive, send, fmt)
+                return
+            if self.embeddings is not None and scope["path"] in EMBEDDING_PATHS:
+                await self.embeddings(scope, receive, send)
                 return
         await self.rest(scope, receive, send)
 
@@ -98,9 +105,8 @@ class _ChatRoute:
 
 def create_app(gateway: Gateway) -> GatewayApp:
     config = gateway.config
-    admin_key = (
-        gateway.env.get(config.server.admin_key_env) if config.server.admin_key_env else None
-    )
+    # issue 12: with no server.admin_key_env, $MODELMIX_ADMIN_KEY alone turns keys on
+    admin_key = gateway.env.get(config.server.admin_key_env or DEFAULT_ADMIN_KEY_ENV) or None
     if config.server.admin_key_env and not admin_key:
         log.warning(
             "server.admin_key_env names %s, which is not set: no admin key",
@@ -223,10 +229,12 @@ def create_app(gateway: Gateway) -> GatewayApp:
             await gateway.close()
 
     chat = ChatEndpoint(gateway, auth)
+    embeddings = EmbeddingsEndpoint(gateway, auth)
     routes = [
         # GatewayApp serves these POSTs before Starlette sees them; as routes, any other
         # method gets a 405 rather than a 404.
         *(Route(path, _ChatRoute(chat, fmt), methods=["POST"]) for path, fmt in CHAT_PATHS.items()),
+        *(Route(path, embeddings, methods=["POST"]) for path in EMBEDDING_PATHS),  # issue 12
         Route("/v1/models", models, methods=["GET"]),
         Route("/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", model, methods=["GET"]),
@@ -244,4 +252,4 @@ def create_app(gateway: Gateway) -> GatewayApp:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    return GatewayApp(chat, rest)
+    return GatewayApp(chat, rest, embeddings)

@@ -28,7 +28,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
-from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.formats import ANTHROPIC, COMPLETIONS, OPENAI, ApiFormat
 from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
 from modelmix.server.origin import CrossSiteGuard  # issue 14: keyless cross-site requests
 from modelmix.server.shutdown import StreamRegistry  # issue 14: shutdown deadline
@@ -45,6 +45,8 @@ CHAT_PATHS: dict[str, ApiFormat] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
+    "/v1/completions": COMPLETIONS,  # issue 12: legacy completions
+    "/completions": COMPLETIONS,
 }
 TAG_HEADER_PREFIX = "x-modelmix-tag-"
 #: An oversized body is drained up to this size before the 413 goes out, so the client reads

@@ -12,6 +12,7 @@ from modelmix.errors import GatewayError
 from modelmix.types import ChatRequest, StreamDelta
 from modelmix.wire.anthropic_messages import client as anthropic_api
 from modelmix.wire.openai_chat import client as openai_api
+from modelmix.wire.openai_chat import completions as completions_api
 
 
 class StreamRenderer(Protocol):
@@ -75,4 +76,16 @@ ANTHROPIC = ApiFormat(
     ),
     render_error=anthropic_api.render_error,
     request_id_header=b"request-id",
+)
+
+#: issue 12: the legacy ``/v1/completions``, served by chat upstreams (errors: OpenAI's shape).
+COMPLETIONS = ApiFormat(
+    name="completions",
+    parse=completions_api.parse_completion_request,
+    render=completions_api.render_completion_response,
+    stream_renderer=lambda rid, model, created, req: completions_api.CompletionStreamRenderer(
+        id=rid, model=model, created=created, include_usage=req.include_usage
+    ),
+    render_error=openai_api.render_error,
+    request_id_header=b"x-request-id",
 )

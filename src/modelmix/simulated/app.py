@@ -145,8 +145,11 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> Simulator:
 
 def create_app() -> web.Application:
     """The simulated upstream as an aiohttp application (see the package docstring)."""
+    from modelmix.simulated.embeddings import handle_embeddings
     from modelmix.wire.anthropic_messages.simulated import AnthropicWire
+    from modelmix.wire.gemini.embeddings import ACTION, GeminiEmbeddingsWire
     from modelmix.wire.gemini.simulated import GeminiWire
+    from modelmix.wire.openai_chat.embeddings import OpenAIEmbeddingsWire
     from modelmix.wire.openai_chat.simulated import OpenAIWire
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -177,7 +180,14 @@ def create_app() -> web.Application:
             return _error(anthropic, error.status, error)
 
     async def gemini_generate(request: web.Request) -> web.StreamResponse:
+        if request.match_info["target"].endswith(":" + ACTION):  # embeddings
+            return await handle_embeddings(request, gemini_embeddings, gemini)
         return await handle(request, gemini)
+
+    openai_embeddings, gemini_embeddings = OpenAIEmbeddingsWire(), GeminiEmbeddingsWire()
+
+    async def openai_embed(request: web.Request) -> web.StreamResponse:
+        return await handle_embeddings(request, openai_embeddings, openai)
 
     async def openai_models(request: web.Request) -> web.StreamResponse:
         if openai.api_key(request) == "invalid":
@@ -235,6 +245,7 @@ def create_app() -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/openai/v1/chat/completions", openai_chat)
     app.router.add_get("/openai/v1/models", openai_models)
+    app.router.add_post("/openai/v1/embeddings", openai_embed)
     app.router.add_post("/anthropic/v1/messages", anthropic_messages)
     app.router.add_post("/anthropic/v1/messages/count_tokens", anthropic_count_tokens)
     app.router.add_get("/anthropic/v1/models", anthropic_models)
