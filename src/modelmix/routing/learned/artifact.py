@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelmix.routing.learned.calibration import Calibration
+from modelmix.routing.learned.calibration import Calibration as Calibration  # re-exported
 from modelmix.routing.learned.features import Features, FloatArray, featurize
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
 from modelmix.routing.learned.staged import StagedGate
