@@ -12,9 +12,10 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.evals.store import Cell, EvalStore, ResultRow
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
 from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.migrate import TABLES, MigrateError, migrate_ledger
+from modelmix.ledger.opening import open_ledger
 from modelmix.ledger.pg_schema import MONEY_COLUMNS
 from modelmix.ledger.queries import recent_requests, spend_report
 from modelmix.quality.policy_store import PolicyStore

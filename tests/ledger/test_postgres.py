@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from modelmix.ledger import pg_schema
-from modelmix.ledger.db import open_ledger, translate
+from modelmix.ledger.db import translate
+from modelmix.ledger.opening import open_ledger, open_quality_db
 from modelmix.ledger.pg_schema import ensure_pg_schema, open_pg, pg_ddl
 from modelmix.ledger.postgres import PostgresLedger
-from modelmix.ledger.quality_schema import open_quality_db
 from modelmix.ledger.queries import get_request, recent_requests
 from modelmix.ledger.schema import SCHEMA_VERSION, SchemaError
 from modelmix.ledger.sqlite import SqliteLedger

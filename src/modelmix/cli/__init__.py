@@ -10,16 +10,8 @@ from typing import Any
 import click
 
 from modelmix import __version__
+from modelmix.cli.quality_options import load_or_default
 from modelmix.config import Config, ConfigError, load_config
-
-
-def load_or_default(config_path: str | None) -> Config:
-    """The config from ``config_path``, or the built-in default (demo + keys in the environment)."""
-    if config_path:
-        return load_config(config_path)
-    from modelmix.defaults import default_config
-
-    return default_config(os.environ)
 
 
 @click.group()

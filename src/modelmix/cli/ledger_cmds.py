@@ -321,7 +321,7 @@ def _quality(q: dict[str, Any] | None) -> str:
 
 
 def _baselines(config_path: str | None) -> dict[str, Any]:
-    from modelmix.cli import load_or_default
+    from modelmix.cli.quality_options import load_or_default
     from modelmix.config import ConfigError
     from modelmix.reports import model_prices, route_baselines
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmix.ledger.db import Database, Location, as_location, dialect, display, is_postgres
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.opening import open_quality_db
 
 __all__ = ["TABLES", "MigrateError", "migrate_ledger", "parse_location"]
 
