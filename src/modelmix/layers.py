@@ -85,6 +85,18 @@ LATE_BOUND: tuple[tuple[str, str, str], ...] = (
         "(their simulated sides import the simulator's vocabulary, whose package re-exports "
         "the app)",
     ),
+    (
+        "simulated.app",
+        "simulated.embeddings",
+        "the simulated embeddings handler is looked up when the app is built, like the wire "
+        "formats above (it records into the app's state)",
+    ),
+    (
+        "routing.strategy",
+        "adaptive.plan",
+        "the latency and capacity wrapper (issue 15) is applied when a route is built; it reads "
+        "the engine's live per-deployment estimates, so it sits in the engine layer",
+    ),
 )
 
 _INDEX = {entry: i for i, (_, entries) in enumerate(LAYERS) for entry in entries}
