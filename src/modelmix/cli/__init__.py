@@ -114,11 +114,12 @@ def _serve_one(
     # The ledger writer is a second thread: hand the GIL back to the event loop after 1 ms of
     # its work rather than the default 5 ms, which would show as latency spikes.
     sys.setswitchinterval(0.001)
-    app: Any = create_app(Gateway(config))
+    gateway_app = create_app(Gateway(config))
+    app: Any = gateway_app
     if access_log and log_level.lower() in ("trace", "debug", "info"):
         from modelmix.server.access_log import AccessLog
 
-        app = AccessLog(app)
+        app = AccessLog(gateway_app)
     cfg = uvicorn_config(  # header-size limit, shutdown deadline (issue 14)
         app,
         config,
@@ -129,7 +130,7 @@ def _serve_one(
         proxy_headers=False,
         server_header=False,
     )
-    server = deadline_server(app, cfg, config.server.shutdown_deadline)  # issue 14
+    server = deadline_server(gateway_app, cfg, config.server.shutdown_deadline)  # issue 14
     if not reuse:
         server.run()
         return
