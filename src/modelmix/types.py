@@ -67,6 +67,9 @@ class ChatRequest:
     #: Free-form string tags from the client (OpenAI ``metadata``, Anthropic ``metadata``,
     #: ``x-modelmix-*`` headers); routing rules may look at them.
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The client's request in its own wire format, when an upstream may speak that format
+    #: natively (the Responses API: ``wire/openai_responses``); its adapter sends it as is.
+    native: Any = None
 
 
 @dataclass(slots=True)
@@ -116,6 +119,9 @@ class ChatResponse:
     logprobs: Any = None
     #: OpenAI ``system_fingerprint`` when present.
     system_fingerprint: str | None = None
+    #: The upstream's output items when it spoke the client's wire format (the Responses
+    #: API): reasoning items and all reach the client unchanged.
+    native: Any = None
 
 
 @dataclass(slots=True)

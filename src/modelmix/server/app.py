@@ -29,6 +29,7 @@ from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
 from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.wire.openai_responses.endpoint import responses_routes
 
 log = logging.getLogger("modelmix.server")
 
@@ -216,6 +217,7 @@ def create_app(gateway: Gateway) -> GatewayApp:
         *admin_routes(gateway.keys, auth, gateway.accounting, admin_enabled=admin_key is not None),
         *dashboard_routes(gateway, auth),
         *feedback_routes(gateway, auth),
+        *responses_routes(gateway, auth),  # issue 12: GET/DELETE /v1/responses/{id}
     ]
     rest = Starlette(
         routes=routes,

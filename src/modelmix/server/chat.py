@@ -27,7 +27,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
-from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.formats import ANTHROPIC, OPENAI, RESPONSES, ApiFormat
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -41,6 +41,8 @@ CHAT_PATHS: dict[str, ApiFormat] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
+    "/v1/responses": RESPONSES,  # issue 12: the Responses API
+    "/responses": RESPONSES,
 }
 TAG_HEADER_PREFIX = "x-modelmix-tag-"
 #: An oversized body is drained up to this size before the 413 goes out, so the client reads
@@ -153,6 +155,8 @@ class ChatEndpoint:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
+            if fmt.prepare is not None:  # Responses API: the stored conversation
+                chat = fmt.prepare(gateway, chat, key_id)
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
@@ -191,7 +195,10 @@ class ChatEndpoint:
         finally:
             if record is not None:
                 gateway.accounting.abandon(record)  # no-op unless a stream was never read
-        body = fmt.render(response, model=record.final_model or "")
+        if fmt.answer is None:
+            body = fmt.render(response, model=record.final_model or "")
+        else:  # Responses API: renders (and stores) with the request
+            body = fmt.answer(response, record.final_model or "", chat, request_id)
         answer_headers = _answer_headers(record, request_id, fmt)
         if not record.unpriced:  # no cost header rather than a wrong one
             answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))

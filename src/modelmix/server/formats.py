@@ -1,15 +1,17 @@
-"""The two client-facing APIs as values: how to read a request and write an answer."""
+"""The client-facing APIs as values: how to read a request and write an answer."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelmix.errors import GatewayError
 from modelmix.server import anthropic_api, openai_api
 from modelmix.types import ChatRequest, StreamDelta
+from modelmix.wire.openai_responses import endpoint as responses_endpoint
+from modelmix.wire.openai_responses.request import parse_responses_request
 
 
 class StreamRenderer(Protocol):
@@ -31,6 +33,12 @@ class ApiFormat:
     render_error: Callable[[GatewayError], bytes]
     #: The header this API's SDKs read the request id from (``_request_id`` in both SDKs).
     request_id_header: bytes
+    #: Formats whose canonical request needs the gateway (the Responses API's stored
+    #: conversations): ``prepare(gateway, chat, key_id)`` returns the complete request.
+    prepare: Callable[[Any, ChatRequest, str | None], ChatRequest] | None = None
+    #: Formats whose answer needs the request: ``answer(response, model, chat, request_id)``
+    #: replaces ``render``.
+    answer: Callable[..., bytes] | None = None
 
     def error_status(self, err: GatewayError) -> int:
         if self.name == "anthropic" and err.kind == "overloaded":
@@ -73,4 +81,15 @@ ANTHROPIC = ApiFormat(
     ),
     render_error=anthropic_api.render_error,
     request_id_header=b"request-id",
+)
+# --- Responses API (issue 12): wire/openai_responses; errors in OpenAI's format
+RESPONSES = ApiFormat(
+    name="responses",
+    parse=parse_responses_request,
+    render=openai_api.render_chat_response,  # unused: ``answer`` renders Responses answers
+    stream_renderer=responses_endpoint.stream_renderer,
+    render_error=openai_api.render_error,
+    request_id_header=b"x-request-id",
+    prepare=responses_endpoint.prepare,
+    answer=responses_endpoint.answer,
 )
