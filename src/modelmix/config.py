@@ -26,6 +26,7 @@ ProviderKind = Literal[
     "openai",
     "anthropic",
     "gemini",
+    "openai-responses",  # an upstream speaking the Responses API (wire/openai_responses)
     # OpenAI-compatible presets: the "openai" adapter with a default base URL and key variable.
     "openrouter",
     "groq",
@@ -48,6 +49,7 @@ PROVIDER_PRESETS: dict[str, tuple[str, str, str | None]] = {
         "https://generativelanguage.googleapis.com/v1beta",
         "GEMINI_API_KEY",
     ),
+    "openai-responses": ("openai-responses", "https://api.openai.com/v1", "OPENAI_API_KEY"),
     "openrouter": ("openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
     "groq": ("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     "together": ("openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),

@@ -41,6 +41,7 @@ _ZERO = Decimal(0)
 #: Our adapter kinds -> genai-prices provider ids.
 _PROVIDER_BY_KIND = {
     "openai": "openai",
+    "openai-responses": "openai",
     "anthropic": "anthropic",
     "gemini": "google",
     "google": "google",

@@ -42,6 +42,7 @@ log = logging.getLogger("modelmix.tracing")
 #: adapter kind -> (gen_ai.provider.name, gen_ai.system)
 PROVIDER_NAMES: dict[str, tuple[str, str]] = {
     "openai": ("openai", "openai"),
+    "openai-responses": ("openai", "openai"),
     "anthropic": ("anthropic", "anthropic"),
     "gemini": ("gcp.gemini", "gemini"),
 }

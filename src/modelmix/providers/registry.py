@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from modelmix.providers import anthropic, gemini, openai
 from modelmix.providers.base import ProviderAdapter
+from modelmix.wire.openai_responses import upstream as openai_responses
 
 __all__ = ["ADAPTERS", "get_adapter"]
 
@@ -11,6 +12,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": openai.ADAPTER,
     "anthropic": anthropic.ADAPTER,
     "gemini": gemini.ADAPTER,
+    "openai-responses": openai_responses.ADAPTER,  # issue 12: the Responses API upstream
 }
 
 

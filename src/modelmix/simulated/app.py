@@ -29,7 +29,12 @@ SIMULATED_HEADER = "X-Modelmix-Simulated"
 
 _JSON = "application/json"
 _RECENT_REQUESTS = 64
-_PATHS = {"openai": "/openai/v1", "anthropic": "/anthropic/v1", "gemini": "/gemini/v1beta"}
+_PATHS = {
+    "openai": "/openai/v1",
+    "openai-responses": "/openai/v1",  # issue 12: POST /openai/v1/responses
+    "anthropic": "/anthropic/v1",
+    "gemini": "/gemini/v1beta",
+}
 
 
 @dataclass(slots=True)
@@ -134,13 +139,18 @@ def create_app() -> web.Application:
     from modelmix.simulated.anthropic_wire import AnthropicWire
     from modelmix.simulated.gemini_wire import GeminiWire
     from modelmix.simulated.openai_wire import OpenAIWire
+    from modelmix.wire.openai_responses.simulated import ResponsesWire
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState()
     openai, anthropic, gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
+    responses = ResponsesWire()
 
     async def openai_chat(request: web.Request) -> web.StreamResponse:
         return await handle(request, openai)
+
+    async def openai_responses(request: web.Request) -> web.StreamResponse:
+        return await handle(request, responses)
 
     async def anthropic_messages(request: web.Request) -> web.StreamResponse:
         return await handle(request, anthropic)
@@ -200,6 +210,7 @@ def create_app() -> web.Application:
     app.router.add_get("/", index)
     app.router.add_post("/openai/v1/chat/completions", openai_chat)
     app.router.add_get("/openai/v1/models", openai_models)
+    app.router.add_post("/openai/v1/responses", openai_responses)
     app.router.add_post("/anthropic/v1/messages", anthropic_messages)
     app.router.add_get("/anthropic/v1/models", anthropic_models)
     app.router.add_post("/gemini/v1beta/models/{target}", gemini_generate)
