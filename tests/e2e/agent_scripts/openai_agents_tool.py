@@ -1,0 +1,43 @@
+"""An OpenAI Agents SDK agent with a function tool, run against modelmix (Responses API).
+
+Reads OPENAI_BASE_URL and OPENAI_API_KEY like any Agents SDK program; the model name is the
+first argument, ``stream`` as the second runs it streamed. Prints one JSON line.
+"""
+
+import asyncio
+import json
+import sys
+
+from agents import Agent, Runner, function_tool, set_tracing_disabled
+
+set_tracing_disabled(True)  # traces would go to OpenAI's servers
+
+
+@function_tool
+def get_weather(city: str) -> str:
+    """The current weather in a city."""
+    return f"sunny in {city}, 21 C"
+
+
+async def main(model: str, stream: bool) -> None:
+    agent = Agent(
+        name="Weather assistant",
+        instructions="Answer with the help of your tools.",
+        model=model,
+        tools=[get_weather],
+    )
+    question = "What is the weather in Paris?"
+    if stream:
+        run = Runner.run_streamed(agent, question)
+        kinds = [event.type async for event in run.stream_events()]
+        result = run
+    else:
+        result = await Runner.run(agent, question)
+        kinds = []
+    items = [item.type for item in result.new_items]
+    responses = [r.response_id for r in result.raw_responses]
+    print(json.dumps({"final": result.final_output, "items": items, "responses": responses,
+                      "events": sorted(set(kinds))}))
+
+
+asyncio.run(main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "stream"))
