@@ -44,8 +44,15 @@ def client_python() -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *REQUIREMENTS],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *REQUIREMENTS,
+        ],
         check=True,
         timeout=INSTALL_TIMEOUT_S,
     )
@@ -53,11 +60,11 @@ def client_python() -> Path:
     return python
 
 
-def run_script(python: Path, script: str, base_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    python: Path, script: str, base_url: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     """Run one of ``agent_scripts/`` with only the two variables a user sets."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTHON"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTHON"))}
     env.update({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-unused-without-keys"})
     return subprocess.run(
         [str(python), str(SCRIPTS / script), *args],

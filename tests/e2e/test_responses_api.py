@@ -171,9 +171,7 @@ class Person(BaseModel):
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "gemini-flash", "gpt-native"])
 def test_structured_output_text_format(gw: RunningGateway, model: str) -> None:
-    parsed = client(gw).responses.parse(
-        model=model, input="Invent a person.", text_format=Person
-    )
+    parsed = client(gw).responses.parse(model=model, input="Invent a person.", text_format=Person)
     person = parsed.output_parsed
     assert isinstance(person, Person)
     schema = Person.model_json_schema()
@@ -184,7 +182,9 @@ def test_structured_output_text_format(gw: RunningGateway, model: str) -> None:
 
 def test_json_schema_refused_by_a_model_without_it(gw: RunningGateway) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client(gw).responses.parse(model="claude-haiku", input="Invent a person.", text_format=Person)
+        client(gw).responses.parse(
+            model="claude-haiku", input="Invent a person.", text_format=Person
+        )
     assert "claude-haiku" in info.value.message
 
 
@@ -241,10 +241,15 @@ def test_native_upstream_gets_the_client_body_and_the_stored_items(
     assert sent["input"][1]["id"] == first.output[0].id
 
 
-def test_chat_client_routed_to_a_responses_upstream(simulator: Simulator, gw: RunningGateway) -> None:
+def test_chat_client_routed_to_a_responses_upstream(
+    simulator: Simulator, gw: RunningGateway
+) -> None:
     reply = client(gw).chat.completions.create(
         model="gpt-native",
-        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 9*4?"}],
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 9*4?"},
+        ],
         max_completion_tokens=50,
     )
     assert "9 * 4 = 36" in (reply.choices[0].message.content or "")
@@ -299,9 +304,7 @@ def test_route_fallback_and_attempts_in_the_ledger(gw: RunningGateway) -> None:
 
 def test_budget_refuses_in_openai_format(gw: RunningGateway) -> None:
     with pytest.raises(openai.RateLimitError) as info:
-        client(gw).responses.create(
-            model="gpt-4o-mini", input="hi", metadata={"project": "atlas"}
-        )
+        client(gw).responses.create(model="gpt-4o-mini", input="hi", metadata={"project": "atlas"})
     assert info.value.code == "budget_exceeded"
 
 

@@ -20,7 +20,7 @@ import orjson
 from modelmix.ledger.quality_schema import open_quality_db
 
 #: Requests from clients (not the quality loop's own eval, judge, shadow or probe calls).
-CLIENT_APIS = ("openai", "anthropic", "library")
+CLIENT_APIS = ("openai", "anthropic", "library", "responses")  # responses: issue 12
 
 SAMPLE_SQL = (
     "INSERT OR REPLACE INTO samples (request_id, created_at, route, model, policy_version, "

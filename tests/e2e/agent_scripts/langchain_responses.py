@@ -23,5 +23,8 @@ call = asked.tool_calls[0]
 answer = get_weather.invoke(call)
 final = with_tools.invoke([question, asked, answer])
 streamed = "".join(chunk.text for chunk in llm.stream("What is 6*7?"))
-print(json.dumps({"call": call["name"], "args": call["args"], "final": final.text,
-                  "streamed": streamed}))
+print(
+    json.dumps(
+        {"call": call["name"], "args": call["args"], "final": final.text, "streamed": streamed}
+    )
+)

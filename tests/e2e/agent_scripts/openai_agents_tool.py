@@ -36,8 +36,16 @@ async def main(model: str, stream: bool) -> None:
         kinds = []
     items = [item.type for item in result.new_items]
     responses = [r.response_id for r in result.raw_responses]
-    print(json.dumps({"final": result.final_output, "items": items, "responses": responses,
-                      "events": sorted(set(kinds))}))
+    print(
+        json.dumps(
+            {
+                "final": result.final_output,
+                "items": items,
+                "responses": responses,
+                "events": sorted(set(kinds)),
+            }
+        )
+    )
 
 
 asyncio.run(main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "stream"))

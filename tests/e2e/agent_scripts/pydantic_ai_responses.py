@@ -16,7 +16,9 @@ class City(BaseModel):
     population: int
 
 
-provider = OpenAIProvider(base_url=os.environ["OPENAI_BASE_URL"], api_key=os.environ["OPENAI_API_KEY"])
+provider = OpenAIProvider(
+    base_url=os.environ["OPENAI_BASE_URL"], api_key=os.environ["OPENAI_API_KEY"]
+)
 model = OpenAIResponsesModel(sys.argv[1], provider=provider)
 agent = Agent(model, instructions="Answer with the help of your tools.")
 

@@ -89,8 +89,8 @@ def _echo(native: ResponsesRequest) -> dict[str, Any]:
     """The request settings a Response object repeats."""
     body = native.body
     get = body.get
-    text = get("text") if isinstance(get("text"), dict) else {}
-    reasoning = get("reasoning") if isinstance(get("reasoning"), dict) else {}
+    text: dict[str, Any] = body["text"] if isinstance(get("text"), dict) else {}
+    reasoning: dict[str, Any] = body["reasoning"] if isinstance(get("reasoning"), dict) else {}
     return {
         "instructions": get("instructions"),
         "max_output_tokens": get("max_output_tokens"),

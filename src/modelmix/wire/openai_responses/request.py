@@ -228,7 +228,9 @@ def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list
                 last.setdefault("tool_calls", []).append(_call(item, p))
                 last["content"] = last.get("content") or None
             else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [_call(item, p)]})
+                messages.append(
+                    {"role": "assistant", "content": None, "tool_calls": [_call(item, p)]}
+                )
         elif kind == "function_call_output":
             messages.append(
                 {
@@ -364,9 +366,13 @@ def parse_responses_request(body: object) -> ChatRequest:
     _check_keys(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise _invalid("model", "Missing required parameter: 'model'.", "missing_required_parameter")
+        raise _invalid(
+            "model", "Missing required parameter: 'model'.", "missing_required_parameter"
+        )
     if body.get("input") is None:
-        raise _invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
+        raise _invalid(
+            "input", "Missing required parameter: 'input'.", "missing_required_parameter"
+        )
     items = _input_items(body["input"])
     previous = body.get("previous_response_id")
     store = body.get("store")

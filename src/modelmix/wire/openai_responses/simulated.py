@@ -73,7 +73,9 @@ def _read_tools(body: dict[str, Any], ask: Ask) -> None:
             raise RequestError("Only function tools are simulated.", f"tools[{i}].type")
         name = tool.get("name")
         if not isinstance(name, str) or not name:
-            raise RequestError(f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name")
+            raise RequestError(
+                f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name"
+            )
         parameters = tool.get("parameters")
         ask.tools.append(Tool(name, parameters if isinstance(parameters, dict) else {}))
         ask.prompt_chars += len(name) + len(orjson.dumps(parameters)) if parameters else len(name)
@@ -93,7 +95,9 @@ def _read_format(body: dict[str, Any], ask: Ask) -> None:
         ask.json_mode = True
     elif fmt.get("type") == "json_schema":
         if not isinstance(fmt.get("name"), str):
-            raise RequestError("Missing required parameter: 'text.format.name'.", "text.format.name")
+            raise RequestError(
+                "Missing required parameter: 'text.format.name'.", "text.format.name"
+            )
         schema = fmt.get("schema")
         ask.json_schema = schema if isinstance(schema, dict) else {"type": "object"}
 
@@ -115,7 +119,9 @@ class ResponsesWire(OpenAIWire):
         if body.get("previous_response_id") is not None:
             raise RequestError("Previous response not found (the simulator stores nothing).")
         raw = body.get("input")
-        items = [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) else raw
+        items = (
+            [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) else raw
+        )
         if not isinstance(items, list):
             raise RequestError("Missing required parameter: 'input'.", "input")
         max_tokens = body.get("max_output_tokens")

@@ -109,9 +109,7 @@ class ResponsesStreamRenderer:
         return (
             self._event("response.output_text.done", **where, text=text, logprobs=[])
             + self._event("response.content_part.done", **where, part=text_part(text))
-            + self._event(
-                "response.output_item.done", output_index=self.message_index, item=item
-            )
+            + self._event("response.output_item.done", output_index=self.message_index, item=item)
         )
 
     def _call_delta(self, tc: ToolCallDelta) -> bytes:
@@ -184,7 +182,7 @@ class ResponsesStreamRenderer:
             out += self._open_message()
         cut = self.finish in ("length", "content_filter")
         out += self._close_message("incomplete" if cut else "completed") + self._close_calls()
-        final = self._response("completed", usage=self.usage, finish=self.finish)  # type: ignore[arg-type]
+        final = self._response("completed", usage=self.usage, finish=self.finish)
         remember(self.native, final)
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
         return out + self._event(kind, response=final)

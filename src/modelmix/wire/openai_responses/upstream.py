@@ -44,7 +44,10 @@ _SAME_NAME = ("temperature", "top_p", "parallel_tool_calls", "user")
 def _part(part: dict[str, Any], role: str) -> dict[str, Any]:
     kind = part.get("type")
     if kind == "text":
-        return {"type": "output_text" if role == "assistant" else "input_text", "text": part["text"]}
+        return {
+            "type": "output_text" if role == "assistant" else "input_text",
+            "text": part["text"],
+        }
     if kind == "refusal":
         return {"type": "refusal", "refusal": part.get("refusal", "")}
     if kind == "image_url":
@@ -64,11 +67,17 @@ def _items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         role = message["role"]
         if role == "tool":
             content = message.get("content")
-            output = content if isinstance(content, str) else "".join(
-                p.get("text", "") for p in content or ()
+            output = (
+                content
+                if isinstance(content, str)
+                else "".join(p.get("text", "") for p in content or ())
             )
             items.append(
-                {"type": "function_call_output", "call_id": message["tool_call_id"], "output": output}
+                {
+                    "type": "function_call_output",
+                    "call_id": message["tool_call_id"],
+                    "output": output,
+                }
             )
             continue
         content = message.get("content")
@@ -177,7 +186,11 @@ def response_from(data: dict[str, Any]) -> ChatResponse:
                 elif part.get("type") == "refusal":
                     texts.append(part.get("refusal") or "")
         elif item.get("type") == "function_call":
-            calls.append(ToolCall(item.get("call_id") or "", item.get("name") or "", item.get("arguments") or ""))
+            calls.append(
+                ToolCall(
+                    item.get("call_id") or "", item.get("name") or "", item.get("arguments") or ""
+                )
+            )
     return ChatResponse(
         id=data.get("id") or "",
         model=data.get("model") or "",
@@ -211,7 +224,9 @@ class ResponsesStreamParser:
             index = self._calls.get(data.get("output_index", -1))
             if index is None:
                 return []
-            return [StreamDelta(tool_calls=[ToolCallDelta(index, arguments=data.get("delta") or "")])]
+            return [
+                StreamDelta(tool_calls=[ToolCallDelta(index, arguments=data.get("delta") or "")])
+            ]
         if kind == "response.output_item.added":
             item = data.get("item") or {}
             if item.get("type") != "function_call":
