@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmix.errors import GatewayError
-from modelmix.server.openai_api import parse_chat_request
+from modelmix.server.openai_api import _obj as _dict
+from modelmix.server.openai_api import _str, parse_chat_request
 from modelmix.types import ChatRequest
 
 __all__ = ["ResponsesRequest", "parse_responses_request", "to_chat_request"]
@@ -108,18 +109,6 @@ def _unsupported(param: str, reason: str) -> GatewayError:
         param=param,
         code="unsupported_parameter",
     )
-
-
-def _str(value: object, param: str) -> str:
-    if not isinstance(value, str):
-        raise _invalid(param, f"Invalid type for '{param}': expected a string.", "invalid_type")
-    return value
-
-
-def _dict(value: object, param: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _invalid(param, f"Invalid type for '{param}': expected an object.", "invalid_type")
-    return value
 
 
 # ------------------------------------------------------------------------------------- items
