@@ -41,15 +41,17 @@ def run(python: Path, gw: RunningGateway, script: str, *args: str) -> dict[str, 
     return result
 
 
-def ledger_rows(gw: RunningGateway, response_ids: list[str]) -> list[tuple[str, str, str]]:
+def ledger_rows(gw: RunningGateway, response_ids: list[str]) -> list[tuple[Any, ...]]:
+    """(api, status, final_model, prompt_tokens) of each response's request, in order."""
     gw.flush()
-    ids = [r.removeprefix("resp_") for r in response_ids]
     with sqlite3.connect(gw.gateway.config.ledger_path) as conn:
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            f"SELECT api, status, final_model FROM requests WHERE id IN ({marks})", ids
-        ).fetchall()
-    return [tuple(r) for r in rows]
+        return [
+            conn.execute(
+                "SELECT api, status, final_model, prompt_tokens FROM requests WHERE id = ?",
+                (r.removeprefix("resp_"),),
+            ).fetchone()
+            for r in response_ids
+        ]
 
 
 @pytest.mark.parametrize("model", UPSTREAMS)
@@ -58,14 +60,21 @@ def test_openai_agents_sdk_tool_using_agent(python: Path, gw: RunningGateway, mo
     assert out["items"] == ["tool_call_item", "tool_call_output_item", "message_output_item"]
     assert "get_weather returned:" in out["final"] and "sunny in Paris, 21 C" in out["final"]
     assert len(out["responses"]) == 2  # the tool call, then the answer
-    assert ledger_rows(gw, out["responses"]) == [("responses", "ok", model)] * 2
+    rows = ledger_rows(gw, out["responses"])
+    assert [r[:3] for r in rows] == [("responses", "ok", model)] * 2
+    # the second turn continued the stored conversation: the whole first turn was sent again
+    assert "get_weather returned:" in out["follow_up"]
+    follow_up = ledger_rows(gw, out["follow_up_responses"])
+    assert [r[:3] for r in follow_up] == [("responses", "ok", model)] * 2
+    assert follow_up[0][3] > rows[1][3]
 
 
 def test_openai_agents_sdk_streamed_run(python: Path, gw: RunningGateway) -> None:
     out = run(python, gw, "openai_agents_tool.py", "gpt-native", "stream")
     assert "sunny in Paris, 21 C" in out["final"]
     assert {"raw_response_event", "run_item_stream_event"} <= set(out["events"])
-    assert ledger_rows(gw, out["responses"]) == [("responses", "ok", "gpt-native")] * 2
+    rows = ledger_rows(gw, out["responses"] + out["follow_up_responses"])
+    assert [r[:3] for r in rows] == [("responses", "ok", "gpt-native")] * 4
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku", "gpt-native"])

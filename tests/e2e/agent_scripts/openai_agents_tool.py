@@ -36,6 +36,10 @@ async def main(model: str, stream: bool) -> None:
         kinds = []
     items = [item.type for item in result.new_items]
     responses = [r.response_id for r in result.raw_responses]
+    # a second turn on the server-side conversation (previous_response_id)
+    follow_up = await Runner.run(
+        agent, "And tomorrow?", previous_response_id=result.last_response_id
+    )
     print(
         json.dumps(
             {
@@ -43,6 +47,8 @@ async def main(model: str, stream: bool) -> None:
                 "items": items,
                 "responses": responses,
                 "events": sorted(set(kinds)),
+                "follow_up": follow_up.final_output,
+                "follow_up_responses": [r.response_id for r in follow_up.raw_responses],
             }
         )
     )
