@@ -155,6 +155,9 @@ class StreamDelta:
     id: str | None = None
     model: str | None = None
     logprobs: Any = None
+    #: Finished upstream output items in the client's wire format that have no canonical form
+    #: (Responses reasoning items), handed to a renderer of the same format before this delta.
+    native: Any = None
 
 
 @dataclass(slots=True)

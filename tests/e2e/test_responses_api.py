@@ -339,3 +339,22 @@ def test_refused_with_a_400_naming_the_field(
 def test_unknown_model_is_a_404(gw: RunningGateway) -> None:
     with pytest.raises(openai.NotFoundError):
         client(gw).responses.create(model="no-such-model", input="hi")
+
+
+def test_native_stream_keeps_the_upstream_reasoning_item(gw: RunningGateway) -> None:
+    events = list(
+        client(gw).responses.create(
+            model="gpt-native",
+            input="What is 2+2?",
+            reasoning={"effort": "low", "summary": "auto"},
+            stream=True,
+        )
+    )
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    added = [e.item.type for e in events if e.type == "response.output_item.added"]  # type: ignore[union-attr]
+    assert added == ["reasoning", "message"]
+    done = events[-1].response  # type: ignore[union-attr]
+    assert [item.type for item in done.output] == ["reasoning", "message"]
+    assert done.output[0].summary[0].text.startswith("Simulated reasoning")
+    assert "2 + 2 = 4" in done.output_text
+    assert done.usage is not None and done.usage.output_tokens_details.reasoning_tokens == 16

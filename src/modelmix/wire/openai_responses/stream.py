@@ -154,8 +154,20 @@ class ResponsesStreamRenderer:
 
     # -- the renderer protocol -------------------------------------------------------------
 
+    def _native_items(self, items: list[dict[str, Any]]) -> bytes:
+        """Items an upstream of this format sent as they are (reasoning), in order."""
+        out = self._close_message("completed") + self._close_calls()
+        for item in items:
+            index = len(self.output)
+            self.output.append(item)
+            out += self._event("response.output_item.added", output_index=index, item=item)
+            out += self._event("response.output_item.done", output_index=index, item=item)
+        return out
+
     def delta(self, d: StreamDelta) -> bytes:
         out = b"" if self.started else self._start()
+        if d.native:
+            out += self._native_items(d.native)
         if d.usage is not None:
             self.usage = d.usage
         if d.finish_reason is not None:

@@ -204,20 +204,34 @@ def response_from(data: dict[str, Any]) -> ChatResponse:
 
 
 class ResponsesStreamParser:
-    """Responses SSE events -> canonical deltas (text, function calls, usage, the end)."""
+    """Responses SSE events -> canonical deltas (text, function calls, usage, the end).
 
-    __slots__ = ("_calls", "_done")
+    Finished output items with no canonical form (reasoning) ride on the next delta as
+    ``StreamDelta.native``, so a Responses client gets them in order."""
+
+    __slots__ = ("_calls", "_done", "_items")
 
     def __init__(self) -> None:
         self._done = False
         self._calls: dict[int, int] = {}  # output_index -> canonical tool-call index
+        self._items: list[dict[str, Any]] = []
 
     def finished(self) -> bool:
         return self._done
 
     def feed(self, event: SSEEvent) -> list[StreamDelta]:
-        data = loads_object(event.data)
+        deltas = self._feed(loads_object(event.data))
+        if self._items and deltas:
+            deltas[0].native, self._items = self._items, []
+        return deltas
+
+    def _feed(self, data: dict[str, Any]) -> list[StreamDelta]:
         kind = data.get("type")
+        if kind == "response.output_item.done":
+            item = data.get("item") or {}
+            if item.get("type") not in ("message", "function_call"):
+                self._items.append(item)
+            return []
         if kind == "response.output_text.delta":
             return [StreamDelta(content=data.get("delta") or "")]
         if kind == "response.function_call_arguments.delta":
