@@ -114,6 +114,21 @@ def test_request_fields_map_to_the_canonical_request() -> None:
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type"),
         ({"input": 3}, "input"),
+        (
+            {
+                "input": [
+                    {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                    {
+                        "type": "function_call_output",
+                        "call_id": "c",
+                        "output": [
+                            {"type": "input_image", "image_url": "data:image/png;base64,AA"}
+                        ],
+                    },
+                ]
+            },
+            "input[1].output[0]",
+        ),
         ({"unknown_field": 1}, "unknown_field"),
     ],
 )

@@ -38,6 +38,8 @@ def prepare(gateway: Gateway, chat: ChatRequest, key_id: str | None) -> ChatRequ
     native: ResponsesRequest = chat.native
     native.key_id = key_id
     native.store_ref = store_for(gateway)
+    if native.store_ref is None:  # a gateway without a ledger stores nothing, and says so
+        native.store = False
     if native.previous_response_id is not None:
         if native.store_ref is None:  # a gateway without a ledger stores nothing
             raise not_found(native.previous_response_id, "previous_response_id")

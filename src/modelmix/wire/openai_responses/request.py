@@ -169,9 +169,11 @@ def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
     content = item.get("content")
     if isinstance(content, list):
         parts = [_part(p, f"{param}.content[{i}]") for i, p in enumerate(content)]
-        if role == "assistant" or all(p["type"] == "text" for p in parts):
-            # assistant history and text-only messages: one string, as every upstream takes
-            content = "".join(p.get("text", "") for p in parts)
+        if all(p["type"] == "text" for p in parts):
+            # text-only messages: one string, as every upstream takes
+            content = "".join(p["text"] for p in parts)
+        elif role == "assistant":
+            raise _unsupported(f"{param}.content", "assistant messages carry text only")
         else:
             content = parts
     elif not isinstance(content, str):
@@ -198,7 +200,11 @@ def _output_text(output: object, param: str) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list):
-        return "".join(_part(p, f"{param}[{i}]").get("text", "") for i, p in enumerate(output))
+        parts = [_part(p, f"{param}[{i}]") for i, p in enumerate(output)]
+        for i, part in enumerate(parts):
+            if part["type"] != "text":  # tool messages carry text only, on every upstream
+                raise _unsupported(f"{param}[{i}]", "tool outputs other than text")
+        return "".join(part["text"] for part in parts)
     raise _invalid(param, f"Invalid type for '{param}': expected a string.", "invalid_type")
 
 
