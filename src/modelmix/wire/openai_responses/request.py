@@ -169,13 +169,10 @@ def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
     content = item.get("content")
     if isinstance(content, list):
         parts = [_part(p, f"{param}.content[{i}]") for i, p in enumerate(content)]
-        if all(p["type"] == "text" for p in parts):
-            # text-only messages: one string, as every upstream takes
-            content = "".join(p["text"] for p in parts)
-        elif role == "assistant":
+        if role == "assistant" and any(p["type"] != "text" for p in parts):
             raise _unsupported(f"{param}.content", "assistant messages carry text only")
-        else:
-            content = parts
+        # one text part: a plain string, as every upstream takes; else the parts as they are
+        content = parts[0]["text"] if len(parts) == 1 and parts[0]["type"] == "text" else parts
     elif not isinstance(content, str):
         raise _invalid(
             f"{param}.content",
