@@ -10,6 +10,9 @@ Endpoints, under ``http://HOST:PORT``:
   (base URL ``/openai/v1``).
 * Anthropic Messages: ``POST /anthropic/v1/messages``, ``GET /anthropic/v1/models`` (the
   Anthropic SDK appends ``/v1/messages``: give it ``base_url=sim.url + "/anthropic"``).
+* OpenAI Responses: ``POST /openai/v1/responses``, JSON and SSE events (a ``reasoning`` item
+  first when the request sets ``reasoning.effort``; ``sim.base_url("openai-responses")``;
+  wire/openai_responses/simulated.py).
 * Gemini: ``POST /gemini/v1beta/models/{model}:generateContent`` and
   ``:streamGenerateContent?alt=sse``, ``GET /gemini/v1beta/models`` (base ``/gemini/v1beta``).
 
