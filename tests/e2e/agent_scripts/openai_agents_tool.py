@@ -1,7 +1,8 @@
 """An OpenAI Agents SDK agent with a function tool, run against modelmix (Responses API).
 
 Reads OPENAI_BASE_URL and OPENAI_API_KEY like any Agents SDK program; the model name is the
-first argument, ``stream`` as the second runs it streamed. Prints one JSON line.
+first argument; ``stream`` runs it streamed, ``typed`` also runs an agent with a structured
+output type. Prints one JSON line.
 """
 
 import asyncio
@@ -9,8 +10,14 @@ import json
 import sys
 
 from agents import Agent, Runner, function_tool, set_tracing_disabled
+from pydantic import BaseModel
 
 set_tracing_disabled(True)  # traces would go to OpenAI's servers
+
+
+class City(BaseModel):
+    name: str
+    population: int
 
 
 @function_tool
@@ -19,7 +26,7 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}, 21 C"
 
 
-async def main(model: str, stream: bool) -> None:
+async def main(model: str, stream: bool, typed: bool) -> None:
     agent = Agent(
         name="Weather assistant",
         instructions="Answer with the help of your tools.",
@@ -40,6 +47,10 @@ async def main(model: str, stream: bool) -> None:
     follow_up = await Runner.run(
         agent, "And tomorrow?", previous_response_id=result.last_response_id
     )
+    city = None
+    if typed:  # structured output: the SDK asks for it with text.format (json_schema)
+        typed_agent = Agent(name="Typed", model=model, output_type=City)
+        city = (await Runner.run(typed_agent, "Invent a city.")).final_output.model_dump()
     print(
         json.dumps(
             {
@@ -49,9 +60,10 @@ async def main(model: str, stream: bool) -> None:
                 "events": sorted(set(kinds)),
                 "follow_up": follow_up.final_output,
                 "follow_up_responses": [r.response_id for r in follow_up.raw_responses],
+                "city": city,
             }
         )
     )
 
 
-asyncio.run(main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "stream"))
+asyncio.run(main(sys.argv[1], "stream" in sys.argv[2:], "typed" in sys.argv[2:]))
