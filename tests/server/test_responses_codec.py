@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
+from modelmix.ledger.schema import SchemaError, connect
 from modelmix.providers.base import Deployment, SSEEvent
 from modelmix.simulated.answers import Answer
 from modelmix.types import ChatRequest, StreamDelta, ToolCallDelta, Usage
@@ -294,3 +295,13 @@ def test_upstream_stream_parser_reads_the_simulated_events() -> None:
     assert deltas[-1].usage is not None and deltas[-1].usage.reasoning_tokens == 16
     with pytest.raises(UpstreamError):
         parser.feed(SSEEvent('{"type": "error", "message": "boom"}', "error"))
+
+
+def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = str(tmp_path / "ledger.db")
+    ResponseStore(path).close()
+    conn = connect(path)
+    conn.execute("UPDATE responses_schema_version SET version = 99")
+    conn.close()
+    with pytest.raises(SchemaError):
+        ResponseStore(path)

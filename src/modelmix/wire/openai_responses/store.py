@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from modelmix.errors import GatewayError
-from modelmix.ledger.schema import connect
+from modelmix.ledger.schema import SchemaError, connect
 
 __all__ = ["ResponseStore", "remember", "store_for"]
 
@@ -50,6 +50,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
         for statement in DDL:
             conn.execute(statement)
         row = conn.execute("SELECT MAX(version) FROM responses_schema_version").fetchone()
+        if row[0] is not None and row[0] > RESPONSES_SCHEMA_VERSION:
+            raise SchemaError(
+                f"stored-responses schema version {row[0]} is newer than this modelmix "
+                f"(knows up to {RESPONSES_SCHEMA_VERSION}); upgrade modelmix"
+            )
         if row[0] is None:
             conn.execute(
                 "INSERT INTO responses_schema_version (version) VALUES (?)",
