@@ -16,10 +16,10 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from modelmix.budgets.estimate import count_prompt_tokens
+from modelmix.budgets.reservation import count_prompt_tokens
 from modelmix.config import parse_config
 from modelmix.gateway import Gateway
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 BUDGETS = {
@@ -67,25 +67,25 @@ async def measure(
         assert gw.keys is not None
         info, plaintext = gw.keys.create("k", team="t", tags=["x"], **key)
         gw.keys.verify(plaintext)
-        request = ChatRequest(
-            model="auto",
-            messages=[{"role": "user", "content": "What is the capital of France? " * 5}],
-            metadata={"feature": "faq"},
-        )
+        messages = [{"role": "user", "content": "What is the capital of France? " * 5}]
+
+        def fresh() -> ChatRequest:  # a new request each time: derived facts are per request
+            return ChatRequest(model="auto", messages=messages, metadata={"feature": "faq"})
 
         def one() -> None:
+            request = fresh()
             record = gw.new_record("openai", request, key_id=info.id)
             gw.admit(request, record, info.id)
             gw.accounting.on_record(record)
 
         def baseline() -> None:
-            gw.new_record("openai", request, key_id=info.id)
+            gw.new_record("openai", fresh(), key_id=info.id)
 
         for _ in range(1000):
             one()
         total = min(timeit.repeat(one, number=n, repeat=3)) / n
         base = min(timeit.repeat(baseline, number=n, repeat=3)) / n
-        tokens = min(timeit.repeat(lambda: count_prompt_tokens(request), number=n, repeat=3)) / n
+        tokens = min(timeit.repeat(lambda: count_prompt_tokens(fresh()), number=n, repeat=3)) / n
         return (total - base) * 1e6, tokens * 1e6
     finally:
         await gw.close()

@@ -38,6 +38,11 @@ DECISION = {
 
 
 def rows(request_id: str) -> _Rows:
+    return _Rows(request_record(request_id))
+
+
+def request_record(request_id: str) -> RequestRecord:
+    """A realistic record: one request, one attempt, a learned-routing decision."""
     now = time.time()
     rec = RequestRecord(
         id=request_id,
@@ -58,7 +63,7 @@ def rows(request_id: str) -> _Rows:
     rec.attempts.append(
         AttemptRecord(request_id, 0, "mock-large", "mock-large#0", "vllm", "mock-model", now)
     )
-    return _Rows(rec)
+    return rec
 
 
 def measure(ids: str, total: int, batch: int) -> tuple[float, float]:

@@ -163,3 +163,23 @@ def test_budget_and_baseline_errors_name_their_paths() -> None:
     )
     assert "routes[0].baseline: unknown model 'nope'" in errors
     assert "budgets.rate_limits.models.zz: unknown model" in errors
+
+
+def test_ledger_url_selects_postgres_and_is_checked(tmp_path: Path) -> None:
+    from modelmix.ledger.db import display
+
+    url = "postgresql://mm:s3cret@db.internal:5432/modelmix"
+    config = parse_config({"ledger": {"url": url}, "data_dir": str(tmp_path)})
+    assert config.ledger_location == url
+    # the counters file of a PostgreSQL ledger is named after its URL, in the data directory
+    assert config.ledger_local_path.parent == tmp_path
+    assert (
+        config.ledger_local_path
+        != parse_config({"ledger": {"url": url + "2"}, "data_dir": str(tmp_path)}).ledger_local_path
+    )
+    assert display(url) == "postgresql://mm:***@db.internal:5432/modelmix"
+    sqlite = parse_config({"ledger": {"path": str(tmp_path / "l.db")}})
+    assert sqlite.ledger_location == sqlite.ledger_path == sqlite.ledger_local_path
+    assert any("postgresql:// URL" in e for e in errors_of({"ledger": {"url": "mysql://x/y"}}))
+    both = errors_of({"ledger": {"url": url, "path": "l.db"}})
+    assert any("not both" in e for e in both)

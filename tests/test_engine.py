@@ -16,8 +16,8 @@ from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.ledger.records import RequestRecord
 from modelmix.portfolio import build_portfolio
 from modelmix.providers.base import Deployment, ProviderAdapter
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.strategy import Router
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 from tests.helpers import make_config
 

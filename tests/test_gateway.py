@@ -172,7 +172,12 @@ async def test_library_calls_are_budgeted_like_http_ones(tmp_path: Path) -> None
             budgets=[{"kind": "hard", "period": "total", "limit_usd": "0.01"}],
             rate_limit={"rpm": 3},
         )
-        ask = {"model": "smart", "messages": [{"role": "user", "content": HARD_PROMPT}]}
+        # a hard budget reserves a request's worst case: max_tokens keeps it within $0.01
+        ask = {
+            "model": "smart",
+            "messages": [{"role": "user", "content": HARD_PROMPT}],
+            "max_tokens": 300,
+        }
         unbudgeted = await gw.chat(ask, key_id=free.id)
         assert "budget_degraded" not in unbudgeted.record.decision
         degraded = await gw.chat(ask, key_id=lab.id)  # the team's soft budget is tiny

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from modelmix import keys as keys_mod
-from modelmix.keys import NEGATIVE_TTL, POSITIVE_TTL, KeyStore
+from modelmix.ledger import keys as keys_mod
+from modelmix.ledger.db import Location
+from modelmix.ledger.keys import NEGATIVE_TTL, POSITIVE_TTL, KeyStore
 
 
 class Clock:
@@ -41,8 +42,8 @@ def test_create_verify_and_never_store_the_plaintext(tmp_path: Path) -> None:
     assert plaintext[3:].encode() not in raw  # only the hash is on disk
 
 
-def test_revoke_by_name_or_id_and_names_are_unique_among_active(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "ledger.db")
+def test_revoke_by_name_or_id_and_names_are_unique_among_active(ledger_at: Location) -> None:
+    store = KeyStore(ledger_at)
     _, key_a = store.create("alice")
     b, key_b = store.create("bob")
     with pytest.raises(ValueError):
@@ -67,8 +68,10 @@ def test_revoke_by_name_or_id_and_names_are_unique_among_active(tmp_path: Path) 
     assert all(not hasattr(k, "key") for k in listed)
 
 
-def test_revoke_from_another_process_is_seen_within_the_ttl(tmp_path: Path, clock: Clock) -> None:
-    db = tmp_path / "ledger.db"
+def test_revoke_from_another_process_is_seen_within_the_ttl(
+    ledger_at: Location, clock: Clock
+) -> None:
+    db = ledger_at
     server = KeyStore(db)
     cli = KeyStore(db)
     info, key = cli.create("ci")
@@ -86,9 +89,9 @@ def test_revoke_from_another_process_is_seen_within_the_ttl(tmp_path: Path, cloc
 
 
 def test_bad_key_flood_is_answered_from_the_cache(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    ledger_at: Location, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = KeyStore(tmp_path / "ledger.db")
+    store = KeyStore(ledger_at)
     store.create("alice")
     calls = 0
     real = store._lookup

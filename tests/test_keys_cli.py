@@ -8,7 +8,7 @@ from click.testing import CliRunner, Result
 
 from modelmix.cli import main
 from modelmix.cli.keys_cmds import parse_budget
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 
 
 def test_keys_cli_lifecycle(tmp_path: Path) -> None:

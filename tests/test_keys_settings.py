@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from modelmix.budgets import RateLimit
-from modelmix.keys import KeyStore
+from modelmix.ledger.db import Location
+from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.schema import SCHEMA_VERSION, connect, ensure_schema
 
 
-def test_create_with_settings_round_trips(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "ledger.db")
+def test_create_with_settings_round_trips(ledger_at: Location) -> None:
+    store = KeyStore(ledger_at)
     info, key = store.create(
         "svc",
         owner="ana@example.com",
@@ -28,7 +29,7 @@ def test_create_with_settings_round_trips(tmp_path: Path) -> None:
     assert info.rate_limit == RateLimit(60, 10000)
     assert store.verify(key) == info
     assert store.by_id(info.id) == info
-    assert KeyStore(tmp_path / "ledger.db").get("svc") == info  # persisted
+    assert KeyStore(ledger_at).get("svc") == info  # persisted
     assert info.allows("cheap") and info.allows("gpt-4o-mini") and not info.allows("opus")
     bare, _ = store.create("bare")
     assert bare.allows("anything") and bare.rate_limit is None and bare.budgets == ()
@@ -47,8 +48,8 @@ def test_create_with_settings_round_trips(tmp_path: Path) -> None:
     assert store.get("bad") is None
 
 
-def test_update_changes_settings_at_once(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "ledger.db")
+def test_update_changes_settings_at_once(ledger_at: Location) -> None:
+    store = KeyStore(ledger_at)
     info, key = store.create("svc", team="a", tags=["t"], rate_limit={"rpm": 5})
     assert store.verify(key) == info
     new = store.update("svc", team="b", budgets=[{"limit_usd": 1, "period": "day"}])
@@ -68,8 +69,8 @@ def test_update_changes_settings_at_once(tmp_path: Path) -> None:
         store.update(info.id, team="x")
 
 
-def test_rotation_keeps_the_id_and_retires_the_old_secret(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "ledger.db")
+def test_rotation_keeps_the_id_and_retires_the_old_secret(ledger_at: Location) -> None:
+    store = KeyStore(ledger_at)
     info, old = store.create("svc", team="a", budgets=[{"limit_usd": 5}])
     assert store.verify(old) is not None
     rotated, new = store.rotate("svc")

@@ -294,7 +294,7 @@ async def test_real_gateway_records(tmp_path: Path) -> None:
     metrics = Metrics.for_config(config)
     async with Gateway(config, env={}, ledger=False) as gw:
         engine = gw.engine
-        engine.record = metrics.observe  # the sink, as the gateway will wire it
+        engine.recorder = metrics.observe  # the sink, as the gateway will wire it
         result = await gw.chat(
             {"model": "demo-fallback", "messages": [{"role": "user", "content": "What is 2+2?"}]}
         )

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelmix.cli import main
+from modelmix.ledger.db import Location
 from modelmix.reports import (
     NO_QUALITY_DATA,
     build_report,
@@ -20,14 +21,15 @@ from modelmix.reports import (
     savings_report,
     write_csv,
 )
+from tests.conftest import BACKENDS, ledger_location
 from tests.dashboard.ledger_data import config, fill
 
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fill(tmp_path_factory.mktemp("savings") / "ledger.db", T0)
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Location:
+    return fill(ledger_location(request, tmp_path_factory.mktemp("savings")), T0)
 
 
 def test_default_baseline_is_the_most_expensive_output_price(db: Path) -> None:
@@ -97,7 +99,7 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
         main, ["report", *args, "--json", str(out_json), "--csv", str(out_csv)]
     )
     assert result.exit_code == 0, result.output
-    text = result.output
+    text = " ".join(result.output.split())  # a long ledger URL may wrap the summary line
     assert "spend by team" in text and "search" in text and "(untagged)" in text
     assert "$0.027400" in text  # saved
     assert "no eval or feedback data" in text
@@ -118,7 +120,7 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
 def test_quality_hook_puts_measured_quality_beside_the_savings(db: Path) -> None:
     """The ``QualitySource`` hook (evals / feedback, issue 6): here a source that measures
     from the ledger itself, the share of answered requests per route."""
-    import sqlite3
+    from modelmix.ledger.db import open_ledger
 
     class AnsweredShare:
         description = "share of requests answered"
@@ -126,10 +128,15 @@ def test_quality_hook_puts_measured_quality_beside_the_savings(db: Path) -> None
         def route_quality(
             self, route: str, baseline: str | None, since: float | None, until: float | None
         ) -> dict[str, float] | None:
-            with sqlite3.connect(db) as conn:
+            conn = open_ledger(db)
+            try:
                 n, ok = conn.execute(
-                    "SELECT count(*), sum(status = 'ok') FROM requests WHERE route = ?", (route,)
+                    "SELECT count(*), sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) "
+                    "FROM requests WHERE route = ?",
+                    (route,),
                 ).fetchone()
+            finally:
+                conn.close()
             return {"samples": n, "quality": ok / n} if n else None
 
     cfg = config(db)

@@ -263,7 +263,7 @@ async def test_real_gateway_request_becomes_a_trace(tmp_path: Path) -> None:
     tracer = Tracer(TracingOptions(enabled=True), exporter=exporter)
     config = default_config({}).model_copy(update={"data_dir": str(tmp_path)})
     async with Gateway(config, env={}, ledger=False) as gw:
-        gw.engine.record = tracer.export  # the sink, as the gateway will wire it
+        gw.engine.recorder = tracer.export  # the sink, as the gateway will wire it
         result = await gw.chat(
             {"model": "demo-fallback", "messages": [{"role": "user", "content": "What is 2+2?"}]}
         )

@@ -8,62 +8,42 @@ Secrets never appear in the file: a model names the environment variable that ho
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.paths import default_home
+from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.config import cross_check as quality_cross_check
+from modelmix.routing.registry import STRATEGIES
 from modelmix.routing.route_config import CascadeRouteConfig, LearnedRouteConfig
-
-ProviderKind = Literal[
-    "openai",
-    "anthropic",
-    "gemini",
-    "openai-responses",  # an upstream speaking the Responses API (wire/openai_responses)
-    # OpenAI-compatible presets: the "openai" adapter with a default base URL and key variable.
-    "openrouter",
-    "groq",
-    "together",
-    "deepseek",
-    "mistral",
-    "fireworks",
-    "vllm",
-    "ollama",
-    "llamacpp",
-    "lmstudio",
-]
-
-#: preset -> (adapter kind, default base URL, default key variable)
-PROVIDER_PRESETS: dict[str, tuple[str, str, str | None]] = {
-    "openai": ("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    "anthropic": ("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
-    "gemini": (
-        "gemini",
-        "https://generativelanguage.googleapis.com/v1beta",
-        "GEMINI_API_KEY",
-    ),
-    "openai-responses": ("openai-responses", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    "openrouter": ("openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
-    "groq": ("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-    "together": ("openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
-    "deepseek": ("openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
-    "mistral": ("openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
-    "fireworks": ("openai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
-    "vllm": ("openai", "http://127.0.0.1:8000/v1", None),
-    "ollama": ("openai", "http://127.0.0.1:11434/v1", None),
-    "llamacpp": ("openai", "http://127.0.0.1:8080/v1", None),
-    "lmstudio": ("openai", "http://127.0.0.1:1234/v1", None),
-}
 
 #: A base_url of this value means "the simulated upstream modelmix starts in-process".
 SIMULATED_BASE_URL = "builtin:simulated"
+
+
+def _registered(what: str, value: str, registry: Mapping[str, object]) -> str:
+    """``value`` if the registry has it, else a ValueError listing what it has."""
+    if value not in registry:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {list(registry)}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -102,7 +82,8 @@ class DeploymentConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
-    provider: ProviderKind
+    #: A provider of the registry (``providers/specs.py``).
+    provider: str
     #: Upstream model id; defaults to ``name``.
     model: str | None = None
     base_url: str | None = None
@@ -116,6 +97,11 @@ class ModelConfig(_Strict):
 
     #: Present only so that an inline key gets a clear error instead of "unknown key".
     api_key: None = Field(default=None, exclude=True)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        return _registered("provider", value, PROVIDERS)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -151,14 +137,20 @@ class RuleConfig(_Strict):
 
 
 class RouteConfig(_Strict):
+    """One route. ``strategy`` names a registered strategy (``routing/registry.py``), whose
+    spec validates the route's settings section (the key named after it) and builds it."""
+
     name: str = Field(min_length=1)
-    strategy: Literal["fallback", "rules", "learned", "cascade"] = "fallback"
+    strategy: str = "fallback"
     #: fallback: the ordered chain. rules: the chain used when no rule matches.
     #: learned: the candidates the router picks from. cascade: may be left empty.
     models: list[str] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     learned: LearnedRouteConfig | None = None
     cascade: CascadeRouteConfig | None = None
+    #: The settings section of a strategy registered by another module (its key in the
+    #: config is the strategy's name; validated with the spec's settings class).
+    options: SerializeAsAny[BaseModel] | None = None
     #: Mirror a sample of this route's traffic to a candidate model (quality loop).
     shadow: ShadowConfig | None = None
     description: str | None = None
@@ -166,28 +158,59 @@ class RouteConfig(_Strict):
     #: most expensive model by output price).
     baseline: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_section(cls, data: Any) -> Any:
+        """A registered strategy's own section (``toy: {...}``) goes to ``options``."""
+        if isinstance(data, dict):
+            spec = STRATEGIES.get(data.get("strategy", "fallback"))
+            if spec is not None and spec.name not in cls.model_fields and spec.name in data:
+                data = dict(data)
+                raw = data.pop(spec.name)
+                data["options"] = spec.settings.model_validate(raw) if spec.settings else raw
+        return data
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        return _registered("strategy", value, STRATEGIES)
+
     @model_validator(mode="after")
     def _shape(self) -> RouteConfig:
-        if self.rules and self.strategy != "rules":
-            raise ValueError("rules are only allowed with strategy: rules")
-        if self.learned is not None and self.strategy != "learned":
-            raise ValueError("learned settings are only allowed with strategy: learned")
-        if self.cascade is not None and self.strategy != "cascade":
-            raise ValueError("cascade settings are only allowed with strategy: cascade")
-        if self.strategy == "cascade":
-            if self.cascade is None:
-                raise ValueError("strategy: cascade needs a cascade section (voters, strong)")
-        elif not self.models and not self.rules:
+        spec = STRATEGIES[self.strategy]
+        for other in STRATEGIES:  # a strategy's section only goes with that strategy
+            if other != self.strategy and other in type(self).model_fields and getattr(self, other):
+                raise ValueError(f"{other} settings are only allowed with strategy: {other}")
+        if spec.settings_required and self.settings is None:
+            raise ValueError(f"strategy: {spec.name} needs a {spec.name} section")
+        if not spec.models_optional and not self.models and not self.rules:
             raise ValueError("a route needs models (and, with strategy: rules, rules)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``options`` is dumped under the strategy's name, as the config wrote it."""
+        data: dict[str, Any] = handler(self)
+        if "options" in data:
+            options = data.pop("options")
+            if options is not None:
+                data[self.strategy] = options
+        return data
+
+    @property
+    def settings(self) -> Any:
+        """The settings section of this route's strategy (None when absent)."""
+        if self.strategy in type(self).model_fields:
+            return getattr(self, self.strategy)
+        return self.options
 
     def all_models(self) -> list[str]:
         """Every model this route may call."""
         names = [*self.models, *(m for rule in self.rules for m in rule.models)]
-        if self.cascade is not None:
-            names += self.cascade.models()
-        if self.learned is not None:
-            names += list(self.learned.profiles)
+        spec = STRATEGIES[self.strategy]
+        settings = self.settings
+        if settings is not None and spec.settings_models is not None:
+            names += spec.settings_models(settings)
         return names
 
 
@@ -217,8 +240,41 @@ class EngineConfig(_Strict):
 class LedgerConfig(_Strict):
     #: SQLite file; default ``<data_dir>/ledger.db``.
     path: str | None = None
+    #: A PostgreSQL ledger instead of the SQLite file: ``postgresql://user@host:5432/db``
+    #: (libpq also reads ``PGPASSWORD`` / ``~/.pgpass``, so the password need not be here).
+    url: str | None = None
     batch_size: int = Field(default=512, ge=1)
     flush_interval: float = Field(default=0.2, gt=0)
+    #: SIGKILL-safe: commit every request's row before its answer goes out (slower; see
+    #: ``benchmarks/ledger_sync.py``). Default: batched commits every ``flush_interval``.
+    synchronous: bool = False
+
+    @model_validator(mode="after")
+    def _one_place(self) -> LedgerConfig:
+        if self.url is not None:
+            if not self.url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("ledger.url must be a postgresql:// URL")
+            if self.path is not None:
+                raise ValueError("give ledger.path (SQLite) or ledger.url (PostgreSQL), not both")
+        return self
+
+
+class LimitsConfig(_Strict):
+    """Bounds on what one client request may make the gateway hold, send or store (issue 14;
+    ``docs/security.md``). Each has a safe default; every refusal is a 4xx in the client's
+    own API format."""
+
+    #: Request line plus headers, bytes (HTTP 431 above it; checked as bytes arrive).
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    #: Request metadata items plus ``x-modelmix-tag-*`` headers (each becomes a ledger tag).
+    max_tags: int = Field(default=32, ge=0)
+    #: Length of a tag's name / value, characters.
+    max_tag_name_chars: int = Field(default=64, ge=1)
+    max_tag_value_chars: int = Field(default=512, ge=1)
+    #: The OpenAI ``user`` field / Anthropic ``metadata.user_id``, characters.
+    max_user_chars: int = Field(default=256, ge=1)
+    #: One upstream answer's body, bytes, streams included (502 / a stream error event).
+    max_upstream_response_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
 
 
 class ServerConfig(_Strict):
@@ -230,6 +286,13 @@ class ServerConfig(_Strict):
     #: Require a key (admin or virtual) on every API call. When unset, keys are required as
     #: soon as an admin key is configured or any virtual key exists.
     require_api_key: bool | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    #: Keyless mode only: browser origins (``https://app.example``) allowed to call the API;
+    #: others, and requests without a JSON content type, get 403 / 415 (``docs/security.md``).
+    allowed_origins: list[str] = Field(default_factory=list)
+    #: On SIGTERM, in-flight requests get this many seconds; then open streams end with an
+    #: error event and their ledger rows are written.
+    shutdown_deadline: float = Field(default=30.0, gt=0)
 
 
 class MetricsConfig(_Strict):
@@ -274,6 +337,21 @@ class Config(_Strict):
                 raise ValueError(f"model name {m.name!r} is defined twice")
             seen.add(m.name)
         return models
+
+    @property
+    def ledger_location(self) -> str | Path:
+        """Where the ledger lives: ``ledger.url`` (PostgreSQL) or the SQLite file."""
+        return self.ledger.url or self.ledger_path
+
+    @property
+    def ledger_local_path(self) -> Path:
+        """The file that what stays on this host is named after (the budget counters beside
+        the ledger): the SQLite file, or for a PostgreSQL ledger a name made from its URL in
+        the data directory (gateways on one host and one ledger share it)."""
+        if not self.ledger.url:
+            return self.ledger_path
+        digest = hashlib.sha256(self.ledger.url.encode()).hexdigest()[:12]
+        return (Path(self.data_dir) if self.data_dir else default_home()) / f"pg-{digest}.db"
 
     @property
     def ledger_path(self) -> Path:

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from modelmix.config import PROVIDER_PRESETS, SIMULATED_BASE_URL, Config, parse_config
+from modelmix.config import SIMULATED_BASE_URL, Config, parse_config
 from modelmix.pricing import resolve_price
+from modelmix.providers.specs import spec_for
 from modelmix.types import Usage
 
 #: The simulated demo models. Each speaks a different wire format, so the demo exercises the
@@ -146,7 +147,8 @@ _TYPICAL_CALL = Usage(prompt_tokens=3_000, completion_tokens=1_000)
 
 def _typical_cost(model: dict[str, Any]) -> tuple[bool, Decimal]:
     """Sort key: the catalog price of a typical call; models missing from the catalog last."""
-    kind, base_url, _ = PROVIDER_PRESETS[model["provider"]]
+    spec = spec_for(model["provider"])
+    kind, base_url = spec.adapter, spec.default_url
     price = resolve_price(kind, model.get("model", model["name"]), base_url=base_url)
     return (price is None, price.cost(_TYPICAL_CALL) if price else Decimal(0))
 

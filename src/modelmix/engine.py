@@ -17,11 +17,11 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
-from modelmix.estimate import estimate_usage
+from modelmix.estimated_usage import estimate_usage
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.portfolio import ModelEntry
 from modelmix.providers.base import Deployment, ProviderAdapter
@@ -30,6 +30,9 @@ from modelmix.providers.registry import get_adapter
 from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from modelmix.budgets.accounting import Admission
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
@@ -67,6 +70,11 @@ class CallGuard(Protocol):
     def pressure(self) -> float: ...
 
     def admit_model(self, model: str) -> GatewayError | None: ...
+
+    def stream_watch(self) -> Callable[[list[StreamDelta]], GatewayError | None] | None:
+        """Sees each delivered batch of a stream; an error it returns ends the stream
+        (a hard budget passed: budgets/worst_case.py). None: nothing to watch."""
+        ...
 
 
 class Health:
@@ -169,7 +177,7 @@ class Engine:
         self.router = router
         self.client = client
         self.settings = settings
-        self.record = recorder
+        self.recorder = recorder
         t = settings.timeouts
         self.timeouts = Timeouts(connect=t.connect, first_token=t.first_token, total=t.total)
         self.health = Health(settings.cooldown.failures, settings.cooldown.seconds)
@@ -187,11 +195,11 @@ class Engine:
             outcome, response = await self._run(request, record, self._call_complete, guard)
         except GatewayError as exc:
             finish_record(record, exc)
-            self.record(record)
+            self.recorder(record)
             raise
         record.final_model = outcome.model
         finish_record(record)
-        self.record(record)
+        self.recorder(record)
         if self.observer is not None:
             self.observer.answered(request, response, record)
         return response
@@ -207,10 +215,12 @@ class Engine:
             outcome, (upstream, first) = await self._run(request, record, self._call_stream, guard)
         except GatewayError as exc:
             finish_record(record, exc)
-            self.record(record)
+            self.recorder(record)
             raise
         record.final_model = outcome.model
-        return EngineStream(self, record, outcome.model, upstream, first, request)
+        stream = EngineStream(self, record, outcome.model, upstream, first, request)
+        stream.watch = guard.stream_watch() if guard is not None else None  # issue 14
+        return stream
 
     # -- the loop shared by both ---------------------------------------------------------
 
@@ -404,7 +414,19 @@ class EngineStream:
         self.first = first
         self.request = request
         self.usage: Usage | None = first.usage
+        #: The admission it runs under (set by ``Gateway.run``: its headers go with the answer).
+        self.admission: Admission | None = None
         record.ttft_ms = (time.time() - record.started_at) * 1000.0
+        #: Sees each delivered batch; an error it returns cuts the stream (a hard budget).
+        self.watch: Callable[[list[StreamDelta]], GatewayError | None] | None = None
+        #: Why the stream was ended from outside (``abort``: the shutdown deadline).
+        self.stopped: GatewayError | None = None
+
+    def abort(self, err: GatewayError) -> None:
+        """End the stream from outside: the pending upstream read fails and the iteration
+        raises ``err`` (the attempt is recorded as cut)."""
+        self.stopped = err
+        self.upstream.abort()
 
     @property
     def at_end(self) -> bool:
@@ -440,6 +462,12 @@ class EngineStream:
                         self.usage = delta.usage
                 yield batch
                 delivered.append(batch)  # the consumer came back for more: it took this one
+                if self.watch is not None and (stop := self.watch(batch)) is not None:
+                    attempt.status = "cut"
+                    attempt.error_kind = "budget"
+                    attempt.error = stop.message[:500]
+                    error = stop
+                    raise stop
                 try:
                     batch = [await upstream.__anext__(), *upstream.take_buffered()]
                 except StopAsyncIteration:
@@ -449,7 +477,7 @@ class EngineStream:
             attempt.status = "cut"
             attempt.error_kind = err.kind
             attempt.error = err.message[:500]
-            error = GatewayError(
+            error = self.stopped or GatewayError(
                 "upstream",
                 f"The stream from {self.model} failed after it had started: {err.message}",
                 code="stream_interrupted",
@@ -469,7 +497,7 @@ class EngineStream:
                 self.record.status = "client_closed"
                 self.record.http_status = 499
             finish_record(self.record, error)
-            self.engine.record(self.record)
+            self.engine.recorder(self.record)
             observer = self.engine.observer
             if observer is not None and finished:
                 observer.streamed(self.request, delivered, self.record)

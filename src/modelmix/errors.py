@@ -10,7 +10,11 @@ than dropping the parameter silently.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from modelmix.budgets.accounting import Admission
+    from modelmix.ledger.records import RequestRecord
 
 ErrorKind = Literal[
     "invalid_request",  # 400
@@ -51,6 +55,11 @@ class ModelmixError(Exception):
 
 class GatewayError(ModelmixError):
     """An error to show the client, in its own API's format."""
+
+    #: Set by ``Gateway.run`` when a request fails: its (emitted) ledger record, and its
+    #: admission once admitted (whose headers go on the error response).
+    record: RequestRecord | None = None
+    admission: Admission | None = None
 
     def __init__(
         self,

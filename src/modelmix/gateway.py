@@ -14,25 +14,27 @@ import os
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelmix.budgets.accounting import Accounting, Admission
 from modelmix.budgets.enforcer import Budgets
 from modelmix.config import SIMULATED_BASE_URL, Config
-from modelmix.engine import Engine, EngineStream, finish_record
+from modelmix.engine import Engine, EngineStream, Observer, finish_record
 from modelmix.errors import GatewayError
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
+from modelmix.ledger.postgres import open_writer_ledger
 from modelmix.ledger.records import RequestRecord
 from modelmix.ledger.sqlite import SqliteLedger
 from modelmix.metrics import Metrics
 from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.providers.http import UpstreamClient
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.routing.registry import strategy_spec
 from modelmix.routing.strategy import Router
-from modelmix.server.openai_api import parse_chat_request
+from modelmix.tokens import count_tokens
 from modelmix.tracing import Tracer
 from modelmix.types import ChatRequest, ChatResponse
+from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
     from modelmix.quality.loop import QualityLoop
@@ -42,13 +44,18 @@ log = logging.getLogger("modelmix")
 
 @dataclass(slots=True)
 class Result:
-    """A library call's answer plus its ledger record (routing decision, attempts, cost)."""
+    """A non-streamed call's answer, its ledger record (routing decision, attempts, cost) and
+    its admission (budgets, rate limits)."""
 
     response: ChatResponse
     record: RequestRecord
-    #: Soft budgets this request went past (the HTTP API sends them as
-    #: ``x-modelmix-budget-warning``).
-    warnings: list[str] = field(default_factory=list)
+    admission: Admission
+
+    @property
+    def warnings(self) -> list[str]:
+        """Soft budgets this request went past (the HTTP API sends them as
+        ``x-modelmix-budget-warning``)."""
+        return list(self.admission.warnings)
 
 
 #: Request ids need to be unique, not secret: 96 bits, from a generator seeded once per process
@@ -79,9 +86,10 @@ class Gateway:
         self.ledger: SqliteLedger | None = None
         self.keys: KeyStore | None = None
         if ledger:
-            self.keys = KeyStore(config.ledger_path)
-            self.ledger = SqliteLedger(
-                config.ledger_path,
+            self.keys = KeyStore(config.ledger_location)
+            self.ledger = open_writer_ledger(
+                config.ledger_location,
+                synchronous=config.ledger.synchronous,
                 batch_size=config.ledger.batch_size,
                 flush_interval=config.ledger.flush_interval,
             )
@@ -93,7 +101,6 @@ class Gateway:
         self.tracer = Tracer()  # off until start()
         self.simulator: Any = None
         self.portfolio: dict[str, ModelEntry] = {}
-        self.router: Router | None = None
         self.client: UpstreamClient | None = None
         self._engine: Engine | None = None
         #: The quality loop (policy versions, canary, capture, judge, shadow, probes, alarms):
@@ -121,24 +128,35 @@ class Gateway:
         if self.ledger is not None:
             from modelmix.quality.loop import QualityLoop
 
-            self.quality = QualityLoop(self, background=self._background)
-            self.router = self.quality.setup()
+            self.quality = QualityLoop(
+                self.config,
+                self.portfolio,
+                run=self.run,
+                use_router=self.use_router,
+                set_observer=self.set_observer,
+                metrics=self.metrics,
+                env=self.env,
+                background=self._background,
+            )
+            router = self.quality.setup()
+            self.policy_version = self.quality.state.live
         else:
-            self.router = Router(self.config.routes, self.portfolio)
-        if any(r.strategy in ("learned", "cascade") for r in self.config.routes):
+            router = Router(self.config.routes, self.portfolio)
+        if any(strategy_spec(r.strategy).uses_tokenizer for r in self.config.routes):
             count_tokens("")  # load the tokenizer now, not on the first request
         self.tracer = Tracer(self.config.tracing)  # imports OpenTelemetry only when enabled
-        self.client = UpstreamClient()
+        self.client = UpstreamClient(  # bounded answers: issue 14, finding 5
+            max_response_bytes=self.config.server.limits.max_upstream_response_bytes
+        )
         if self.ledger is not None:
             self.ledger.start()
         self.accounting.start(
             self.portfolio,
             self.config.routes,
-            self.config.ledger_path if self.ledger is not None else None,
+            self.config.ledger_local_path if self.ledger is not None else None,
+            self.config.ledger_location,
         )
-        self._engine = Engine(
-            self.portfolio, self.router, self.client, self.config.engine, self._record
-        )
+        self._engine = Engine(self.portfolio, router, self.client, self.config.engine, self.emit)
         if self.quality is not None:
             self.quality.start()
 
@@ -173,11 +191,28 @@ class Gateway:
         return self._engine
 
     @property
+    def router(self) -> Router | None:
+        """The router serving requests (the engine's: its one slot), None before start."""
+        return self._engine.router if self._engine is not None else None
+
+    def use_router(self, router: Router, policy_version: str | None) -> None:
+        """Serve ``router`` (policy ``policy_version``, stamped on every ledger row) from
+        the next request on."""
+        self.engine.router = router
+        self.policy_version = policy_version
+
+    def set_observer(self, observer: Observer | None) -> None:
+        """What sees each finished answer (the quality loop's capture, judge, shadow)."""
+        self.engine.observer = observer
+
+    @property
     def budgets(self) -> Budgets:
         """Every budget in force (config and keys), with its spend store."""
         return self.accounting.budgets
 
-    def _record(self, record: RequestRecord) -> None:
+    def emit(self, record: RequestRecord) -> None:
+        """Where every finished record goes (the engine's recorder): budgets, ledger,
+        metrics, traces."""
         self.accounting.on_record(record)  # settle budgets, cost confidence
         if self.ledger is not None:
             self.ledger.record(record)
@@ -207,24 +242,75 @@ class Gateway:
             policy_version=self.policy_version,
         )
 
-    def emit(self, record: RequestRecord) -> None:
-        """Record a request that ended before reaching the engine (bad input, bad key)."""
-        self._record(record)
-
     def admit(self, request: ChatRequest, record: RequestRecord, key_id: str | None) -> Admission:
         """Allowed models, spend attribution, rate limits and budget reservation for one
         request (``Accounting.admit``); raises ``GatewayError`` (403 / 429)."""
         return self.accounting.admit(request, record, key_id)
 
-    def _admit_or_emit(
-        self, request: ChatRequest, record: RequestRecord, key_id: str | None
-    ) -> Admission:
+    def refuse(
+        self,
+        api: str,
+        request: ChatRequest | None,
+        err: GatewayError,
+        *,
+        request_id: str | None = None,
+        started_at: float | None = None,
+    ) -> RequestRecord:
+        """Record a request that ended before ``run`` could take it (bad input, bad key)."""
+        record = self.new_record(api, request, request_id=request_id, started_at=started_at)
+        self._refused(record, err)
+        return record
+
+    def _refused(self, record: RequestRecord, err: GatewayError) -> None:
+        finish_record(record, err)
+        self.emit(record)
+        err.record = record
+
+    async def run(
+        self,
+        request: ChatRequest,
+        *,
+        api: str,
+        key_id: str | None = None,
+        request_id: str | None = None,
+        started_at: float | None = None,
+        parent: str | None = None,
+    ) -> Result | EngineStream:
+        """The one request lifecycle (HTTP, library, evals, probes, judge, shadow): a new
+        ledger record, admission (a refusal is recorded), the engine, and the reservation
+        abandoned if the record never finished. ``request.stream`` picks the answer: an
+        ``EngineStream`` (its reader abandons it: ``Accounting.abandon``) or a ``Result``.
+
+        Raises ``GatewayError`` carrying the emitted ``record`` and, once admitted, the
+        admission's ``headers``. ``api`` goes in the ledger row; ``key_id`` is the virtual
+        key whose budgets, limits, allowed models, team and tags apply; ``parent`` is the
+        request a background call (judge, shadow) was made for.
+        """
+        record = self.new_record(
+            api, request, request_id=request_id, key_id=key_id, started_at=started_at
+        )
+        if parent is not None:
+            record.metadata["modelmix_parent"] = parent[:64]
         try:
-            return self.accounting.admit(request, record, key_id)
+            admission = self.accounting.admit(request, record, key_id)
         except GatewayError as err:
-            finish_record(record, err)
-            self.emit(record)
+            self._refused(record, err)
             raise
+        stream: EngineStream | None = None
+        try:
+            if request.stream:
+                stream = await self.engine.stream(request, record, admission)
+                stream.admission = admission
+                return stream
+            response = await self.engine.complete(request, record, admission)
+        except GatewayError as err:
+            err.record = record  # emitted by the engine
+            err.admission = admission
+            raise
+        finally:
+            if stream is None:
+                self.accounting.abandon(record)
+        return Result(response, record, admission)
 
     async def chat(
         self, request: ChatRequest | dict[str, Any], *, key_id: str | None = None
@@ -238,13 +324,9 @@ class Gateway:
         if isinstance(request, dict):
             request = parse_chat_request(request)
         request.stream = False
-        record = self.new_record("library", request, key_id=key_id)
-        admission = self._admit_or_emit(request, record, key_id)
-        try:
-            response = await self.engine.complete(request, record, admission)
-        finally:
-            self.accounting.abandon(record)
-        return Result(response, record, list(admission.warnings))
+        result = await self.run(request, api="library", key_id=key_id)
+        assert isinstance(result, Result)
+        return result
 
     async def chat_stream(
         self, request: ChatRequest | dict[str, Any], *, key_id: str | None = None
@@ -253,6 +335,6 @@ class Gateway:
         if isinstance(request, dict):
             request = parse_chat_request(request)
         request.stream = True
-        record = self.new_record("library", request, key_id=key_id)
-        admission = self._admit_or_emit(request, record, key_id)
-        return await self.engine.stream(request, record, admission)
+        stream = await self.run(request, api="library", key_id=key_id)
+        assert isinstance(stream, EngineStream)
+        return stream

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from modelmix.config import (
-    PROVIDER_PRESETS,
     SIMULATED_BASE_URL,
     Config,
     DeploymentConfig,
@@ -19,6 +18,7 @@ from modelmix.config import (
 )
 from modelmix.pricing import PriceOverride, resolve_price
 from modelmix.providers.base import Deployment
+from modelmix.providers.specs import spec_for
 from modelmix.types import Capabilities
 
 log = logging.getLogger("modelmix.portfolio")
@@ -62,7 +62,8 @@ def build_portfolio(
     """
     portfolio: dict[str, ModelEntry] = {}
     for model in config.models:
-        kind, preset_url, preset_key_env = PROVIDER_PRESETS[model.provider]
+        spec = spec_for(model.provider)
+        kind, preset_url, preset_key_env = spec.adapter, spec.default_url, spec.key_env
         caps = Capabilities(**model.capabilities.model_dump())
         override = _override(model)
         variants: list[DeploymentConfig | None] = list(model.deployments) or [None]
@@ -100,6 +101,7 @@ def build_portfolio(
                     capabilities=caps,
                     price=price,
                     weight=weight,
+                    framing=spec.framing,
                 )
             )
         unavailable = None

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from modelmix.providers.specs import PROVIDERS
 from modelmix.types import Usage
 
 __all__ = ["Price", "PriceOverride", "resolve_price"]
@@ -37,15 +38,6 @@ __all__ = ["Price", "PriceOverride", "resolve_price"]
 _MILLION = Decimal(1_000_000)
 _THOUSAND = Decimal(1_000)
 _ZERO = Decimal(0)
-
-#: Our adapter kinds -> genai-prices provider ids.
-_PROVIDER_BY_KIND = {
-    "openai": "openai",
-    "openai-responses": "openai",
-    "anthropic": "anthropic",
-    "gemini": "google",
-    "google": "google",
-}
 
 #: Catalog price keys that ``Usage`` bills exactly.
 _MODELLED_KEYS = frozenset(
@@ -164,7 +156,10 @@ def _catalog_provider_id(provider: str, base_url: str | None, providers: list[An
         for p in providers:
             if re.match(p.api_pattern, base_url):
                 return str(p.id)
-    return _PROVIDER_BY_KIND.get(provider.lower())
+    spec = PROVIDERS.get(provider.lower())
+    if spec is not None:  # the registry's catalog id (``providers/specs.py``)
+        return spec.price_id
+    return "google" if provider.lower() == "google" else None
 
 
 def _genai_usage(usage: Usage) -> Any:

@@ -25,7 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from modelmix.config import PROVIDER_PRESETS, SIMULATED_BASE_URL, Config
+from modelmix.config import SIMULATED_BASE_URL, Config
+from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
     GROUP_BYS,
     answered_usage,
@@ -35,6 +36,7 @@ from modelmix.ledger.queries import (
 )
 from modelmix.portfolio import ModelEntry
 from modelmix.pricing import Price, PriceOverride, resolve_price
+from modelmix.providers.specs import spec_for
 from modelmix.types import Usage
 
 __all__ = [
@@ -88,7 +90,8 @@ def model_prices(config: Config) -> dict[str, Price | None]:
     Looks prices up in genai-prices' bundled snapshot (no network); call once per report."""
     prices: dict[str, Price | None] = {}
     for m in config.models:
-        kind, preset_url, _ = PROVIDER_PRESETS[m.provider]
+        spec = spec_for(m.provider)
+        kind, preset_url = spec.adapter, spec.default_url
         dep = m.deployments[0] if m.deployments else None
         url = (dep.base_url if dep else None) or m.base_url or preset_url
         base_url = None if url == SIMULATED_BASE_URL else url
@@ -264,7 +267,7 @@ def build_report(
         "generated_at": time.time(),
         "since": since,
         "until": until,
-        "ledger": str(path),
+        "ledger": display(path),
         "totals": totals(path, since, until),
         "by": {g: spend_report(path, since, g, until) for g in group_bys},  # type: ignore[arg-type]
         "routing_mix": routing_mix(path, since, until),

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from modelmix.ledger.records import AttemptRecord, RequestRecord
+from modelmix.providers.specs import PROVIDERS
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -39,13 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelmix.tracing")
 
-#: adapter kind -> (gen_ai.provider.name, gen_ai.system)
-PROVIDER_NAMES: dict[str, tuple[str, str]] = {
-    "openai": ("openai", "openai"),
-    "openai-responses": ("openai", "openai"),
-    "anthropic": ("anthropic", "anthropic"),
-    "gemini": ("gcp.gemini", "gemini"),
-}
 #: The routing decision is attached as JSON, cut to this many characters.
 DECISION_MAX_CHARS = 4096
 
@@ -293,7 +287,8 @@ def _answering_attempt(record: RequestRecord) -> AttemptRecord | None:
 
 
 def _provider_names(adapter: str) -> tuple[str, str]:
-    return PROVIDER_NAMES.get(adapter, (adapter, adapter))
+    spec = PROVIDERS.get(adapter)  # (gen_ai.provider.name, gen_ai.system) from the registry
+    return spec.telemetry if spec is not None and spec.telemetry else (adapter, adapter)
 
 
 def _ns(unix_seconds: float) -> int:

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from modelmix.request_facts import RequestFacts
+
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 #: Sampling parameters the canonical request understands, beyond messages/tools/format.
@@ -70,6 +72,16 @@ class ChatRequest:
     #: The client's request in its own wire format, when an upstream may speak that format
     #: natively (the Responses API: ``wire/openai_responses``); its adapter sends it as is.
     native: Any = None
+    #: Lazily derived facts (see ``request_facts.py``); not an init field, so
+    #: ``dataclasses.replace`` gives the new request fresh facts.
+    _facts: RequestFacts | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def facts(self) -> RequestFacts:
+        """This request's derived facts, created on first use."""
+        if self._facts is None:
+            self._facts = RequestFacts(self)
+        return self._facts
 
 
 @dataclass(slots=True)

@@ -321,3 +321,21 @@ def test_spend_is_initialised_from_the_ledger_so_a_restart_keeps_budgets(tmp_pat
 def test_request_tags() -> None:
     tags = request_tags(("team-wide",), {"feature": "chat", "tags": "a, b,,a"}, user="u1")
     assert tags == ("team-wide", "feature:chat", "a", "b", "user:u1")
+
+
+def test_a_refusal_caused_by_requests_in_flight_is_retryable() -> None:
+    """Issue 14, finding 8: with little spent and the rest held by in-flight reservations, a
+    budget with no period must not say "does not reset" / x-should-retry: false."""
+    budgets = Budgets([g("1.00", period="total")], clock=Clock())
+    ctx = BudgetContext()
+    budgets.check_and_reserve(ctx, D("0.10")).settle(D("0.095"))
+    held = budgets.check_and_reserve(ctx, D("0.85"))  # in flight
+    with pytest.raises(BudgetExceeded) as info:
+        budgets.check_and_reserve(ctx, D("0.10"))
+    err = info.value
+    assert err.status == 429
+    assert err.headers["x-should-retry"] == "true"
+    assert err.retry_after is not None and 0 < err.retry_after <= 5
+    assert "does not reset" not in err.message and "in flight" in err.message
+    held.settle(D("0.05"))  # the held request finished cheaper: the retry fits
+    budgets.check_and_reserve(ctx, D("0.10"))

@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from modelmix.budgets.config import BudgetsConfig
+from modelmix.budgets.definitions import BudgetSpec, budget_from_dict, period_window
 from modelmix.budgets.degrade import degrade_chain, degraded_quality_target
-from modelmix.budgets.model import BudgetSpec, budget_from_dict, period_window
 
 
 def ts(*args: int) -> float:

@@ -22,13 +22,14 @@ an actual 0.0281: saved 0.0274.
 
 from __future__ import annotations
 
+import tempfile
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from modelmix.config import Config
+from modelmix.ledger.db import Location, is_postgres
+from modelmix.ledger.postgres import open_writer_ledger
 from modelmix.ledger.records import AttemptRecord, RequestRecord
-from modelmix.ledger.sqlite import SqliteLedger
 from tests.helpers import make_config, sim_model
 
 PRICES = {
@@ -37,14 +38,22 @@ PRICES = {
 }
 
 
-def config(ledger_path: Path, routes: list[dict[str, Any]] | None = None, **extra: Any) -> Config:
+def config(
+    ledger_path: Location, routes: list[dict[str, Any]] | None = None, **extra: Any
+) -> Config:
+    """The models and routes the prepared rows use, on the ledger at ``ledger_path`` (a
+    PostgreSQL URL goes in ``ledger.url``, with a temporary data directory for the counters)."""
+    ledger: dict[str, Any] = {"path": str(ledger_path), "flush_interval": 0.05}
+    if is_postgres(ledger_path):
+        ledger = {"url": ledger_path, "flush_interval": 0.05}
+        extra.setdefault("data_dir", tempfile.mkdtemp(prefix="modelmix-data-"))
     return make_config(
         [
             sim_model("small", price={"input": "1", "output": "2"}),
             sim_model("big", price={"input": "10", "output": "30"}),
         ],
         routes or [{"name": "auto", "models": ["small", "big"]}],
-        ledger={"path": str(ledger_path), "flush_interval": 0.05},
+        ledger=ledger,
         **extra,
     )
 
@@ -162,8 +171,8 @@ def records(t0: float) -> list[RequestRecord]:
     ]
 
 
-def fill(path: Path, t0: float) -> Path:
-    with SqliteLedger(path) as ledger:
+def fill(path: Location, t0: float) -> Location:
+    with open_writer_ledger(path) as ledger:
         for rec in records(t0):
             ledger.record(rec)
     return path

@@ -31,7 +31,9 @@ FLAGS = (
 
 
 def _chat(url: str, content: str, key: str, tags: dict[str, str]) -> None:
-    body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": content}]})
+    # max_tokens: a hard budget reserves a request's worst case (docs/security.md)
+    messages = [{"role": "user", "content": content}]
+    body = json.dumps({"model": "auto", "messages": messages, "max_tokens": 200})
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     headers |= {f"x-modelmix-tag-{k}": v for k, v in tags.items()}
     req = urllib.request.Request(f"{url}/v1/chat/completions", data=body.encode(), headers=headers)

@@ -15,8 +15,10 @@ from starlette.testclient import TestClient
 
 from modelmix.dashboard.data import decision_summary
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import Location
 from modelmix.ledger.queries import routing_mix, spend_report, totals
 from modelmix.server.app import create_app
+from tests.conftest import BACKENDS, ledger_location
 from tests.dashboard.ledger_data import config, fill
 
 KEY = "mm-admin-secret"
@@ -25,9 +27,9 @@ NOW = time.time()
 BUDGETS = {"teams": {"search": [{"kind": "hard", "period": "total", "limit_usd": "0.05"}]}}
 
 
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fill(tmp_path_factory.mktemp("dash") / "ledger.db", NOW - 3 * 3600)
+@pytest.fixture(scope="module", params=BACKENDS)
+def ledger(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Location:
+    return fill(ledger_location(request, tmp_path_factory.mktemp("dash")), NOW - 3 * 3600)
 
 
 @contextmanager

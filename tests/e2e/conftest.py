@@ -17,6 +17,7 @@ import uvicorn
 from modelmix.config import Config, parse_config
 from modelmix.gateway import Gateway
 from modelmix.server.app import create_app
+from modelmix.server.http_limits import uvicorn_config
 from modelmix.simulated import Simulator, start_simulator
 
 
@@ -54,8 +55,9 @@ class RunningGateway:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        # the production uvicorn settings (header limit, shutdown deadline): as `serve` runs
         self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+            uvicorn_config(app, config, log_level="warning", lifespan="on", access_log=False)
         )
         self.thread = threading.Thread(
             target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True

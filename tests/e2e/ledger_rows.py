@@ -1,24 +1,32 @@
-"""Read ledger rows straight from SQLite (what a person inspecting the file would see)."""
+"""Read ledger rows straight from the database (what a person inspecting it would see): the
+SQLite file or the PostgreSQL database the gateway writes."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Any
 
+from modelmix.ledger.db import Location, open_ledger
 
-def request_row(db: Path, request_id: str) -> dict[str, Any]:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+
+def request_row(db: Location, request_id: str) -> dict[str, Any]:
+    conn = open_ledger(db)
+    try:
+        cur = conn.execute("SELECT * FROM requests WHERE id = ?", (request_id,))
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone()
         assert row is not None, f"no ledger row for {request_id}"
-        return dict(row)
+        return dict(zip(names, row, strict=True))
+    finally:
+        conn.close()
 
 
-def attempt_rows(db: Path, request_id: str) -> list[dict[str, Any]]:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
+def attempt_rows(db: Location, request_id: str) -> list[dict[str, Any]]:
+    conn = open_ledger(db)
+    try:
+        cur = conn.execute(
             "SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", (request_id,)
-        ).fetchall()
-        return [dict(r) for r in rows]
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        conn.close()

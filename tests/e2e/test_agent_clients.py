@@ -29,7 +29,8 @@ def python() -> Path:
 
 @pytest.fixture(scope="module")
 def gw(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    running = RunningGateway(_config(simulator, tmp_path_factory.mktemp("agents")), env={})
+    tmp = tmp_path_factory.mktemp("agents")
+    running = RunningGateway(_config(simulator, tmp, tmp / "ledger.db"), env={})
     yield running
     running.stop()
 

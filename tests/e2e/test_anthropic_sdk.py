@@ -37,7 +37,7 @@ def test_message_with_system_prompt(gateway: RunningGateway, model: str) -> None
     assert msg.stop_reason == "end_turn"
     assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
     gateway.flush()
-    row = request_row(gateway.gateway.config.ledger_path, raw.headers["x-modelmix-request-id"])
+    row = request_row(gateway.gateway.config.ledger_location, raw.headers["x-modelmix-request-id"])
     assert row["api"] == "anthropic" and row["final_model"] == model
 
 

@@ -333,7 +333,10 @@ def test_per_model_limit_falls_back_then_refuses(gw: RunningGateway) -> None:
 
 
 def test_spend_is_attributed_to_team_and_tags_and_tag_budgets_apply(gw: RunningGateway) -> None:
-    key, key_id = new_key(gw, "attributed", team="search", tags=["prod"])
+    # allowed_tags: a budgeted tag counts only for keys that may set it (docs/security.md)
+    key, key_id = new_key(
+        gw, "attributed", team="search", tags=["prod"], allowed_tags=["project:*"]
+    )
     c = oai(gw, key)
     c.chat.completions.create(
         model="gpt-4o-mini",
@@ -358,6 +361,17 @@ def test_spend_is_attributed_to_team_and_tags_and_tag_budgets_apply(gw: RunningG
     refused = key_rows(gw, key_id)[-1]  # the refusal is in the ledger, attributed too
     assert refused["http_status"] == 429 and refused["team"] == "search"
     assert "project:atlas" in orjson.loads(refused["tags"])
+    # a key not allowed the tag is neither refused by its budget nor attributed to it
+    other, other_id = new_key(gw, "not-atlas", team="search")
+    claude(gw, other).messages.create(
+        model="gpt-4o-mini",
+        max_tokens=10,
+        messages=HI,
+        extra_headers={"x-modelmix-tag-project": "atlas"},
+    )
+    (row,) = key_rows(gw, other_id)
+    assert "project:atlas" not in orjson.loads(row["tags"])
+    assert orjson.loads(row["decision"])["tags_not_allowed"] == ["project:atlas"]
 
 
 def test_streams_settle_at_their_end_however_they_end(gw: RunningGateway) -> None:

@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 from modelmix.simulated import Simulator
 from tests.e2e.conftest import RunningGateway, e2e_config
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from genai_prices import Usage, calc_price
 
-from modelmix.routing.learned.tokens import count_tokens
+from modelmix.tokens import count_tokens
 from tests.e2e.conftest import RunningGateway
 from tests.e2e.ledger_rows import attempt_rows, request_row
 
@@ -56,7 +56,7 @@ def test_plain_answer_with_cost_from_genai_prices(
     assert raw.headers["x-modelmix-model"] == model
 
     gateway.flush()
-    row = request_row(gateway.gateway.config.ledger_path, request_id)
+    row = request_row(gateway.gateway.config.ledger_location, request_id)
     expected = calc_price(
         Usage(input_tokens=reply.usage.prompt_tokens, output_tokens=reply.usage.completion_tokens),
         model_ref=model_ref,
@@ -159,13 +159,13 @@ def test_fallback_after_upstream_failure(gateway: RunningGateway) -> None:
     assert raw.headers["x-modelmix-route"] == "auto"
     request_id = raw.headers["x-modelmix-request-id"]
     gateway.flush()
-    attempts = attempt_rows(gateway.gateway.config.ledger_path, request_id)
+    attempts = attempt_rows(gateway.gateway.config.ledger_location, request_id)
     assert [(a["model"], a["status"], a["http_status"]) for a in attempts] == [
         ("broken", "error", 500),
         ("broken", "error", 500),
         ("gpt-4o-mini", "ok", 200),
     ]
-    row = request_row(gateway.gateway.config.ledger_path, request_id)
+    row = request_row(gateway.gateway.config.ledger_location, request_id)
     assert row["route"] == "auto" and row["final_model"] == "gpt-4o-mini"
     decision = json.loads(row["decision"])
     assert [c["model"] for c in decision["candidates"]] == ["broken", "gpt-4o-mini"]
@@ -194,7 +194,7 @@ def test_mid_stream_failure_is_an_explicit_error(gateway: RunningGateway) -> Non
 
     # No usage came, but text was delivered: the ledger bills an estimate, marked as one.
     gateway.flush()
-    db = gateway.gateway.config.ledger_path
+    db = gateway.gateway.config.ledger_location
     request_id = raw.headers["x-modelmix-request-id"]
     (attempt,) = attempt_rows(db, request_id)
     assert attempt["status"] == "cut"
@@ -213,7 +213,7 @@ def test_unpriced_model_has_no_cost_header(gateway: RunningGateway) -> None:
     assert "4" in (raw.parse().choices[0].message.content or "")
     assert "x-modelmix-cost-usd" not in raw.headers  # unknown, not $0
     gateway.flush()
-    row = request_row(gateway.gateway.config.ledger_path, raw.headers["x-modelmix-request-id"])
+    row = request_row(gateway.gateway.config.ledger_location, raw.headers["x-modelmix-request-id"])
     assert row["unpriced"] == 1 and row["completion_tokens"] > 0
 
 

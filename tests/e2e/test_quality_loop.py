@@ -12,7 +12,6 @@ upstream with models whose quality differs on purpose.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -28,7 +27,9 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.config import load_config
-from modelmix.keys import KeyStore
+from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.keys import KeyStore
+from tests.conftest import BACKENDS, ledger_location, ledger_settings
 from tests.e2e.conftest import RunningGateway
 
 ADMIN = "admin-secret-key"
@@ -54,10 +55,14 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = ""
     raise AssertionError(f"timed out waiting for {what or condition}")
 
 
-def rows(db: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        return conn.execute(sql, args).fetchall()
+def rows(db: Location, sql: str, *args: Any) -> list[dict[str, Any]]:
+    conn = open_ledger(db)
+    try:
+        cur: Any = conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def write_config(tmp: Path, data: dict[str, Any]) -> Path:
@@ -69,18 +74,18 @@ def write_config(tmp: Path, data: dict[str, Any]) -> Path:
 # -- feedback, capture, judge, shadow -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BACKENDS)
 def observed(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningGateway, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("observed")
-    db = tmp / "ledger.db"
+    db = ledger_location(request, tmp)
     keystore = KeyStore(db)
     keys = {name: keystore.create(name)[1] for name in ("alice", "bob")}
     keystore.close()
     data = {
         "server": {"admin_key_env": "MM_ADMIN"},
-        "ledger": {"path": str(db), "flush_interval": 0.05},
+        **ledger_settings(db, tmp, flush_interval=0.05),
         "models": [
             sim("small", "sim-small"),
             sim("large", "sim-large"),
@@ -167,7 +172,7 @@ def test_feedback_is_stored_with_the_request_and_keys_are_enforced(
         headers={"authorization": f"Bearer {ADMIN}"},
     )
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
-    db = gw.gateway.config.ledger_path
+    db = gw.gateway.config.ledger_location
     got = rows(
         db,
         "SELECT f.score, f.label, f.comment, r.final_model, r.key_id FROM feedback f "
@@ -195,7 +200,7 @@ def test_capture_judge_and_shadow_land_in_the_ledger(
     )
     streamed_text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert streamed_text.endswith("= 42")
-    db = gw.gateway.config.ledger_path
+    db = gw.gateway.config.ledger_location
     wait_for(
         lambda: len(rows(db, "SELECT 1 FROM eval_results WHERE run_id = 'shadow:calc'")) >= 26,
         what="shadow results",
@@ -242,7 +247,7 @@ def test_a_slow_shadow_never_slows_the_client_and_is_shed_under_load(
     # the answer is back while its shadow (400 ms upstream) is still running
     assert quality.pool.started == started_before + 2  # its judge call and its shadow
     assert quality.pool.in_flight >= 1
-    db = gw.gateway.config.ledger_path
+    db = gw.gateway.config.ledger_location
     assert not rows(db, "SELECT 1 FROM eval_results WHERE item_id = ?", request_id)
     dropped_before = quality.pool.dropped
     with ThreadPoolExecutor(12) as pool:
@@ -261,11 +266,13 @@ def test_a_slow_shadow_never_slows_the_client_and_is_shed_under_load(
 # -- canary: promote a better policy, roll back a worse one -----------------------------------
 
 
-@pytest.fixture
-def canary_gateway(tmp_path: Path) -> Iterator[tuple[RunningGateway, Path]]:
-    db = tmp_path / "ledger.db"
+@pytest.fixture(params=BACKENDS)
+def canary_gateway(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[RunningGateway, Path]]:
+    db = ledger_location(request, tmp_path)
     data = {
-        "ledger": {"path": str(db), "flush_interval": 0.05},
+        **ledger_settings(db, tmp_path, flush_interval=0.05),
         "models": [
             sim("meh", "sim-acc50"),  # right on half the prompts
             sim("good", "sim-large"),
@@ -312,7 +319,7 @@ def traffic(gw: RunningGateway, n: int, start: int = 0) -> None:
     gw.flush()
 
 
-def state(db: Path) -> sqlite3.Row:
+def state(db: Location) -> dict[str, Any]:
     return rows(db, "SELECT * FROM policy_state")[0]
 
 
@@ -320,7 +327,7 @@ def test_canary_promotes_a_better_policy_and_rolls_back_a_worse_one(
     canary_gateway: tuple[RunningGateway, Path], tmp_path: Path
 ) -> None:
     gw, config = canary_gateway
-    db = gw.gateway.config.ledger_path
+    db = gw.gateway.config.ledger_location
     v1 = state(db)["live"]
     better = tmp_path / "better.yaml"
     better.write_text(
@@ -396,7 +403,7 @@ def test_policy_arms_are_per_version_in_the_ledger(
     gw, _ = canary_gateway
     traffic(gw, 3)
     gw.flush()
-    db = gw.gateway.config.ledger_path
+    db = gw.gateway.config.ledger_location
     live = state(db)["live"]
     by_version: dict[str, int] = defaultdict(int)
     for r in rows(db, "SELECT policy_version FROM requests"):

@@ -1,6 +1,7 @@
 """The official openai SDK's ``client.responses`` against a running gateway, with simulated
 upstreams of every wire format: OpenAI Chat Completions, Anthropic, Gemini (translated) and an
-upstream that speaks the Responses API itself (passed through natively)."""
+upstream that speaks the Responses API itself (passed through natively). Every test runs on a
+SQLite and on a PostgreSQL ledger (stored responses live in the ledger's database)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 from pydantic import BaseModel
 
 from modelmix.config import parse_config
+from modelmix.ledger.db import Location
 from modelmix.simulated import Simulator
+from tests.conftest import BACKENDS, ledger_location, ledger_settings
 from tests.e2e.conftest import RunningGateway, e2e_config
 from tests.e2e.ledger_rows import attempt_rows, request_row
 
@@ -35,8 +38,8 @@ WEATHER = {
 ADMIN = "mm-admin-responses-e2e"
 
 
-def _config(sim: Simulator, tmp: Path) -> Any:
-    data = e2e_config(sim, tmp).model_dump(exclude_none=True)
+def _config(sim: Simulator, tmp: Path, ledger: Location) -> Any:
+    data = e2e_config(sim, tmp, **ledger_settings(ledger, tmp)).model_dump(exclude_none=True)
     data["models"].append(
         {
             "name": "gpt-native",
@@ -52,9 +55,12 @@ def _config(sim: Simulator, tmp: Path) -> Any:
     return parse_config(data)
 
 
-@pytest.fixture(scope="module")
-def gw(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    running = RunningGateway(_config(simulator, tmp_path_factory.mktemp("responses")), env={})
+@pytest.fixture(scope="module", params=BACKENDS)
+def gw(
+    request: pytest.FixtureRequest, simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
+    tmp = tmp_path_factory.mktemp("responses")
+    running = RunningGateway(_config(simulator, tmp, ledger_location(request, tmp)), env={})
     yield running
     running.stop()
 
@@ -83,7 +89,7 @@ def test_json_answer_usage_headers_and_ledger(gw: RunningGateway, model: str) ->
     assert reply.id == "resp_" + request_id
     assert raw.headers["x-modelmix-model"] == model
     gw.flush()
-    row = request_row(gw.gateway.config.ledger_path, request_id)
+    row = request_row(gw.gateway.config.ledger_location, request_id)
     assert row["api"] == "responses" and row["status"] == "ok"
     assert row["final_model"] == model
     assert row["prompt_tokens"] == reply.usage.input_tokens
@@ -295,7 +301,7 @@ def test_route_fallback_and_attempts_in_the_ledger(gw: RunningGateway) -> None:
     assert raw.headers["x-modelmix-model"] == "gpt-native"
     assert raw.headers["x-modelmix-route"] == "native-fallback"
     gw.flush()
-    db = gw.gateway.config.ledger_path
+    db = gw.gateway.config.ledger_location
     request_id = raw.headers["x-modelmix-request-id"]
     assert request_row(db, request_id)["route"] == "native-fallback"
     chain = [(a["model"], a["status"]) for a in attempt_rows(db, request_id)]

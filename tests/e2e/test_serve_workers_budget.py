@@ -1,4 +1,5 @@
-"""`modelmix serve --workers 2`: two processes, one budget (the shared counters file).
+"""`modelmix serve --workers 2`: two processes, one budget (the shared counters file), on a
+SQLite and on a PostgreSQL ledger.
 
 The key is made with the real `modelmix keys` command, the load comes from the async openai
 SDK over many connections (the kernel spreads them over both workers), and the spend is read
@@ -21,6 +22,7 @@ import openai
 import orjson
 import yaml
 
+from modelmix.ledger.db import Location, is_postgres
 from tests.e2e.test_serve_command import free_port, wait_ready
 
 ADMIN = "mm-admin-workers-test"
@@ -36,9 +38,11 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
     return resp.status, body
 
 
-def test_two_workers_share_one_hard_budget(tmp_path: Path) -> None:
+def test_two_workers_share_one_hard_budget(tmp_path: Path, ledger_at: Location) -> None:
     config = {
         "data_dir": str(tmp_path / "data"),
+        # SQLite: <data_dir>/ledger.db; PostgreSQL: both workers write the same database
+        **({"ledger": {"url": ledger_at}} if is_postgres(ledger_at) else {}),
         "server": {"admin_key_env": "MM_ADMIN"},
         "models": [
             {

@@ -13,6 +13,8 @@ from modelmix.evals.matrix import ALL_TASKS, profiles
 from modelmix.evals.runner import EvalRunner
 from modelmix.evals.store import EvalStore
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import Location, open_ledger
+from tests.conftest import ledger_settings
 from tests.helpers import make_config, sim_model
 
 
@@ -22,10 +24,10 @@ def _dataset(tmp: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _config(tmp: Path, *models: str) -> Any:
+def _config(tmp: Path, *models: str, at: Location | None = None) -> Any:
     return make_config(
         [sim_model(m) for m in models],
-        ledger={"path": str(tmp / "ledger.db"), "flush_interval": 0.05},
+        **ledger_settings(tmp / "ledger.db" if at is None else at, tmp, flush_interval=0.05),
     )
 
 
@@ -43,12 +45,12 @@ ARITH = [
 ]
 
 
-async def test_matrix_separates_models_and_resumes(tmp_path: Path) -> None:
+async def test_matrix_separates_models_and_resumes(tmp_path: Path, ledger_at: Location) -> None:
     data = load_dataset(_dataset(tmp_path, ARITH))
-    config = _config(tmp_path, "sim-small", "sim-large")
+    config = _config(tmp_path, "sim-small", "sim-large", at=ledger_at)
     async with Gateway(config, background=False) as gw:
-        with EvalStore(config.ledger_path) as store:
-            summary = await EvalRunner(gw, store, concurrency=3).run(
+        with EvalStore(config.ledger_location) as store:
+            summary = await EvalRunner(gw.run, store, concurrency=3).run(
                 "r", data, ["sim-small", "sim-large"]
             )
             assert (summary.done, summary.skipped, summary.errors) == (32, 0, 0)
@@ -62,18 +64,17 @@ async def test_matrix_separates_models_and_resumes(tmp_path: Path) -> None:
             assert small.latency_p50 is not None and small.latency_p95 is not None
             assert profiles(summary.cells) == {"sim-large": 0.98, "sim-small": 0.5}
             # a rerun does nothing; a new model only adds its rows
-            again = await EvalRunner(gw, store).run("r", data, ["sim-small", "sim-large"])
+            again = await EvalRunner(gw.run, store).run("r", data, ["sim-small", "sim-large"])
             assert (again.done, again.skipped) == (0, 32)
-            config_models = await EvalRunner(gw, store).run("r", data, ["sim-small"])
+            config_models = await EvalRunner(gw.run, store).run("r", data, ["sim-small"])
             assert config_models.done == 0
             assert store.run("r").status == "done"  # type: ignore[union-attr]
             assert len(store.cells("r")) == 6
     assert gw.ledger is not None
     # every eval call is a ledger row (api "eval"): costs are accounted for
-    import sqlite3
-
-    with sqlite3.connect(config.ledger_path) as conn:
-        count = conn.execute("SELECT COUNT(*) FROM requests WHERE api = 'eval'").fetchone()[0]
+    conn = open_ledger(config.ledger_location)
+    count = conn.execute("SELECT COUNT(*) FROM requests WHERE api = 'eval'").fetchone()[0]
+    conn.close()
     assert count == 32
 
 
@@ -83,7 +84,7 @@ async def test_an_interrupted_run_keeps_its_rows(tmp_path: Path) -> None:
     async with Gateway(config, background=False) as gw:
         with EvalStore(config.ledger_path) as store:
             task = asyncio.ensure_future(
-                EvalRunner(gw, store, concurrency=2).run("r", data, ["sim-slow30-large"])
+                EvalRunner(gw.run, store, concurrency=2).run("r", data, ["sim-slow30-large"])
             )
             await asyncio.sleep(0.2)
             task.cancel()
@@ -92,7 +93,7 @@ async def test_an_interrupted_run_keeps_its_rows(tmp_path: Path) -> None:
             assert info is not None and info.status == "interrupted"
             kept = len(store.done("r"))
             assert 0 < kept < 16
-            resumed = await EvalRunner(gw, store, concurrency=8).run(
+            resumed = await EvalRunner(gw.run, store, concurrency=8).run(
                 "r", data, ["sim-slow30-large"]
             )
             assert resumed.skipped == kept and resumed.done == 16 - kept
@@ -105,8 +106,8 @@ async def test_matrix_shows_a_model_that_degrades(tmp_path: Path) -> None:
     config = _config(tmp_path, "sim-large-wrongafter16")
     async with Gateway(config, background=False) as gw:
         with EvalStore(config.ledger_path) as store:
-            before = await EvalRunner(gw, store).run("monday", data, ["sim-large-wrongafter16"])
-            after = await EvalRunner(gw, store).run("tuesday", data, ["sim-large-wrongafter16"])
+            before = await EvalRunner(gw.run, store).run("monday", data, ["sim-large-wrongafter16"])
+            after = await EvalRunner(gw.run, store).run("tuesday", data, ["sim-large-wrongafter16"])
     b = next(c for c in before.cells if c.task == ALL_TASKS)
     a = next(c for c in after.cells if c.task == ALL_TASKS)
     assert (b.mean, a.mean) == (1.0, 0.0) and a.hi < b.lo
@@ -120,8 +121,8 @@ async def test_errors_and_judge_scoring(tmp_path: Path) -> None:
     data = load_dataset(_dataset(tmp_path, rows))
     config = _config(tmp_path, "sim-large", "sim-small", "sim-500")
     async with Gateway(config, background=False) as gw:
-        with EvalStore(config.ledger_path) as store:
-            summary = await EvalRunner(gw, store, judge="sim-large").run(
+        with EvalStore(config.ledger_location) as store:
+            summary = await EvalRunner(gw.run, store, judge="sim-large").run(
                 "r", data, ["sim-small", "sim-large", "sim-500"]
             )
             results = {(r.model, r.item_id): r for r in store.results("r")}

@@ -10,8 +10,10 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.cli.ledger_cmds import attempt_chain, logs, parse_since, report
-from modelmix.keys import KeyStore
-from modelmix.ledger.sqlite import SqliteLedger
+from modelmix.ledger.db import Location
+from modelmix.ledger.keys import KeyStore
+from modelmix.ledger.postgres import open_writer_ledger
+from tests.conftest import BACKENDS, ledger_location
 from tests.helpers import sim_model
 from tests.ledger.builders import make_record
 
@@ -21,7 +23,20 @@ T0 = 1_700_000_000.0
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "ledger.db"
-    with SqliteLedger(path) as ledger:
+    _fill(path)
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    """The same rows on each ledger backend in turn."""
+    location = ledger_location(request, tmp_path)
+    _fill(location)
+    return location
+
+
+def _fill(path: Location) -> None:
+    with open_writer_ledger(path) as ledger:
         ledger.record(make_record("req-old", started_at=T0, cost="0.5", route="cheap"))
         ledger.record(
             make_record(
@@ -34,23 +49,22 @@ def db(tmp_path: Path) -> Path:
             )
         )
         ledger.record(make_record("req-fail", started_at=T0 + 120, status="error"))
-    return path
 
 
-def test_logs_table(db: Path) -> None:
-    out = CliRunner().invoke(logs, ["--db", str(db)]).output
+def test_logs_table(any_db: Location) -> None:
+    out = CliRunner().invoke(logs, ["--db", str(any_db)]).output
     assert "small:429 -> big:ok" in out
     assert out.index("req-fail") < out.index("req-retry") < out.index("req-old")  # newest first
     assert "$0.250000" in out and "1,234 ms" in out and "100/20" in out
     assert "503" in out  # the failed request's status
-    only = CliRunner().invoke(logs, ["--db", str(db), "--route", "cheap"]).output
+    only = CliRunner().invoke(logs, ["--db", str(any_db), "--route", "cheap"]).output
     assert "req-old" in only and "req-retry" not in only
-    one = CliRunner().invoke(logs, ["--db", str(db), "-n", "1"]).output
+    one = CliRunner().invoke(logs, ["--db", str(any_db), "-n", "1"]).output
     assert "req-fail" in one and "req-old" not in one
 
 
-def test_logs_json(db: Path) -> None:
-    result = CliRunner().invoke(logs, ["--db", str(db), "--json", "--model", "big"])
+def test_logs_json(any_db: Location) -> None:
+    result = CliRunner().invoke(logs, ["--db", str(any_db), "--json", "--model", "big"])
     assert result.exit_code == 0
     rows = json.loads(result.output)
     assert [r["id"] for r in rows] == ["req-retry"]
@@ -58,13 +72,13 @@ def test_logs_json(db: Path) -> None:
     assert [a["model"] for a in rows[0]["attempts"]] == ["small", "big"]
 
 
-def test_report(db: Path) -> None:
-    result = CliRunner().invoke(report, ["--db", str(db), "--by", "model"])
+def test_report(any_db: Location) -> None:
+    result = CliRunner().invoke(report, ["--db", str(any_db), "--by", "model"])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "gpt-4o-mini" in out and "big" in out and "(none)" in out
     assert "$0.750000" in out  # the total footer, exact
-    day = CliRunner().invoke(report, ["--db", str(db), "--by", "day", "--json"])
+    day = CliRunner().invoke(report, ["--db", str(any_db), "--by", "day", "--json"])
     assert json.loads(day.output)["by"]["day"] == [
         {
             "group": "2023-11-14",
@@ -91,11 +105,13 @@ def test_report(db: Path) -> None:
             "escalation_rate": None,
         }
     ]
-    recent = CliRunner().invoke(report, ["--db", str(db), "--since", "24h"])
+    recent = CliRunner().invoke(report, ["--db", str(any_db), "--since", "24h"])
     assert "no requests in that period" in recent.output  # T0 is in 2023
-    iso = CliRunner().invoke(report, ["--db", str(db), "--since", "2023-11-14T22:14:00", "--json"])
+    iso = CliRunner().invoke(
+        report, ["--db", str(any_db), "--since", "2023-11-14T22:14:00", "--json"]
+    )
     assert json.loads(iso.output)["totals"]["requests"] == 2
-    bad = CliRunner().invoke(report, ["--db", str(db), "--since", "yesterday"])
+    bad = CliRunner().invoke(report, ["--db", str(any_db), "--since", "yesterday"])
     assert bad.exit_code != 0 and "24h" in bad.output
 
 

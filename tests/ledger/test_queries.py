@@ -5,18 +5,20 @@ from pathlib import Path
 
 import pytest
 
+from modelmix.ledger.db import Location
+from modelmix.ledger.postgres import open_writer_ledger
 from modelmix.ledger.queries import LedgerNotFound, get_request, recent_requests, spend_report
-from modelmix.ledger.sqlite import SqliteLedger
+from tests.conftest import BACKENDS, ledger_location
 from tests.ledger.builders import make_record
 
 DAY = 86_400.0
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ledger") / "ledger.db"
-    with SqliteLedger(path) as ledger:
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Location:
+    path = ledger_location(request, tmp_path_factory.mktemp("ledger"))
+    with open_writer_ledger(path) as ledger:
         # 10 cheap requests on mini (latencies 100..1000 ms), 0.1 each: float sums would drift
         for i in range(10):
             ledger.record(

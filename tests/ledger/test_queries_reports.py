@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from modelmix.ledger.db import Location
 from modelmix.ledger.queries import answered_usage, routing_mix, spend_report, timeseries, totals
+from tests.conftest import BACKENDS, ledger_location
 from tests.dashboard.ledger_data import fill
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fill(tmp_path_factory.mktemp("reports") / "ledger.db", T0)
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Location:
+    return fill(ledger_location(request, tmp_path_factory.mktemp("reports")), T0)
 
 
 def test_totals(db: Path) -> None:

@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from modelmix.errors import UnsupportedParameter, UpstreamError
-from modelmix.providers.anthropic import ADAPTER, DEFAULT_MAX_TOKENS
 from modelmix.providers.base import Deployment, SSEEvent
 from modelmix.providers.registry import get_adapter
 from modelmix.types import Capabilities, ChatRequest, StreamDelta, Usage
+from modelmix.wire.anthropic_messages.upstream import ADAPTER, DEFAULT_MAX_TOKENS
 
 DEP = Deployment(
     id="claude#0",

@@ -9,9 +9,9 @@ import pytest
 
 from modelmix.errors import UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, SSEEvent
-from modelmix.providers.gemini import ADAPTER, clean_schema
 from modelmix.providers.registry import get_adapter
 from modelmix.types import ChatRequest, StreamDelta, Usage
+from modelmix.wire.gemini.upstream import ADAPTER, clean_schema
 
 DEP = Deployment(
     id="gem#0",

@@ -11,8 +11,8 @@ from aiohttp import web
 from modelmix.errors import UpstreamError
 from modelmix.providers.base import Deployment
 from modelmix.providers.http import FINISH_GRACE, Timeouts, UpstreamClient
-from modelmix.providers.openai import ADAPTER
 from modelmix.types import ChatRequest
+from modelmix.wire.openai_chat.upstream import ADAPTER
 
 CHUNK = (
     b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant",'

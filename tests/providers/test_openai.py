@@ -10,9 +10,10 @@ import pytest
 
 from modelmix.errors import UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, SSEEvent
-from modelmix.providers.openai import ADAPTER, retry_after_from_headers
 from modelmix.providers.registry import get_adapter
 from modelmix.types import ChatRequest, StreamDelta, Usage
+from modelmix.wire.common import retry_after_from_headers
+from modelmix.wire.openai_chat.upstream import ADAPTER
 
 DEP = Deployment(
     id="gpt#0",

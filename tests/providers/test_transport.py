@@ -256,21 +256,47 @@ async def test_invalid_http_is_a_protocol_error(server: tuple[str, Seen]) -> Non
         await pool.close()
 
 
-async def test_pooled_connection_closed_by_the_server_is_retried_once(
+async def test_reset_after_the_request_was_written_is_not_resent(
     server: tuple[str, Seen],
 ) -> None:
+    """The pooled connection takes the request and closes without answering: the server may
+    have acted on it, so the pool raises instead of sending it again (issue 14, finding 7)."""
     url, seen = server
     pool = ConnectionPool()
     try:
         first = await pool.request("POST", url + "/stale", headers=H, body=b"")
         assert await first.read() == b"ok"
-        # the pooled connection gets the request, closes without a byte: a fresh one answers
-        second = await pool.request("POST", url + "/stale", headers=H, body=b"")
+        with pytest.raises(ConnectError):
+            await pool.request("POST", url + "/stale", headers=H, body=b"")
+    finally:
+        await pool.close()
+    assert seen.connections == 1
+    assert [conn for conn, _, _ in seen.requests] == [0, 0]  # sent once, never twice
+
+
+async def _answer_then_hang_up(w: Writer, conn: int, nth: int) -> bool:
+    w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    await w.drain()
+    return False  # keep-alive answer, then the server closes the idle connection
+
+
+ROUTES["/hangup"] = _answer_then_hang_up
+
+
+async def test_connection_found_dead_before_writing_goes_to_a_fresh_one(
+    server: tuple[str, Seen],
+) -> None:
+    url, seen = server
+    pool = ConnectionPool()
+    try:
+        first = await pool.request("POST", url + "/hangup", headers=H, body=b"")
+        assert await first.read() == b"ok"
+        await asyncio.sleep(0.05)  # the close reaches the pool while the connection is idle
+        second = await pool.request("POST", url + "/hangup", headers=H, body=b"")
         assert await second.read() == b"ok"
     finally:
         await pool.close()
-    assert seen.connections == 2
-    assert [conn for conn, _, _ in seen.requests] == [0, 0, 1]
+    assert [conn for conn, _, _ in seen.requests] == [0, 1]
 
 
 async def test_refused_connection(server: tuple[str, Seen]) -> None:

@@ -13,9 +13,11 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import Location
 from modelmix.quality.alarms import findings
 from modelmix.quality.config import AlarmsConfig
 from modelmix.quality.store import Observation
+from tests.conftest import ledger_settings
 from tests.helpers import make_config, sim_model
 
 CONFIG = AlarmsConfig(enabled=True, window=20, min_baseline=20, baseline=200, alpha=0.001)
@@ -91,7 +93,9 @@ class Webhook:
         await self.runner.cleanup()
 
 
-async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> None:
+async def test_probes_raise_alarms_on_degraded_models_only(
+    tmp_path: Path, ledger_at: Location
+) -> None:
     hook = Webhook()
     await hook.start()
     config = make_config(
@@ -102,7 +106,7 @@ async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> No
             sim_model("noisy", upstream="sim-large-noise25"),  # a quarter wrong, always
             sim_model("steady", upstream="sim-large"),
         ],
-        ledger={"path": str(tmp_path / "ledger.db"), "flush_interval": 0.05},
+        **ledger_settings(ledger_at, tmp_path, flush_interval=0.05),
         quality={
             "probes": {"enabled": True, "golden": str(GOLDEN)},
             "alarms": {
@@ -139,33 +143,33 @@ async def test_probes_raise_alarms_on_degraded_models_only(tmp_path: Path) -> No
     assert all(e["sender"] == "modelmix" and e["source"] == "probe" for e in hook.events)
     from modelmix.quality.store import QualityStore
 
-    with QualityStore(tmp_path / "ledger.db") as store:
+    with QualityStore(ledger_at) as store:
         stored = {(a.kind, a.subject): a.cleared_at for a in store.alarms()}
     assert set(stored) == fired
     # the quality drop holds; a new fingerprint is news only until the baseline has it too
     assert stored[("quality_drop", "model:fading")] is None
     assert stored[("fingerprint_change", "model:drifting")] is not None
-    listed = CliRunner().invoke(
-        main, ["alarms", "list", "--db", str(tmp_path / "ledger.db"), "--json"]
-    )
+    listed = CliRunner().invoke(main, ["alarms", "list", "--db", str(ledger_at), "--json"])
     assert {(a["kind"], a["subject"]) for a in orjson.loads(listed.output)} == fired
-    active = CliRunner().invoke(main, ["alarms", "list", "--db", str(tmp_path / "ledger.db")])
+    active = CliRunner().invoke(main, ["alarms", "list", "--db", str(ledger_at)])
     assert "quality_drop" in active.output and "model:fading" in active.output
     again = await asyncio.to_thread(
-        CliRunner().invoke, main, ["alarms", "check", "--db", str(tmp_path / "ledger.db")]
+        CliRunner().invoke, main, ["alarms", "check", "--db", str(ledger_at)]
     )
     # the CLI's default window (30) still sees the new fingerprint; the drop is not raised twice
     assert again.exit_code == 0 and "quality_drop" not in again.output
 
 
-async def test_rolling_live_quality_from_the_judge_per_model_and_route(tmp_path: Path) -> None:
+async def test_rolling_live_quality_from_the_judge_per_model_and_route(
+    tmp_path: Path, ledger_at: Location
+) -> None:
     config = make_config(
         [
             sim_model("fading", upstream="sim-large-wrongafter40"),
             sim_model("judge", upstream="sim-large"),
         ],
         routes=[{"name": "r", "models": ["fading"]}],
-        ledger={"path": str(tmp_path / "ledger.db"), "flush_interval": 0.05},
+        **ledger_settings(ledger_at, tmp_path, flush_interval=0.05),
         quality={
             "judge": {"model": "judge", "sample": 1.0},
             "alarms": {"enabled": True, "window": 20, "min_baseline": 20},

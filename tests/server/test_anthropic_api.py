@@ -13,14 +13,14 @@ from anthropic.types import Message, RawMessageStreamEvent
 from pydantic import TypeAdapter
 
 from modelmix.errors import GatewayError
-from modelmix.server.anthropic_api import (
+from modelmix.types import ChatResponse, FinishReason, StreamDelta, ToolCall, ToolCallDelta, Usage
+from modelmix.wire.anthropic_messages.client import (
     MessageStreamRenderer,
     parse_messages_request,
     render_error,
     render_message_response,
 )
-from modelmix.server.openai_api import parse_chat_request
-from modelmix.types import ChatResponse, FinishReason, StreamDelta, ToolCall, ToolCallDelta, Usage
+from modelmix.wire.openai_chat.client import parse_chat_request
 
 WEATHER = {
     "name": "get_weather",

@@ -14,13 +14,13 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from modelmix.errors import GatewayError
-from modelmix.server.openai_api import (
+from modelmix.types import ChatResponse, StreamDelta, ToolCall, ToolCallDelta, Usage
+from modelmix.wire.openai_chat.client import (
     ChatStreamRenderer,
     parse_chat_request,
     render_chat_response,
     render_error,
 )
-from modelmix.types import ChatResponse, StreamDelta, ToolCall, ToolCallDelta, Usage
 
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",

@@ -1,16 +1,15 @@
-"""The Responses API codec, store and upstream parser, without a server
-(wire/openai_responses); the e2e tests drive the same code through the real SDKs."""
+"""The Responses API codec and upstream parser, without a server (wire/openai_responses); the
+store is tested in tests/ledger/test_stored_responses.py, and the e2e tests drive the same code
+through the real SDKs."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
-from modelmix.ledger.schema import SchemaError, connect
 from modelmix.providers.base import Deployment, SSEEvent
 from modelmix.simulated.answers import Answer
 from modelmix.types import ChatRequest, StreamDelta, ToolCallDelta, Usage
@@ -20,7 +19,6 @@ from modelmix.wire.openai_responses.request import (
     to_chat_request,
 )
 from modelmix.wire.openai_responses.simulated import ResponsesAsk, ResponsesWire
-from modelmix.wire.openai_responses.store import ResponseStore
 from modelmix.wire.openai_responses.stream import ResponsesStreamRenderer
 from modelmix.wire.openai_responses.upstream import ADAPTER, native_body, translate
 
@@ -214,22 +212,6 @@ def test_stream_renderer_cut_answer_is_incomplete_and_error_fails() -> None:
     assert failed[1]["response"]["error"]["message"] == "upstream cut the stream"
 
 
-def test_store_walks_the_chain_and_scopes_by_key(tmp_path: Path) -> None:
-    store = ResponseStore(str(tmp_path / "ledger.db"))
-    one = [{"role": "user", "content": "a"}, {"type": "message", "role": "assistant"}]
-    two = [{"role": "user", "content": "b"}]
-    store.save({"id": "resp_1"}, one, request_id="1", key_id="k", previous=None)
-    store.save({"id": "resp_2"}, two, request_id="2", key_id="k", previous="resp_1")
-    assert store.conversation("resp_2", "k") == [*one, *two]
-    assert store.get("resp_2", "other") is None
-    with pytest.raises(GatewayError) as info:
-        store.conversation("resp_2", None)
-    assert info.value.status == 404
-    assert store.delete("resp_1", "k") and store.get("resp_1", "k") is None
-    with pytest.raises(GatewayError):  # a broken chain is reported, not silently cut
-        store.conversation("resp_2", "k")
-
-
 DEPLOYMENT = Deployment("d#0", "d", "openai-responses", "up-model", "http://upstream/v1")
 
 
@@ -295,13 +277,3 @@ def test_upstream_stream_parser_reads_the_simulated_events() -> None:
     assert deltas[-1].usage is not None and deltas[-1].usage.reasoning_tokens == 16
     with pytest.raises(UpstreamError):
         parser.feed(SSEEvent('{"type": "error", "message": "boom"}', "error"))
-
-
-def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:
-    path = str(tmp_path / "ledger.db")
-    ResponseStore(path).close()
-    conn = connect(path)
-    conn.execute("UPDATE responses_schema_version SET version = 99")
-    conn.close()
-    with pytest.raises(SchemaError):
-        ResponseStore(path)

@@ -37,12 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 from modelmix.budgets.enforcer import BudgetContext, Budgets, Reservation
 from modelmix.budgets.errors import BudgetExceeded, RateLimited
-from modelmix.budgets.estimate import CostEstimator, count_prompt_tokens
 from modelmix.budgets.ledger_spend import ledger_spend_loader, request_tags
 from modelmix.budgets.limits import RateLimit, RateLimiter, RateState
+from modelmix.budgets.reservation import CostEstimator, count_prompt_tokens
+from modelmix.budgets.tag_scope import scoped_tags
+from modelmix.budgets.worst_case import StreamWatch, WorstCase
 from modelmix.errors import GatewayError
-from modelmix.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
+from modelmix.ledger.keys import ADMIN_KEY_ID, KeyInfo, KeyStore
 from modelmix.ledger.records import RequestRecord
+from modelmix.routing.registry import strategy_spec
 from modelmix.types import ChatRequest, Usage
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class Admission:
 
     __slots__ = (
         "_accounting",
+        "_watch",
         "completion_tokens",
         "key_id",
         "limit",
@@ -102,6 +106,12 @@ class Admission:
         self.tokens = prompt_tokens + completion_tokens
         #: Models admitted by their per-model limits (their buckets are corrected later).
         self.models: list[str] = []
+        #: A stream's token count against a hard budget (issue 14: worst-case admission)
+        self._watch: StreamWatch | None = None
+
+    def stream_watch(self) -> StreamWatch | None:
+        """For the engine's stream: cut it when it passes a hard budget (None: no hard one)."""
+        return self._watch
 
     @property
     def pressure(self) -> float:
@@ -179,11 +189,14 @@ class Accounting:
             settings.model_limits(), default_key_limit=settings.default_key_limit()
         )
         self.estimator = CostEstimator({}, default_completion_tokens=256)
+        self.worst_case = WorstCase({}, {}, settings.max_output_tokens_default)
         self._table: SharedTable | None = None
         self._pending: dict[str, Admission] = {}
         self._prices: dict[str, Price | None] = {}
         self._reported: set[tuple[str, str]] = set()
         self._model_tpm = any(m.tpm for m in self.limiter.models.values())
+        #: tags with a budget: a key may have only those it is allowed to set counted
+        self._budgeted_tags = frozenset(settings.tags)
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -193,6 +206,7 @@ class Accounting:
         portfolio: Mapping[str, ModelEntry],
         routes: Sequence[RouteConfig],
         ledger_path: Path | None,
+        ledger_location: str | Path | None = None,
     ) -> None:
         """Open the counters (shared beside the ledger, unless ``budgets.store: memory`` or
         there is no ledger), seed spend from the ledger, and price routes for estimates."""
@@ -207,11 +221,17 @@ class Accounting:
             portfolio,
             {r.name: r.all_models() or list(portfolio) for r in routes},
             default_completion_tokens=s.completion_tokens_estimate,
-            summed=[r.name for r in routes if r.strategy == "cascade"],
+            summed=[r.name for r in routes if strategy_spec(r.strategy).summed_cost],
         )
         self._prices = {d.id: d.price for e in portfolio.values() for d in e.deployments}
+        self.worst_case = WorstCase(
+            portfolio,
+            {r.name: r.all_models() or list(portfolio) for r in routes},
+            s.max_output_tokens_default,
+        )
         key_budgets = self.keys.active_budgets() if self.keys is not None else []
-        loader = ledger_spend_loader(ledger_path) if ledger_path is not None else None
+        source = ledger_location or ledger_path  # a PostgreSQL ledger: its URL
+        loader = ledger_spend_loader(source) if ledger_path is not None and source else None
         self.budgets.initialise(loader, key_budgets)
 
     def close(self) -> None:
@@ -244,6 +264,8 @@ class Accounting:
         if key is not None:
             record.team = key.team
             tags = request_tags(key.tags, request.metadata, user if isinstance(user, str) else None)
+            if self._budgeted_tags:  # issue 14: a key spends only from tags it may set
+                tags = scoped_tags(key, tags, self._budgeted_tags, record)
             ctx = BudgetContext(key.id, key.team, tags, key.budgets)
         else:
             tags = request_tags((), request.metadata, user if isinstance(user, str) else None)
@@ -273,6 +295,12 @@ class Accounting:
         estimate, tokens = self.estimator.estimate(
             request.model, prompt, max_tokens if isinstance(max_tokens, int) else None
         )
+        hard = any(spec.kind != "soft" for spec in specs)
+        if hard:  # reserve the worst case, not a guess (budgets/worst_case.py)
+            worst = self.worst_case.completion_tokens(
+                request.model, max_tokens if isinstance(max_tokens, int) else None
+            )
+            estimate = self.estimator.cost(request.model, prompt, worst)
         rate = limiter.acquire(key_id, limit, tokens) if limit is not None else None
         reservation = None
         if specs:
@@ -295,6 +323,10 @@ class Accounting:
                 **({"warnings": reservation.warnings} if reservation.warnings else {}),
             }
         admission = Admission(self, key_id, limit, reservation, rate, prompt, completion)
+        if hard and reservation is not None and request.stream:
+            prompt_cost = self.estimator.cost(request.model, prompt, 0)
+            out_rate = self.estimator.output_rate(request.model)
+            admission._watch = StreamWatch(reservation, prompt_cost, out_rate)
         self._pending[record.id] = admission
         return admission
 

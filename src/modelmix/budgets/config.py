@@ -29,8 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelmix.budgets.definitions import BudgetSpec, Scope
 from modelmix.budgets.limits import RateLimit
-from modelmix.budgets.model import BudgetSpec, Scope
 
 __all__ = ["BudgetConfig", "BudgetsConfig", "RateLimitConfig", "RateLimitsConfig"]
 
@@ -106,6 +106,9 @@ class BudgetsConfig(_Strict):
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     #: completion tokens assumed for a request until answers from its route are seen
     completion_tokens_estimate: int = Field(default=256, ge=1)
+    #: Hard and paced budgets reserve a request's worst case (budgets/worst_case.py): its
+    #: max_tokens, else its models' max_output_tokens, else this many completion tokens.
+    max_output_tokens_default: int = Field(default=4096, ge=1)
     #: Where spend and rate-limit counters live. ``shared``: a memory-mapped file beside the
     #: ledger, shared by every gateway process using that ledger (``serve --workers N``, or
     #: several gateways on one host). ``memory``: this process only (each process would

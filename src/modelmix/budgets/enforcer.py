@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from modelmix.budgets.definitions import BudgetSpec
 from modelmix.budgets.errors import BudgetExceeded
-from modelmix.budgets.model import BudgetSpec
 from modelmix.budgets.store import MISSING, CounterKey, InMemorySpendStore, SpendStore
 
 __all__ = ["BudgetContext", "Budgets", "Reservation", "SpendLoader"]
@@ -51,7 +51,7 @@ class Reservation:
     """An admitted request's hold on its budgets. Settle it exactly once (later calls are
     ignored), whatever happened to the request."""
 
-    __slots__ = ("_keys", "_store", "amount", "pressure", "settled", "warnings")
+    __slots__ = ("_checks", "_keys", "_store", "amount", "label", "pressure", "settled", "warnings")
 
     def __init__(
         self,
@@ -60,9 +60,15 @@ class Reservation:
         amount: Decimal,
         pressure: float,
         warnings: list[str],
+        checks: Sequence[tuple[CounterKey, Decimal]] = (),
+        label: str = "",
     ) -> None:
         self._store = store
         self._keys = keys
+        #: (counter, cap) of the hard and paced budgets: what ``extend`` must still fit under
+        self._checks = checks
+        #: the first hard or paced budget's label (for an error naming it)
+        self.label = label
         self.amount = amount
         #: 0 = no budget under pressure; 1 = a budget is at (or past) what it allows.
         self.pressure = pressure
@@ -76,6 +82,17 @@ class Reservation:
         self.settled = True
         if self._store is not None and self._keys:
             self._store.settle(self._keys, self.amount, actual_cost)
+
+    def extend(self, extra: Decimal) -> bool:
+        """Hold ``extra`` more (a stream past its worst case), if every hard and paced budget
+        can cover it; False (nothing held) otherwise."""
+        if self.settled or self._store is None or not self._keys:
+            return True
+        failed, _ = self._store.reserve_seen(self._keys, self._checks, extra)
+        if failed is not None:
+            return False
+        self.amount += extra
+        return True
 
     def release(self) -> None:
         """The request cost nothing (refused or failed before any upstream charged)."""
@@ -227,7 +244,8 @@ class Budgets:
             hard = [(spec, window, cap) for spec, window, _, cap in caps if spec.kind != "soft"]
             spec, window, cap = hard[failed]
             raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, now)
-        return Reservation(store, keys, estimated_cost, pressure, warnings)
+        label = next((spec.label for spec, *_ in caps if spec.kind != "soft"), "")
+        return Reservation(store, keys, estimated_cost, pressure, warnings, checks, label)
 
     def pressure(self, ctx: BudgetContext) -> float:
         """Budget pressure for ``ctx`` without reserving anything (e.g. for a dry run)."""
@@ -266,6 +284,10 @@ class Budgets:
         period = spec.period if spec.period != "custom" else "custom-period"
         budget = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
         retry_after: float | None = None
+        if reserved > 0 and spent + estimate <= cap:
+            # Only requests still in flight stand in the way: their reservations are settled
+            # (usually for less) within seconds, so this refusal is temporary (issue 14, #8).
+            return _in_flight_refusal(spec, who, budget, spent, reserved, estimate)
         if estimate > spec.limit_usd:
             # Waiting cannot help: even an empty period could not hold this request.
             msg = (
@@ -329,6 +351,24 @@ class Budgets:
                 }
             )
         return out
+
+
+#: Seconds a refusal caused by in-flight reservations alone asks the client to wait.
+IN_FLIGHT_RETRY_AFTER = 1.0
+
+
+def _in_flight_refusal(
+    spec: BudgetSpec, who: str, budget: str, spent: Decimal, reserved: Decimal, estimate: Decimal
+) -> BudgetExceeded:
+    msg = (
+        f"Budget busy for {who}: {budget}; spent {_money(spent)}, but {_money(reserved)} is "
+        f"held by requests in flight and this request needs about {_money(estimate)}. "
+        "The held amounts are settled as those requests finish: retry shortly."
+    )
+    headers = {"x-should-retry": "true", "x-modelmix-budget": spec.label}
+    return BudgetExceeded(
+        msg, budget=spec.label, retry_after=IN_FLIGHT_RETRY_AFTER, headers=headers
+    )
 
 
 def _series(spec: BudgetSpec) -> tuple[Any, ...]:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import orjson
 
+from modelmix.budgets.definitions import BudgetSpec
 from modelmix.budgets.enforcer import SpendLoader
-from modelmix.budgets.model import BudgetSpec
 from modelmix.budgets.store import CounterKey
+from modelmix.ledger.db import Database, Location, is_postgres
 
 __all__ = ["ledger_spend", "ledger_spend_loader", "request_tags"]
 
@@ -40,7 +41,7 @@ def request_tags(
 
 
 def ledger_spend(
-    path: str | Path, specs: Sequence[BudgetSpec], now: float
+    path: Location, specs: Sequence[BudgetSpec], now: float
 ) -> dict[CounterKey, Decimal]:
     """Spend per counter of ``specs``' current windows (missing ledger: nothing spent)."""
     windows: list[tuple[BudgetSpec, CounterKey]] = []
@@ -48,8 +49,8 @@ def ledger_spend(
         start, end = spec.window(now)
         windows.append((spec, (spec.scope, spec.subject, start, end)))
     out: dict[CounterKey, Decimal] = {key: Decimal(0) for _, key in windows}
-    p = Path(path)
-    if not windows or not p.is_file():
+    postgres = is_postgres(path)
+    if not windows or not (postgres or Path(path).is_file()):
         return out
     since = min(key[2] for _, key in windows)
     by_key: dict[str, list[CounterKey]] = {}
@@ -62,9 +63,8 @@ def ledger_spend(
         else:
             index = {"key": by_key, "team": by_team, "tag": by_tag}[spec.scope]
             index.setdefault(spec.subject, []).append(key)
-    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    conn = _open_read(path)
     try:
-        conn.execute("PRAGMA busy_timeout = 5000")
         rows = conn.execute(
             "SELECT started_at, cost_usd, key_id, team, tags FROM requests "
             "WHERE started_at >= ? AND cost_usd != '0'",
@@ -92,7 +92,17 @@ def ledger_spend(
     return out
 
 
-def ledger_spend_loader(path: str | Path) -> SpendLoader:
+def _open_read(path: Location) -> Database:
+    if is_postgres(path):
+        from modelmix.ledger.pg_schema import open_pg
+
+        return open_pg(str(path))
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def ledger_spend_loader(path: Location) -> SpendLoader:
     """A ``SpendLoader`` for ``Budgets`` reading the ledger at ``path``."""
 
     def load(specs: Sequence[BudgetSpec], now: float) -> dict[CounterKey, Decimal]:

@@ -53,8 +53,11 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     host = host or config.server.host
     port = port if port is not None else config.server.port
+    from modelmix.ledger.db import display
+
     click.echo(
-        f"modelmix {__version__}: http://{host}:{port}/v1  (ledger: {config.ledger_path}, "
+        f"modelmix {__version__}: http://{host}:{port}/v1  "
+        f"(ledger: {display(config.ledger_location)}, "
         f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
@@ -77,17 +80,18 @@ def _serve_one(
     """One gateway in this process. ``reuse``: bind with SO_REUSEPORT, beside other workers."""
     import socket
 
-    import uvicorn
-
     from modelmix.gateway import Gateway
     from modelmix.server.app import create_app
+    from modelmix.server.http_limits import uvicorn_config
+    from modelmix.server.shutdown import deadline_server
 
     # The ledger writer is a second thread: hand the GIL back to the event loop after 1 ms of
     # its work rather than the default 5 ms, which would show as latency spikes.
     sys.setswitchinterval(0.001)
     app = create_app(Gateway(config))
-    cfg = uvicorn.Config(
+    cfg = uvicorn_config(  # header-size limit, shutdown deadline (issue 14)
         app,
+        config,
         host=host,
         port=port,
         log_level=log_level,
@@ -95,8 +99,9 @@ def _serve_one(
         proxy_headers=False,
         server_header=False,
     )
+    server = deadline_server(app, cfg, config.server.shutdown_deadline)  # issue 14
     if not reuse:
-        uvicorn.Server(cfg).run()
+        server.run()
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -104,7 +109,7 @@ def _serve_one(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    uvicorn.Server(cfg).run(sockets=[sock])  # sets up uvloop like uvicorn.run
+    server.run(sockets=[sock])  # sets up uvloop like uvicorn.run
 
 
 def _serve_many(config: Config, host: str, port: int, log_level: str, workers: int) -> None:
@@ -188,9 +193,10 @@ def config_check(path: str) -> None:
 def _register_commands() -> None:
     from modelmix.cli.keys_cmds import keys
     from modelmix.cli.ledger_cmds import logs, report
+    from modelmix.cli.migrate_cmds import ledger_group
     from modelmix.cli.router_cmds import bench, router
 
-    for command in (logs, report, keys, bench, router):
+    for command in (logs, report, keys, bench, router, ledger_group):
         main.add_command(command)
     _register_quality_commands()
 

@@ -26,6 +26,7 @@ from modelmix.cli.quality_options import (
 )
 from modelmix.evals.matrix import ALL_TASKS, cells_of, models_and_tasks, profiles
 from modelmix.evals.store import Cell, EvalStore
+from modelmix.ledger.db import display, is_postgres
 
 __all__ = ["eval_group"]
 
@@ -160,7 +161,7 @@ def eval_run(
     out.print(
         f"run {run_id}: {summary.done} results now, {summary.skipped} already done, "
         f"{summary.errors} errors; judge cost {money(summary.judge_cost)}; "
-        f"ledger {config.ledger_path}"
+        f"ledger {display(config.ledger_location)}"
     )
 
 
@@ -181,7 +182,7 @@ async def _run(
     async with Gateway(config, background=False) as gateway:
         if not models:
             models = [n for n, e in gateway.portfolio.items() if e.unavailable is None]
-        with EvalStore(config.ledger_path) as store:
+        with EvalStore(config.ledger_location) as store:
             progress = None
             if not no_progress:
                 progress = Progress(
@@ -193,7 +194,7 @@ async def _run(
                     transient=True,
                 )
             runner = EvalRunner(
-                gateway, store, concurrency=concurrency, judge=judge, progress=progress
+                gateway.run, store, concurrency=concurrency, judge=judge, progress=progress
             )
             if progress is None:
                 return await runner.run(run_id, data, models)
@@ -266,12 +267,12 @@ def eval_profiles(run_id: str, config_path: str | None, db: str | None) -> None:
 def eval_list(config_path: str | None, db: str | None, kind: str | None) -> None:
     """Eval runs (also golden-set probe rounds and shadow comparisons)."""
     path = db_path(db, config_path)
-    if not path.exists():
+    if not is_postgres(path) and not Path(path).exists():
         click.echo("no runs yet")
         return
     with EvalStore(path) as store:
         runs = store.runs(kind)
-    table = Table(title=f"Eval runs in {path}")
+    table = Table(title=f"Eval runs in {display(path)}")
     for col in ("run", "kind", "updated", "status", "models", "results", "dataset"):
         table.add_column(col)
     for r in runs:

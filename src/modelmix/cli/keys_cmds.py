@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 import click
@@ -19,8 +18,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from modelmix.budgets.model import BudgetSpec
-from modelmix.keys import KeyInfo, KeyStore
+from modelmix.budgets.definitions import BudgetSpec
+from modelmix.ledger.db import as_location
+from modelmix.ledger.keys import KeyInfo, KeyStore
 from modelmix.paths import default_db_path
 
 __all__ = ["keys", "parse_budget"]
@@ -77,12 +77,12 @@ def _budget_text(b: BudgetSpec) -> str:
 
 def _store(db: str | None, config_path: str | None) -> KeyStore:
     if db:
-        return KeyStore(Path(db))
+        return KeyStore(as_location(db))
     if config_path:
         from modelmix.config import ConfigError, load_config
 
         try:
-            return KeyStore(load_config(config_path).ledger_path)
+            return KeyStore(load_config(config_path).ledger_location)
         except ConfigError as exc:
             raise click.ClickException(f"{exc.source}: invalid configuration") from None
     return KeyStore(default_db_path())
@@ -105,6 +105,14 @@ def _setting_options(f: Any) -> Any:
             ("--owner", {"help": "Who the key belongs to."}),
             ("--team", {"help": "Team the key's spend counts against."}),
             ("--tag", {"multiple": True, "help": "Tag for spend attribution (repeatable)."}),
+            (
+                "--allowed-tag",
+                {
+                    "multiple": True,
+                    "help": "Tag the key may set on requests and spend from that tag's budgets "
+                    "(repeatable, * wildcards, e.g. 'project:*').",
+                },
+            ),
             (
                 "--model",
                 {
@@ -142,6 +150,7 @@ def _describe(info: KeyInfo) -> None:
         ("team", info.team or "-"),
         ("tags", ", ".join(info.tags) or "-"),
         ("models", ", ".join(info.allowed_models) or "any"),
+        ("may tag", ", ".join(info.allowed_tags) or "-"),
         ("budgets", ", ".join(_budget_text(b) for b in info.budgets) or "-"),
         ("rate limits", _limits_text(info)),
     ]
@@ -187,6 +196,7 @@ def keys_create(
     owner: str | None,
     team: str | None,
     tag: Sequence[str],
+    allowed_tag: Sequence[str],
     model: Sequence[str],
     budget: Sequence[str],
     rpm: int | None,
@@ -204,6 +214,7 @@ def keys_create(
             owner=owner,
             team=team,
             tags=tag,
+            allowed_tags=allowed_tag,
             allowed_models=model,
             budgets=budgets,
             rate_limit=_rate_limit(rpm, tpm),
@@ -289,6 +300,7 @@ def keys_update(
     owner: str | None,
     team: str | None,
     tag: Sequence[str],
+    allowed_tag: Sequence[str],
     model: Sequence[str],
     budget: Sequence[str],
     rpm: int | None,
@@ -319,6 +331,7 @@ def keys_update(
             owner=owner,
             team=team,
             tags=[] if clear_tags else (tag or None),
+            allowed_tags=allowed_tag or None,
             allowed_models=[] if clear_models else (model or None),
             budgets=[] if clear_budgets else ([parse_budget(b) for b in budget] or None),
             rate_limit=limits,

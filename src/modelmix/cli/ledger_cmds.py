@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -16,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from modelmix.ledger.db import Location, as_location, display
 from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, recent_requests
 from modelmix.paths import default_db_path
 
@@ -40,14 +40,14 @@ def _db_option(f: Any) -> Any:
     )(f)
 
 
-def _resolve_db(db: str | None, config_path: str | None) -> Path:
+def _resolve_db(db: str | None, config_path: str | None) -> Location:
     if db:
-        return Path(db)
+        return as_location(db)
     if config_path:
         from modelmix.config import ConfigError, load_config
 
         try:
-            return load_config(config_path).ledger_path
+            return load_config(config_path).ledger_location
         except ConfigError as exc:
             raise click.ClickException(f"{exc.source}: invalid configuration") from None
     return default_db_path()
@@ -407,7 +407,7 @@ def report(
         else "no cascade requests"
     )
     console.print(
-        f"[bold]{t['requests']:,} requests[/bold], {span} ({path}): cost "
+        f"[bold]{t['requests']:,} requests[/bold], {span} ({display(path)}): cost "
         f"{_money(t['cost_usd'], bool(t['unpriced']), bool(t['estimated']))}, "
         f"{t['total_tokens']:,} tokens "
         f"({t['prompt_tokens']:,} in, {t['completion_tokens']:,} out); errors "

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from modelmix.cli.quality_options import config_option, console, db_option, load
 from modelmix.config import Config, ConfigError
+from modelmix.ledger.db import as_location
 from modelmix.quality.policy import (
     diff,
     document_yaml,
@@ -37,7 +38,7 @@ def _when(t: float | None) -> str:
 
 
 def _open(config: Config, db: str | None) -> PolicyStore:
-    return PolicyStore(Path(db) if db else config.ledger_path)
+    return PolicyStore(as_location(db) if db else config.ledger_location)
 
 
 def _synced(config: Config, db: str | None) -> PolicyStore:
@@ -250,7 +251,7 @@ def policy_status(config_path: str | None, db: str | None, as_json: bool) -> Non
     from modelmix.quality.store import QualityStore
 
     config = load(config_path)
-    path = Path(db) if db else config.ledger_path
+    path = as_location(db) if db else config.ledger_location
     with _open(config, db) as store:
         state = store.state()
         events = store.events(10)

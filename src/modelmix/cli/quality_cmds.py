@@ -19,6 +19,7 @@ from modelmix.cli.quality_options import config_option, console, db_option, exis
 from modelmix.config import Config, ConfigError, RouteConfig
 from modelmix.evals.matrix import profiles as matrix_profiles
 from modelmix.evals.store import EvalStore
+from modelmix.ledger.db import Location
 from modelmix.portfolio import ModelEntry, build_portfolio
 from modelmix.quality.policy import (
     document_yaml,
@@ -48,7 +49,7 @@ def offline_portfolio(config: Config) -> dict[str, ModelEntry]:
     return build_portfolio(config, {}, lambda kind: "http://offline.invalid")
 
 
-def live_routes(config: Config, path: Path, against: str) -> tuple[str, list[RouteConfig]]:
+def live_routes(config: Config, path: Location, against: str) -> tuple[str, list[RouteConfig]]:
     """(version id, routes) of ``against`` (``live`` or a version id) in the ledger; the
     config file's routes when no version was ever recorded."""
     with PolicyStore(path) as store:
@@ -76,7 +77,7 @@ def _priors(evals: EvalStore, prior: str | None) -> dict[str, float]:
 
 def run_replay(
     config: Config,
-    path: Path,
+    path: Location,
     candidate: Sequence[RouteConfig],
     against: str = "live",
     since: float = 0.0,

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from modelmix.config import Config, ConfigError, load_config
+from modelmix.ledger.db import Location, as_location, is_postgres
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,15 +52,15 @@ def load(config_path: str | None) -> Config:
         sys.exit(2)
 
 
-def db_path(db: str | None, config_path: str | None) -> Path:
+def db_path(db: str | None, config_path: str | None) -> Location:
     if db:
-        return Path(db)
-    return load(config_path).ledger_path
+        return as_location(db)
+    return load(config_path).ledger_location
 
 
-def existing_db(db: str | None, config_path: str | None) -> Path:
+def existing_db(db: str | None, config_path: str | None) -> Location:
     path = db_path(db, config_path)
-    if not path.exists():
+    if not is_postgres(path) and not Path(path).exists():
         raise click.ClickException(f"no ledger at {path} (use --db or --config to pick one)")
     return path
 

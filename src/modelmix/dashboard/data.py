@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
     GroupBy,
     LedgerNotFound,
@@ -97,14 +98,14 @@ def collect(
     now = time.time() if now is None else now
     span, bucket = RANGES[range_name]
     since = None if span is None else now - span
-    path = gateway.config.ledger_path
+    path = gateway.config.ledger_location
     out: dict[str, Any] = {
         "range": range_name,
         "since": since,
         "until": now,
         "bucket_seconds": bucket,
         "generated_at": now,
-        "ledger": str(path),
+        "ledger": display(path),
         "budgets": _budgets(gateway),
     }
     try:

@@ -1,7 +1,7 @@
 """Run a dataset through models via the gateway's own engine, and score every answer.
 
-Calls go through ``Engine.complete`` like any client request (routing, retries, fallbacks,
-prices, the ledger: eval calls are ledger rows with ``api = "eval"``, judge calls
+Calls go through ``Gateway.run`` like any client request (admission, routing, retries,
+fallbacks, prices, the ledger: eval calls are ledger rows with ``api = "eval"``, judge calls
 ``api = "judge"``), so an eval measures what clients would get. Each (item, model) result is
 committed as soon as it is scored: an interrupted run keeps what it did, and running it again
 only does the rest. A rich progress bar shows progress when asked.
@@ -24,14 +24,14 @@ from modelmix.evals.dataset import Dataset, EvalItem
 from modelmix.evals.matrix import cells_of
 from modelmix.evals.scorers import Score, ScorerError, score
 from modelmix.evals.store import Cell, EvalStore, ResultRow
-from modelmix.routing.learned.features import prompt_text
+from modelmix.request_facts import prompt_text
 from modelmix.routing.verifiers import is_refusal
 from modelmix.types import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from modelmix.gateway import Gateway
+    from modelmix.evals.calls import Run
 
 
 @dataclass(slots=True)
@@ -57,14 +57,14 @@ def answer_text(response: ChatResponse) -> str:
 class EvalRunner:
     def __init__(
         self,
-        gateway: Gateway,
+        run: Run,
         store: EvalStore,
         *,
         concurrency: int = 4,
         judge: str | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self.gateway = gateway
+        self.run_request = run
         self.store = store
         self.concurrency = max(1, concurrency)
         self.judge = judge
@@ -72,7 +72,7 @@ class EvalRunner:
 
     async def call(self, request: ChatRequest, api: str) -> tuple[ChatResponse | None, Any, str]:
         """(response or None, its ledger record, error message or "")."""
-        response, record, err = await calls.call(self.gateway, request, api)
+        response, record, err = await calls.call(self.run_request, request, api)
         if err is not None:
             return None, record, f"{err.code or err.kind}: {err.message}"
         return response, record, ""

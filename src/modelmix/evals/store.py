@@ -7,16 +7,15 @@ land in the same matrix.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from modelmix.ledger.db import Database, Location, prepare_location, upsert_sql
 from modelmix.ledger.quality_schema import open_quality_db
 
 RUN_KINDS = ("eval", "probe", "shadow")
@@ -41,7 +40,7 @@ class ResultRow:
     refusal: bool = False
     system_fingerprint: str | None = None
     request_id: str | None = None
-    #: The prompt as the router sees it (``routing.learned.features.prompt_text``): training
+    #: The prompt as the router sees it (``request_facts.prompt_text``): training
     #: a router from the ledger needs it.
     prompt: str | None = None
 
@@ -84,8 +83,10 @@ _RESULT_COLUMNS = (
     "latency_ms, prompt_tokens, completion_tokens, refusal, system_fingerprint, request_id, prompt"
 )
 #: Insert (or replace) one result; its parameters are ``result_values(row)``.
-RESULT_SQL = (
-    f"INSERT OR REPLACE INTO eval_results ({_RESULT_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+RESULT_SQL = upsert_sql(
+    "eval_results",
+    [c.strip() for c in _RESULT_COLUMNS.split(",")],
+    ("run_id", "item_id", "model"),
 )
 
 
@@ -115,10 +116,10 @@ def result_values(r: ResultRow) -> tuple[Any, ...]:
 class EvalStore:
     """Reads and writes the eval tables through one connection (one thread at a time)."""
 
-    def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Location) -> None:
+        prepare_location(path)
         self.path = str(path)
-        self.conn: sqlite3.Connection = open_quality_db(self.path, check_same_thread=False)
+        self.conn: Database = open_quality_db(path, check_same_thread=False)
 
     def close(self) -> None:
         self.conn.close()
@@ -314,7 +315,7 @@ class EvalStore:
         ]
 
 
-def _run_info(row: sqlite3.Row) -> RunInfo:
+def _run_info(row: Any) -> RunInfo:
     return RunInfo(
         id=row["id"],
         kind=row["kind"],

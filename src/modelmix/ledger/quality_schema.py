@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from modelmix.ledger.db import Database, Location, is_postgres
 from modelmix.ledger.schema import SchemaError, connect, ensure_schema
 
 QUALITY_SCHEMA_VERSION = 1
@@ -176,12 +177,20 @@ def ensure_quality_schema(conn: sqlite3.Connection) -> None:
         raise
 
 
-def open_quality_db(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """A connection to the ledger database with both the ledger's and the quality tables."""
-    conn = connect(path, check_same_thread=check_same_thread)
+def open_quality_db(path: Location, *, check_same_thread: bool = True) -> Database:
+    """A connection to the ledger database with the ledger's, the quality and the
+    stored-responses tables (a SQLite path or a ``postgresql://`` URL: ``ledger/db.py``)."""
+    if is_postgres(path):
+        from modelmix.ledger.pg_schema import open_pg
+
+        return open_pg(str(path))
+    from modelmix.ledger.responses_schema import ensure_responses_schema
+
+    conn = connect(str(path), check_same_thread=check_same_thread)
     try:
         ensure_schema(conn)
         ensure_quality_schema(conn)
+        ensure_responses_schema(conn)  # the Responses API's stored responses (issue 12)
     except BaseException:
         conn.close()
         raise

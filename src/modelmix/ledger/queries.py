@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
+from modelmix.ledger.db import Location, is_postgres
 from modelmix.ledger.schema import SCHEMA_VERSION, connect, ensure_schema, schema_version
 
 __all__ = [
@@ -65,7 +66,13 @@ def _migrate_if_old(p: Path) -> None:
 
 
 @contextmanager
-def _read(path: str | Path) -> Iterator[sqlite3.Connection]:
+def _read(path: Location) -> Iterator[Any]:
+    if is_postgres(path):
+        from modelmix.ledger.pg_schema import reading
+
+        with reading(str(path)) as db:
+            yield db
+        return
     p = Path(path)
     if not p.is_file():
         raise LedgerNotFound(f"no ledger at {p}")
@@ -83,7 +90,7 @@ def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _request_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _request_dict(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["stream"] = bool(d["stream"])
     d["unpriced"] = bool(d["unpriced"])
@@ -93,13 +100,13 @@ def _request_dict(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
-def _attempt_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _attempt_dict(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["cost_usd"] = _dec(d["cost_usd"])
     return d
 
 
-def _attach_attempts(conn: sqlite3.Connection, requests: list[dict[str, Any]]) -> None:
+def _attach_attempts(conn: Any, requests: list[dict[str, Any]]) -> None:
     if not requests:
         return
     by_id = {r["id"]: r for r in requests}
@@ -118,7 +125,7 @@ def _attach_attempts(conn: sqlite3.Connection, requests: list[dict[str, Any]]) -
 
 
 def recent_requests(
-    path: str | Path, limit: int = 20, route: str | None = None, model: str | None = None
+    path: Location, limit: int = 20, route: str | None = None, model: str | None = None
 ) -> list[dict[str, Any]]:
     """The latest requests, newest first, each with its ``attempts`` (in order).
 
@@ -143,7 +150,7 @@ def recent_requests(
     return requests
 
 
-def get_request(path: str | Path, id: str) -> dict[str, Any] | None:
+def get_request(path: Location, id: str) -> dict[str, Any] | None:
     """One request with its attempts, or None."""
     with _read(path) as conn:
         row = conn.execute("SELECT * FROM requests WHERE id = ?", (id,)).fetchone()
@@ -195,9 +202,7 @@ def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
-def _scan(
-    conn: sqlite3.Connection, since: float | None, until: float | None
-) -> Iterator[sqlite3.Row]:
+def _scan(conn: Any, since: float | None, until: float | None) -> Iterator[Any]:
     where, params = _window(since, until)
     yield from conn.execute(_SCAN_SQL + where + " ORDER BY r.started_at, r.id", params)
 
@@ -220,7 +225,7 @@ def _tags(text: str | None) -> list[str]:
     return [str(t) for t in value] if isinstance(value, list) else []
 
 
-def _group_keys(row: sqlite3.Row, group_by: str) -> list[str]:
+def _group_keys(row: Any, group_by: str) -> list[str]:
     """The group(s) a request counts in: one, except for tags (one per tag)."""
     match group_by:
         case "model":
@@ -274,7 +279,7 @@ class _Agg:
         self.latencies: list[float] = []
         self.ttfts: list[float] = []
 
-    def add(self, row: sqlite3.Row) -> None:
+    def add(self, row: Any) -> None:
         self.requests += 1
         if row["status"] != "ok":
             self.errors += 1
@@ -289,7 +294,7 @@ class _Agg:
         self.fallbacks += row["fallback"]
         if row["strategy"] == "cascade":
             self.cascades += 1
-            if row["escalated"] == 1:
+            if row["escalated"] in (1, "true"):  # SQLite's json_extract: 1; PostgreSQL: text
                 self.escalations += 1
         if row["latency_ms"] is not None:
             self.latencies.append(row["latency_ms"])
@@ -330,7 +335,7 @@ class _Agg:
 
 
 def spend_report(
-    path: str | Path,
+    path: Location,
     since: float | None = None,
     group_by: GroupBy = "model",
     until: float | None = None,
@@ -365,7 +370,7 @@ def spend_report(
 
 
 def _aggregate(
-    path: str | Path, since: float | None, until: float | None, group_by: str
+    path: Location, since: float | None, until: float | None, group_by: str
 ) -> dict[str, _Agg]:
     groups: dict[str, _Agg] = {}
     with _read(path) as conn:
@@ -381,7 +386,7 @@ def _aggregate(
 
 
 def totals(
-    path: str | Path, since: float | None = None, until: float | None = None
+    path: Location, since: float | None = None, until: float | None = None
 ) -> dict[str, Any]:
     """One ``spend_report`` row (group ``"total"``) over every request in the window; all
     zeros (and None latencies) when there is none."""
@@ -394,7 +399,7 @@ MAX_BUCKETS = 5000
 
 
 def timeseries(
-    path: str | Path,
+    path: Location,
     since: float | None = None,
     until: float | None = None,
     bucket: float = 3600.0,
@@ -434,7 +439,7 @@ def _bucket(start: float) -> dict[str, Any]:
 
 
 def routing_mix(
-    path: str | Path, since: float | None = None, until: float | None = None
+    path: Location, since: float | None = None, until: float | None = None
 ) -> list[dict[str, Any]]:
     """Which models answered each route's requests: ``route``, ``model`` (``(failed)`` when
     none did), ``requests``, ``share`` of the route's requests, ``cost_usd``. Routed requests
@@ -465,7 +470,7 @@ def routing_mix(
 
 
 def answered_usage(
-    path: str | Path, since: float | None = None, until: float | None = None
+    path: Location, since: float | None = None, until: float | None = None
 ) -> list[dict[str, Any]]:
     """Per request: ``id``, ``route``, ``final_model``, ``status``, its total ``cost_usd``
     (every attempt), ``unpriced``, and the token counts of the attempt whose answer was

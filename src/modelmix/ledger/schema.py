@@ -158,6 +158,8 @@ ADDED_COLUMNS = (
     ("requests", "cost_confidence", "TEXT NOT NULL DEFAULT 'exact'"),
     # the routing policy version that served the request (quality loop: canary, rollback)
     ("requests", "policy_version", "TEXT"),
+    # tags a key may set on requests and have counted against tag budgets (issue 14)
+    ("api_keys", "allowed_tags", "TEXT NOT NULL DEFAULT '[]'"),
 )
 
 #: Run once right after a column is added to an existing database (backfill).

@@ -28,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from modelmix.ledger.db import open_ledger
 from modelmix.ledger.records import AttemptRecord, RequestRecord
-from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS, connect, ensure_schema
+from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS
 
 __all__ = ["SqliteLedger"]
 
@@ -173,6 +174,16 @@ class _Rows:
         self.attempts = [attempt_row(a) for a in rec.attempts]
 
 
+def split_rows(batch: Iterable[_Rows]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """A batch's ``requests`` rows and ``attempts`` rows."""
+    requests: list[tuple[Any, ...]] = []
+    attempts: list[tuple[Any, ...]] = []
+    for rows in batch:
+        requests.append(rows.request)
+        attempts.extend(rows.attempts)
+    return requests, attempts
+
+
 class SqliteLedger:
     """Request ledger in one SQLite file (WAL), written by one background thread."""
 
@@ -206,13 +217,7 @@ class SqliteLedger:
     def _start_locked(self) -> None:
         if self._thread is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(str(self.path), check_same_thread=False)
-        try:
-            ensure_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
+        conn = self._open()
         self._thread = threading.Thread(
             target=self._run, args=(conn,), name="modelmix-ledger-writer", daemon=True
         )
@@ -274,7 +279,7 @@ class SqliteLedger:
             else:
                 leftovers.append(item)
         if leftovers:
-            conn = connect(str(self.path))
+            conn = self._open()
             try:
                 self._write(conn, leftovers)
             finally:
@@ -305,15 +310,27 @@ class SqliteLedger:
 
     # -- writer thread -----------------------------------------------------------------
 
-    def _run(self, conn: sqlite3.Connection) -> None:
+    #: Requests per transaction, and errors worth retrying a whole batch for (the database
+    #: itself failing, not one bad record). A backend (``ledger/postgres.py``) overrides
+    #: these with ``_open`` and ``_insert``.
+    chunk_rows = _CHUNK_ROWS
+    transient_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
+    def _open(self) -> Any:
+        """A connection for the writer, with the schema up to date."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return open_ledger(self.path, check_same_thread=False)
+
+    def _run(self, conn: Any) -> None:
         _lower_priority()
         try:
             while True:
                 batch, markers = self._collect()
-                for start in range(0, len(batch), _CHUNK_ROWS):
+                step = self.chunk_rows
+                for start in range(0, len(batch), step):
                     if start:
                         time.sleep(_CHUNK_PAUSE)  # let the event loop's thread have the core
-                    self._write(conn, batch[start : start + _CHUNK_ROWS])
+                    self._write(conn, batch[start : start + step])
                 stop = False
                 for marker in markers:
                     marker.done.set()
@@ -365,7 +382,7 @@ class SqliteLedger:
             except queue.Empty:
                 item = None
 
-    def _write(self, conn: sqlite3.Connection, batch: list[_Rows]) -> None:
+    def _write(self, conn: Any, batch: list[_Rows]) -> None:
         """Write one batch. A database-level failure (locked past the busy timeout, disk
         full...) retries the whole batch a few times; a failure due to one bad record (a
         duplicate id...) falls back to row by row, so only that record is lost."""
@@ -374,7 +391,7 @@ class SqliteLedger:
                 self._insert(conn, batch)
                 self._written += len(batch)
                 return
-            except sqlite3.OperationalError as exc:
+            except self.transient_errors as exc:
                 if delay is None:
                     self._dropped += len(batch)
                     log.error(
@@ -398,12 +415,8 @@ class SqliteLedger:
                 log.error("ledger: request %s NOT recorded: %s", rows.id, exc)
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, batch: Iterable[_Rows]) -> None:
-        requests: list[tuple[Any, ...]] = []
-        attempts: list[tuple[Any, ...]] = []
-        for rows in batch:
-            requests.append(rows.request)
-            attempts.extend(rows.attempts)
+    def _insert(conn: Any, batch: Iterable[_Rows]) -> None:
+        requests, attempts = split_rows(batch)
         conn.execute("BEGIN")
         try:
             conn.executemany(_INSERT_REQUEST, requests)

@@ -37,6 +37,8 @@ class Deployment:
     capabilities: Capabilities = field(default_factory=Capabilities)
     price: Price | None = None
     weight: float = 1.0
+    #: Stream framing of the provider (``providers.specs.FRAMINGS``).
+    framing: str = "sse"
 
 
 @dataclass(slots=True)
@@ -53,6 +55,18 @@ class SSEEvent:
 
     data: str
     event: str | None = None
+
+
+class StreamDecoder(Protocol):
+    """A stream framing: raw response bytes in, the events they complete out (one instance
+    per stream). ``providers.sse.SSEDecoder`` is text/event-stream; a provider's spec names
+    its framing (``providers.specs.FRAMINGS``)."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+
+    def flush(self) -> list[SSEEvent]:
+        """The events completed by the end of the body."""
+        ...
 
 
 class StreamParser(Protocol):

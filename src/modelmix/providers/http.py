@@ -8,8 +8,10 @@ bytes and turns every failure into an ``UpstreamError``:
   connect slower than ``Timeouts.connect`` or no answer within ``Timeouts.total``
   (non-stream) -> ``timeout``;
 * non-2xx -> ``adapter.parse_error(status, body, headers)`` (header names lower-cased);
-* streams: the first delta must arrive within ``first_token`` of the call start and the whole
-  stream within ``total`` (both ``timeout``); a connection that ends before the adapter's parser
+* streams: the body is split into events by the provider's framing (``Deployment.framing``,
+  a decoder from ``providers.specs.FRAMINGS``: SSE, or a binary event stream); the first
+  delta must arrive within ``first_token`` of the call start and the whole stream within
+  ``total`` (both ``timeout``); a connection that ends before the adapter's parser
   says the stream is complete -> ``bad_response`` ("stream ended before completion").
 
 The "first delta" is the first that carries content, a tool call, a finish reason, usage or
@@ -25,18 +27,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelmix.errors import UpstreamError
-from modelmix.providers.sse import SSEDecoder
+from modelmix.providers.specs import decoder_factory
 from modelmix.providers.transport import (
     ConnectionPool,
     ConnectTimeout,
     ProtocolError,
     Response,
     ResponseCut,
+    ResponseTooLarge,
     TransportError,
 )
 
 if TYPE_CHECKING:
-    from modelmix.providers.base import Deployment, ProviderAdapter, StreamParser
+    from modelmix.providers.base import Deployment, ProviderAdapter, StreamDecoder, StreamParser
     from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
 __all__ = ["STREAM_CUT", "Timeouts", "UpstreamClient", "UpstreamStream"]
@@ -63,6 +66,8 @@ def _short(exc: BaseException) -> str:
 def _transport_error(exc: TransportError | ValueError, timeouts: Timeouts) -> UpstreamError:
     if isinstance(exc, ConnectTimeout):
         return UpstreamError("timeout", f"connect timed out after {timeouts.connect:g}s")
+    if isinstance(exc, ResponseTooLarge):  # issue 14, finding 5
+        return UpstreamError("bad_response", f"upstream answer too large: {_short(exc)}")
     if isinstance(exc, ResponseCut):  # the answer started, then broke off
         return UpstreamError("bad_response", f"response body cut short: {_short(exc)}")
     if isinstance(exc, ProtocolError):
@@ -73,16 +78,19 @@ def _transport_error(exc: TransportError | ValueError, timeouts: Timeouts) -> Up
 class UpstreamClient:
     """Pooled HTTP client shared by all deployments; close it at shutdown."""
 
-    __slots__ = ("_limit", "_pool")
+    __slots__ = ("_limit", "_max_response", "_pool")
 
-    def __init__(self, *, limit: int = 1000) -> None:
+    def __init__(self, *, limit: int = 1000, max_response_bytes: int = 0) -> None:
         self._limit = limit
+        self._max_response = max_response_bytes  # 0: no limit
         self._pool: ConnectionPool | None = None
 
     def _get_pool(self) -> ConnectionPool:
         pool = self._pool
         if pool is None:
-            pool = self._pool = ConnectionPool(limit=self._limit)
+            pool = self._pool = ConnectionPool(
+                limit=self._limit, max_response_bytes=self._max_response
+            )
         return pool
 
     async def complete(
@@ -148,7 +156,12 @@ class UpstreamClient:
                 "timeout", f"no first token within {timeouts.first_token:g}s"
             ) from None
         return UpstreamStream(
-            resp, adapter.stream_parser(), timeouts, first_deadline, total_deadline
+            resp,
+            adapter.stream_parser(),
+            timeouts,
+            first_deadline,
+            total_deadline,
+            decoder_factory(deployment.framing)(),
         )
 
     async def close(self) -> None:
@@ -187,13 +200,14 @@ class UpstreamStream:
         timeouts: Timeouts,
         first_deadline: float,
         total_deadline: float,
+        decoder: StreamDecoder,
     ) -> None:
         self._resp = resp
         self._parser = parser
         self._timeouts = timeouts
         self._first_deadline = first_deadline
         self._total_deadline = total_deadline
-        self._decoder = SSEDecoder()
+        self._decoder = decoder
         self._pending: deque[StreamDelta] = deque()
         self._got_first = False
         self._eof = False
@@ -298,6 +312,9 @@ class UpstreamStream:
             else:
                 message = f"no first token within {self._timeouts.first_token:g}s"
             raise UpstreamError("timeout", message) from None
+        except ResponseTooLarge as exc:
+            await self.aclose()
+            raise _transport_error(exc, self._timeouts) from None
         except TransportError:
             await self.aclose()
             if self._parser.finished():
@@ -306,6 +323,10 @@ class UpstreamStream:
         except BaseException:
             await self.aclose()
             raise
+
+    def abort(self) -> None:
+        """Close the connection now: a read waiting on it fails (the shutdown deadline)."""
+        self._resp.close()
 
     async def aclose(self) -> None:
         if self._closed:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from modelmix.providers import anthropic, gemini, openai
 from modelmix.providers.base import ProviderAdapter
+from modelmix.wire.anthropic_messages import upstream as anthropic
+from modelmix.wire.gemini import upstream as gemini
+from modelmix.wire.openai_chat import upstream as openai
 from modelmix.wire.openai_responses import upstream as openai_responses
 
 __all__ = ["ADAPTERS", "get_adapter"]
@@ -12,7 +14,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": openai.ADAPTER,
     "anthropic": anthropic.ADAPTER,
     "gemini": gemini.ADAPTER,
-    "openai-responses": openai_responses.ADAPTER,  # issue 12: the Responses API upstream
+    "openai-responses": openai_responses.ADAPTER,
 }
 
 

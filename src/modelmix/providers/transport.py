@@ -11,8 +11,10 @@ this one does what a gateway needs in ~20 µs (``benchmarks/perf/client_cost.py`
 * TLS for ``https`` (the system's trust store), connections per origin reused while the
   server keeps them alive, dropped after ``keepalive_timeout`` idle seconds, at most ``limit``
   open at once (callers queue for a free slot);
-* a pooled connection that turns out to be closed by the server before any byte of the answer
-  is retried once on a fresh connection (the server never saw the request).
+* a request is resent only where it provably never reached the server: a pooled connection
+  found closed before any byte of the request was written is swapped for a fresh one; one reset
+  after the request was written raises ``ConnectError`` (the server may have seen and billed
+  it), so the engine's retry is its own, recorded attempt (no hidden resend).
 
 Failures raise :class:`TransportError` subclasses; timeouts other than connect are the
 caller's (``asyncio.timeout``), and a cancelled call closes its connection.
@@ -37,6 +39,7 @@ __all__ = [
     "ProtocolError",
     "Response",
     "ResponseCut",
+    "ResponseTooLarge",
     "TransportError",
 ]
 
@@ -59,6 +62,10 @@ class ConnectTimeout(ConnectError):
 
 class ResponseCut(TransportError):
     """The connection closed in the middle of the answer's body."""
+
+
+class ResponseTooLarge(TransportError):
+    """The answer's body (decoded) passed the pool's ``max_response_bytes``."""
 
 
 class ProtocolError(TransportError):
@@ -111,6 +118,7 @@ class Response:
         "_error",
         "_no_pause",
         "_size",
+        "_total",
         "_waiter",
         "headers",
         "status",
@@ -122,6 +130,7 @@ class Response:
         self.headers = headers
         self._chunks: deque[bytes] = deque()
         self._size = 0
+        self._total = 0  # body bytes so far, decoded (bounded by pool.max_response_bytes)
         self._complete = False  # the last body byte has arrived
         self._done = False  # released or closed: the connection is no longer ours
         self._error: TransportError | None = None
@@ -139,6 +148,12 @@ class Response:
                 self._fail(ProtocolError(f"bad compressed body: {exc}"))
                 return
         if data:
+            self._total += len(data)
+            limit = self._conn.pool.max_response_bytes
+            if limit and self._total > limit:
+                self._fail(ResponseTooLarge(f"answer larger than {limit} bytes"))
+                self._conn.close()
+                return
             self._chunks.append(data)
             self._size += len(data)
             if self._size > HIGH_WATER and not self._no_pause:
@@ -393,8 +408,11 @@ class ConnectionPool:
         limit: int = 1000,
         keepalive_timeout: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_response_bytes: int = 0,
     ) -> None:
         self.limit = limit
+        #: an answer's body past this many bytes fails with ``ResponseTooLarge`` (0: no limit)
+        self.max_response_bytes = max_response_bytes
         self.keepalive_timeout = keepalive_timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
@@ -436,14 +454,12 @@ class ConnectionPool:
         )
         head = "".join(lines).encode("latin-1")
         conn, reused = await self._acquire(target.origin, connect_timeout, fresh=False)
-        if reused:
-            try:
-                return await self._exchange(conn, head, body)
-            except ConnectError:
-                if conn._got_bytes:
-                    raise
-                # the server had closed the idle connection: it never saw the request
+        if reused and (conn.closed or conn.transport is None or conn.transport.is_closing()):
+            # found dead before a byte was written: the server never saw this request
+            conn.close()
             conn, _ = await self._acquire(target.origin, connect_timeout, fresh=True)
+        # Once written, never resent here: a reset before the answer's head may come after the
+        # server took (and billed) the request; the caller's retry is its own attempt.
         return await self._exchange(conn, head, body)
 
     async def _acquire(

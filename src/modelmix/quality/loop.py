@@ -1,10 +1,13 @@
 """The quality loop inside a gateway: policy versions and canaries, the engine's observer, and
 the background tasks (policy watcher, canary guardrails, golden-set probes, alarms).
 
-``Gateway.start`` calls ``setup`` (before serving: records the config file's policy version,
-picks what serves, resolves ``profiles_from: eval:<run>``; returns the router) and ``start``
-(hooks the observer into the engine when capture, judge or shadow is on, and starts the
-background tasks that are configured); ``Gateway.close`` calls ``close``.
+It is built from narrow parts, never from the gateway: the config, the portfolio, the
+gateway's request lifecycle (``run``: every judge, shadow and probe call goes through it), and
+the gateway's router and observer slots (``use_router``, ``set_observer``). ``Gateway.start``
+calls ``setup`` (before serving: records the config file's policy version, picks what serves,
+resolves ``profiles_from: eval:<run>``; returns the router) and ``start`` (sets the observer
+when capture, judge or shadow is on, and starts the background tasks that are configured);
+``Gateway.close`` calls ``close``.
 
 The loop's clock and sleep are injectable, and every periodic job is a public coroutine
 (``check_policy``, ``check_canary``, ``run_probes``, ``check_alarms``) that tests call
@@ -17,10 +20,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from modelmix.config import RouteConfig
+from modelmix.config import Config, RouteConfig
 from modelmix.evals.store import EvalStore
 from modelmix.quality.background import BackgroundPool
 from modelmix.quality.canary import Verdict, decide, read_arms
@@ -37,7 +40,10 @@ from modelmix.quality.writer import BatchWriter
 from modelmix.routing.strategy import Router
 
 if TYPE_CHECKING:
-    from modelmix.gateway import Gateway
+    from modelmix.engine import Observer
+    from modelmix.evals.calls import Run
+    from modelmix.metrics import Metrics
+    from modelmix.portfolio import ModelEntry
     from modelmix.quality.alarms import Monitor
     from modelmix.quality.probes import Probes
 
@@ -45,30 +51,48 @@ log = logging.getLogger("modelmix.quality")
 T = TypeVar("T")
 
 
+#: The gateway's router slot: serve this router (and its policy version) from now on.
+UseRouter = Callable[[Router, "str | None"], None]
+#: The gateway's observer slot.
+SetObserver = Callable[["Observer | None"], None]
+
+
 class QualityLoop:
     def __init__(
         self,
-        gateway: Gateway,
+        config: Config,
+        portfolio: Mapping[str, ModelEntry],
         *,
+        run: Run,
+        use_router: UseRouter,
+        set_observer: SetObserver,
+        metrics: Metrics | None = None,
+        env: Mapping[str, str] | None = None,
         background: bool = True,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.gateway = gateway
-        self.config = gateway.config.quality
+        self.gateway_config = config
+        self.portfolio = portfolio
+        self.run = run
+        self.use_router = use_router
+        self.set_observer = set_observer
+        self.metrics = metrics
+        self.env = env
+        self.config = config.quality
         self.background = background
         self.clock = clock
         self.sleep = sleep
-        path = gateway.config.ledger_path
+        path = config.ledger_location
         self.policies = PolicyStore(path, clock=clock)
         self.store = QualityStore(path)
         self.evals = EvalStore(path)
         self.writer = BatchWriter(path)
         self.pool = BackgroundPool(self.config.max_background)
         # the shadows are the live policy's: set in start() and whenever the policy changes
-        self.online = OnlineQuality(gateway, self.config, {}, self.writer, self.pool)
+        self.online = OnlineQuality(run, self.config, {}, self.writer, self.pool)
         self.state = PolicyState()
-        self._stable_routes: list[RouteConfig] = list(gateway.config.routes)
+        self._stable_routes: list[RouteConfig] = list(config.routes)
         self.monitor: Monitor | None = None
         self.probes: Probes | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,14 +110,12 @@ class QualityLoop:
     def setup(self) -> Router:
         """Record the config file's routes as a version; the router for what serves now."""
         source = "config file"
-        self.state = self.policies.sync_file(routes_document(self.gateway.config.routes), source)
-        router = self.build_router(self.state)
-        self.gateway.policy_version = self.state.live
-        return router
+        self.state = self.policies.sync_file(routes_document(self.gateway_config.routes), source)
+        return self.build_router(self.state)
 
     def _routes_of(self, version: str) -> list[RouteConfig]:
         document = self.policies.version(version).document
-        return validate_routes(self.gateway.config, document["routes"], f"policy {version}")
+        return validate_routes(self.gateway_config, document["routes"], f"policy {version}")
 
     def _with_profiles(self, routes: Sequence[RouteConfig]) -> list[RouteConfig]:
         """Routes with their eval profiles. A gateway that serves fails on a route whose eval
@@ -110,7 +132,7 @@ class QualityLoop:
         return out
 
     def build_router(self, state: PolicyState) -> Router:
-        portfolio = self.gateway.portfolio
+        portfolio = self.portfolio
         assert state.live is not None
         stable = self._with_profiles(self._routes_of(state.live))
         self._stable_routes = stable
@@ -129,11 +151,7 @@ class QualityLoop:
 
     def apply(self, state: PolicyState) -> None:
         """Serve ``state`` from now on (the engine reads its router per request)."""
-        router = self.build_router(state)
-        self.gateway.router = router
-        self.gateway.policy_version = state.live
-        if self.gateway._engine is not None:
-            self.gateway._engine.router = router
+        self.use_router(self.build_router(state), state.live)
         self._use_shadows()
         before = self.state
         self.state = state
@@ -224,9 +242,7 @@ class QualityLoop:
                     settings={"route": route},
                 )
         self.online.shadows = shadows
-        engine = self.gateway._engine
-        if engine is not None:
-            engine.observer = self.online if self.online.active else None
+        self.set_observer(self.online if self.online.active else None)
 
     def start(self) -> None:
         self.writer.start()
@@ -238,13 +254,20 @@ class QualityLoop:
                 self.store,
                 self.evals,
                 self.config.alarms,
-                metrics=self.gateway.metrics,
-                env=self.gateway.env,
+                metrics=self.metrics,
+                env=self.env,
             )
         if self.config.probes.enabled:
             from modelmix.quality.probes import Probes
 
-            self.probes = Probes(self.gateway, self.evals, self.config.probes, self.clock)
+            self.probes = Probes(
+                self.run,
+                self.evals,
+                self.config.probes,
+                self.clock,
+                portfolio=self.portfolio,
+                judge=self.config.judge.model if self.config.judge is not None else None,
+            )
         if not self.background:
             return
         if self.config.policy.poll_seconds > 0:

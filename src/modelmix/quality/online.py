@@ -34,12 +34,12 @@ from modelmix.quality.background import BackgroundPool
 from modelmix.quality.config import QualityConfig, ShadowConfig
 from modelmix.quality.store import CLIENT_APIS, JUDGEMENT_SQL, SAMPLE_SQL
 from modelmix.quality.writer import BatchWriter
-from modelmix.routing.learned.features import prompt_text
+from modelmix.request_facts import prompt_text
 from modelmix.routing.verifiers import is_refusal
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
 if TYPE_CHECKING:
-    from modelmix.gateway import Gateway
+    from modelmix.evals.calls import Run
 
 log = logging.getLogger("modelmix.quality")
 
@@ -51,14 +51,14 @@ def shadow_run_id(route: str) -> str:
 class OnlineQuality:
     def __init__(
         self,
-        gateway: Gateway,
+        run: Run,
         config: QualityConfig,
         shadows: Mapping[str, ShadowConfig],
         writer: BatchWriter,
         pool: BackgroundPool,
         rng: random.Random | None = None,
     ) -> None:
-        self.gateway = gateway
+        self.run = run
         self.config = config
         self.shadows = dict(shadows)
         self.writer = writer
@@ -142,7 +142,7 @@ class OnlineQuality:
     async def call(
         self, request: ChatRequest, api: str, parent: str
     ) -> tuple[ChatResponse | None, RequestRecord]:
-        response, record, err = await calls.call(self.gateway, request, api, parent=parent)
+        response, record, err = await calls.call(self.run, request, api, parent=parent)
         if err is not None:
             log.info("quality %s call for %s failed: %s", api, parent, err.message)
         return response, record

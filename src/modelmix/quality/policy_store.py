@@ -13,15 +13,14 @@ a promoted canary survives a restart).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from modelmix.ledger.db import Database, Location, dialect, prepare_location, upsert_sql
 from modelmix.ledger.quality_schema import open_quality_db
 from modelmix.quality.policy import Document, version_of
 
@@ -62,14 +61,37 @@ class PolicyEvent:
     detail: dict[str, Any]
 
 
+_ADD_VERSION = upsert_sql(
+    "policy_versions",
+    ("id", "created_at", "message", "source", "document", "parent"),
+    ("id",),
+    update=False,
+)
+_WRITE_STATE = upsert_sql(
+    "policy_state",
+    (
+        "id",
+        "live",
+        "file_version",
+        "canary",
+        "canary_share",
+        "canary_sticky",
+        "canary_started_at",
+        "canary_settings",
+        "updated_at",
+    ),
+    ("id",),
+)
+
+
 class PolicyError(ValueError):
     """An operation that cannot be done (unknown version, no canary running...)."""
 
 
 class PolicyStore:
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn: sqlite3.Connection = open_quality_db(str(path), check_same_thread=False)
+    def __init__(self, path: Location, clock: Callable[[], float] = time.time) -> None:
+        prepare_location(path)
+        self.conn: Database = open_quality_db(path, check_same_thread=False)
         self.clock = clock
 
     def close(self) -> None:
@@ -89,8 +111,7 @@ class PolicyStore:
         """Record ``document`` (no-op when that version exists); returns its id."""
         vid = version_of(document)
         self.conn.execute(
-            "INSERT OR IGNORE INTO policy_versions (id, created_at, message, source, document, "
-            "parent) VALUES (?, ?, ?, ?, ?, ?)",
+            _ADD_VERSION,
             (vid, self.clock(), message, source, orjson.dumps(document).decode(), parent),
         )
         return vid
@@ -116,7 +137,9 @@ class PolicyStore:
         return _version(rows[0])
 
     def versions(self) -> list[PolicyVersion]:
-        rows = self.conn.execute("SELECT * FROM policy_versions ORDER BY created_at, rowid")
+        # ties in time keep the order of insertion (SQLite's rowid; Postgres: the row's place)
+        order = "rowid" if dialect(self.conn) == "sqlite" else "ctid"
+        rows = self.conn.execute(f"SELECT * FROM policy_versions ORDER BY created_at, {order}")
         return [_version(r) for r in rows]
 
     # -- state -------------------------------------------------------------------------------
@@ -159,10 +182,9 @@ class PolicyStore:
     def _write_state(self, state: PolicyState) -> None:
         state.updated_at = self.clock()
         self.conn.execute(
-            "INSERT OR REPLACE INTO policy_state (id, live, file_version, canary, canary_share, "
-            "canary_sticky, canary_started_at, canary_settings, updated_at) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _WRITE_STATE,
             (
+                1,
                 state.live,
                 state.file_version,
                 state.canary,
@@ -317,7 +339,7 @@ class PolicyStore:
         return True
 
 
-def _version(row: sqlite3.Row) -> PolicyVersion:
+def _version(row: Any) -> PolicyVersion:
     return PolicyVersion(
         id=row["id"],
         created_at=row["created_at"],

@@ -7,29 +7,40 @@ judgements) are statements queued on the ``BatchWriter`` (``sample_statement``..
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from modelmix.ledger.db import Database, Location, prepare_location, upsert_sql
 from modelmix.ledger.quality_schema import open_quality_db
 
 #: Requests from clients (not the quality loop's own eval, judge, shadow or probe calls).
 CLIENT_APIS = ("openai", "anthropic", "library", "responses")  # responses: issue 12
 
-SAMPLE_SQL = (
-    "INSERT OR REPLACE INTO samples (request_id, created_at, route, model, policy_version, "
-    "messages, answer, completion_tokens, refusal, system_fingerprint) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SAMPLE_SQL = upsert_sql(
+    "samples",
+    (
+        "request_id",
+        "created_at",
+        "route",
+        "model",
+        "policy_version",
+        "messages",
+        "answer",
+        "completion_tokens",
+        "refusal",
+        "system_fingerprint",
+    ),
+    ("request_id",),
 )
-JUDGEMENT_SQL = (
-    "INSERT OR REPLACE INTO judgements (request_id, model, source, judge, score, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+JUDGEMENT_SQL = upsert_sql(
+    "judgements",
+    ("request_id", "model", "source", "judge", "score", "created_at"),
+    ("request_id", "model", "source"),
 )
 
 POSITIVE_LABELS = frozenset({"good", "positive", "thumbs_up", "up", "correct", "helpful"})
@@ -81,10 +92,10 @@ def label_score(label: str | None) -> float | None:
 
 
 class QualityStore:
-    def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Location) -> None:
+        prepare_location(path)
         self.path = str(path)
-        self.conn: sqlite3.Connection = open_quality_db(self.path, check_same_thread=False)
+        self.conn: Database = open_quality_db(path, check_same_thread=False)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -97,7 +108,7 @@ class QualityStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self.conn.execute(sql, args).fetchall()
 
@@ -125,10 +136,10 @@ class QualityStore:
         with self._lock:
             cur = self.conn.execute(
                 "INSERT INTO feedback (request_id, key_id, score, label, comment, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (request_id, key_id, score, label, comment, created),
             )
-            fid = cur.lastrowid
+            fid = cur.fetchone()[0]
         return {
             "id": f"fb-{fid}",
             "object": "feedback",
@@ -216,10 +227,11 @@ class QualityStore:
     ) -> int:
         with self._lock:
             cur = self.conn.execute(
-                "INSERT INTO alarms (at, kind, subject, source, detail) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO alarms (at, kind, subject, source, detail) VALUES (?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (at, kind, subject, source, orjson.dumps(detail).decode()),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
     def clear_alarm(self, alarm_id: int, at: float) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from modelmix.quality.store import CLIENT_APIS, QualityStore
-from modelmix.routing.learned.features import prompt_text
+from modelmix.request_facts import prompt_text
 
 
 @dataclass(slots=True)

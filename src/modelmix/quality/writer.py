@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from modelmix.ledger.db import Database, Location, db_errors
 from modelmix.ledger.quality_schema import open_quality_db
 
 log = logging.getLogger("modelmix.quality")
@@ -33,8 +32,8 @@ class _Marker:
 
 
 class BatchWriter:
-    def __init__(self, path: str | Path, flush_interval: float = 0.1, batch_size: int = 512):
-        self.path = str(path)
+    def __init__(self, path: Location, flush_interval: float = 0.1, batch_size: int = 512):
+        self.path = path
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._queue: queue.SimpleQueue[_Statement | _Marker] = queue.SimpleQueue()
@@ -79,7 +78,7 @@ class BatchWriter:
         self._queue.put(marker)
         thread.join()
 
-    def _run(self, conn: sqlite3.Connection) -> None:
+    def _run(self, conn: Database) -> None:
         try:
             while True:
                 batch: list[_Statement] = []
@@ -109,7 +108,7 @@ class BatchWriter:
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Statement]) -> None:
+    def _commit(self, conn: Database, batch: list[_Statement]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for sql, params in batch:
@@ -117,7 +116,7 @@ class BatchWriter:
             conn.execute("COMMIT")
             self.written += len(batch)
             return
-        except sqlite3.Error as exc:
+        except db_errors() as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             log.warning("quality writes failed as a batch (%s); retrying one by one", exc)
@@ -125,6 +124,6 @@ class BatchWriter:
             try:
                 conn.execute(sql, params)
                 self.written += 1
-            except sqlite3.Error as exc:
+            except db_errors() as exc:
                 self.dropped += 1
                 log.error("quality write dropped: %s", exc)

@@ -32,12 +32,10 @@ from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
 from modelmix.routing.learned.staged import answer_key
 from modelmix.routing.learned.strategy import LearnedStrategy, portfolio_prices
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
 from modelmix.routing.verifiers import (
@@ -128,7 +126,7 @@ class CascadeStrategy:
         p_voters: list[float] = []
         p_all = None
         if voters and self.artifact is not None and self._gate_w is not None:
-            p_all, _ = self.artifact.predict(self.artifact.featurize(prompt_text(request.messages)))
+            p_all, _ = self.artifact.predict(self.artifact.featurize(request.facts.text))
         for model in voters:
             last = yield Attempt(model)
             verdict = check_response(last.response, self.verifiers, min_logprob=self.min_logprob)
@@ -305,11 +303,10 @@ class StagedCascadeStrategy:
                 "pressure": round(needs.budget_pressure, 3),
                 "lam": float(f"{lam:.4g}"),
             }
-        text = prompt_text(request.messages)
-        f = self.artifact.featurize(text)
+        f = self.artifact.featurize(request.facts.text)
         _p, toks = self.artifact.predict(f)
         cat = self.artifact.category_of(f)
-        prompt_tokens = count_tokens(text)
+        prompt_tokens = request.facts.text_tokens
         decision["category"] = cat
         decision["prompt_tokens"] = prompt_tokens
         called: list[str] = []

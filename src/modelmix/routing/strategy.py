@@ -19,6 +19,7 @@ from modelmix.errors import GatewayError, UpstreamError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.needs import Needs
+from modelmix.routing.registry import strategy_spec
 from modelmix.types import ChatRequest, ChatResponse
 
 
@@ -145,19 +146,7 @@ class RulesStrategy:
 
 
 def _build(route: RouteConfig, portfolio: Mapping[str, ModelEntry]) -> Strategy:
-    from modelmix.routing.route_config import LearnedRouteConfig, build_cascade, build_learned
-
-    match route.strategy:
-        case "rules":
-            return RulesStrategy(route, portfolio)
-        case "learned":
-            cfg = route.learned or LearnedRouteConfig()
-            return build_learned(route.name, route.models, cfg, portfolio)
-        case "cascade":
-            assert route.cascade is not None  # the config guarantees it
-            return build_cascade(route.name, route.cascade, portfolio)
-        case _:
-            return FallbackStrategy(route.name, route.models, portfolio)
+    return strategy_spec(route.strategy).build(route, portfolio)
 
 
 class Router:

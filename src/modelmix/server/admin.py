@@ -28,9 +28,9 @@ from starlette.routing import Route
 
 from modelmix.budgets.accounting import Accounting
 from modelmix.errors import GatewayError
-from modelmix.keys import KeyStore
+from modelmix.ledger.keys import KeyStore
 from modelmix.server.auth import Authenticator, presented_key
-from modelmix.server.openai_api import render_error
+from modelmix.wire.openai_chat.client import render_error
 
 __all__ = ["admin_routes"]
 
@@ -38,7 +38,7 @@ JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
 
 _CREATE_FIELDS = frozenset(
-    {"name", "owner", "team", "tags", "allowed_models", "budgets", "rate_limits"}
+    {"name", "owner", "team", "tags", "allowed_models", "allowed_tags", "budgets", "rate_limits"}
 )
 
 
@@ -97,7 +97,7 @@ async def _body(request: Request) -> dict[str, Any]:
             f"Unknown field(s): {', '.join(sorted(unknown))}.",
             param=sorted(unknown)[0],
         )
-    for name in ("tags", "allowed_models", "budgets"):
+    for name in ("tags", "allowed_models", "allowed_tags", "budgets"):
         if name in data and not isinstance(data[name], list):
             raise GatewayError("invalid_request", f"{name} must be a list.", param=name)
     for name in ("name", "owner", "team"):
@@ -157,6 +157,7 @@ def admin_routes(
                 team=data.get("team"),
                 tags=data.get("tags") or (),
                 allowed_models=data.get("allowed_models") or (),
+                allowed_tags=data.get("allowed_tags") or (),
                 budgets=data.get("budgets") or (),
                 rate_limit=data.get("rate_limits"),
             )
@@ -182,6 +183,7 @@ def admin_routes(
                 team=data.get("team"),
                 tags=data.get("tags"),
                 allowed_models=data.get("allowed_models"),
+                allowed_tags=data.get("allowed_tags"),
                 budgets=data.get("budgets"),
                 rate_limit=data.get("rate_limits"),
             )

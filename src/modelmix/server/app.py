@@ -29,7 +29,7 @@ from modelmix.server.auth import Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
 from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
-from modelmix.wire.openai_responses.endpoint import responses_routes
+from modelmix.server.responses import responses_routes
 
 log = logging.getLogger("modelmix.server")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 
 from modelmix.errors import GatewayError
-from modelmix.keys import ADMIN_KEY_ID, KeyStore
+from modelmix.ledger.keys import ADMIN_KEY_ID, KeyStore
 
 __all__ = ["ADMIN_KEY_ID", "Authenticator", "presented_key"]
 #: How long the "are there any virtual keys?" answer is trusted before asking SQLite again.

@@ -1,11 +1,13 @@
-"""The chat endpoints (``POST /v1/chat/completions``, ``POST /v1/messages``) as plain ASGI.
+"""The chat endpoints (``POST /v1/chat/completions``, ``POST /v1/messages``,
+``POST /v1/responses``) as plain ASGI.
 
-These two routes carry all the traffic, so they skip the framework: the body is read straight
+These routes carry all the traffic, so they skip the framework: the body is read straight
 from ``receive`` and the answer written straight to ``send`` (a streamed answer without a task
 group per response). A request's path, in order: authenticate -> read and parse the body in the
-client's API format -> admission (allowed models, spend attribution, rate limits, budget
-reservation: budgets/accounting.py) -> engine (routing, upstream calls, ledger; the record's
-settlement settles the budgets) -> render the answer in the client's format. Every error the
+client's API format -> ``Gateway.run``, the one request lifecycle (ledger record, admission:
+budgets/accounting.py, engine: routing, upstream calls, ledger) -> render the answer in the
+client's format. A request refused before ``run`` (bad key, bad body) is recorded with
+``Gateway.refuse``. Every error the
 client can cause comes back in its own API's error JSON with the right status; a bug comes back
 as a 500 in that format, logged with its traceback.
 """
@@ -21,13 +23,15 @@ from typing import Any
 
 import orjson
 
-from modelmix.budgets.accounting import Admission
-from modelmix.engine import EngineStream, finish_record
+from modelmix.engine import EngineStream
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
 from modelmix.server.formats import ANTHROPIC, OPENAI, RESPONSES, ApiFormat
+from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
+from modelmix.server.origin import CrossSiteGuard  # issue 14: keyless cross-site requests
+from modelmix.server.shutdown import StreamRegistry  # issue 14: shutdown deadline
 from modelmix.types import ChatRequest
 
 log = logging.getLogger("modelmix.server")
@@ -136,73 +140,66 @@ async def send_error(
 
 
 class ChatEndpoint:
-    """Serves both chat APIs for one gateway."""
+    """Serves the chat APIs for one gateway."""
 
     def __init__(self, gateway: Gateway, auth: Authenticator) -> None:
         self.gateway = gateway
         self.auth = auth
         self.max_body = gateway.config.server.max_body_bytes
+        self.limits = RequestLimits(gateway.config.server.limits)
+        self.cross_site = CrossSiteGuard(gateway.config.server.allowed_origins)
+        #: open streams, ended with an error at the shutdown deadline (server/shutdown.py)
+        self.streams = StreamRegistry()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fmt: ApiFormat) -> None:
+        """Parse, run (``Gateway.run``: the one request lifecycle), render."""
         gateway = self.gateway
         started = time.time()
         request_id = new_request_id()
-        reached_engine = False
-        record: RequestRecord | None = None
         chat: ChatRequest | None = None
-        admission: Admission | None = None
         try:
             headers = _headers_of(scope)
             key_id = self.auth.authenticate(headers)
+            if key_id is None:
+                self.cross_site.check(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
             if fmt.prepare is not None:  # Responses API: the stored conversation
                 chat = fmt.prepare(gateway, chat, key_id)
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
-            record = gateway.new_record(
-                fmt.name, chat, request_id=request_id, key_id=key_id, started_at=started
+            self.limits.check(chat)
+            answer = await gateway.run(
+                chat, api=fmt.name, key_id=key_id, request_id=request_id, started_at=started
             )
-            admission = gateway.admit(chat, record, key_id)
-            reached_engine = True
-            if chat.stream:
-                stream = await gateway.engine.stream(chat, record, admission)
-                await self._send_stream(
-                    receive, send, fmt, chat, stream, request_id, admission.headers()
-                )
+            if isinstance(answer, EngineStream):
+                self.streams.add(answer)  # the shutdown deadline can end it (issue 14)
+                try:
+                    admission = answer.admission
+                    more = admission.headers() if admission is not None else []
+                    await self._send_stream(receive, send, fmt, chat, answer, request_id, more)
+                finally:
+                    self.streams.discard(answer)
+                    gateway.accounting.abandon(answer.record)  # no-op unless never read
                 return
-            response = await gateway.engine.complete(chat, record, admission)
         except GatewayError as err:
-            if not reached_engine:
-                if record is None:
-                    record = gateway.new_record(
-                        fmt.name, chat, request_id=request_id, started_at=started
-                    )
-                finish_record(record, err)
-                gateway.emit(record)
-            extra = admission.headers() if admission is not None else None
+            if err.record is None:  # refused before the lifecycle took it (key, body)
+                gateway.refuse(fmt.name, chat, err, request_id=request_id, started_at=started)
+            extra = err.admission.headers() if err.admission is not None else None
             await send_error(send, fmt, err, request_id, extra)
             return
         except Exception:
             log.exception("internal error in request %s", request_id)
             internal = GatewayError("internal", f"Internal error (request {request_id}).")
-            if not reached_engine or record is None:
-                record = gateway.new_record(fmt.name, chat, request_id=request_id)
-            finish_record(record, internal)
-            gateway.emit(record)
+            gateway.refuse(fmt.name, chat, internal, request_id=request_id, started_at=started)
             await send_error(send, fmt, internal, request_id)
             return
-        finally:
-            if record is not None:
-                gateway.accounting.abandon(record)  # no-op unless a stream was never read
-        if fmt.answer is None:
-            body = fmt.render(response, model=record.final_model or "")
-        else:  # Responses API: renders (and stores) with the request
-            body = fmt.answer(response, record.final_model or "", chat, request_id)
+        record = answer.record
+        body = fmt.render(answer.response, record.final_model or "", chat, request_id)
         answer_headers = _answer_headers(record, request_id, fmt)
         if not record.unpriced:  # no cost header rather than a wrong one
             answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))
-        answer_headers += admission.headers()
+        answer_headers += answer.admission.headers()
         await send(
             {
                 "type": "http.response.start",

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from modelmix.errors import GatewayError
 from modelmix.quality.store import CLIENT_APIS, label_score
 from modelmix.server.auth import ADMIN_KEY_ID, Authenticator
-from modelmix.server.openai_api import render_error
+from modelmix.wire.openai_chat.client import render_error
 
 if TYPE_CHECKING:
     from modelmix.gateway import Gateway

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from modelmix.providers.specs import WIRE_PATHS
 from modelmix.simulated.answers import Answer, Ask, compose
 from modelmix.simulated.behaviour import Behaviour, parse_behaviour
 from modelmix.simulated.wire import MALFORMED_BODY, RequestError, WireFormat
@@ -29,12 +30,8 @@ SIMULATED_HEADER = "X-Modelmix-Simulated"
 
 _JSON = "application/json"
 _RECENT_REQUESTS = 64
-_PATHS = {
-    "openai": "/openai/v1",
-    "openai-responses": "/openai/v1",  # issue 12: POST /openai/v1/responses
-    "anthropic": "/anthropic/v1",
-    "gemini": "/gemini/v1beta",
-}
+#: Wire format -> path prefix, from the provider registry.
+_PATHS = WIRE_PATHS
 
 
 @dataclass(slots=True)
@@ -136,9 +133,9 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> Simulator:
 
 def create_app() -> web.Application:
     """The simulated upstream as an aiohttp application (see the package docstring)."""
-    from modelmix.simulated.anthropic_wire import AnthropicWire
-    from modelmix.simulated.gemini_wire import GeminiWire
-    from modelmix.simulated.openai_wire import OpenAIWire
+    from modelmix.wire.anthropic_messages.simulated import AnthropicWire
+    from modelmix.wire.gemini.simulated import GeminiWire
+    from modelmix.wire.openai_chat.simulated import OpenAIWire
     from modelmix.wire.openai_responses.simulated import ResponsesWire
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

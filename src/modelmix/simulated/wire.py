@@ -9,6 +9,16 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask
+from modelmix.types import FinishReason
+
+#: An answer's finish (``Answer.finish``) as a canonical finish reason; each format writes that
+#: with its own vocabulary table (``modelmix.wire.<format>.vocabulary``).
+SIMULATED_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "tool_call": "tool_calls",
+}
 
 #: A 200 body that is not JSON, for the ``malformed`` behaviour.
 MALFORMED_BODY = b"<html><body>simulated upstream: this is not JSON</body></html>"

@@ -161,17 +161,3 @@ def feature_matrix(texts: list[str]) -> FloatArray:
         f = featurize(text)
         out[i, f.idx] = f.val
     return out
-
-
-def prompt_text(messages: list[dict[str, object]]) -> str:
-    """The text a router looks at: every message's text parts, joined."""
-    parts: list[str] = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and part.get("type") == "text":
-                    parts.append(str(part.get("text", "")))
-    return "\n".join(parts)

@@ -32,12 +32,12 @@ from modelmix.errors import GatewayError
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import prompt_text, sparse_features
+from modelmix.routing.learned.features import sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
+from modelmix.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 DEFAULT_QUALITY_TARGET = 0.95
@@ -160,8 +160,11 @@ class LearnedStrategy:
         if self._best is not None:
             self._knob["mode"] = "best model (target above the router's held-back reach)"
 
-    def predict(self, text: str) -> tuple[list[float], list[float], int]:
-        """P(good), predicted cost (USD) per route model, and the prompt's tokens."""
+    def predict(
+        self, text: str, prompt_tokens: int | None = None
+    ) -> tuple[list[float], list[float], int]:
+        """P(good), predicted cost (USD) per route model, and the prompt's tokens (counted
+        here unless the caller has them)."""
         if self.profiles is None:
             z = self._heads.apply(self.artifact.featurize(text))
             m = len(self.models)
@@ -172,7 +175,8 @@ class LearnedStrategy:
             shift = easiness - self._mean_easiness
             p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
             toks = [max(math.expm1(log_tokens + self._token_shift), 1.0)] * len(self.models)
-        prompt_tokens = count_tokens(text)
+        if prompt_tokens is None:
+            prompt_tokens = count_tokens(text)
         cost = [
             prompt_tokens * pin + t * pout
             for pin, pout, t in zip(self._pin, self._pout, toks, strict=True)
@@ -242,7 +246,8 @@ class LearnedStrategy:
                 param="model",
                 code="no_capable_model",
             )
-        p, cost, prompt_tokens = self.predict(prompt_text(request.messages))
+        facts = request.facts
+        p, cost, prompt_tokens = self.predict(facts.text, facts.text_tokens)
         pressure = needs.budget_pressure
         choice = self.choose(p, cost, eligible, pressure)
         if pressure > 0.0:

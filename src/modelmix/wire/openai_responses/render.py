@@ -15,6 +15,7 @@ import orjson
 
 from modelmix.types import ChatResponse, FinishReason, ToolCall, Usage
 from modelmix.wire.openai_responses.request import ResponsesRequest
+from modelmix.wire.openai_responses.vocabulary import INCOMPLETE_REASON
 
 __all__ = [
     "function_call_item",
@@ -24,8 +25,6 @@ __all__ = [
     "response_object",
     "usage_object",
 ]
-
-_INCOMPLETE: dict[str, str] = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def response_id(request_id: str) -> str:
@@ -76,7 +75,7 @@ def output_items(resp: ChatResponse, rid: str) -> list[dict[str, Any]]:
     item (when there is text) and one ``function_call`` item per tool call."""
     if resp.native is not None:
         return list(resp.native)
-    status = "incomplete" if resp.finish_reason in _INCOMPLETE else "completed"
+    status = "incomplete" if resp.finish_reason in INCOMPLETE_REASON else "completed"
     items: list[dict[str, Any]] = []
     if resp.content or not resp.tool_calls:
         items.append(message_item(f"msg_{rid}", resp.content or "", status))
@@ -125,7 +124,7 @@ def response_object(
     error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``response`` object; ``rid`` is the request id (the response id is ``resp_<rid>``)."""
-    incomplete = _INCOMPLETE.get(finish or "stop")
+    incomplete = INCOMPLETE_REASON.get(finish or "stop")
     if incomplete is not None and status == "completed":
         status = "incomplete"
     return {

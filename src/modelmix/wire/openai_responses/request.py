@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmix.errors import GatewayError
-from modelmix.server.openai_api import _obj as _dict
-from modelmix.server.openai_api import _str, parse_chat_request
 from modelmix.types import ChatRequest
+from modelmix.wire.openai_chat.client import _obj as _dict
+from modelmix.wire.openai_chat.client import _str, parse_chat_request
 
 __all__ = ["ResponsesRequest", "parse_responses_request", "to_chat_request"]
 

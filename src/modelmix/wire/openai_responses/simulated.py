@@ -16,7 +16,6 @@ import orjson
 from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask, Tool
-from modelmix.simulated.openai_wire import OpenAIWire
 from modelmix.simulated.wire import (
     RequestError,
     content_chars,
@@ -25,6 +24,8 @@ from modelmix.simulated.wire import (
     split_text,
     text_of,
 )
+from modelmix.wire.openai_chat.simulated import OpenAIWire
+from modelmix.wire.openai_responses.vocabulary import INCOMPLETE_REASON
 
 __all__ = ["ResponsesWire"]
 
@@ -177,7 +178,7 @@ class ResponsesWire(OpenAIWire):
             "object": "response",
             "created_at": int(time.time()),
             "status": "incomplete" if cut else "completed",
-            "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
+            "incomplete_details": {"reason": INCOMPLETE_REASON["length"]} if cut else None,
             "error": None,
             "model": ask.model,
             "output": items,

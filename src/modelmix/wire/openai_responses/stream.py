@@ -12,13 +12,14 @@ stream started ends it with an ``error`` event and ``response.failed``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from modelmix.errors import GatewayError
-from modelmix.server.openai_api import render_error
 from modelmix.types import StreamDelta, ToolCall, ToolCallDelta, Usage
+from modelmix.wire.openai_chat.client import render_error
 from modelmix.wire.openai_responses.render import (
     function_call_item,
     message_item,
@@ -26,7 +27,7 @@ from modelmix.wire.openai_responses.render import (
     text_part,
 )
 from modelmix.wire.openai_responses.request import ResponsesRequest
-from modelmix.wire.openai_responses.store import remember
+from modelmix.wire.openai_responses.vocabulary import INCOMPLETE_REASON
 
 __all__ = ["ResponsesStreamRenderer"]
 
@@ -44,11 +45,20 @@ class _Call:
 class ResponsesStreamRenderer:
     """One streamed answer's events; ``delta``/``end``/``error`` as the chat endpoint calls them."""
 
-    def __init__(self, rid: str, model: str, created: int, native: ResponsesRequest) -> None:
+    def __init__(
+        self,
+        rid: str,
+        model: str,
+        created: int,
+        native: ResponsesRequest,
+        on_done: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.rid = rid
         self.model = model
         self.created = created
         self.native = native
+        #: Called with the final ``response`` object (the server stores it).
+        self.on_done = on_done
         self.seq = 0
         self.started = False
         self.output: list[dict[str, Any]] = []
@@ -192,10 +202,11 @@ class ResponsesStreamRenderer:
         out = b"" if self.started else self._start()
         if not self.output:  # an empty answer is still one (empty) message
             out += self._open_message()
-        cut = self.finish in ("length", "content_filter")
+        cut = self.finish in INCOMPLETE_REASON
         out += self._close_message("incomplete" if cut else "completed") + self._close_calls()
         final = self._response("completed", usage=self.usage, finish=self.finish)
-        remember(self.native, final)
+        if self.on_done is not None:
+            self.on_done(final)
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
         return out + self._event(kind, response=final)
 

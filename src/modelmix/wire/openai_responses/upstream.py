@@ -18,8 +18,6 @@ import orjson
 
 from modelmix.errors import UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, HttpRequest, SSEEvent
-from modelmix.providers.openai import ADAPTER as OPENAI_ADAPTER
-from modelmix.providers.openai import loads_object
 from modelmix.types import (
     ChatRequest,
     ChatResponse,
@@ -29,7 +27,10 @@ from modelmix.types import (
     ToolCallDelta,
     Usage,
 )
+from modelmix.wire.common import loads_object
+from modelmix.wire.openai_chat.upstream import ADAPTER as OPENAI_ADAPTER
 from modelmix.wire.openai_responses.request import ResponsesRequest
+from modelmix.wire.openai_responses.vocabulary import FINISH_REASON
 
 __all__ = ["ADAPTER", "ResponsesAdapter", "ResponsesStreamParser"]
 
@@ -159,7 +160,7 @@ def _usage(data: Any) -> Usage:
 def _finish(data: dict[str, Any], has_calls: bool) -> FinishReason:
     if data.get("status") == "incomplete":
         reason = (data.get("incomplete_details") or {}).get("reason")
-        return "content_filter" if reason == "content_filter" else "length"
+        return FINISH_REASON.get(str(reason), "length")
     return "tool_calls" if has_calls else "stop"
 
 

@@ -18,22 +18,13 @@ from typing import Any
 
 import orjson
 
-from modelmix.errors import UnsupportedParameter, UpstreamError, UpstreamErrorKind
+from modelmix.errors import UnsupportedParameter, UpstreamError
 from modelmix.providers.base import (
     Deployment,
     HttpRequest,
     SSEEvent,
     check_base64_data_url,
     has_turn,
-)
-from modelmix.providers.openai import (
-    clip,
-    error_from_status,
-    kind_for_status,
-    loads_object,
-    raw_text,
-    retry_after_from_headers,
-    try_loads,
 )
 from modelmix.types import (
     ChatRequest,
@@ -44,36 +35,20 @@ from modelmix.types import (
     ToolCallDelta,
     Usage,
 )
+from modelmix.wire.common import (
+    clip,
+    error_from_status,
+    kind_for_status,
+    loads_object,
+    raw_text,
+    retry_after_from_headers,
+    try_loads,
+)
+from modelmix.wire.gemini.vocabulary import ERROR_KIND as _STATUS_KINDS
+from modelmix.wire.gemini.vocabulary import FINISH_REASON as _FINISH
 
 __all__ = ["ADAPTER", "GeminiAdapter", "GeminiStreamParser", "clean_schema"]
 
-_FINISH: dict[str, FinishReason] = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter",
-    "LANGUAGE": "content_filter",
-}
-
-_STATUS_KINDS: dict[str, UpstreamErrorKind] = {
-    "INVALID_ARGUMENT": "invalid_request",
-    "FAILED_PRECONDITION": "invalid_request",
-    "OUT_OF_RANGE": "invalid_request",
-    "NOT_FOUND": "invalid_request",
-    "ALREADY_EXISTS": "invalid_request",
-    "UNAUTHENTICATED": "auth",
-    "PERMISSION_DENIED": "auth",
-    "RESOURCE_EXHAUSTED": "rate_limit",
-    "UNAVAILABLE": "overloaded",
-    "INTERNAL": "server",
-    "UNKNOWN": "server",
-    "ABORTED": "server",
-    "DEADLINE_EXCEEDED": "timeout",
-}
 
 _THINKING_BUDGET = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
 

@@ -27,19 +27,24 @@ import fnmatch
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from modelmix.budgets.definitions import BudgetSpec, budget_from_dict
 from modelmix.budgets.limits import RateLimit
-from modelmix.budgets.model import BudgetSpec, budget_from_dict
-from modelmix.ledger.schema import connect, ensure_schema
+from modelmix.ledger.db import (
+    Database,
+    Location,
+    as_location,
+    db_errors,
+    open_ledger,
+    prepare_location,
+)
 
 __all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
 
@@ -54,7 +59,7 @@ _clock = time.monotonic  # the cache's clock (tests replace it)
 
 _COLUMNS = (
     "id, name, created_at, revoked_at, prefix, owner, team, tags, allowed_models, budgets, "
-    "rate_limits, updated_at"
+    "rate_limits, updated_at, allowed_tags"
 )
 
 
@@ -73,6 +78,9 @@ class KeyInfo:
     budgets: tuple[BudgetSpec, ...] = ()
     rate_limit: RateLimit | None = None
     updated_at: float | None = None
+    #: tags (``*`` wildcards) this key may set on a request (metadata, ``x-modelmix-tag-*``,
+    #: ``user``) and have counted against that tag's budgets; its own ``tags`` always count
+    allowed_tags: tuple[str, ...] = ()
     _exact: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _patterns: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
@@ -102,6 +110,7 @@ class KeyInfo:
             "team": self.team,
             "tags": list(self.tags),
             "allowed_models": list(self.allowed_models),
+            "allowed_tags": list(self.allowed_tags),
             "budgets": [b.to_dict() for b in self.budgets],
             "rate_limits": self.rate_limit.to_dict() if self.rate_limit else {},
         }
@@ -152,11 +161,10 @@ def _rate_limit(value: RateLimit | dict[str, Any] | None) -> RateLimit | None:
 class KeyStore:
     """Create, list, update, rotate, revoke and verify virtual keys. Thread-safe."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(str(self.path), check_same_thread=False)
-        ensure_schema(self._conn)
+    def __init__(self, path: Location) -> None:
+        self.path = as_location(path)
+        prepare_location(self.path)
+        self._conn: Database = open_ledger(self.path, check_same_thread=False)
         self._lock = threading.Lock()
         # sha256 hex -> (expires at (monotonic), KeyInfo or None)
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
@@ -184,7 +192,8 @@ class KeyStore:
             budgets,
             rate_limits,
             updated_at,
-        ) = row[:12]
+            allowed_tags,
+        ) = row[:13]
         specs = tuple(budget_from_dict(b, scope="key", subject=id_) for b in orjson.loads(budgets))
         limit = _rate_limit(orjson.loads(rate_limits))
         return KeyInfo(
@@ -200,6 +209,7 @@ class KeyStore:
             budgets=specs,
             rate_limit=limit,
             updated_at=updated_at,
+            allowed_tags=tuple(orjson.loads(allowed_tags or "[]")),
         )
 
     def _invalidate(self) -> None:
@@ -217,6 +227,7 @@ class KeyStore:
         allowed_models: Iterable[str] = (),
         budgets: Iterable[BudgetSpec | dict[str, Any]] = (),
         rate_limit: RateLimit | dict[str, Any] | None = None,
+        allowed_tags: Iterable[str] = (),
     ) -> tuple[KeyInfo, str]:
         """Make a key named ``name``; returns its info and the plaintext, the only time the
         plaintext is available. Raises ``ValueError`` if an active key has that name or a
@@ -238,6 +249,7 @@ class KeyStore:
             allowed_models=_strings(allowed_models, "allowed models"),
             budgets=tuple(_key_budgets(key_id, budgets)),
             rate_limit=_rate_limit(rate_limit),
+            allowed_tags=_strings(allowed_tags, "allowed tags"),
         )
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -249,7 +261,7 @@ class KeyStore:
                     raise ValueError(f"an active key named {name!r} already exists")
                 self._conn.execute(
                     f"INSERT INTO api_keys ({_COLUMNS}, key_hash) "
-                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                     (
                         info.id,
                         info.name,
@@ -258,6 +270,7 @@ class KeyStore:
                         info.owner,
                         info.team,
                         *self._json_fields(info),
+                        orjson.dumps(list(info.allowed_tags)).decode(),
                         _hash(plaintext),
                     ),
                 )
@@ -308,6 +321,7 @@ class KeyStore:
         allowed_models: Iterable[str] | None = None,
         budgets: Iterable[BudgetSpec | dict[str, Any]] | None = None,
         rate_limit: RateLimit | dict[str, Any] | None = None,
+        allowed_tags: Iterable[str] | None = None,
     ) -> KeyInfo:
         """Change an active key's settings; ``None`` leaves a setting alone, ``""`` clears
         owner/team, an empty list clears a list, ``{}`` (or ``RateLimit()``) clears the rate
@@ -351,17 +365,21 @@ class KeyStore:
                     else tuple(_key_budgets(old.id, budgets)),
                     rate_limit=old.rate_limit if rate_limit is None else _rate_limit(rate_limit),
                     updated_at=time.time(),
+                    allowed_tags=old.allowed_tags
+                    if allowed_tags is None
+                    else _strings(allowed_tags, "allowed tags"),
                 )
                 self._conn.execute(
                     "UPDATE api_keys SET name = ?, owner = ?, team = ?, tags = ?, "
-                    "allowed_models = ?, budgets = ?, rate_limits = ?, updated_at = ? "
-                    "WHERE id = ?",
+                    "allowed_models = ?, budgets = ?, rate_limits = ?, updated_at = ?, "
+                    "allowed_tags = ? WHERE id = ?",
                     (
                         info.name,
                         info.owner,
                         info.team,
                         *self._json_fields(info),
                         info.updated_at,
+                        orjson.dumps(list(info.allowed_tags)).decode(),
                         info.id,
                     ),
                 )
@@ -461,11 +479,11 @@ class KeyStore:
                     f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?",
                     (digest,),
                 ).fetchone()
-        except sqlite3.Error:
+        except db_errors():
             return None  # fail closed
         if row is None or row[3] is not None:
             return None
-        if not hmac.compare_digest(row[12], digest):
+        if not hmac.compare_digest(row[13], digest):
             return None
         try:
             return self._info(row)

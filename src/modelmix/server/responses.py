@@ -1,13 +1,21 @@
-"""``/v1/responses`` in the server: the hooks the chat endpoint calls for this format, and the
-routes for stored responses (``GET`` and ``DELETE /v1/responses/{id}``).
+"""``/v1/responses`` in the server: the Responses API's ``ApiFormat`` hooks (the stored
+conversation on the way in, storing on the way out) and the routes for stored responses
+(``GET`` and ``DELETE /v1/responses/{id}``).
 
-``POST /v1/responses`` runs the same request lifecycle as the chat endpoints (server/chat.py:
-authentication, admission, routing, fallbacks, budgets, the ledger); ``prepare`` completes the
-canonical request from the stored conversation, ``answer`` renders and stores the answer.
+``POST /v1/responses`` is one of the chat endpoints (server/chat.py: parse -> ``Gateway.run``
+-> render). Parsing is the codec's ``parse_responses_request`` followed by ``prepare``, which
+loads the conversation ``previous_response_id`` stands for and builds the complete canonical
+request; rendering (``render``, or the stream renderer's end) stores the answer when the
+request asks for it. The codec is ``wire/openai_responses``; the table,
+``ledger/stored_responses.py``, lives in the ledger's database (SQLite or PostgreSQL), opened
+on first use; a gateway without a ledger stores nothing and answers ``store: false``.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -16,46 +24,77 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelmix.errors import GatewayError
-from modelmix.server.openai_api import render_error
+from modelmix.ledger.stored_responses import ResponseStore, not_found
 from modelmix.types import ChatRequest, ChatResponse
+from modelmix.wire.openai_chat.client import render_error
 from modelmix.wire.openai_responses.render import render_response
 from modelmix.wire.openai_responses.request import ResponsesRequest, to_chat_request
-from modelmix.wire.openai_responses.store import not_found, remember, store_for
 from modelmix.wire.openai_responses.stream import ResponsesStreamRenderer
 
 if TYPE_CHECKING:
     from modelmix.gateway import Gateway
     from modelmix.server.auth import Authenticator
 
-__all__ = ["answer", "prepare", "responses_routes", "stream_renderer"]
+__all__ = ["prepare", "render", "responses_routes", "store_for", "stream_renderer"]
 
 _JSON = "application/json"
 
+_STORES: weakref.WeakKeyDictionary[Any, ResponseStore] = weakref.WeakKeyDictionary()
+_STORES_LOCK = threading.Lock()
+
+
+def store_for(gateway: Gateway) -> ResponseStore | None:
+    """The store of a gateway that keeps a ledger (None without one), opened on first use."""
+    if gateway.ledger is None:
+        return None
+    with _STORES_LOCK:
+        store = _STORES.get(gateway)
+        if store is None:
+            store = _STORES[gateway] = ResponseStore(gateway.config.ledger_location)
+            weakref.finalize(gateway, store.close)
+        return store
+
 
 def prepare(gateway: Gateway, chat: ChatRequest, key_id: str | None) -> ChatRequest:
-    """Attach the store, load the conversation of ``previous_response_id``, and build the
-    complete canonical request."""
+    """The complete canonical request: the store attached, the conversation of
+    ``previous_response_id`` loaded before this input."""
     native: ResponsesRequest = chat.native
     native.key_id = key_id
     native.store_ref = store_for(gateway)
     if native.store_ref is None:  # a gateway without a ledger stores nothing, and says so
         native.store = False
     if native.previous_response_id is not None:
-        if native.store_ref is None:  # a gateway without a ledger stores nothing
+        if native.store_ref is None:
             raise not_found(native.previous_response_id, "previous_response_id")
         native.history = native.store_ref.conversation(native.previous_response_id, key_id)
     return to_chat_request(chat)
 
 
-def answer(response: ChatResponse, model: str, chat: ChatRequest, request_id: str) -> bytes:
+def _remember(native: ResponsesRequest, response: dict[str, Any]) -> None:
+    """Store a finished response when the request asked for it (``store``, on by default)."""
+    store: ResponseStore | None = native.store_ref
+    if not native.store or store is None:
+        return
+    store.save(
+        response,
+        [*native.items, *response["output"]],
+        request_id=response["id"].removeprefix("resp_"),
+        key_id=native.key_id,
+        previous=native.previous_response_id,
+    )
+
+
+def render(response: ChatResponse, model: str, chat: ChatRequest, request_id: str) -> bytes:
     """The ``response`` object of a non-streamed answer (stored when the request says so)."""
     obj = render_response(chat.native, response, rid=request_id, model=model)
-    remember(chat.native, obj)
+    _remember(chat.native, obj)
     return orjson.dumps(obj)
 
 
 def stream_renderer(rid: str, model: str, created: int, chat: ChatRequest) -> Any:
-    return ResponsesStreamRenderer(rid, model, created, chat.native)
+    """The SSE event renderer; its final ``response`` object is stored like ``render``'s."""
+    native: ResponsesRequest = chat.native
+    return ResponsesStreamRenderer(rid, model, created, native, partial(_remember, native))
 
 
 def _error(err: GatewayError) -> Response:

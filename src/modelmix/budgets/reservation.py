@@ -13,45 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-import orjson
-
 from modelmix.portfolio import ModelEntry
-from modelmix.routing.learned.features import prompt_text
-from modelmix.routing.learned.tokens import count_tokens
 from modelmix.types import ChatRequest
 
 __all__ = ["CostEstimator", "count_prompt_tokens"]
 
-#: Per-message overhead (role and separators) and an image's typical cost, in tokens.
-_TOKENS_PER_MESSAGE = 4
-_TOKENS_PER_IMAGE = 1000
-
 
 def count_prompt_tokens(request: ChatRequest) -> int:
-    """The request's prompt tokens: its text counted exactly with cl100k (the tokenizer the
-    router's costs use; other vendors' tokenizers differ by a few percent), plus tool calls,
-    tool definitions, a per-message overhead and a flat allowance per image."""
-    text = prompt_text(request.messages)
-    extra: list[str] = []
-    images = 0
-    for message in request.messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            images += sum(
-                1 for p in content if isinstance(p, dict) and p.get("type") == "image_url"
-            )
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            extra.append(f"{fn.get('name', '')} {fn.get('arguments', '')}")
-    if request.tools:
-        extra.append(orjson.dumps(request.tools).decode())
-    if extra:
-        text = text + "\n" + "\n".join(extra)
-    return (
-        count_tokens(text)
-        + _TOKENS_PER_MESSAGE * len(request.messages)
-        + _TOKENS_PER_IMAGE * images
-    )
+    """The request's prompt tokens (``request.facts.prompt_tokens``): its text counted exactly
+    with cl100k (the tokenizer the router's costs use; other vendors' tokenizers differ by a
+    few percent), plus tool calls, tool definitions, a per-message overhead and a flat
+    allowance per image. Shares the router's tokenization when the request has no tools."""
+    return request.facts.prompt_tokens
 
 
 _ZERO = Decimal(0)
@@ -107,6 +80,18 @@ class CostEstimator:
         if rates is None:
             return _ZERO, prompt_tokens + completion
         return rates[0] * prompt_tokens + rates[1] * completion, prompt_tokens + completion
+
+    def cost(self, name: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """USD for these tokens at ``name``'s rates (the dearest of its models)."""
+        rates = self._rates.get(name)
+        if rates is None:
+            return _ZERO
+        return rates[0] * prompt_tokens + rates[1] * completion_tokens
+
+    def output_rate(self, name: str) -> Decimal:
+        """USD per completion token at ``name``'s dearest model."""
+        rates = self._rates.get(name)
+        return rates[1] if rates is not None else _ZERO
 
     def observe(self, name: str, completion_tokens: int) -> None:
         """Feed back a finished answer's completion tokens (per requested model or route)."""

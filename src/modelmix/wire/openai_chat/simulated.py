@@ -10,6 +10,7 @@ from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask, Tool
 from modelmix.simulated.wire import (
+    SIMULATED_FINISH,
     RequestError,
     content_chars,
     fake_logprob,
@@ -18,36 +19,34 @@ from modelmix.simulated.wire import (
     split_text,
     text_of,
 )
+from modelmix.wire.openai_chat.vocabulary import TYPE_FOR_STATUS, WIRE_FINISH
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-_FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_call": "tool_calls"}
+_FINISH = {finish: WIRE_FINISH[reason] for finish, reason in SIMULATED_FINISH.items()}
 _FINGERPRINT = "fp_simulated"
 
-_ERRORS: dict[int, tuple[str, str | None, str]] = {
-    400: ("invalid_request_error", None, "Invalid request."),
+#: The code and message of an error body per HTTP status (its ``type`` comes from the vocabulary).
+_ERRORS: dict[int, tuple[str | None, str]] = {
+    400: (None, "Invalid request."),
     401: (
-        "invalid_request_error",
         "invalid_api_key",
         "Incorrect API key provided: invalid. You can find your API key at "
         "https://platform.openai.com/account/api-keys.",
     ),
-    404: ("invalid_request_error", "not_found", "Not found."),
+    404: ("not_found", "Not found."),
     429: (
-        "requests",
         "rate_limit_exceeded",
         "Rate limit reached for requests (simulated). Please try again in 1s.",
     ),
     500: (
-        "server_error",
         None,
         "The server had an error while processing your request. Sorry about that! (simulated)",
     ),
     503: (
-        "server_error",
         None,
         "The engine is currently overloaded, please try again later. (simulated)",
     ),
-    529: ("server_error", None, "The server is overloaded. (simulated)"),
+    529: (None, "The server is overloaded. (simulated)"),
 }
 
 
@@ -247,7 +246,12 @@ class OpenAIWire:
             )
 
     def error(self, status: int, error: RequestError | None = None) -> bytes:
-        kind, code, message = _ERRORS.get(status, ("server_error", None, "Upstream error."))
+        known = _ERRORS.get(status)
+        if known is None:
+            kind, code, message = "server_error", None, "Upstream error."
+        else:
+            kind = TYPE_FOR_STATUS.get(status, "server_error")
+            code, message = known
         if error is not None:
             code, message = error.code, error.message
         return orjson.dumps(

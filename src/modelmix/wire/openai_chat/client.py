@@ -46,6 +46,7 @@ import orjson
 
 from modelmix.errors import GatewayError
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+from modelmix.wire.openai_chat.vocabulary import ERROR_TYPES as _ERROR_TYPES
 
 __all__ = [
     "ChatStreamRenderer",
@@ -906,26 +907,6 @@ class ChatStreamRenderer:
 
 
 # ------------------------------------------------------------------------------------- errors
-
-#: OpenAI's own ``type`` (and default ``code``) per error kind. OpenAI reports 401/403/404/413
-#: as ``invalid_request_error`` (a bad key is ``code: invalid_api_key``), 429 with the limit
-#: that was hit as the type (``requests``) and ``code: rate_limit_exceeded``, and every 5xx
-#: as ``server_error``. Clients branch on the HTTP status; the SDK maps it to its exceptions.
-_ERROR_TYPES: dict[str, tuple[str, str | None]] = {
-    "invalid_request": ("invalid_request_error", None),
-    "authentication": ("invalid_request_error", "invalid_api_key"),
-    "permission": ("invalid_request_error", None),
-    "not_found": ("invalid_request_error", None),
-    "method_not_allowed": ("invalid_request_error", "method_not_allowed"),
-    "request_too_large": ("invalid_request_error", "request_too_large"),
-    "unprocessable": ("invalid_request_error", None),
-    "rate_limit": ("requests", "rate_limit_exceeded"),
-    "upstream": ("server_error", None),
-    "overloaded": ("server_error", "overloaded"),
-    "unavailable": ("server_error", "model_unavailable"),
-    "timeout": ("server_error", "timeout"),
-    "internal": ("server_error", None),
-}
 
 
 def _error_object(err: GatewayError) -> dict[str, Any]:

@@ -14,30 +14,32 @@ from aiohttp import web
 from modelmix.simulated.answers import Answer, Ask, Tool
 from modelmix.simulated.wire import (
     NON_TEXT_PART_CHARS,
+    SIMULATED_FINISH,
     RequestError,
     fake_logprob,
     new_id,
     split_text,
 )
+from modelmix.wire.gemini.vocabulary import STATUS_FOR_HTTP, WIRE_FINISH
 
-_FINISH = {"stop": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool_call": "STOP"}
+_FINISH = {finish: WIRE_FINISH[reason] for finish, reason in SIMULATED_FINISH.items()}
 _ACTIONS = ("generateContent", "streamGenerateContent")
 #: Gemini streams bigger chunks than OpenAI or Anthropic.
 _WORDS_PER_CHUNK = 3
 
-_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("INVALID_ARGUMENT", "Invalid request."),
-    401: ("UNAUTHENTICATED", "API key not valid. Please pass a valid API key."),
-    403: ("PERMISSION_DENIED", "The caller does not have permission."),
-    404: ("NOT_FOUND", "Not found."),
-    429: ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota). (simulated)"),
-    500: (
-        "INTERNAL",
-        "An internal error has occurred. Please retry or report in "
-        "https://developers.generativeai.google/guide/troubleshooting (simulated)",
-    ),
-    503: ("UNAVAILABLE", "The model is overloaded. Please try again later. (simulated)"),
-    529: ("UNAVAILABLE", "The model is overloaded. Please try again later. (simulated)"),
+_OVERLOADED = "The model is overloaded. Please try again later. (simulated)"
+#: The message of an error body per HTTP status (its ``status`` name comes from the
+#: vocabulary; 529, which Google never sends, is written as 503's); others are ``INTERNAL``.
+_ERRORS: dict[int, str] = {
+    400: "Invalid request.",
+    401: "API key not valid. Please pass a valid API key.",
+    403: "The caller does not have permission.",
+    404: "Not found.",
+    429: "Resource has been exhausted (e.g. check quota). (simulated)",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting (simulated)",
+    503: _OVERLOADED,
+    529: _OVERLOADED,
 }
 
 
@@ -212,7 +214,11 @@ class GeminiWire:
             ask.forced_tool = str(allowed[0])
 
     def error(self, status: int, error: RequestError | None = None) -> bytes:
-        code, message = _ERRORS.get(status, ("INTERNAL", "Upstream error (simulated)."))
+        message = _ERRORS.get(status)
+        if message is None:
+            code, message = "INTERNAL", "Upstream error (simulated)."
+        else:
+            code = STATUS_FOR_HTTP[503 if status == 529 else status]
         if error is not None:
             message = error.message
         return orjson.dumps({"error": {"code": status, "message": message, "status": code}})

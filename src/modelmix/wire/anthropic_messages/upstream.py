@@ -22,13 +22,6 @@ from modelmix.providers.base import (
     check_base64_data_url,
     has_turn,
 )
-from modelmix.providers.openai import (
-    clip,
-    error_from_status,
-    loads_object,
-    raw_text,
-    try_loads,
-)
 from modelmix.types import (
     ChatRequest,
     ChatResponse,
@@ -38,35 +31,21 @@ from modelmix.types import (
     ToolCallDelta,
     Usage,
 )
+from modelmix.wire.anthropic_messages.vocabulary import ERROR_KIND as _ERROR_KINDS
+from modelmix.wire.anthropic_messages.vocabulary import FINISH_REASON as _FINISH
+from modelmix.wire.common import (
+    clip,
+    error_from_status,
+    loads_object,
+    raw_text,
+    try_loads,
+)
 
 __all__ = ["ADAPTER", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "AnthropicStreamParser"]
 
 API_VERSION = "2023-06-01"
 #: Anthropic requires max_tokens; used when the client set none.
 DEFAULT_MAX_TOKENS = 4096
-
-_FINISH: dict[str, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-_ERROR_KINDS: dict[str, UpstreamErrorKind] = {
-    "invalid_request_error": "invalid_request",
-    "not_found_error": "invalid_request",
-    "request_too_large": "invalid_request",
-    "authentication_error": "auth",
-    "permission_error": "auth",
-    "billing_error": "auth",
-    "rate_limit_error": "rate_limit",
-    "api_error": "server",
-    "overloaded_error": "overloaded",
-    "timeout_error": "timeout",
-}
 
 _NOOP_REASONING = frozenset({"none", "minimal"})
 _NO_TURN = "Anthropic needs a user or assistant message besides the system prompt"

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from modelmix.simulated.answers import Answer, Ask, Tool
 from modelmix.simulated.wire import (
+    SIMULATED_FINISH,
     RequestError,
     content_chars,
     new_id,
@@ -16,27 +17,24 @@ from modelmix.simulated.wire import (
     split_text,
     text_of,
 )
+from modelmix.wire.anthropic_messages.vocabulary import STOP_REASON, TYPE_FOR_STATUS
 
-_FINISH = {
-    "stop": "end_turn",
-    "stop_sequence": "stop_sequence",
-    "length": "max_tokens",
-    "tool_call": "tool_use",
-}
+#: Anthropic tells a stop sequence apart from the end of the turn; the others come from the table.
+_FINISH = {finish: STOP_REASON[reason] for finish, reason in SIMULATED_FINISH.items()}
+_FINISH["stop_sequence"] = "stop_sequence"
 
-_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("invalid_request_error", "Invalid request."),
-    401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use this resource."),
-    404: ("not_found_error", "Not found."),
-    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: (
-        "rate_limit_error",
-        "This request would exceed the rate limit for your organization (simulated).",
-    ),
-    500: ("api_error", "Internal server error (simulated)."),
-    503: ("api_error", "Service unavailable (simulated)."),
-    529: ("overloaded_error", "Overloaded (simulated)."),
+#: The message of an error body per HTTP status (its ``type`` comes from the vocabulary);
+#: a status without one is an ``api_error``.
+_ERRORS: dict[int, str] = {
+    400: "Invalid request.",
+    401: "invalid x-api-key",
+    403: "Your API key does not have permission to use this resource.",
+    404: "Not found.",
+    413: "Request exceeds the maximum allowed number of bytes.",
+    429: "This request would exceed the rate limit for your organization (simulated).",
+    500: "Internal server error (simulated).",
+    503: "Service unavailable (simulated).",
+    529: "Overloaded (simulated).",
 }
 
 
@@ -182,7 +180,11 @@ class AnthropicWire:
             ask.forced_tool = name
 
     def error(self, status: int, error: RequestError | None = None) -> bytes:
-        kind, message = _ERRORS.get(status, ("api_error", "Upstream error (simulated)."))
+        message = _ERRORS.get(status)
+        if message is None:
+            kind, message = "api_error", "Upstream error (simulated)."
+        else:
+            kind = TYPE_FOR_STATUS.get(status, "api_error")
         if error is not None:
             message = error.message
         return orjson.dumps(

@@ -44,6 +44,8 @@ import orjson
 
 from modelmix.errors import GatewayError
 from modelmix.types import ChatRequest, ChatResponse, FinishReason, StreamDelta, Usage
+from modelmix.wire.anthropic_messages.vocabulary import STOP_REASON as _STOP_REASONS
+from modelmix.wire.anthropic_messages.vocabulary import TYPE_FOR_KIND as _ERROR_TYPES
 
 __all__ = [
     "MessageStreamRenderer",
@@ -611,13 +613,6 @@ def parse_messages_request(body: object) -> ChatRequest:
 
 # ---------------------------------------------------------------------------------- responses
 
-_STOP_REASONS: dict[str, str] = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "content_filter": "refusal",
-}
-
 
 def _message_id(raw: str) -> str:
     return raw if raw.startswith("msg_") else f"msg_{raw}"
@@ -812,25 +807,6 @@ class MessageStreamRenderer:
 
 
 # ------------------------------------------------------------------------------------- errors
-
-#: Anthropic's error ``type`` per kind (https://docs.claude.com/en/api/errors): 413 is
-#: ``request_too_large``, 504 ``timeout_error``, 5xx otherwise ``api_error``; 422 has no type of
-#: its own (Anthropic uses ``invalid_request_error`` for other 4xx).
-_ERROR_TYPES: dict[str, str] = {
-    "invalid_request": "invalid_request_error",
-    "authentication": "authentication_error",
-    "permission": "permission_error",
-    "not_found": "not_found_error",
-    "method_not_allowed": "invalid_request_error",
-    "request_too_large": "request_too_large",
-    "unprocessable": "invalid_request_error",
-    "rate_limit": "rate_limit_error",
-    "upstream": "api_error",
-    "overloaded": "overloaded_error",
-    "unavailable": "api_error",
-    "timeout": "timeout_error",
-    "internal": "api_error",
-}
 
 
 def _error_body(err: GatewayError) -> dict[str, Any]:
