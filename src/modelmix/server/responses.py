@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -111,12 +112,14 @@ def responses_routes(gateway: Gateway, auth: Authenticator) -> list[Route]:
             return _error(err)
         response_id = request.path_params["response_id"]
         store = store_for(gateway)
-        found = store.get(response_id, key_id) if store is not None else None
+        found = None
+        if store is not None:  # off the event loop: a PostgreSQL ledger is a round trip away
+            found = await run_in_threadpool(store.get, response_id, key_id)
         if found is None:
             return _error(not_found(response_id))
         if request.method == "DELETE":
             assert store is not None
-            store.delete(response_id, key_id)
+            await run_in_threadpool(store.delete, response_id, key_id)
             body = {"id": response_id, "object": "response", "deleted": True}
             return Response(orjson.dumps(body), media_type=_JSON)
         return Response(orjson.dumps(found), media_type=_JSON)
