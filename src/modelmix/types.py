@@ -75,6 +75,9 @@ class ChatRequest:
     unknown: dict[str, Any] | None = None
     #: The client's own body, for an upstream that speaks the client's format (passthrough).
     native: NativeRequest | None = None
+    #: The client's request in its own wire format, when an upstream may speak that format
+    #: natively (the Responses API: ``wire/openai_responses``); its adapter sends it as is.
+    responses: Any = None
 
     #: Lazily derived facts (see ``request_facts.py``); not an init field, so
     #: ``dataclasses.replace`` gives the new request fresh facts.
@@ -157,6 +160,9 @@ class ChatResponse:
     #: The upstream's own response body, when it speaks the client's format (passthrough):
     #: the client gets it as is (thinking blocks and their signatures included).
     raw: dict[str, Any] | None = None
+    #: The upstream's output items when it spoke the client's wire format (the Responses
+    #: API): reasoning items and all reach the client unchanged.
+    native: Any = None
 
 
 @dataclass(slots=True)
@@ -193,6 +199,9 @@ class StreamDelta:
     #: The upstream's own SSE event bytes, when it speaks the client's format (passthrough):
     #: the client's renderer sends these instead of rendering the canonical fields.
     raw: bytes | None = None
+    #: Finished upstream output items in the client's wire format that have no canonical form
+    #: (Responses reasoning items), handed to a renderer of the same format before this delta.
+    native: Any = None
 
 
 @dataclass(slots=True)

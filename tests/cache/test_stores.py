@@ -45,7 +45,9 @@ def test_memory_store_ttl_lru_and_byte_bound() -> None:
 
 def test_redis_store_bound_ttl_and_lists(redis_server: RedisServer) -> None:
     async def run() -> None:
-        store = RedisCacheStore(redis_server.url, "t", 3.0, 100, 2, 1.0)  # TTL 3 s: room for a slow machine
+        store = RedisCacheStore(
+            redis_server.url, "t", 3.0, 100, 2, 1.0
+        )  # TTL 3 s: room for a slow machine
         await store.put("a", b"x" * 40)
         await store.put("b", b"y" * 40)
         await store.put("a", b"x" * 40)  # a replaced: counted once

@@ -52,6 +52,7 @@ def test_same_tables_and_columns_as_sqlite_with_versions(pg_url: str, tmp_path: 
     db = open_pg(pg_url)
     assert db.execute("SELECT version FROM schema_version").fetchall()[0][0] == SCHEMA_VERSION
     assert db.execute("SELECT version FROM quality_schema_version").fetchall()[0][0] == 1
+    assert db.execute("SELECT version FROM responses_schema_version").fetchall()[0][0] == 1
     db.close()
 
 

@@ -12,6 +12,7 @@ import sqlite3
 from modelmix.ledger.db import Database, Location, is_postgres
 from modelmix.ledger.pg_schema import open_pg
 from modelmix.ledger.quality_schema import ensure_quality_schema
+from modelmix.ledger.responses_schema import ensure_responses_schema
 from modelmix.ledger.schema import connect, ensure_schema
 
 __all__ = ["open_ledger", "open_quality_db"]
@@ -33,14 +34,15 @@ def open_ledger(location: Location, *, check_same_thread: bool = True) -> Databa
 
 
 def open_quality_db(path: Location, *, check_same_thread: bool = True) -> Database:
-    """A connection to the ledger database with both the ledger's and the quality tables
-    (a SQLite path or a ``postgresql://`` URL: ``ledger/db.py``)."""
+    """A connection to the ledger database with the ledger's, the quality and the
+    stored-responses tables (a SQLite path or a ``postgresql://`` URL: ``ledger/db.py``)."""
     if is_postgres(path):
         return open_pg(str(path))
     conn = connect(str(path), check_same_thread=check_same_thread)
     try:
         ensure_schema(conn)
         ensure_quality_schema(conn)
+        ensure_responses_schema(conn)  # the Responses API's stored responses (issue 12)
     except BaseException:
         conn.close()
         raise

@@ -19,7 +19,7 @@ from modelmix.ledger.db import Database, Location, prepare_location, upsert_sql
 from modelmix.ledger.opening import open_quality_db
 
 #: Requests from clients (not the quality loop's own eval, judge, shadow or probe calls).
-CLIENT_APIS = ("openai", "anthropic", "library")
+CLIENT_APIS = ("openai", "anthropic", "library", "responses")  # responses: issue 12
 
 SAMPLE_SQL = upsert_sql(
     "samples",

@@ -31,6 +31,7 @@ from modelmix.server.count_tokens import count_tokens_routes
 from modelmix.server.embeddings import EMBEDDING_PATHS, EmbeddingsEndpoint
 from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.responses import responses_routes
 
 log = logging.getLogger("modelmix.server")
 
@@ -246,6 +247,7 @@ def create_app(gateway: Gateway) -> GatewayApp:
         *dashboard_routes(gateway, auth),
         *feedback_routes(gateway, auth),
         *count_tokens_routes(gateway, auth),  # issue 12
+        *responses_routes(gateway, auth),  # issue 12: GET/DELETE /v1/responses/{id}
     ]
     rest = Starlette(
         routes=routes,

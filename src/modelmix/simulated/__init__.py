@@ -17,6 +17,9 @@ Endpoints, under ``http://HOST:PORT``:
   them: a later request with the same bytes up to a breakpoint reads them
   (``cache_read_input_tokens``; see ``prompt_cache.py``). A ``system`` role among the messages
   is a 400 unless the ``anthropic-beta`` header names ``mid-conversation-system``.
+* OpenAI Responses: ``POST /openai/v1/responses``, JSON and SSE events (a ``reasoning`` item
+  first when the request sets ``reasoning.effort``; ``sim.base_url("openai-responses")``;
+  wire/openai_responses/simulated.py).
 * Gemini: ``POST /gemini/v1beta/models/{model}:generateContent`` and
   ``:streamGenerateContent?alt=sse``, ``GET /gemini/v1beta/models`` (base ``/gemini/v1beta``).
 

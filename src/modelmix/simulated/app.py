@@ -151,13 +151,18 @@ def create_app() -> web.Application:
     from modelmix.wire.gemini.simulated import GeminiWire
     from modelmix.wire.openai_chat.embeddings import OpenAIEmbeddingsWire
     from modelmix.wire.openai_chat.simulated import OpenAIWire
+    from modelmix.wire.openai_responses.simulated import ResponsesWire
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState()
     openai, anthropic, gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
+    responses = ResponsesWire()
 
     async def openai_chat(request: web.Request) -> web.StreamResponse:
         return await handle(request, openai)
+
+    async def openai_responses(request: web.Request) -> web.StreamResponse:
+        return await handle(request, responses)
 
     async def anthropic_messages(request: web.Request) -> web.StreamResponse:
         return await handle(request, anthropic)
@@ -246,6 +251,7 @@ def create_app() -> web.Application:
     app.router.add_post("/openai/v1/chat/completions", openai_chat)
     app.router.add_get("/openai/v1/models", openai_models)
     app.router.add_post("/openai/v1/embeddings", openai_embed)
+    app.router.add_post("/openai/v1/responses", openai_responses)
     app.router.add_post("/anthropic/v1/messages", anthropic_messages)
     app.router.add_post("/anthropic/v1/messages/count_tokens", anthropic_count_tokens)
     app.router.add_get("/anthropic/v1/models", anthropic_models)
