@@ -32,6 +32,7 @@ from modelmix.providers.registry import get_adapter
 from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+from modelmix.wire.extensions import adapter_for, notes
 
 if TYPE_CHECKING:
     from modelmix.budgets.accounting import Admission
@@ -300,7 +301,8 @@ class Engine:
     ) -> tuple[Outcome, T | None]:
         """Call one model, retrying on its deployments; never raises UpstreamError."""
         entry = self.portfolio[model]
-        adapter = get_adapter(entry.provider)
+        entry_adapter = get_adapter(entry.provider)
+        adapter = adapter_for(entry_adapter, request)  # issue 12: fields beyond the canonical
         settings = self.settings
         tried: set[str] = set()
         last: UpstreamError | None = None
@@ -331,6 +333,8 @@ class Engine:
                 started_at=now,
             )
             record.attempts.append(attempt)
+            if adapter is not entry_adapter and (left_out := notes(request, dep)):  # issue 12
+                record.decision.setdefault("left_out", {})[model] = left_out
             self.live.begin(dep.id)
             try:
                 try:

@@ -41,6 +41,7 @@ from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
     from modelmix.cache.hooks import ResponseCache
+    from modelmix.embeddings.run import EmbeddingResult
     from modelmix.personal.service import Personaliser
     from modelmix.quality.loop import QualityLoop
 
@@ -398,3 +399,12 @@ class Gateway:
         stream = await self.run(request, api="library", key_id=key_id)
         assert isinstance(stream, EngineStream)
         return stream
+
+    # issue 12: embeddings, the same lifecycle's sibling (modelmix/embeddings/run.py)
+    async def embed(self, request: dict[str, Any], *, key_id: str | None = None) -> EmbeddingResult:
+        """Embed an OpenAI-style ``/v1/embeddings`` body in-process (``encoding_format`` is
+        the HTTP API's business: the result holds floats)."""
+        from modelmix.embeddings.run import run_embeddings
+        from modelmix.wire.openai_chat.embeddings import parse_embedding_request
+
+        return await run_embeddings(self, parse_embedding_request(request), key_id=key_id)
