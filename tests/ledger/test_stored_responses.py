@@ -10,7 +10,8 @@ import pytest
 
 from modelmix.errors import GatewayError
 from modelmix.ledger import pg_schema
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
+from modelmix.ledger.opening import open_ledger
 from modelmix.ledger.schema import SchemaError
 from modelmix.ledger.stored_responses import ResponseStore
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from modelmix.cli import main
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
+from modelmix.ledger.opening import open_ledger
 from modelmix.personal.store import PersonalStore, served_p, subjects_of, team_offsets
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from modelmix.ledger.db import Database, Location, db_errors, open_ledger
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.db import Database, Location, db_errors
+from modelmix.ledger.opening import open_ledger, open_quality_db
 from modelmix.personal.estimator import Estimate, estimate
 from modelmix.quality.store import CLIENT_APIS
 
