@@ -1,4 +1,6 @@
-"""Fixtures for every test: a PostgreSQL server started once per session (``tests/pg.py``).
+"""Fixtures for every test: a PostgreSQL server started once per session (``tests/pg.py``),
+a Redis server per test, and the per-user data directory (``modelmix.paths``) pointed at a
+temporary directory, so no test reads or writes the real ``~/.local/share/modelmix``.
 
 ``pg_server`` starts it on first use and fails the test if it cannot (never skips);
 ``pg_url`` is a fresh, empty database on it for one test.
@@ -6,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,8 @@ import pytest
 from modelmix.ledger.db import Location, is_postgres
 from tests.pg import PgServer
 from tests.state.redis_server import RedisServer
+
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="modelmix-test-data-")
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_report_command(db: Path, tmp_path: Path) -> None:
 def test_quality_hook_puts_measured_quality_beside_the_savings(db: Path) -> None:
     """The ``QualitySource`` hook (evals / feedback, issue 6): here a source that measures
     from the ledger itself, the share of answered requests per route."""
-    from modelmix.ledger.db import open_ledger
+    from modelmix.ledger.opening import open_ledger
 
     class AnsweredShare:
         description = "share of requests answered"

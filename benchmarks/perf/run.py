@@ -11,6 +11,12 @@ Targets, all in front of the same mock upstream (mock_upstream.py):
 * ``mm-pass``    modelmix, one model, no auth (configs/passthrough.yaml; ledger on);
 * ``mm-feat``    modelmix with features on: virtual-key auth, ledger, the ``auto`` route
                  (configs/features.yaml, or ``--features-config``);
+* ``mm-dist``    the features config distributed: a PostgreSQL ledger (``ledger.url``) and
+                 Redis shared state (``state.redis_url``), both throwaway servers started the
+                 way the tests start them (tests/pg.py, tests/state/redis_server.py);
+                 ``--no-dist`` skips it;
+* ``mm-cache``   the features config with the response cache on (in memory,
+                 ``any_temperature``): after the first request every call is a cache hit;
 * ``litellm``    LiteLLM's proxy from its own venv (litellm_setup.sh), master key, local cost map.
 
 Measurements are interleaved: each round runs every scenario (JSON c=1, stream c=1, JSON and
@@ -35,11 +41,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 from loadgen import merge, percentile  # noqa: E402
@@ -112,7 +121,7 @@ class Target:
     model: str
     key: str | None = None
     proc: subprocess.Popen[bytes] | None = None
-    ledger: Path | None = None
+    ledger: Path | str | None = None  # a SQLite file or a PostgreSQL URL
     sent: int = 0
     results: dict[str, dict[str, object]] = field(default_factory=dict)
 
@@ -139,6 +148,18 @@ class Target:
         merge(acc["ttfb"], r["ttfb"])  # type: ignore[arg-type]
 
 
+def dist_settings(pg_url: str, redis_url: str, budget: bool) -> dict[str, object]:
+    """What mm-dist adds to the features config: the shared ledger and state. The features
+    config has no budget and no rate limit, so Redis is off the request path; ``budget`` adds
+    a global hard budget (far above what the run spends) so that every request makes its
+    reservation round trip to Redis, as a budgeted replica does (then mm-dist does more than
+    mm-feat, which has no budget)."""
+    out: dict[str, object] = {"ledger": {"url": pg_url}, "state": {"redis_url": redis_url}}
+    if budget:
+        out["budgets"] = {"global": [{"kind": "hard", "period": "total", "limit_usd": "1e6"}]}
+    return out
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -147,6 +168,7 @@ class Bench:
         self.targets: list[Target] = []
         self.notes: list[str] = []
         self.mock_url = ""
+        self.cleanups: list[Callable[[], None]] = []
 
     # -- processes ------------------------------------------------------------------------
 
@@ -174,6 +196,8 @@ class Bench:
     def close(self) -> None:
         for proc in reversed(self.procs):
             self.stop(proc, signal.SIGTERM, 10)
+        for cleanup in reversed(self.cleanups):
+            cleanup()
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -195,6 +219,36 @@ class Bench:
         path = self.work / f"{name}.yaml"
         path.write_text(text)
         return path, data_dir / "ledger.db"
+
+    def render_with(self, name: str, extra: dict[str, object]) -> tuple[Path, Path]:
+        """The features config with ``extra`` top-level sections added."""
+        path, db = self.render(Path(self.args.features_config), name)
+        data = yaml.safe_load(path.read_text())
+        data.update(extra)
+        path.write_text(yaml.safe_dump(data))
+        return path, db
+
+    def start_services(self) -> tuple[str, str]:
+        """A throwaway PostgreSQL and Redis, started as the tests start them (the same code);
+        pinned with the mock and the load generator, off the server-under-test's core, as
+        they would run on other machines. Returns (a fresh database URL, the Redis URL)."""
+        sys.path.insert(0, str(ROOT))
+        from tests.pg import PgServer
+        from tests.state.redis_server import RedisServer
+
+        pg = PgServer()
+        self.cleanups.append(pg.stop)
+        pg.start()
+        redis = RedisServer(self.work)
+        self.cleanups.append(redis.stop)
+        redis.start()
+        postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+        assert redis.proc is not None
+        for pid in (postmaster, redis.proc.pid):
+            if shutil.which("taskset"):
+                subprocess.run(["taskset", "-a", "-p", "-c", CLIENT_CORE, str(pid)], check=True,
+                               capture_output=True)  # fmt: skip
+        return pg.new_database(), redis.url
 
     def start_modelmix(self, name: str, config: Path, model: str, key: bool) -> Target:
         port = free_port()
@@ -336,6 +390,17 @@ class Bench:
         t.ledger = db
         self.feat_config = cfg
         self.targets.append(t)
+        if not a.no_dist:
+            pg_url, redis_url = self.start_services()
+            cfg, _ = self.render_with("mm-dist", dist_settings(pg_url, redis_url, a.dist_budget))
+            t = self.start_modelmix("mm-dist", cfg, a.features_model, key=True)
+            t.ledger = pg_url
+            self.targets.append(t)
+        cache = {"cache": {"enabled": True, "any_temperature": True}}
+        cfg, db = self.render_with("mm-cache", cache)
+        t = self.start_modelmix("mm-cache", cfg, a.features_model, key=True)
+        t.ledger = db
+        self.targets.append(t)
         if not a.no_litellm:
             lt = self.start_litellm()
             if lt is not None:
@@ -422,7 +487,7 @@ class Bench:
             out.append((t.sent, rss_kib(t.proc.pid)))
         return out
 
-    def decision_times(self, db: Path) -> list[float]:
+    def decision_times(self, db: Path | str) -> list[float]:
         """Routing decision times (microseconds) the gateway recorded in its ledger rows."""
         conn = sqlite3.connect(str(db), timeout=30)
         try:
@@ -434,7 +499,13 @@ class Bench:
             conn.close()
         return sorted(float(r[0]) for r in rows if r[0] is not None)
 
-    def ledger_rows(self, db: Path) -> int:
+    def ledger_rows(self, db: Path | str) -> int:
+        if isinstance(db, str):  # the PostgreSQL ledger
+            import psycopg
+
+            with psycopg.connect(db) as pg:
+                row = pg.execute("SELECT count(*) FROM requests").fetchone()
+                return int(row[0]) if row else 0
         conn = sqlite3.connect(str(db), timeout=30)
         try:
             return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
@@ -511,6 +582,18 @@ class Bench:
                 }
             )
         return results
+
+    def cache_hits(self, db: Path | str) -> int:
+        """Rows of the cache target served from the cache (a check that it measured hits)."""
+        conn = sqlite3.connect(str(db), timeout=30)
+        try:
+            sql = (
+                "SELECT count(*) FROM requests "
+                "WHERE json_extract(decision, '$.cache.hit') IS NOT NULL"
+            )
+            return int(conn.execute(sql).fetchone()[0])
+        finally:
+            conn.close()
 
     def ledger_rows_settled(self, db: Path) -> int:
         last = -1
@@ -625,6 +708,7 @@ def goals(s: dict[str, object]) -> list[tuple[str, bool | None, str]]:
             f"{_f(bare['added_ttfb_p50'], 3)} ms)",
         )
     )
+    out += scale_goals(rows)
     dec: dict[str, float] = s.get("decision_us", {})  # type: ignore[assignment]
     if dec.get("count"):
         out.append(
@@ -651,6 +735,37 @@ def goals(s: dict[str, object]) -> list[tuple[str, bool | None, str]]:
                 f"memory within 10% between {mem[-2][0]} and {mem[-1][0]} requests",
                 abs(growth) <= 0.10,
                 f"{growth:+.1%}",
+            )
+        )
+    return out
+
+
+def scale_goals(rows: dict[str, dict[str, float]]) -> list[tuple[str, bool | None, str]]:
+    """Issue 13: the distributed mode against the SQLite one (same run), cache hits against
+    the bare proxy's pass-through."""
+    out: list[tuple[str, bool | None, str]] = []
+    feat, dist = rows.get("mm-feat"), rows.get("mm-dist")
+    cache, bare = rows.get("mm-cache"), rows.get("bare")
+    if feat and dist:
+        for kind in ("json_rps", "stream_rps"):
+            ratio = dist[kind] / feat[kind]
+            out.append(
+                (
+                    f"mm-dist {kind} >= 80% of mm-feat (PostgreSQL + Redis vs SQLite)",
+                    ratio >= 0.8,
+                    f"{ratio:.0%} ({_f(dist[kind], 0)} vs {_f(feat[kind], 0)} rps)",
+                )
+            )
+    if cache and bare:
+        for kind in ("json_rps", "stream_rps"):
+            ratio = cache[kind] / bare[kind]
+            out.append((f"mm-cache hits {kind} >= bare", ratio >= 1, f"{ratio:.0%}"))
+        p50, bare_p50 = cache["json_c1_p50"], bare["json_c1_p50"]
+        out.append(
+            (
+                "mm-cache hits c=1 p50 <= bare",
+                p50 <= bare_p50,
+                f"{_f(p50, 3)} vs {_f(bare_p50, 3)} ms",
             )
         )
     return out
@@ -733,7 +848,9 @@ def render(s: dict[str, object], b: Bench, seconds: float) -> str:
         lines.append(
             "ledger rows after graceful stop / requests sent: "
             + ", ".join(
-                f"{k} {v['rows']}/{v['sent']} (rows right after the last request: {v['lag_rows']})"
+                f"{k} {v['rows']}/{v['sent']} (rows right after the last request: {v['lag_rows']}"
+                + (f"; cache hits: {v['hits']}" if "hits" in v else "")
+                + ")"
                 for k, v in ledger.items()
             )
         )
@@ -786,6 +903,10 @@ def main(argv: list[str] | None = None) -> int:
         help="multi-worker counts to measure, e.g. 1,2 (full 1,2; 0 = skip)",
     )
     p.add_argument("--no-litellm", action="store_true")
+    p.add_argument("--no-dist", action="store_true", help="skip mm-dist (PostgreSQL + Redis)")
+    p.add_argument(
+        "--dist-budget", action="store_true", help="mm-dist also reserves a budget in Redis"
+    )
     p.add_argument("--features-config", default=str(HERE / "configs" / "features.yaml"))
     p.add_argument("--features-model", default="auto", help="model/route mm-feat is called with")
     p.add_argument("--mock-delay", type=float, default=0.0)
@@ -819,6 +940,9 @@ def main(argv: list[str] | None = None) -> int:
                 b.stop(t.proc)
                 ledger[t.name] = {"rows": b.ledger_rows(t.ledger), "sent": t.sent, "lag_rows": lag}
         decisions = b.decision_times(feat.ledger) if feat.ledger is not None else []
+        cached = next(t for t in b.targets if t.name == "mm-cache")
+        if cached.ledger is not None:
+            ledger["mm-cache"]["hits"] = b.cache_hits(cached.ledger)
         workers = b.multi_worker(worker_counts) if worker_counts else []
         s = summarize(b, memory, ledger, workers)
         s["decision_us"] = {

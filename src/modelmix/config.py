@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import yaml
@@ -27,8 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from modelmix.adaptive.config import AdaptiveConfig, Balance
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.cache.config import CacheConfig
+from modelmix.embeddings.checks import cross_check as embedding_cross_check
 from modelmix.paths import default_home
 from modelmix.providers.specs import PROVIDERS
 from modelmix.quality.config import QualityConfig, ShadowConfig
@@ -70,6 +72,15 @@ class CapabilitiesConfig(_Strict):
     streaming: bool = True
     context_window: int = Field(default=128_000, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
+    #: issue 12: takes a reasoning effort (an Anthropic client's ``thinking`` maps to it).
+    reasoning: bool = False
+
+
+class ParamsConfig(_Strict):
+    """issue 12: what a request field modelmix does not know becomes at this model when the
+    model does not speak the client's wire format (same format: always sent unchanged)."""
+
+    unknown: Literal["pass", "refuse", "drop"] = "refuse"
 
 
 class DeploymentConfig(_Strict):
@@ -80,6 +91,8 @@ class DeploymentConfig(_Strict):
     model: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     weight: float = Field(default=1.0, gt=0)
+    #: Requests this deployment serves at once (unset: the model's ``capacity``).
+    capacity: int | None = Field(default=None, ge=1)
 
 
 class ModelConfig(_Strict):
@@ -93,12 +106,33 @@ class ModelConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     price: PriceConfig | None = None
     capabilities: CapabilitiesConfig = Field(default_factory=CapabilitiesConfig)
+    #: issue 12: unknown request fields (``params: {unknown: pass|refuse|drop}``).
+    params: ParamsConfig = Field(default_factory=ParamsConfig)
     weight: float = Field(default=1.0, gt=0)
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     description: str | None = None
+    #: Requests each deployment serves at once; beyond it routes spill over (adaptive/).
+    capacity: int | None = Field(default=None, ge=1)
+    #: Deployment choice: weighted (random by weight), least_busy, latency (adaptive/).
+    balance: Balance = "weighted"
+    #: issue 12 (embeddings): ``embedding`` models serve ``POST /v1/embeddings`` only; their
+    #: price is ``input`` per 1M tokens (``output`` may be left out), ``dimensions`` the
+    #: length of their vectors when a request names none.
+    kind: Literal["chat", "embedding"] = "chat"
+    dimensions: int | None = Field(default=None, gt=0)
 
     #: Present only so that an inline key gets a clear error instead of "unknown key".
     api_key: None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedding_price(cls, data: Any) -> Any:
+        """An embedding model's price needs no ``output`` (it produces no tokens)."""
+        if isinstance(data, dict) and data.get("kind") == "embedding":
+            price = data.get("price")
+            if isinstance(price, dict) and "output" not in price:
+                data = {**data, "price": {**price, "output": 0}}
+        return data
 
     @field_validator("provider")
     @classmethod
@@ -159,6 +193,8 @@ class RouteConfig(_Strict):
     #: The model this route's spend is compared against in savings reports (default: its
     #: most expensive model by output price).
     baseline: str | None = None
+    #: Latency limits and the price of a second (adaptive/config.py).
+    adaptive: AdaptiveConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -237,6 +273,8 @@ class EngineConfig(_Strict):
     #: A Retry-After longer than this is not waited for: fall back instead.
     max_retry_after: float = Field(default=10.0, ge=0)
     cooldown: CooldownConfig = Field(default_factory=CooldownConfig)
+    #: Seconds after which a deployment's latest latency news counts half (adaptive/live.py).
+    live_half_life: float = Field(default=10.0, gt=0)
 
 
 class LedgerConfig(_Strict):
@@ -317,7 +355,8 @@ class TracingConfig(_Strict):
 
 
 class Config(_Strict):
-    #: Where the ledger lives by default; ``$MODELMIX_HOME`` or ``./.modelmix`` when unset.
+    #: Where the ledger lives by default; unset: ``$MODELMIX_HOME``, else the per-user data
+    #: directory (``$XDG_DATA_HOME/modelmix`` or ``~/.local/share/modelmix``).
     data_dir: str | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -438,6 +477,7 @@ def _cross_check(config: Config) -> list[str]:
         if model not in names:
             errors.append(f"budgets.rate_limits.models.{model}: unknown model")
     errors += quality_cross_check(config)
+    errors += embedding_cross_check(config)  # issue 12
     return errors
 
 

@@ -33,7 +33,10 @@ _SIMULATED: list[dict[str, Any]] = [
         "model": "sim-medium",
         "base_url": SIMULATED_BASE_URL,
         "price": {"input": "1.00", "output": "5.00"},
-        "capabilities": {"vision": True, "json_object": False, "json_schema": False},
+        # json_schema: Anthropic's structured outputs (output_config.format), which an
+        # Anthropic client's request carries as it is; an OpenAI client's is refused by the
+        # adapter (no translation yet), so the model is skipped for it with that reason.
+        "capabilities": {"vision": True, "json_object": False, "json_schema": True},
         "description": "SIMULATED medium model (Anthropic wire format); made-up prices",
     },
     {
@@ -52,6 +55,17 @@ _SIMULATED: list[dict[str, Any]] = [
         "base_url": SIMULATED_BASE_URL,
         "price": {"input": "0.05", "output": "0.20"},
         "description": "SIMULATED model that always fails with HTTP 500 (to show fallbacks)",
+    },
+    {
+        "name": "sim-embed",
+        "provider": "openai",
+        "model": "sim-embed",
+        "kind": "embedding",
+        "base_url": SIMULATED_BASE_URL,
+        "price": {"input": "0.02"},
+        "dimensions": 256,
+        "description": "SIMULATED embedding model (OpenAI wire format, /v1/embeddings); "
+        "deterministic vectors, made-up price",
     },
 ]
 
@@ -159,7 +173,11 @@ def default_config(env: Mapping[str, str]) -> Config:
     for variable, models in _FROM_ENV:
         if env.get(variable):
             real.extend(models)
-    sim_names = [m["name"] for m in _SIMULATED if m["name"] != "sim-unreliable"]
+    sim_names = [
+        m["name"]
+        for m in _SIMULATED
+        if m["name"] != "sim-unreliable" and m.get("kind", "chat") == "chat"
+    ]
     auto = [m["name"] for m in sorted(real, key=_typical_cost)] or sim_names
     data = {
         "models": [*_SIMULATED, *real],

@@ -19,6 +19,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from modelmix.adaptive.live import LiveStats
+from modelmix.adaptive.pick import pick_deployment
 from modelmix.config import EngineConfig
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.estimated_usage import estimate_usage
@@ -30,9 +32,11 @@ from modelmix.providers.registry import get_adapter
 from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+from modelmix.wire.extensions import adapter_for, notes
 
 if TYPE_CHECKING:
     from modelmix.budgets.accounting import Admission
+    from modelmix.personal.offsets import Offsets
 
 T = TypeVar("T")
 Recorder = Callable[[RequestRecord], None]
@@ -180,8 +184,11 @@ class Engine:
         client: UpstreamClient,
         settings: EngineConfig,
         recorder: Recorder,
+        live: LiveStats | None = None,
     ) -> None:
         self.portfolio = portfolio
+        #: Live latency and load per deployment (adaptive/live.py), read by routes' plans.
+        self.live = live if live is not None else LiveStats(settings.live_half_life)
         self.router = router
         self.client = client
         self.settings = settings
@@ -192,6 +199,8 @@ class Engine:
         self._rng = random.Random()
         #: None unless a quality feature (capture, online judge, shadow) needs the answers.
         self.observer: Observer | None = None
+        #: Per-subject offsets of the learned router (personal/): None unless configured.
+        self.personal: Offsets | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -242,7 +251,9 @@ class Engine:
         strategy, route = self.router.resolve(request.model)
         record.route = route
         started = time.perf_counter()
-        needs = needs_of(request, guard.pressure if guard is not None else 0.0)
+        personal = self.personal
+        found = personal.lookup(record.key_id, record.team, record.tags) if personal else None
+        needs = needs_of(request, guard.pressure if guard is not None else 0.0, self.live, found)
         plan = strategy.plan(request, needs, record.decision)
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
         # how long routing took to name the first model (the ledger keeps it per request)
@@ -279,7 +290,7 @@ class Engine:
             return None
         if len(pool) == 1:
             return pool[0]
-        return self._rng.choices(pool, weights=[d.weight for d in pool])[0]
+        return pick_deployment(pool, self.live, self._rng)
 
     async def _call_model(
         self,
@@ -290,7 +301,8 @@ class Engine:
     ) -> tuple[Outcome, T | None]:
         """Call one model, retrying on its deployments; never raises UpstreamError."""
         entry = self.portfolio[model]
-        adapter = get_adapter(entry.provider)
+        entry_adapter = get_adapter(entry.provider)
+        adapter = adapter_for(entry_adapter, request)  # issue 12: fields beyond the canonical
         settings = self.settings
         tried: set[str] = set()
         last: UpstreamError | None = None
@@ -321,6 +333,9 @@ class Engine:
                 started_at=now,
             )
             record.attempts.append(attempt)
+            if adapter is not entry_adapter and (left_out := notes(request, dep)):  # issue 12
+                record.decision.setdefault("left_out", {})[model] = left_out
+            self.live.begin(dep.id)
             try:
                 try:
                     result = await call(adapter, dep, request, attempt)
@@ -335,6 +350,10 @@ class Engine:
                 attempt.http_status = err.status
                 attempt.error_kind = err.kind
                 attempt.error = err.message[:500]
+                if err.kind in _CLIENT_FAULTS:
+                    self.live.release(dep.id)
+                else:
+                    self.live.end(dep.id, ok=False)
                 if err.kind not in _CLIENT_FAULTS:
                     self.health.failure(dep.id, done)
                 last = err
@@ -356,7 +375,20 @@ class Engine:
                     await asyncio.sleep(delay)
                     tried.clear()
                 continue
+            except BaseException:
+                self.live.release(dep.id)  # cancelled: no estimate, no longer in flight
+                raise
             self.health.success(dep.id)
+            if isinstance(result, ChatResponse):
+                self.live.end(
+                    dep.id,
+                    ok=True,
+                    ttft_ms=attempt.ttft_ms,
+                    tokens=attempt.completion_tokens,
+                    latency_ms=attempt.latency_ms,
+                )
+            elif attempt.ttft_ms is not None:  # a stream: in flight until it ends
+                self.live.first_token(dep.id, attempt.ttft_ms)
             return Outcome(
                 model, response=result if isinstance(result, ChatResponse) else None
             ), result
@@ -504,6 +536,14 @@ class EngineStream:
                 attempt.status = "client_closed"
                 self.record.status = "client_closed"
                 self.record.http_status = 499
+            self.engine.live.end(
+                deployment.id,
+                ok=error is None,
+                ttft_ms=attempt.ttft_ms,
+                tokens=attempt.completion_tokens,
+                latency_ms=attempt.latency_ms,
+                ttft_seen=True,
+            )
             finish_record(self.record, error)
             self.engine.recorder(self.record)
             observer = self.engine.observer

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelmix.adaptive.live import LiveStats, uses_live
+from modelmix.adaptive.seed import seed_from_ledger
 from modelmix.budgets.accounting import Accounting, Admission
 from modelmix.budgets.enforcer import Budgets
 from modelmix.cache.request_key import HEADER
@@ -39,6 +41,8 @@ from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
     from modelmix.cache.hooks import ResponseCache
+    from modelmix.embeddings.run import EmbeddingResult
+    from modelmix.personal.service import Personaliser
     from modelmix.quality.loop import QualityLoop
 
 log = logging.getLogger("modelmix")
@@ -108,6 +112,7 @@ class Gateway:
         #: The quality loop (policy versions, canary, capture, judge, shadow, probes, alarms):
         #: on with the ledger; ``background=False`` keeps its periodic tasks off (a CLI run).
         self.quality: QualityLoop | None = None
+        self.personal: Personaliser | None = None
         self._background = background
         #: The routing policy version serving requests (stamped on every ledger row).
         self.policy_version: str | None = None
@@ -160,12 +165,20 @@ class Gateway:
             self.config.ledger_local_path if self.ledger is not None else None,
             self.config.ledger_location,
         )
-        self._engine = Engine(self.portfolio, router, self.client, self.config.engine, self.emit)
+        self._engine = Engine(
+            self.portfolio, router, self.client, self.config.engine, self.emit, self._live()
+        )
         events = self.accounting.events
         if events is not None:  # replicas share cool-downs (state/events.py)
             self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
+        if self.ledger is not None and self.config.quality.personal.enabled:
+            from modelmix.personal.service import Personaliser
+
+            self.personal = Personaliser(self.config.ledger_location, self.config.quality.personal)
+            await self.personal.start()
+            self._engine.personal = self.personal.offsets
         if self.config.cache.enabled:
             from modelmix.cache.hooks import ResponseCache
 
@@ -174,7 +187,22 @@ class Gateway:
                 self.config.cache, state.redis_url, state.prefix, state.timeout, self.emit
             )
 
+    def _live(self) -> LiveStats:
+        """Live latency/load estimates: shared by the workers on this ledger (a mapped file
+        beside it) when a route or model routes on them, seeded from its recent attempts by
+        the first one to start; else this process's own (cheaper: no lock)."""
+        half_life = self.config.engine.live_half_life
+        if self.ledger is None or not uses_live(self.config):
+            return LiveStats(half_life)
+        live = LiveStats(half_life, path=f"{self.config.ledger_path}.live")
+        if live.fresh:
+            seed_from_ledger(live, self.config.ledger_path)
+        return live
+
     async def close(self) -> None:
+        if self.personal is not None:
+            await self.personal.close()
+            self.personal = None
         if self.cache is not None:
             await self.cache.close()
             self.cache = None
@@ -191,6 +219,8 @@ class Gateway:
         if self.ledger is not None:
             self.ledger.close()
         self.accounting.close()
+        if self._engine is not None:
+            self._engine.live.close()
 
     async def __aenter__(self) -> Gateway:
         await self.start()
@@ -369,3 +399,12 @@ class Gateway:
         stream = await self.run(request, api="library", key_id=key_id)
         assert isinstance(stream, EngineStream)
         return stream
+
+    # issue 12: embeddings, the same lifecycle's sibling (modelmix/embeddings/run.py)
+    async def embed(self, request: dict[str, Any], *, key_id: str | None = None) -> EmbeddingResult:
+        """Embed an OpenAI-style ``/v1/embeddings`` body in-process (``encoding_format`` is
+        the HTTP API's business: the result holds floats)."""
+        from modelmix.embeddings.run import run_embeddings
+        from modelmix.wire.openai_chat.embeddings import parse_embedding_request
+
+        return await run_embeddings(self, parse_embedding_request(request), key_id=key_id)

@@ -35,6 +35,10 @@ class ModelEntry:
     unavailable: str | None = None
     owned_by: str = "modelmix"
     price_source: str | None = None
+    #: ``chat`` or ``embedding`` (``POST /v1/embeddings`` only), and an embedding model's
+    #: default vector length (issue 12).
+    kind: str = "chat"
+    dimensions: int | None = None
 
 
 def _override(model: ModelConfig) -> PriceOverride | None:
@@ -64,7 +68,7 @@ def build_portfolio(
     for model in config.models:
         spec = spec_for(model.provider)
         kind, preset_url, preset_key_env = spec.adapter, spec.default_url, spec.key_env
-        caps = Capabilities(**model.capabilities.model_dump())
+        caps = Capabilities(**model.capabilities.model_dump(), unknown_params=model.params.unknown)
         override = _override(model)
         variants: list[DeploymentConfig | None] = list(model.deployments) or [None]
         deployments: list[Deployment] = []
@@ -102,6 +106,8 @@ def build_portfolio(
                     price=price,
                     weight=weight,
                     framing=spec.framing,
+                    capacity=(dep_cfg.capacity if dep_cfg else None) or model.capacity,
+                    balance=model.balance,
                 )
             )
         unavailable = None
@@ -116,6 +122,8 @@ def build_portfolio(
             description=model.description,
             unavailable=unavailable,
             owned_by=model.provider,
+            kind=model.kind,
+            dimensions=model.dimensions,
             price_source=deployments[0].price.source
             if deployments and deployments[0].price
             else None,

@@ -69,3 +69,17 @@ def count_tokens(text: str) -> int:
         return max(1, len(text) // 4)
     # special tokens' text counts as ordinary text (as encode(..., disallowed_special=()))
     return len(enc.encode_ordinary(text))
+
+
+def decode_tokens(tokens: list[int]) -> str:
+    """The text of cl100k token ids (issue 12: embeddings sent as token arrays, as LangChain
+    does). ``ValueError`` for an id cl100k does not have; ``ImportError`` without a tokenizer."""
+    for t in tokens:  # checked first: some tiktoken releases panic on an unknown id
+        if not (0 <= t < _CL100K_ORDINARY or t in _CL100K_SPECIAL_IDS):
+            raise ValueError(f"{t} is not a cl100k token id")
+    return str(_encoding().decode(tokens))
+
+
+#: cl100k's ordinary tokens are ids 0..100255; its special tokens come after.
+_CL100K_ORDINARY = 100_256
+_CL100K_SPECIAL_IDS = frozenset(_CL100K_SPECIAL.values())

@@ -69,6 +69,16 @@ class ChatRequest:
     #: Free-form string tags from the client (OpenAI ``metadata``, Anthropic ``metadata``,
     #: ``x-modelmix-*`` headers); routing rules may look at them.
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Fields the client sent that the canonical request does not know (dotted path ->
+    #: value; null values are never kept): an upstream speaking the client's format gets them
+    #: unchanged, any other follows the model's ``params.unknown`` (see wire/extensions.py).
+    unknown: dict[str, Any] | None = None
+    #: The client's own body, for an upstream that speaks the client's format (passthrough).
+    native: NativeRequest | None = None
+    #: The client's request in its own wire format, when an upstream may speak that format
+    #: natively (the Responses API: ``wire/openai_responses``); its adapter sends it as is.
+    responses: Any = None
+
     #: Lazily derived facts (see ``request_facts.py``); not an init field, so
     #: ``dataclasses.replace`` gives the new request fresh facts.
     _facts: RequestFacts | None = field(default=None, init=False, repr=False, compare=False)
@@ -79,6 +89,25 @@ class ChatRequest:
         if self._facts is None:
             self._facts = RequestFacts(self)
         return self._facts
+
+
+@dataclass(slots=True)
+class NativeRequest:
+    """A request as the client sent it, kept so an upstream speaking the same wire format gets
+    it byte for byte (thinking signatures, ``cache_control``, betas, fields modelmix does not
+    know), while any other upstream gets the canonical translation (wire/extensions.py)."""
+
+    #: The client API (``ApiFormat.name``), which is also the upstream adapter kind it suits.
+    api: str
+    body: dict[str, Any]
+    #: Client headers the upstream must see too (``anthropic-beta``).
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Client features the canonical request cannot carry, each with what an upstream of
+    #: another format does with it: name -> (handling, why). Handling is ``drop`` (answered
+    #: without it, noted on the ledger row), ``refuse`` (that model is skipped, and the
+    #: request refused when none is left) or ``reasoning`` (``thinking``: reasoning effort
+    #: where the model reasons, else dropped and noted).
+    features: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -128,6 +157,12 @@ class ChatResponse:
     logprobs: Any = None
     #: OpenAI ``system_fingerprint`` when present.
     system_fingerprint: str | None = None
+    #: The upstream's own response body, when it speaks the client's format (passthrough):
+    #: the client gets it as is (thinking blocks and their signatures included).
+    raw: dict[str, Any] | None = None
+    #: The upstream's output items when it spoke the client's wire format (the Responses
+    #: API): reasoning items and all reach the client unchanged.
+    native: Any = None
 
 
 @dataclass(slots=True)
@@ -161,6 +196,12 @@ class StreamDelta:
     id: str | None = None
     model: str | None = None
     logprobs: Any = None
+    #: The upstream's own SSE event bytes, when it speaks the client's format (passthrough):
+    #: the client's renderer sends these instead of rendering the canonical fields.
+    raw: bytes | None = None
+    #: Finished upstream output items in the client's wire format that have no canonical form
+    #: (Responses reasoning items), handed to a renderer of the same format before this delta.
+    native: Any = None
 
 
 @dataclass(slots=True)
@@ -174,3 +215,10 @@ class Capabilities:
     streaming: bool = True
     context_window: int = 128_000
     max_output_tokens: int | None = None
+    #: Takes a reasoning effort (OpenAI ``reasoning_effort``, Gemini thinking budget): an
+    #: Anthropic client's ``thinking`` becomes one here, and is dropped (noted) elsewhere.
+    reasoning: bool = False
+    #: What a field the client sent and modelmix does not know becomes when this model does
+    #: not speak the client's format: ``refuse`` (400 naming field and model), ``drop``
+    #: (noted on the ledger row) or ``pass`` (sent to the upstream as is).
+    unknown_params: str = "refuse"

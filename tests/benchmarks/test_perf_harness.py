@@ -30,18 +30,19 @@ def test_harness_runs_in_tiny_mode(tmp_path: Path) -> None:
             "--round-seconds", "0.3", "--warmup", "0.2", "--long", "200,400",
             "--concurrency", "8", "--json", str(out),
         ],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     targets = result["targets"]
-    assert set(targets) == {"direct", "bare", "mm-pass", "mm-feat"}
+    assert set(targets) == {"direct", "bare", "mm-pass", "mm-feat", "mm-dist", "mm-cache"}
     for name, row in targets.items():
         assert row["errors"] == 0, (name, row["first_error"])
         assert row["json_rps"] > 0 and row["stream_rps"] > 0, name
         assert row["ttfb_p50"] > 0, name
     for name, counts in result["ledger"].items():
         assert counts["rows"] == counts["sent"] > 0, name
+    assert result["ledger"]["mm-cache"]["hits"] > 0  # the cache target measured hits
     # warm-up, then two checkpoints of the long run
     assert len(result["memory"]) == 3
     assert result["memory"][-1][0] - result["memory"][0][0] == 400

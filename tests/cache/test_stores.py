@@ -45,7 +45,9 @@ def test_memory_store_ttl_lru_and_byte_bound() -> None:
 
 def test_redis_store_bound_ttl_and_lists(redis_server: RedisServer) -> None:
     async def run() -> None:
-        store = RedisCacheStore(redis_server.url, "t", 0.3, 100, 2, 1.0)
+        store = RedisCacheStore(
+            redis_server.url, "t", 3.0, 100, 2, 1.0
+        )  # TTL 3 s: room for a slow machine
         await store.put("a", b"x" * 40)
         await store.put("b", b"y" * 40)
         await store.put("a", b"x" * 40)  # a replaced: counted once
@@ -58,7 +60,7 @@ def test_redis_store_bound_ttl_and_lists(redis_server: RedisServer) -> None:
             await store.remember("bucket", b"%d" % i)
         assert await store.recent("bucket") == [b"2", b"1"]
         deadline = time.monotonic() + 10
-        while await store.get("a") is not None:  # PX 300 ms
+        while await store.get("a") is not None:  # PX 3 s
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
         await store.put("d", b"w" * 10)  # forgets the expired entries' sizes

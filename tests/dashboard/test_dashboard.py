@@ -160,3 +160,20 @@ def test_decision_summary() -> None:
         "chosen": "b",
     }
     assert decision_summary(cooled) == "fallback; chose b; skipped a (cooling down)"
+
+
+def test_deployments_show_live_latency_and_load(tmp_path: Path) -> None:
+    """A real request through the gateway moves its deployment's live estimates, which the
+    JSON and the page show (adaptive routing's latency and load card)."""
+    with _app(tmp_path / "ledger.db") as c:
+        before = c.get("/ui/api/summary", headers={"x-api-key": KEY}).json()["deployments"]
+        assert {r["deployment"] for r in before} == {"small#0", "big#0"}
+        assert all(r["samples"] == 0 and r["ttft_ms"] is None for r in before)
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        r = c.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"})
+        assert r.status_code == 200, r.text
+        data = c.get("/ui/api/summary", headers={"x-api-key": KEY}).json()
+        small = next(r for r in data["deployments"] if r["deployment"] == "small#0")
+        assert small["samples"] == 1 and small["ttft_ms"] > 0 and small["in_flight"] == 0
+        page = c.get("/ui", headers={"x-api-key": KEY}).text
+        assert "Deployments: latency and load" in page and "small#0" in page

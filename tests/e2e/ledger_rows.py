@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
+from modelmix.ledger.opening import open_ledger
 
 
 def request_row(db: Location, request_id: str) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.config import load_config
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
 from modelmix.ledger.keys import KeyStore
+from modelmix.ledger.opening import open_ledger
 from tests.conftest import BACKENDS, ledger_location, ledger_settings
 from tests.e2e.conftest import RunningGateway
 

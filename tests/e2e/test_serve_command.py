@@ -42,6 +42,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]
     env = {
         k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "MODELMIX_HOME"
     }
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")  # the per-user data dir: the ledger's home
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelmix", "serve", "--port", str(port)],
         cwd=tmp_path,
@@ -85,7 +86,7 @@ def test_zero_key_start_answers_offline_and_stops_without_losing_rows(
     # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM)
     assert proc.wait(30) in (0, -signal.SIGTERM)
     assert b"Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
-    db = cwd / ".modelmix" / "ledger.db"
+    db = cwd / "xdg" / "modelmix" / "ledger.db"
     with sqlite3.connect(db) as conn:
         count = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
         attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
@@ -102,7 +103,7 @@ def test_logs_and_report_show_the_requests(
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
     proc.send_signal(signal.SIGINT)
     proc.wait(30)
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", "XDG_DATA_HOME": str(cwd / "xdg")}
     logs = subprocess.run(
         [sys.executable, "-m", "modelmix", "logs"],
         cwd=cwd,

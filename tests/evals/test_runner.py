@@ -13,7 +13,8 @@ from modelmix.evals.matrix import ALL_TASKS, profiles
 from modelmix.evals.runner import EvalRunner
 from modelmix.evals.store import EvalStore
 from modelmix.gateway import Gateway
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
+from modelmix.ledger.opening import open_ledger
 from tests.conftest import ledger_settings
 from tests.helpers import make_config, sim_model
 

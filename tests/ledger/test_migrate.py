@@ -12,11 +12,13 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.evals.store import Cell, EvalStore, ResultRow
-from modelmix.ledger.db import Location, open_ledger
+from modelmix.ledger.db import Location
 from modelmix.ledger.keys import KeyStore
 from modelmix.ledger.migrate import TABLES, MigrateError, migrate_ledger
+from modelmix.ledger.opening import open_ledger
 from modelmix.ledger.pg_schema import MONEY_COLUMNS
 from modelmix.ledger.queries import recent_requests, spend_report
+from modelmix.ledger.stored_responses import ResponseStore
 from modelmix.quality.policy_store import PolicyStore
 from modelmix.quality.store import JUDGEMENT_SQL, SAMPLE_SQL, QualityStore
 from tests.dashboard.ledger_data import fill
@@ -60,6 +62,10 @@ def _fill_every_table(path: Path) -> str:
         policies.sync_file({"routes": [{"name": "auto", "models": ["small"]}]}, "config file")
         v2 = policies.add_version({"routes": [{"name": "auto", "models": ["big"]}]}, "big", "cli")
         policies.start_canary(v2, 0.25, "user")
+    responses = ResponseStore(path)
+    responses.save({"id": "resp_1"}, [{"role": "user"}], request_id="1", key_id="k", previous=None)
+    responses.save({"id": "resp_2"}, [{"role": "x"}], request_id="2", key_id="k", previous="resp_1")
+    responses.close()
     return plaintext
 
 
@@ -117,6 +123,9 @@ def test_sqlite_to_postgres_and_back_keeps_every_row(
         assert b.events() == a.events()
     (alice,) = [k for k in KeyStore(url).list() if k.name == "alice"]
     assert KeyStore(url).verify(plaintext) == alice
+    migrated = ResponseStore(url)
+    assert migrated.conversation("resp_2", "k") == [{"role": "user"}, {"role": "x"}]
+    migrated.close()
     # ids PostgreSQL generates carry on after the copied ones
     with QualityStore(url) as quality:
         added = quality.add_feedback("r3", None, 0.5, None, None, at=T0 + 10)

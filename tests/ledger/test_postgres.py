@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from modelmix.ledger import pg_schema
-from modelmix.ledger.db import open_ledger, translate
+from modelmix.ledger.db import translate
+from modelmix.ledger.opening import open_ledger, open_quality_db
 from modelmix.ledger.pg_schema import ensure_pg_schema, open_pg, pg_ddl
 from modelmix.ledger.postgres import PostgresLedger
-from modelmix.ledger.quality_schema import open_quality_db
 from modelmix.ledger.queries import get_request, recent_requests
 from modelmix.ledger.schema import SCHEMA_VERSION, SchemaError
 from modelmix.ledger.sqlite import SqliteLedger
@@ -52,6 +52,7 @@ def test_same_tables_and_columns_as_sqlite_with_versions(pg_url: str, tmp_path: 
     db = open_pg(pg_url)
     assert db.execute("SELECT version FROM schema_version").fetchall()[0][0] == SCHEMA_VERSION
     assert db.execute("SELECT version FROM quality_schema_version").fetchall()[0][0] == 1
+    assert db.execute("SELECT version FROM responses_schema_version").fetchall()[0][0] == 1
     db.close()
 
 

@@ -258,33 +258,12 @@ _RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"}
         (_base(max_tokens=0), "max_tokens", "greater than or equal to 1"),
         (_base(max_tokens="10"), "max_tokens", "valid integer"),
         (_base(messages=[]), "messages", "at least one message"),
-        (_conv({"role": "system", "content": "x"}), "messages.0.role", "'user' or 'assistant'"),
         (_conv({"role": "user"}), "messages.0.content", "Field required"),
         (_conv({"role": "user", "content": ""}), "messages.0.content", "non-empty"),
-        (_conv({"role": "user", "content": "x", "name": "bob"}), "messages.0.name", "Extra inputs"),
-        (
-            _conv({"role": "user", "content": [{"type": "document", "source": {}}]}),
-            "messages.0.content.0.type",
-            "document",
-        ),
-        (
-            _conv(
-                {"role": "user", "content": "x"},
-                {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm"}]},
-                {"role": "user", "content": "y"},
-            ),
-            "messages.1.content.0.type",
-            "thinking",
-        ),
         (
             _conv({"role": "user", "content": [{"type": "text"}]}),
             "messages.0.content.0.text",
             "Field required",
-        ),
-        (
-            _conv({"role": "user", "content": [{"type": "text", "text": "x", "foo": 1}]}),
-            "messages.0.content.0.foo",
-            "Extra inputs",
         ),
         (
             _conv(
@@ -300,21 +279,6 @@ _RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"}
             ),
             "messages.0.content.0.source.media_type",
             "image/png",
-        ),
-        (
-            _conv(
-                {
-                    "role": "user",
-                    "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}],
-                }
-            ),
-            "messages.0.content.0.source.type",
-            "file",
-        ),
-        (
-            _conv({"role": "user", "content": "x"}, {"role": "assistant", "content": "prefill"}),
-            "messages.1",
-            "prefill",
         ),
         (
             _conv({"role": "user", "content": [_RESULT]}),
@@ -342,29 +306,6 @@ _RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"}
         (
             _conv(
                 {"role": "user", "content": "x"},
-                {"role": "assistant", "content": [_USE]},
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": "toolu_1",
-                            "content": [
-                                {
-                                    "type": "image",
-                                    "source": {"type": "url", "url": "https://i/x.png"},
-                                }
-                            ],
-                        }
-                    ],
-                },
-            ),
-            "messages.2.content.0.content.0.type",
-            "only text",
-        ),
-        (
-            _conv(
-                {"role": "user", "content": "x"},
                 {"role": "assistant", "content": [{**_USE, "input": "city=Oslo"}]},
                 {"role": "user", "content": [_RESULT]},
             ),
@@ -372,11 +313,6 @@ _RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"}
             "dictionary",
         ),
         (_base(system=[{"type": "image", "source": {}}]), "system.0.type", "'text'"),
-        (
-            _base(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
-            "tools.0.type",
-            "server tool",
-        ),
         (_base(tools=[{"name": "f"}]), "tools.0.input_schema", "Field required"),
         (
             _base(tools=[{"name": "f", "input_schema": {"type": "array"}}]),
@@ -400,12 +336,7 @@ _RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"}
         (_base(top_p=-1), "top_p", "greater than or equal to 0"),
         (_base(top_k=0), "top_k", "greater than or equal to 1"),
         (_base(stop_sequences="END"), "stop_sequences", "valid list"),
-        (_base(metadata={"user_id": "u", "team": "x"}), "metadata.team", "Extra inputs"),
-        (_base(thinking={"type": "enabled", "budget_tokens": 2048}), "thinking", "not supported"),
         (_base(stream="true"), "stream", "valid boolean"),
-        (_base(mcp_servers=[{"url": "x"}]), "mcp_servers", "not supported"),
-        (_base(output_config={"effort": "max"}), "output_config.effort", "'max'"),
-        (_base(frobnicate=True), "frobnicate", "Extra inputs are not permitted"),
     ],
 )
 def test_validation_errors_name_the_param(body: object, param: str | None, fragment: str) -> None:

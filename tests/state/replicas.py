@@ -1,5 +1,6 @@
 """Several ``modelmix serve`` processes (replicas) on their own ports and data dirs, sharing
-one Redis: what the multi-replica tests drive with the real openai SDK."""
+one Redis and either a SQLite ledger each or one PostgreSQL ledger (``ledger.url`` in the
+config): what the multi-replica tests drive with the real openai SDK."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,8 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 
 class Replicas:
-    """``n`` replicas of one config; a key made once and copied into every replica's ledger
-    (each replica has its own SQLite ledger; keys would live in the shared PostgreSQL one)."""
+    """``n`` replicas of one config; a key made once, then copied into every replica's SQLite
+    ledger, or found by every replica in the shared PostgreSQL ledger (``ledger.url``)."""
 
     def __init__(
         self, tmp: Path, n: int, config: dict[str, Any], key_args: list[str], n_keys: int = 1
@@ -84,7 +86,8 @@ class Replicas:
             )
             self.keys.append(orjson.loads(made.stdout))
         self.key = self.keys[0]
-        for d in self.dirs[1:]:
+        self.pg_url: str | None = config.get("ledger", {}).get("url")
+        for d in self.dirs[1:] if self.pg_url is None else ():
             (d / "data").mkdir()
             shutil.copy(self.dirs[0] / "data" / "ledger.db", d / "data" / "ledger.db")
         self.ports = [free_port() for _ in self.dirs]
@@ -121,8 +124,19 @@ class Replicas:
                 proc.stderr.close()
         self.procs = []
 
+    def kill(self, i: int) -> None:
+        """SIGKILL replica ``i``: no flush, no settlement, nothing graceful."""
+        self.procs[i].kill()
+        self.procs[i].wait(10)
+
     def rows(self) -> list[dict[str, Any]]:
         """Every replica's ledger rows (call after ``stop``: the ledgers are flushed)."""
+        if self.pg_url is not None:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            with psycopg.connect(self.pg_url, row_factory=dict_row) as conn:
+                return list(conn.execute("SELECT * FROM requests ORDER BY started_at, id"))
         out: list[dict[str, Any]] = []
         for d in self.dirs:
             conn = sqlite3.connect(d / "data" / "ledger.db")
@@ -144,15 +158,23 @@ class Replicas:
 
 async def _call(client: openai.AsyncOpenAI) -> int | str:
     """One request: 200 or ``"<status>:<error code>"``."""
+    return (await traced_call(client))[0]
+
+
+async def traced_call(client: openai.AsyncOpenAI) -> tuple[int | str, str | None]:
+    """One request: (200 or ``"<status>:<error code>"``, the gateway's request id);
+    ``("connection", None)`` when the replica cannot be reached."""
     try:
-        await client.chat.completions.create(
+        raw = await client.chat.completions.with_raw_response.create(
             model="sim-small",
             messages=PROMPT,  # type: ignore[arg-type]
             max_tokens=30,
         )
-        return 200
+        return 200, raw.headers.get("x-modelmix-request-id")
     except openai.APIStatusError as exc:
-        return f"{exc.status_code}:{exc.code}"
+        return f"{exc.status_code}:{exc.code}", exc.response.headers.get("x-modelmix-request-id")
+    except openai.APIConnectionError:
+        return "connection", None
 
 
 async def load(
@@ -177,12 +199,36 @@ async def load_until(
     replicas: Replicas, stop: asyncio.Event, concurrency: int = 32
 ) -> list[int | str]:
     """Requests ``concurrency`` at a time, round-robin, until ``stop`` is set."""
-    out: list[int | str] = []
+    return [o.status for o in await traced_load_until(replicas, stop, concurrency)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request as its client saw it."""
+
+    replica: int
+    status: int | str
+    request_id: str | None
+    at: float  # time.monotonic() when the client had the answer (or the error)
+
+
+async def traced_load_until(
+    replicas: Replicas, stop: asyncio.Event, concurrency: int = 32
+) -> list[Outcome]:
+    """Like ``load_until``, keeping each answer's replica, request id and time; a replica that
+    cannot be reached is left out of the rotation from then on (as a load balancer would)."""
+    out: list[Outcome] = []
     clients = replicas.clients()
+    down: set[int] = set()
 
     async def worker(i: int) -> None:
         while not stop.is_set():
-            out.append(await _call(clients[i % len(clients)]))
+            live = [j for j in range(len(clients)) if j not in down]
+            j = live[i % len(live)]
+            status, request_id = await traced_call(clients[j])
+            out.append(Outcome(j, status, request_id, time.monotonic()))
+            if status == "connection":
+                down.add(j)
             i += 1
 
     try:

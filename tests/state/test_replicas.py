@@ -120,13 +120,19 @@ def test_redis_restart_mid_load(tmp_path: Path, redis_server: RedisServer, polic
             redis_server.stop()
             await asyncio.sleep(1.0)
             during = await load(replicas, 64)
-            ready_down = [get(port, "/ready")[0] for port in replicas.ports]
+            # off the loop: a blocking call would leave the load's keep-alive connections idle
+            # long enough for the server to close them under the clients
+            ready_down = [(await asyncio.to_thread(get, p, "/ready"))[0] for p in replicas.ports]
             redis_server.start()
             deadline = time.monotonic() + 15
-            while any(get(p, "/ready")[0] != 200 for p in replicas.ports):
+
+            async def statuses() -> list[int]:
+                return [(await asyncio.to_thread(get, p, "/ready"))[0] for p in replicas.ports]
+
+            while any(status != 200 for status in await statuses()):
                 assert time.monotonic() < deadline, "replicas did not become ready again"
                 await asyncio.sleep(0.1)
-            ready_up = [get(port, "/ready")[0] for port in replicas.ports]
+            ready_up = await statuses()
             await asyncio.sleep(0.5)  # the load goes on past the recovery
             stop.set()
             mixed = await running

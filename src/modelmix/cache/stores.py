@@ -34,9 +34,10 @@ _RETRY_AFTER = 1.0
 
 _PUT = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- microseconds (exact in a double): puts within one millisecond keep their order
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ttl = tonumber(ARGV[2])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl, 'LIMIT', 0, 512)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000, 'LIMIT', 0, 512)
 for _, k in ipairs(expired) do
   redis.call('DECRBY', KEYS[4], tonumber(redis.call('HGET', KEYS[3], k) or 0))
   redis.call('HDEL', KEYS[3], k)

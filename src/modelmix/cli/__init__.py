@@ -5,20 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
 from modelmix import __version__
+from modelmix.cli.quality_options import load_or_default
 from modelmix.config import Config, ConfigError, load_config
-
-
-def load_or_default(config_path: str | None) -> Config:
-    """The config from ``config_path``, or the built-in default (demo + keys in the environment)."""
-    if config_path:
-        return load_config(config_path)
-    from modelmix.defaults import default_config
-
-    return default_config(os.environ)
 
 
 @click.group()
@@ -40,8 +33,19 @@ def main() -> None:
     help="Processes sharing the port (SO_REUSEPORT), each with its own gateway; "
     "they share the SQLite ledger and the budget and rate-limit counters beside it.",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One line per request: method, path, status, model, latency, request id.",
+)
 def serve(
-    config_path: str | None, host: str | None, port: int | None, log_level: str, workers: int
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    workers: int,
+    access_log: bool,
 ) -> None:
     """Start the gateway (no config: the simulated demo portfolio plus keys from the env)."""
     try:
@@ -61,6 +65,7 @@ def serve(
         f"config hash {config.hash()}, {workers} worker{'s' if workers > 1 else ''})",
         err=True,
     )
+    _introduce(config, host, port, access_log)  # issue 12: models, routes, dashboard, ledger
     if workers > 1 and config.budgets.store == "memory":
         click.echo(
             f"warning: budgets.store is 'memory': each of the {workers} workers enforces the "
@@ -69,13 +74,34 @@ def serve(
             err=True,
         )
     if workers == 1:
-        _serve_one(config, host, port, log_level)
+        _serve_one(config, host, port, log_level, access_log=access_log)
     else:
-        _serve_many(config, host, port, log_level, workers)
+        _serve_many(config, host, port, log_level, workers, access_log)
+
+
+def _introduce(config: Config, host: str, port: int, access_log: bool) -> None:
+    """Print what a newcomer needs (``cli/banner.py``) and remember this ledger as the one
+    ``logs``/``report`` read (``paths.mark_active_ledger``)."""
+    from modelmix.cli.banner import banner
+    from modelmix.ledger.keys import KeyStore
+    from modelmix.paths import mark_active_ledger
+
+    store = KeyStore(config.ledger_path)
+    virtual = store.any_keys()
+    store.close()
+    for line in banner(config, host, port, virtual_keys=virtual, access_log=access_log):
+        click.echo(line, err=True)
+    mark_active_ledger(config.ledger_path)
 
 
 def _serve_one(
-    config: Config, host: str, port: int, log_level: str, *, reuse: bool = False
+    config: Config,
+    host: str,
+    port: int,
+    log_level: str,
+    *,
+    reuse: bool = False,
+    access_log: bool = True,
 ) -> None:
     """One gateway in this process. ``reuse``: bind with SO_REUSEPORT, beside other workers."""
     import socket
@@ -88,7 +114,12 @@ def _serve_one(
     # The ledger writer is a second thread: hand the GIL back to the event loop after 1 ms of
     # its work rather than the default 5 ms, which would show as latency spikes.
     sys.setswitchinterval(0.001)
-    app = create_app(Gateway(config))
+    gateway_app = create_app(Gateway(config))
+    app: Any = gateway_app
+    if access_log and log_level.lower() in ("trace", "debug", "info"):
+        from modelmix.server.access_log import AccessLog
+
+        app = AccessLog(gateway_app)
     cfg = uvicorn_config(  # header-size limit, shutdown deadline (issue 14)
         app,
         config,
@@ -99,7 +130,7 @@ def _serve_one(
         proxy_headers=False,
         server_header=False,
     )
-    server = deadline_server(app, cfg, config.server.shutdown_deadline)  # issue 14
+    server = deadline_server(gateway_app, cfg, config.server.shutdown_deadline)  # issue 14
     if not reuse:
         server.run()
         return
@@ -112,7 +143,9 @@ def _serve_one(
     server.run(sockets=[sock])  # sets up uvloop like uvicorn.run
 
 
-def _serve_many(config: Config, host: str, port: int, log_level: str, workers: int) -> None:
+def _serve_many(
+    config: Config, host: str, port: int, log_level: str, workers: int, access_log: bool
+) -> None:
     """``workers`` processes, each binding the port with SO_REUSEPORT (the kernel spreads
     connections across them); SIGINT/SIGTERM go to every child, which stops gracefully."""
     import multiprocessing
@@ -123,7 +156,7 @@ def _serve_many(config: Config, host: str, port: int, log_level: str, workers: i
         ctx.Process(
             target=_serve_one,
             args=(config, host, port, log_level),
-            kwargs={"reuse": True},
+            kwargs={"reuse": True, "access_log": access_log},
             name=f"modelmix-worker-{i}",
         )
         for i in range(workers)
@@ -207,11 +240,13 @@ def _register_commands() -> None:
 
 def _register_quality_commands() -> None:
     from modelmix.cli.eval_cmds import eval_group
+    from modelmix.cli.personal_cmds import personal
     from modelmix.cli.policy_cmds import policy
     from modelmix.cli.quality_cmds import alarms, replay
 
     for command in (eval_group, policy, replay, alarms):
         main.add_command(command)
+    policy.add_command(personal)
 
 
 _register_commands()

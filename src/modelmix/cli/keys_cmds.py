@@ -95,7 +95,7 @@ def _db_options(f: Any) -> Any:
     return click.option(
         "--db",
         type=click.Path(dir_okay=False),
-        help="Ledger database (default: $MODELMIX_HOME/ledger.db or ./.modelmix/ledger.db).",
+        help="Ledger database (default: the running gateway's, see modelmix.paths).",
     )(f)
 
 

@@ -15,8 +15,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from modelmix.cli.request_detail import detail_lines, failure_line
 from modelmix.ledger.db import Location, as_location, display
-from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, recent_requests
+from modelmix.ledger.queries import GROUP_BYS, LedgerNotFound, get_request, recent_requests
 from modelmix.paths import default_db_path
 
 __all__ = ["logs", "report"]
@@ -36,7 +37,7 @@ def _db_option(f: Any) -> Any:
         "--db",
         "db",
         type=click.Path(dir_okay=False),
-        help="Ledger database (default: $MODELMIX_HOME/ledger.db or ./.modelmix/ledger.db).",
+        help="Ledger database (default: the running gateway's, see modelmix.paths).",
     )(f)
 
 
@@ -138,6 +139,8 @@ def _fail_no_ledger(exc: LedgerNotFound) -> NoReturn:
 @click.option("--route", default=None, help="Only requests to this route.")
 @click.option("--model", default=None, help="Only requests asking for or answered by MODEL.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (with the full attempts).")
+@click.option("--failed", is_flag=True, help="Only requests that failed, with why.")
+@click.argument("request_id", required=False)
 def logs(
     db: str | None,
     config_path: str | None,
@@ -145,11 +148,17 @@ def logs(
     route: str | None,
     model: str | None,
     as_json: bool,
+    failed: bool,
+    request_id: str | None,
 ) -> None:
-    """Show the latest requests, newest first."""
+    """Show the latest requests, newest first; with REQUEST_ID, that request in full (what it
+    asked for, each attempt, why it failed)."""
     path = _resolve_db(db, config_path)
+    if request_id is not None:
+        _one_request(path, request_id, as_json)
+        return
     try:
-        rows = recent_requests(path, limit=limit, route=route, model=model)
+        rows = recent_requests(path, limit=limit, route=route, model=model, failed=failed)
     except LedgerNotFound as exc:
         _fail_no_ledger(exc)
     if as_json:
@@ -188,10 +197,29 @@ def logs(
         )
     console = _console()
     console.print(table)
+    for r in rows:  # issue 12: say why each failed request failed
+        if r["status"] != "ok":
+            console.print(failure_line(r), markup=False, highlight=False)
+    if any(r["status"] != "ok" for r in rows):
+        console.print("(modelmix logs ID shows one request in full)")
     if any(r["unpriced"] for r in rows):
         console.print(_UNPRICED_NOTE)
     if any(r.get("cost_confidence") == "estimated" for r in rows):
         console.print(_ESTIMATED_NOTE)
+
+
+def _one_request(path: Location, request_id: str, as_json: bool) -> None:
+    try:
+        row = get_request(path, request_id)
+    except LedgerNotFound as exc:
+        _fail_no_ledger(exc)
+    if row is None:
+        raise click.ClickException(f"no request {request_id!r} in {path}")
+    if as_json:
+        _echo_json(row)
+        return
+    for line in detail_lines(row):
+        click.echo(line)
 
 
 # -- report ------------------------------------------------------------------------------
@@ -293,7 +321,7 @@ def _quality(q: dict[str, Any] | None) -> str:
 
 
 def _baselines(config_path: str | None) -> dict[str, Any]:
-    from modelmix.cli import load_or_default
+    from modelmix.cli.quality_options import load_or_default
     from modelmix.config import ConfigError
     from modelmix.reports import model_prices, route_baselines
 
@@ -426,6 +454,10 @@ def report(
             " (a request counts under each of its tags)" if g == "tag" else ""
         )
         console.print(_spend_table(g, data["by"][g], title))
+    if "team" in chosen:
+        from modelmix.cli.personal_cmds import print_team_offsets
+
+        print_team_offsets(path)
     if savings and data["savings"] is not None:
         console.print(_savings_table(data["savings"]))
         if data["savings"]["unrouted"]["requests"]:

@@ -37,14 +37,19 @@ def db_option(f: F) -> F:
     )(f)
 
 
+def load_or_default(config_path: str | None) -> Config:
+    """The config from ``config_path``, or the built-in default (demo + keys in the environment)."""
+    if config_path:
+        return load_config(config_path)
+    from modelmix.defaults import default_config
+
+    return default_config(os.environ)
+
+
 def load(config_path: str | None) -> Config:
     """The config, or the built-in default; a bad file exits with its errors."""
     try:
-        if config_path:
-            return load_config(config_path)
-        from modelmix.defaults import default_config
-
-        return default_config(os.environ)
+        return load_or_default(config_path)
     except ConfigError as exc:
         click.echo(f"{exc.source}: invalid configuration", err=True)
         for line in exc.errors:

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 from modelmix.cache.report import cache_savings
+from modelmix.dashboard.live import deployment_rows
+from modelmix.dashboard.personal import team_rows
 from modelmix.gateway import Gateway
 from modelmix.ledger.db import display
 from modelmix.ledger.queries import (
@@ -60,9 +62,9 @@ def decision_summary(decision: dict[str, Any]) -> str:
         for c in decision.get("candidates", [])
         if isinstance(c, dict) and c.get("eligible") is False
     ]
-    skipped += [  # passed over by the engine (a model cooling down)
+    skipped += [  # passed over by the engine (cooling down) or for latency/load (adaptive)
         f"{s.get('model')} ({s.get('reason')})"
-        for s in decision.get("skipped", [])
+        for s in [*decision.get("skipped", []), *decision.get("passed_over", [])]
         if isinstance(s, dict)
     ]
     if skipped:
@@ -108,6 +110,8 @@ def collect(
         "generated_at": now,
         "ledger": display(path),
         "budgets": _budgets(gateway),
+        "deployments": deployment_rows(gateway),  # live latency and load (adaptive routing)
+        "personal": team_rows(gateway),  # personalised routing per team
     }
     try:
         out["totals"] = totals(path, since, now)

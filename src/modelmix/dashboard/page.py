@@ -8,6 +8,8 @@ from html import escape
 from typing import Any
 
 from modelmix.dashboard.data import RANGES
+from modelmix.dashboard.live import live_card
+from modelmix.dashboard.personal import personal_card
 from modelmix.dashboard.svg import PALETTE, column_chart, hbar_chart, share_bar
 
 __all__ = ["login_page", "render_page"]
@@ -489,6 +491,8 @@ def render_page(data: dict[str, Any]) -> str:
         + "</div>"
         + spend_by
         + _latency(data)
+        + live_card(data)
+        + personal_card(data)
         + _budgets(data)
         + _recent(data)
     )

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from modelmix.ledger.db import Database, Location, prepare_location, upsert_sql
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.opening import open_quality_db
 
 RUN_KINDS = ("eval", "probe", "shadow")
 

@@ -1,7 +1,7 @@
 """Where the ledger lives, and the one connection shape every store and query uses.
 
 A ledger *location* is a filesystem path (SQLite, the embedded default) or a
-``postgresql://`` URL. ``open_db(location)`` returns a ``Database``: for SQLite the
+``postgresql://`` URL. ``opening.open_ledger(location)`` returns a ``Database``: for SQLite the
 ``sqlite3.Connection`` itself (nothing changes on that path), for PostgreSQL a ``PgDatabase``
 speaking the same subset: ``execute`` / ``executemany`` with ``?`` placeholders, rows read by
 index or column name (``dict(row)`` works), explicit ``BEGIN`` / ``COMMIT`` / ``ROLLBACK``,
@@ -244,25 +244,6 @@ class PgDatabase:
 def dialect(db: Database) -> str:
     """``sqlite`` or ``postgresql``."""
     return "postgresql" if isinstance(db, PgDatabase) else "sqlite"
-
-
-def open_ledger(location: Location, *, check_same_thread: bool = True) -> Database:
-    """A read-write connection to the ledger at ``location``, its schema brought up to date.
-    SQLite: the ledger's tables (``schema.py``); PostgreSQL: the ledger's and the quality
-    tables (``pg_schema.py``)."""
-    if is_postgres(location):
-        from modelmix.ledger.pg_schema import open_pg
-
-        return open_pg(str(location))
-    from modelmix.ledger.schema import connect, ensure_schema
-
-    conn = connect(str(location), check_same_thread=check_same_thread)
-    try:
-        ensure_schema(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def upsert_sql(

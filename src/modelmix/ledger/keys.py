@@ -42,9 +42,9 @@ from modelmix.ledger.db import (
     Location,
     as_location,
     db_errors,
-    open_ledger,
     prepare_location,
 )
+from modelmix.ledger.opening import open_ledger
 
 __all__ = ["ADMIN_KEY_ID", "KEY_PREFIX", "NEGATIVE_TTL", "POSITIVE_TTL", "KeyInfo", "KeyStore"]
 

@@ -1,12 +1,12 @@
 """Move a whole ledger from one backend to another (``modelmix ledger migrate``).
 
-Every table (requests, attempts, keys, the quality tables, policy versions and state) is
-copied from the source into an *empty* target, in one target transaction, then the row counts
-of both sides are compared table by table. A target that already holds rows is refused before
-anything is written (so running the command twice cannot duplicate a ledger), and any failure
-rolls the target back to empty. The source is only read (its schema is first brought up to
-date, as every modelmix command does). Either side may be a SQLite file or a PostgreSQL URL;
-into PostgreSQL the rows go by ``COPY``.
+Every table (requests, attempts, keys, the quality tables, policy versions and state, stored
+responses) is copied from the source into an *empty* target, in one target transaction, then
+the row counts of both sides are compared table by table. A target that already holds rows is
+refused before anything is written (so running the command twice cannot duplicate a ledger),
+and any failure rolls the target back to empty. The source is only read (its schema is first
+brought up to date, as every modelmix command does). Either side may be a SQLite file or a
+PostgreSQL URL; into PostgreSQL the rows go by ``COPY``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmix.ledger.db import Database, Location, as_location, dialect, display, is_postgres
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.opening import open_quality_db
 
 __all__ = ["TABLES", "MigrateError", "migrate_ledger", "parse_location"]
 
@@ -36,6 +36,7 @@ TABLES = (
     "policy_events",
     "policy_state",
     "alarms",
+    "stored_responses",
 )
 
 #: Tables whose integer key PostgreSQL generates (identity): their sequence must move past the

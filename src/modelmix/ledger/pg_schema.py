@@ -2,17 +2,19 @@
 applied as numbered migrations with the version recorded as on SQLite.
 
 The DDL is not written twice: each SQLite statement (``ledger/schema.py``,
-``ledger/quality_schema.py``) is turned into its PostgreSQL form by ``pg_ddl``: ``REAL`` (an
-8-byte float in SQLite) is ``DOUBLE PRECISION``, ``INTEGER`` is ``BIGINT``, an
-``AUTOINCREMENT`` key is an identity column, and money columns (exact decimal text in SQLite)
-are ``NUMERIC``. Same tables, same columns in the same order, same indexes.
+``ledger/quality_schema.py``, ``ledger/responses_schema.py``) is turned into its PostgreSQL
+form by ``pg_ddl``: ``REAL`` (an 8-byte float in SQLite) is ``DOUBLE PRECISION``,
+``INTEGER`` is ``BIGINT``, an ``AUTOINCREMENT`` key is an identity column, and money columns
+(exact decimal text in SQLite) are ``NUMERIC``. Same tables, same columns in the same order,
+same indexes.
 
-Versions: ``schema_version`` and ``quality_schema_version`` hold the same numbers as on SQLite.
-``LEDGER_MIGRATIONS`` / ``QUALITY_MIGRATIONS`` map a version to the statements that reach it
-from the one before; PostgreSQL ledgers start at the schema that was current when the backend
-arrived (ledger 3, quality 1), so the first entry creates everything. A later schema change adds
-an entry here and its SQLite counterpart in ``schema.py``. Migrations run in one transaction
-under an advisory lock, so two gateways starting together do not race.
+Versions: ``schema_version``, ``quality_schema_version`` and ``responses_schema_version`` hold
+the same numbers as on SQLite. ``LEDGER_MIGRATIONS`` / ``QUALITY_MIGRATIONS`` /
+``RESPONSES_MIGRATIONS`` map a version to the statements that reach it from the one before;
+PostgreSQL ledgers start at the schema that was current when the backend arrived (ledger 3,
+quality 1, stored responses 1), so the first entry creates everything. A later schema change
+adds an entry here and its SQLite counterpart in ``schema.py``. Migrations run in one
+transaction under an advisory lock, so two gateways starting together do not race.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from modelmix.ledger import quality_schema, schema
+from modelmix.ledger import quality_schema, responses_schema, schema
 from modelmix.ledger.db import PgDatabase
 from modelmix.ledger.schema import SchemaError
 
 __all__ = [
     "LEDGER_MIGRATIONS",
     "QUALITY_MIGRATIONS",
+    "RESPONSES_MIGRATIONS",
     "ensure_pg_schema",
     "open_pg",
     "pg_ddl",
@@ -70,8 +73,13 @@ LEDGER_MIGRATIONS: dict[int, tuple[str, ...]] = {
 QUALITY_MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(pg_ddl(s) for s in quality_schema.DDL),
 }
+#: The Responses API's stored responses (``responses_schema.py``), versioned on their own.
+RESPONSES_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(pg_ddl(s) for s in responses_schema.DDL),
+}
 assert max(LEDGER_MIGRATIONS) == schema.SCHEMA_VERSION
 assert max(QUALITY_MIGRATIONS) == quality_schema.QUALITY_SCHEMA_VERSION
+assert max(RESPONSES_MIGRATIONS) == responses_schema.RESPONSES_SCHEMA_VERSION
 
 
 def _version(db: PgDatabase, table: str) -> int | None:
@@ -126,10 +134,12 @@ def _steps(
 
 
 def ensure_pg_schema(db: PgDatabase, *, quality: bool = True) -> None:
-    """Bring the database to this modelmix's ledger (and quality) schema; refuse a newer one."""
+    """Bring the database to this modelmix's ledger (and quality and stored-responses)
+    schema; refuse a newer one."""
     _apply(db, "schema_version", LEDGER_MIGRATIONS, "ledger")
     if quality:
         _apply(db, "quality_schema_version", QUALITY_MIGRATIONS, "quality")
+        _apply(db, "responses_schema_version", RESPONSES_MIGRATIONS, "stored-responses")
 
 
 _MIGRATED: set[str] = set()

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from modelmix.ledger.db import Database, Location, is_postgres
-from modelmix.ledger.schema import SchemaError, connect, ensure_schema
+from modelmix.ledger.schema import SchemaError
 
 QUALITY_SCHEMA_VERSION = 1
 
@@ -175,21 +174,3 @@ def ensure_quality_schema(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-def open_quality_db(path: Location, *, check_same_thread: bool = True) -> Database:
-    """A connection to the ledger database with both the ledger's and the quality tables
-    (a SQLite path or a ``postgresql://`` URL: ``ledger/db.py``)."""
-    if is_postgres(path):
-        from modelmix.ledger.pg_schema import open_pg
-
-        return open_pg(str(path))
-    conn = connect(str(path), check_same_thread=check_same_thread)
-    try:
-        ensure_schema(conn)
-        ensure_quality_schema(conn)
-    except BaseException:
-        conn.close()
-        raise
-    conn.row_factory = sqlite3.Row
-    return conn

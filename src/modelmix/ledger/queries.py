@@ -125,7 +125,11 @@ def _attach_attempts(conn: Any, requests: list[dict[str, Any]]) -> None:
 
 
 def recent_requests(
-    path: Location, limit: int = 20, route: str | None = None, model: str | None = None
+    path: Location,
+    limit: int = 20,
+    route: str | None = None,
+    model: str | None = None,
+    failed: bool = False,
 ) -> list[dict[str, Any]]:
     """The latest requests, newest first, each with its ``attempts`` (in order).
 
@@ -139,6 +143,8 @@ def recent_requests(
     if model is not None:
         where.append("(final_model = ? OR requested_model = ?)")
         params += [model, model]
+    if failed:  # issue 12: modelmix logs --failed
+        where.append("status != 'ok'")
     sql = "SELECT * FROM requests"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -44,7 +44,7 @@ class RequestRecord:
 
     id: str
     started_at: float  # unix seconds
-    api: str  # "openai" | "anthropic" | "library"
+    api: str  # "openai" | "anthropic" | "responses" | "library"
     requested_model: str  # what the client asked for (a model or a route name)
     route: str | None = None  # the route name, when the model named a route
     stream: bool = False

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from modelmix.ledger.db import open_ledger
+from modelmix.ledger.opening import open_ledger
 from modelmix.ledger.records import AttemptRecord, RequestRecord
 from modelmix.ledger.schema import ATTEMPT_COLUMNS, REQUEST_COLUMNS
 

@@ -39,6 +39,10 @@ class Deployment:
     weight: float = 1.0
     #: Stream framing of the provider (``providers.specs.FRAMINGS``).
     framing: str = "sse"
+    #: Requests it serves at once; more are spilled to the route's next model (adaptive/).
+    capacity: int | None = None
+    #: How the engine picks among a model's deployments (adaptive/config.py ``Balance``).
+    balance: str = "weighted"
 
 
 @dataclass(slots=True)

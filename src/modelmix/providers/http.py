@@ -39,7 +39,13 @@ from modelmix.providers.transport import (
 )
 
 if TYPE_CHECKING:
-    from modelmix.providers.base import Deployment, ProviderAdapter, StreamDecoder, StreamParser
+    from modelmix.providers.base import (
+        Deployment,
+        HttpRequest,
+        ProviderAdapter,
+        StreamDecoder,
+        StreamParser,
+    )
     from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 
 __all__ = ["STREAM_CUT", "Timeouts", "UpstreamClient", "UpstreamStream"]
@@ -101,11 +107,21 @@ class UpstreamClient:
         timeouts: Timeouts,
     ) -> ChatResponse:
         """One non-streamed call. ``UnsupportedParameter`` from the adapter passes through."""
-        http = adapter.build_request(request, deployment)
-        pool = self._get_pool()
+        status, body, headers = await self.exchange(
+            adapter.build_request(request, deployment), timeouts
+        )
+        if not 200 <= status < 300:
+            raise adapter.parse_error(status, body, headers)
+        return adapter.parse_response(body)
+
+    async def exchange(
+        self, http: HttpRequest, timeouts: Timeouts
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One request and its whole answer (status, body, headers); transport failures and
+        timeouts as ``UpstreamError``. ``complete`` and the embeddings (issue 12) use it."""
         try:
             async with asyncio.timeout(timeouts.total):
-                resp = await pool.request(
+                resp = await self._get_pool().request(
                     http.method,
                     http.url,
                     headers=http.headers,
@@ -119,10 +135,7 @@ class UpstreamClient:
             raise UpstreamError(
                 "timeout", f"no complete answer within {timeouts.total:g}s"
             ) from None
-        status = resp.status
-        if not 200 <= status < 300:
-            raise adapter.parse_error(status, body, resp.headers)
-        return adapter.parse_response(body)
+        return resp.status, body, resp.headers
 
     async def stream(
         self,
@@ -271,6 +284,7 @@ class UpstreamStream:
             and delta.finish_reason is None
             and delta.usage is None
             and delta.logprobs is None
+            and delta.raw is None  # a passthrough event (issue 12) goes out as it came
         ):
             # Only id/model: fold into the next delta.
             if delta.id is not None:

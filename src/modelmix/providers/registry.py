@@ -6,6 +6,7 @@ from modelmix.providers.base import ProviderAdapter
 from modelmix.wire.anthropic_messages import upstream as anthropic
 from modelmix.wire.gemini import upstream as gemini
 from modelmix.wire.openai_chat import upstream as openai
+from modelmix.wire.openai_responses import upstream as openai_responses
 
 __all__ = ["ADAPTERS", "get_adapter"]
 
@@ -13,6 +14,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": openai.ADAPTER,
     "anthropic": anthropic.ADAPTER,
     "gemini": gemini.ADAPTER,
+    "openai-responses": openai_responses.ADAPTER,
 }
 
 

@@ -38,6 +38,7 @@ FRAMINGS: dict[str, Callable[[], StreamDecoder]] = {"sse": SSEDecoder}
 #: Wire format (adapter kind) -> the path the simulated upstream serves it under.
 WIRE_PATHS: dict[str, str] = {
     "openai": "/openai/v1",
+    "openai-responses": "/openai/v1",  # POST /openai/v1/responses
     "anthropic": "/anthropic/v1",
     "gemini": "/gemini/v1beta",
 }
@@ -49,7 +50,7 @@ class ProviderSpec:
 
     #: The name a config's ``provider:`` uses.
     name: str
-    #: Wire adapter kind (``openai``, ``anthropic``, ``gemini``).
+    #: Wire adapter kind (``openai``, ``openai-responses``, ``anthropic``, ``gemini``).
     adapter: str
     default_url: str
     #: Environment variable holding the key; None for local servers that need none.
@@ -72,6 +73,15 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec(
             "openai",
             "openai",
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+            price_id="openai",
+            telemetry=("openai", "openai"),
+        ),
+        # OpenAI's Responses API (/v1/responses): wire/openai_responses
+        ProviderSpec(
+            "openai-responses",
+            "openai-responses",
             "https://api.openai.com/v1",
             "OPENAI_API_KEY",
             price_id="openai",

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelmix.personal.config import PersonalConfig
+
 if TYPE_CHECKING:
     from modelmix.config import Config
 
@@ -134,6 +136,8 @@ class QualityConfig(_Strict):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    #: Personalised routing (issue 15): per-subject offsets on the learned router.
+    personal: PersonalConfig = Field(default_factory=PersonalConfig)
     #: Background judge and shadow calls in flight at most; more are dropped (under load the
     #: quality loop sheds its own work, never the clients').
     max_background: int = Field(default=8, ge=1, le=1024)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from modelmix.ledger.db import Database, Location, dialect, prepare_location, upsert_sql
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.opening import open_quality_db
 from modelmix.quality.policy import Document, version_of
 
 

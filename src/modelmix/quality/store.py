@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from modelmix.ledger.db import Database, Location, prepare_location, upsert_sql
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.opening import open_quality_db
 
 #: Requests from clients (not the quality loop's own eval, judge, shadow or probe calls).
-CLIENT_APIS = ("openai", "anthropic", "library")
+CLIENT_APIS = ("openai", "anthropic", "library", "responses")  # responses: issue 12
 
 SAMPLE_SQL = upsert_sql(
     "samples",

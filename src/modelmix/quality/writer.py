@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelmix.ledger.db import Database, Location, db_errors
-from modelmix.ledger.quality_schema import open_quality_db
+from modelmix.ledger.opening import open_quality_db
 
 log = logging.getLogger("modelmix.quality")
 

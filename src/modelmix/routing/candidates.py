@@ -14,6 +14,7 @@ from modelmix.portfolio import ModelEntry
 from modelmix.providers.registry import get_adapter
 from modelmix.routing.needs import Needs
 from modelmix.types import ChatRequest
+from modelmix.wire.extensions import adapter_for
 
 UNAVAILABLE = "unavailable"
 
@@ -55,7 +56,7 @@ def _reason(entry: ModelEntry, request: ChatRequest, needs: Needs) -> str | None
         )
     if entry.unavailable:  # after what the request needs: that is the client's to fix
         return f"{UNAVAILABLE}: {entry.unavailable}"
-    adapter = get_adapter(entry.provider)
+    adapter = adapter_for(get_adapter(entry.provider), request)  # issue 12: extra fields
     try:
         for deployment in entry.deployments:
             adapter.check(request, deployment)

@@ -4,9 +4,13 @@ checked against capabilities."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modelmix.request_facts import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE
 from modelmix.types import ChatRequest
+
+if TYPE_CHECKING:
+    from modelmix.adaptive.live import LiveStats
 
 #: Characters per token used for the pre-call estimate. English prose runs ~4 characters per
 #: token in the GPT/Claude tokenizers; we use 3 so the estimate errs high, since it only guards
@@ -26,9 +30,18 @@ class Needs:
     #: How close the request's tightest budget is to what it allows, in [0, 1] (see
     #: budgets/degrade.py): strategies pick cheaper models as it rises.
     budget_pressure: float = 0.0
+    #: Live per-deployment latency and load estimates (adaptive routing, issue 15).
+    live: LiveStats | None = None
+    #: The request's most specific subject with a personal offset (``personal/``), or None.
+    personal: tuple[str, float] | None = None
 
 
-def needs_of(request: ChatRequest, budget_pressure: float = 0.0) -> Needs:
+def needs_of(
+    request: ChatRequest,
+    budget_pressure: float = 0.0,
+    live: LiveStats | None = None,
+    personal: tuple[str, float] | None = None,
+) -> Needs:
     chars, images, _ = request.facts.scan()
     fmt = request.response_format.get("type") if request.response_format else None
     max_tokens = request.params.get("max_tokens")
@@ -43,4 +56,6 @@ def needs_of(request: ChatRequest, budget_pressure: float = 0.0) -> Needs:
         + TOKENS_PER_IMAGE * images,
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         budget_pressure=budget_pressure,
+        live=live,
+        personal=personal,
     )

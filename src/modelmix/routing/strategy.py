@@ -146,7 +146,14 @@ class RulesStrategy:
 
 
 def _build(route: RouteConfig, portfolio: Mapping[str, ModelEntry]) -> Strategy:
-    return strategy_spec(route.strategy).build(route, portfolio)
+    from modelmix.adaptive.plan import adapt  # latency/capacity knobs (issue 15)
+
+    return adapt(route, strategy_spec(route.strategy).build(route, portfolio), portfolio)
+
+
+def _is_embedding(portfolio: Mapping[str, ModelEntry], name: str) -> bool:
+    entry = portfolio.get(name)
+    return entry is not None and entry.kind == "embedding"
 
 
 class Router:
@@ -157,16 +164,33 @@ class Router:
         self.routes: dict[str, Strategy] = {
             route.name: _build(route, portfolio) for route in routes
         }
-        self._direct = {name: FallbackStrategy(name, [name], portfolio) for name in portfolio}
+        # embedding models (and routes of them) serve /v1/embeddings only (issue 12)
+        self._direct = {
+            name: FallbackStrategy(name, [name], portfolio)
+            for name, entry in portfolio.items()
+            if entry.kind == "chat"
+        }
+        self._embedding = {
+            route.name
+            for route in routes
+            if route.models and all(_is_embedding(portfolio, m) for m in route.models)
+        } | {name for name, entry in portfolio.items() if entry.kind == "embedding"}
 
     def resolve(self, model: str) -> tuple[Strategy, str | None]:
         """The strategy for ``model`` and the route name (None for a direct model)."""
         route = self.routes.get(model)
-        if route is not None:
+        if route is not None and model not in self._embedding:
             return route, model
         direct = self._direct.get(model)
         if direct is not None:
             return direct, None
+        if model in self._embedding:
+            raise GatewayError(
+                "invalid_request",
+                f"{model!r} is an embedding model: use POST /v1/embeddings.",
+                param="model",
+                code="model_not_chat",
+            )
         raise GatewayError(
             "not_found",
             f"The model {model!r} does not exist. Known models and routes: "

@@ -25,10 +25,13 @@ from modelmix.dashboard.routes import dashboard_routes
 from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway
 from modelmix.server.admin import admin_routes
-from modelmix.server.auth import Authenticator, presented_key
+from modelmix.server.auth import DEFAULT_ADMIN_KEY_ENV, Authenticator, presented_key
 from modelmix.server.chat import CHAT_PATHS, ChatEndpoint, Receive, Scope, Send
+from modelmix.server.count_tokens import count_tokens_routes
+from modelmix.server.embeddings import EMBEDDING_PATHS, EmbeddingsEndpoint
 from modelmix.server.feedback import feedback_routes
 from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.responses import responses_routes
 
 log = logging.getLogger("modelmix.server")
 
@@ -44,6 +47,22 @@ def _error_response(fmt: ApiFormat, err: GatewayError) -> Response:
     )
 
 
+def not_implemented(method: str, path: str, routes: list[Any]) -> GatewayError:
+    """The 404 for a path no route serves: its code says the endpoint is not implemented (not
+    that a model is missing), and the message lists the API endpoints that are."""
+    served = sorted(
+        f"{'/'.join(sorted(r.methods - {'HEAD'}))} {r.path}"
+        for r in routes
+        if isinstance(r, Route) and r.path.startswith("/v1/") and r.methods
+    )
+    return GatewayError(
+        "not_found",
+        f"{method} {path} is not implemented by modelmix. Implemented endpoints: "
+        + ", ".join(served),
+        code="endpoint_not_implemented",
+    )
+
+
 def _format_for(request: Request) -> ApiFormat:
     path = request.url.path
     if path.startswith("/v1/messages") or "anthropic-version" in request.headers:
@@ -55,15 +74,21 @@ class GatewayApp:
     """The ASGI entry point: chat requests go straight to ``ChatEndpoint``, the rest to
     Starlette (which also runs the lifespan: gateway start and graceful stop)."""
 
-    def __init__(self, chat: ChatEndpoint, rest: Starlette) -> None:
+    def __init__(
+        self, chat: ChatEndpoint, rest: Starlette, embeddings: EmbeddingsEndpoint | None = None
+    ) -> None:
         self.chat = chat
         self.rest = rest
+        self.embeddings = embeddings  # issue 12: POST /v1/embeddings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             fmt = CHAT_PATHS.get(scope["path"])
             if fmt is not None:
                 await self.chat(scope, receive, send, fmt)
+                return
+            if self.embeddings is not None and scope["path"] in EMBEDDING_PATHS:
+                await self.embeddings(scope, receive, send)
                 return
         await self.rest(scope, receive, send)
 
@@ -81,9 +106,8 @@ class _ChatRoute:
 
 def create_app(gateway: Gateway) -> GatewayApp:
     config = gateway.config
-    admin_key = (
-        gateway.env.get(config.server.admin_key_env) if config.server.admin_key_env else None
-    )
+    # issue 12: with no server.admin_key_env, $MODELMIX_ADMIN_KEY alone turns keys on
+    admin_key = gateway.env.get(config.server.admin_key_env or DEFAULT_ADMIN_KEY_ENV) or None
     if config.server.admin_key_env and not admin_key:
         log.warning(
             "server.admin_key_env names %s, which is not set: no admin key",
@@ -185,6 +209,8 @@ def create_app(gateway: Gateway) -> GatewayApp:
         assert isinstance(exc, HTTPException)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         err = GatewayError(kind, f"{request.method} {request.url.path}: {exc.detail}")  # type: ignore[arg-type]
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route: issue 12
+            err = not_implemented(request.method, request.url.path, routes)
         response = _error_response(_format_for(request), err)
         response.status_code = exc.status_code
         response.headers.update(exc.headers or {})  # Allow, on a 405
@@ -204,10 +230,12 @@ def create_app(gateway: Gateway) -> GatewayApp:
             await gateway.close()
 
     chat = ChatEndpoint(gateway, auth)
+    embeddings = EmbeddingsEndpoint(gateway, auth)
     routes = [
         # GatewayApp serves these POSTs before Starlette sees them; as routes, any other
         # method gets a 405 rather than a 404.
         *(Route(path, _ChatRoute(chat, fmt), methods=["POST"]) for path, fmt in CHAT_PATHS.items()),
+        *(Route(path, embeddings, methods=["POST"]) for path in EMBEDDING_PATHS),  # issue 12
         Route("/v1/models", models, methods=["GET"]),
         Route("/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", model, methods=["GET"]),
@@ -218,10 +246,12 @@ def create_app(gateway: Gateway) -> GatewayApp:
         *admin_routes(gateway.keys, auth, gateway.accounting, admin_enabled=admin_key is not None),
         *dashboard_routes(gateway, auth),
         *feedback_routes(gateway, auth),
+        *count_tokens_routes(gateway, auth),  # issue 12
+        *responses_routes(gateway, auth),  # issue 12: GET/DELETE /v1/responses/{id}
     ]
     rest = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    return GatewayApp(chat, rest)
+    return GatewayApp(chat, rest, embeddings)

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from modelmix.errors import GatewayError
 from modelmix.ledger.keys import ADMIN_KEY_ID, KeyStore
 
-__all__ = ["ADMIN_KEY_ID", "Authenticator", "presented_key"]
+__all__ = ["ADMIN_KEY_ID", "DEFAULT_ADMIN_KEY_ENV", "Authenticator", "presented_key"]
+#: The admin key's variable when the config names none (``server.admin_key_env``).
+DEFAULT_ADMIN_KEY_ENV = "MODELMIX_ADMIN_KEY"
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 #: How long the "are there any virtual keys?" answer is trusted before asking SQLite again.
 _ANY_KEYS_TTL = 5.0
 
@@ -48,6 +51,16 @@ class Authenticator:
             self._any_keys = self.keystore.any_keys() if self.keystore else False
             self._any_keys_at = now
         return self._any_keys
+
+    def open_locally(self, client: str | None, host_header: str | None) -> bool:
+        """True when the admin pages may open without a key: no admin key, keys not
+        required, and both the caller and the ``Host`` it asked for are loopback (a page
+        reached through another name, e.g. by DNS rebinding, is not)."""
+        if self._admin is not None or self.keys_required() or client not in _LOOPBACK:
+            return False
+        host = (host_header or "").strip().lower()
+        bare = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+        return bare in _LOOPBACK
 
     def is_admin(self, key: str | None) -> bool:
         return (

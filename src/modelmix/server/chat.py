@@ -1,6 +1,7 @@
-"""The chat endpoints (``POST /v1/chat/completions``, ``POST /v1/messages``) as plain ASGI.
+"""The chat endpoints (``POST /v1/chat/completions``, ``POST /v1/messages``,
+``POST /v1/responses``) as plain ASGI.
 
-These two routes carry all the traffic, so they skip the framework: the body is read straight
+These routes carry all the traffic, so they skip the framework: the body is read straight
 from ``receive`` and the answer written straight to ``send`` (a streamed answer without a task
 group per response). A request's path, in order: authenticate -> read and parse the body in the
 client's API format -> ``Gateway.run``, the one request lifecycle (ledger record, admission:
@@ -28,7 +29,7 @@ from modelmix.errors import GatewayError
 from modelmix.gateway import Gateway, new_request_id
 from modelmix.ledger.records import RequestRecord
 from modelmix.server.auth import Authenticator
-from modelmix.server.formats import ANTHROPIC, OPENAI, ApiFormat
+from modelmix.server.formats import ANTHROPIC, COMPLETIONS, OPENAI, RESPONSES, ApiFormat
 from modelmix.server.limits import RequestLimits  # issue 14: bounded inputs
 from modelmix.server.origin import CrossSiteGuard  # issue 14: keyless cross-site requests
 from modelmix.server.shutdown import StreamRegistry  # issue 14: shutdown deadline
@@ -45,6 +46,10 @@ CHAT_PATHS: dict[str, ApiFormat] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
+    "/v1/completions": COMPLETIONS,  # issue 12: legacy completions
+    "/completions": COMPLETIONS,
+    "/v1/responses": RESPONSES,  # issue 12: the Responses API
+    "/responses": RESPONSES,
 }
 TAG_HEADER_PREFIX = "x-modelmix-tag-"
 #: An oversized body is drained up to this size before the 413 goes out, so the client reads
@@ -138,7 +143,7 @@ async def send_error(
 
 
 class ChatEndpoint:
-    """Serves both chat APIs for one gateway."""
+    """Serves the chat APIs for one gateway."""
 
     def __init__(self, gateway: Gateway, auth: Authenticator) -> None:
         self.gateway = gateway
@@ -161,6 +166,10 @@ class ChatEndpoint:
             if key_id is None:
                 self.cross_site.check(headers)
             chat = fmt.parse(await _read_json(receive, headers, self.max_body))
+            if chat.native is not None:  # issue 12: a same-format upstream gets the betas
+                chat.native.headers = headers
+            if fmt.prepare is not None:  # Responses API: the stored conversation
+                chat = fmt.prepare(gateway, chat, key_id)
             for name, value in headers.items():
                 if name.startswith(TAG_HEADER_PREFIX):
                     chat.metadata[name[len(TAG_HEADER_PREFIX) :]] = value
@@ -196,7 +205,7 @@ class ChatEndpoint:
             await send_error(send, fmt, internal, request_id)
             return
         record = answer.record
-        body = fmt.render(answer.response, model=record.final_model or "")
+        body = fmt.render(answer.response, record.final_model or "", chat, request_id)
         answer_headers = _answer_headers(record, request_id, fmt)
         if not record.unpriced:  # no cost header rather than a wrong one
             answer_headers.append((b"x-modelmix-cost-usd", str(record.cost_usd).encode()))

@@ -1,21 +1,30 @@
-"""The client-facing APIs as values: which codec (``modelmix.wire.<format>.client``) reads a
-request and writes an answer, and the HTTP details (status, headers) the ASGI layer adds."""
+"""The client-facing APIs as values: which codec (``modelmix.wire.<format>``) reads a request
+and writes an answer, and the HTTP details (status, headers) the ASGI layer adds.
+
+A format whose requests continue a stored conversation (the Responses API) also has a
+``prepare`` step after parsing; its ``render`` stores the answer (``server/responses.py``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelmix.errors import GatewayError
-from modelmix.types import ChatRequest, StreamDelta
+from modelmix.server import responses
+from modelmix.types import ChatRequest, ChatResponse, StreamDelta
 from modelmix.wire.anthropic_messages import client as anthropic_api
 from modelmix.wire.openai_chat import client as openai_api
+from modelmix.wire.openai_chat import completions as completions_api
+from modelmix.wire.openai_responses.request import parse_responses_request
+
+if TYPE_CHECKING:
+    from modelmix.gateway import Gateway
 
 
 class StreamRenderer(Protocol):
-    """What both APIs' stream renderers offer (see wire/*/client.py)."""
+    """What the APIs' stream renderers offer (see wire/*/client.py, wire/openai_responses)."""
 
     def delta(self, d: StreamDelta) -> bytes: ...
     def end(self) -> bytes: ...
@@ -28,11 +37,15 @@ class ApiFormat:
 
     name: str
     parse: Callable[[object], ChatRequest]
-    render: Callable[..., bytes]
+    #: ``render(response, model, request, request_id)``: the answer's body.
+    render: Callable[[ChatResponse, str, ChatRequest, str], bytes]
     stream_renderer: Callable[[str, str, int, ChatRequest], StreamRenderer]
     render_error: Callable[[GatewayError], bytes]
     #: The header this API's SDKs read the request id from (``_request_id`` in both SDKs).
     request_id_header: bytes
+    #: ``prepare(gateway, request, key_id)``, after ``parse``: the complete request, for a
+    #: format whose requests continue a stored conversation (the Responses API).
+    prepare: Callable[[Gateway, ChatRequest, str | None], ChatRequest] | None = None
 
     def error_status(self, err: GatewayError) -> int:
         if self.name == "anthropic" and err.kind == "overloaded":
@@ -59,7 +72,7 @@ class ApiFormat:
 OPENAI = ApiFormat(
     name="openai",
     parse=openai_api.parse_chat_request,
-    render=openai_api.render_chat_response,
+    render=lambda resp, model, req, rid: openai_api.render_chat_response(resp, model=model),
     stream_renderer=lambda rid, model, created, req: openai_api.ChatStreamRenderer(
         id="chatcmpl-" + rid, model=model, created=created, include_usage=req.include_usage
     ),
@@ -69,10 +82,34 @@ OPENAI = ApiFormat(
 ANTHROPIC = ApiFormat(
     name="anthropic",
     parse=anthropic_api.parse_messages_request,
-    render=anthropic_api.render_message_response,
+    render=lambda resp, model, req, rid: anthropic_api.render_message_response(resp, model=model),
     stream_renderer=lambda rid, model, created, req: anthropic_api.MessageStreamRenderer(
         id="msg_" + rid, model=model
     ),
     render_error=anthropic_api.render_error,
     request_id_header=b"request-id",
+)
+
+#: issue 12: the legacy ``/v1/completions``, served by chat upstreams (errors: OpenAI's shape).
+COMPLETIONS = ApiFormat(
+    name="completions",
+    parse=completions_api.parse_completion_request,
+    render=lambda resp, model, req, rid: completions_api.render_completion_response(
+        resp, model=model
+    ),
+    stream_renderer=lambda rid, model, created, req: completions_api.CompletionStreamRenderer(
+        id=rid, model=model, created=created, include_usage=req.include_usage
+    ),
+    render_error=openai_api.render_error,
+    request_id_header=b"x-request-id",
+)
+
+RESPONSES = ApiFormat(
+    name="responses",
+    parse=parse_responses_request,
+    render=responses.render,
+    stream_renderer=responses.stream_renderer,
+    render_error=openai_api.render_error,  # errors in OpenAI's format
+    request_id_header=b"x-request-id",
+    prepare=responses.prepare,
 )

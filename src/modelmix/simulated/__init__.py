@@ -8,8 +8,18 @@ Endpoints, under ``http://HOST:PORT``:
 
 * OpenAI Chat Completions: ``POST /openai/v1/chat/completions``, ``GET /openai/v1/models``
   (base URL ``/openai/v1``).
-* Anthropic Messages: ``POST /anthropic/v1/messages``, ``GET /anthropic/v1/models`` (the
-  Anthropic SDK appends ``/v1/messages``: give it ``base_url=sim.url + "/anthropic"``).
+* Anthropic Messages: ``POST /anthropic/v1/messages``, ``POST
+  /anthropic/v1/messages/count_tokens``, ``GET /anthropic/v1/models`` (the Anthropic SDK
+  appends ``/v1/messages``: give it ``base_url=sim.url + "/anthropic"``). With ``thinking``
+  enabled or adaptive an answer starts with a signed ``thinking`` block; a later request must
+  send it back unchanged (a changed text or signature is a 400, as at Anthropic) and, in a tool
+  loop, first in its last assistant turn. ``cache_control`` breakpoints cache the prompt up to
+  them: a later request with the same bytes up to a breakpoint reads them
+  (``cache_read_input_tokens``; see ``prompt_cache.py``). A ``system`` role among the messages
+  is a 400 unless the ``anthropic-beta`` header names ``mid-conversation-system``.
+* OpenAI Responses: ``POST /openai/v1/responses``, JSON and SSE events (a ``reasoning`` item
+  first when the request sets ``reasoning.effort``; ``sim.base_url("openai-responses")``;
+  wire/openai_responses/simulated.py).
 * Gemini: ``POST /gemini/v1beta/models/{model}:generateContent`` and
   ``:streamGenerateContent?alt=sse``, ``GET /gemini/v1beta/models`` (base ``/gemini/v1beta``).
 
@@ -83,8 +93,11 @@ writes) is answered as a judge would, with JSON only: ``{"score": N}`` or ``{"a"
 Answers
 -------
 Deterministic: the same prompt and model give the same answer. With tools (and tool choice
-not "none") and a last message that is not a tool result: a call to the forced tool, else
-the first one, with arguments synthesised from its JSON schema. After a tool result: text
+not "none") and a last message that is not a tool result: the call the prompt spells out
+(``call tool NAME with {"json": "arguments"}`` at the end of a line), else a call to the
+forced tool, else to the first one, with arguments synthesised from its JSON schema; with more
+than 8 tools (an agent's toolbox, e.g. Claude Code's) a tool is called only when forced or
+spelled out. After a tool result: text
 mentioning it. JSON mode: a JSON object; a JSON schema: an object valid against it.
 Otherwise ``[simulated <model>] ...``: simple arithmetic is computed ("What is 2+2?" ->
 ``2 + 2 = 4``; wrong as the quality tokens say), else the last user message is echoed

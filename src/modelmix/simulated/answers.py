@@ -8,6 +8,7 @@ answer: no randomness anywhere.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,13 @@ class Ask:
     #: OpenAI ``logprobs`` / ``top_logprobs``.
     logprobs: bool = False
     top_logprobs: int = 0
+    #: Anthropic extended thinking asked for (``thinking`` enabled or adaptive).
+    thinking: bool = False
+    #: Anthropic prompt caching: the request's ``cache_control`` breakpoints (see
+    #: prompt_cache.py), and the characters read from and written to the cache.
+    cache_points: list[tuple[bytes, int]] = field(default_factory=list)
+    cache_read_chars: int = 0
+    cache_write_chars: int = 0
 
 
 @dataclass(slots=True)
@@ -138,9 +146,13 @@ def _compose(
     if judging.is_grading_prompt(ask.last_user_text):
         verdict = judging.judge_reply(ask.last_user_text, behaviour.skill)
         return _finish_text(ask, verdict, prompt_tokens, cached)
-    tool = _tool_to_call(ask)
+    asked = asked_tool_call(ask) if ask.tool_result is None and not ask.no_tools else None
+    tool = asked[0] if asked is not None else _tool_to_call(ask)
     if tool is not None:
-        arguments = synthesise(tool.parameters, all_properties=False) if tool.parameters else {}
+        if asked is not None:
+            arguments: Any = asked[1]
+        else:
+            arguments = synthesise(tool.parameters, all_properties=False) if tool.parameters else {}
         if not isinstance(arguments, dict):
             arguments = {}
         text = orjson.dumps(arguments).decode()
@@ -167,6 +179,28 @@ def _compose(
     return _finish_text(ask, text, prompt_tokens, cached)
 
 
+#: ``call tool NAME with {...}`` in the prompt: a call to that tool with those arguments.
+_TOOL_DIRECTIVE = re.compile(r"call tool ([A-Za-z0-9_-]{1,64}) with (\{.*?\})(?=\s*(?:$|\n))", re.S)
+#: More tools than this is an agent's toolbox: a model calls one only when asked to.
+TOOLBOX = 8
+
+
+def asked_tool_call(ask: Ask) -> tuple[Tool, dict[str, Any]] | None:
+    """The tool call the prompt spells out (``call tool NAME with {json}``), if it names one
+    of the request's tools with a JSON object."""
+    found = _TOOL_DIRECTIVE.search(ask.last_user_text)
+    if found is None:
+        return None
+    try:
+        arguments = orjson.loads(found.group(2))
+    except orjson.JSONDecodeError:
+        return None
+    for tool in ask.tools:
+        if tool.name == found.group(1) and isinstance(arguments, dict):
+            return tool, arguments
+    return None
+
+
 def _tool_to_call(ask: Ask) -> Tool | None:
     if not ask.tools or ask.no_tools or ask.tool_result is not None:
         return None
@@ -174,6 +208,8 @@ def _tool_to_call(ask: Ask) -> Tool | None:
         for tool in ask.tools:
             if tool.name == ask.forced_tool:
                 return tool
+    if len(ask.tools) > TOOLBOX:
+        return None
     return ask.tools[0]
 
 

@@ -17,6 +17,8 @@ from aiohttp import web
 from modelmix.providers.specs import WIRE_PATHS
 from modelmix.simulated.answers import Answer, Ask, compose
 from modelmix.simulated.behaviour import Behaviour, parse_behaviour
+from modelmix.simulated.load import Load
+from modelmix.simulated.prompt_cache import PromptCache
 from modelmix.simulated.wire import MALFORMED_BODY, RequestError, WireFormat
 
 #: The models ``GET .../models`` lists: the zero-key demo portfolio.
@@ -51,10 +53,15 @@ class SimulatorState:
     #: Calls per exact model name (``flaky<N>`` fails while this is <= N).
     calls: Counter[str] = field(default_factory=Counter)
     requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=_RECENT_REQUESTS))
+    #: Runtime delay and capacity knobs (load.py).
+    load: Load = field(default_factory=Load)
+    #: Prompt prefixes cached at ``cache_control`` breakpoints (Anthropic's format).
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
 
     def reset(self) -> None:
         self.calls.clear()
         self.requests.clear()
+        self.prompt_cache = PromptCache()
 
 
 STATE = web.AppKey("modelmix_simulated_state", SimulatorState)
@@ -90,6 +97,11 @@ class Simulator:
     def reset(self) -> None:
         """Forget call counters (so ``flaky<N>`` models fail again) and recorded requests."""
         self.state.reset()
+
+    @property
+    def load(self) -> Load:
+        """Runtime delay and capacity per upstream model name (load.py)."""
+        return self.state.load
 
     @property
     def calls(self) -> Counter[str]:
@@ -133,22 +145,54 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0) -> Simulator:
 
 def create_app() -> web.Application:
     """The simulated upstream as an aiohttp application (see the package docstring)."""
+    from modelmix.simulated.embeddings import handle_embeddings
     from modelmix.wire.anthropic_messages.simulated import AnthropicWire
+    from modelmix.wire.gemini.embeddings import ACTION, GeminiEmbeddingsWire
     from modelmix.wire.gemini.simulated import GeminiWire
+    from modelmix.wire.openai_chat.embeddings import OpenAIEmbeddingsWire
     from modelmix.wire.openai_chat.simulated import OpenAIWire
+    from modelmix.wire.openai_responses.simulated import ResponsesWire
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = SimulatorState()
     openai, anthropic, gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
+    responses = ResponsesWire()
 
     async def openai_chat(request: web.Request) -> web.StreamResponse:
         return await handle(request, openai)
 
+    async def openai_responses(request: web.Request) -> web.StreamResponse:
+        return await handle(request, responses)
+
     async def anthropic_messages(request: web.Request) -> web.StreamResponse:
         return await handle(request, anthropic)
 
+    async def anthropic_count_tokens(request: web.Request) -> web.StreamResponse:
+        if anthropic.api_key(request) == "invalid":
+            return _error(anthropic, 401)
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _error(anthropic, 400, RequestError("We could not parse the JSON body."))
+        state = request.app[STATE]
+        state.requests.append(
+            RecordedRequest("anthropic", request.path, dict(request.headers), body)
+        )
+        try:
+            return _json(anthropic.count_tokens(body, request))
+        except RequestError as error:
+            return _error(anthropic, error.status, error)
+
     async def gemini_generate(request: web.Request) -> web.StreamResponse:
+        if request.match_info["target"].endswith(":" + ACTION):  # embeddings
+            return await handle_embeddings(request, gemini_embeddings, gemini)
         return await handle(request, gemini)
+
+    openai_embeddings, gemini_embeddings = OpenAIEmbeddingsWire(), GeminiEmbeddingsWire()
+
+    async def openai_embed(request: web.Request) -> web.StreamResponse:
+        return await handle_embeddings(request, openai_embeddings, openai)
 
     async def openai_models(request: web.Request) -> web.StreamResponse:
         if openai.api_key(request) == "invalid":
@@ -199,10 +243,17 @@ def create_app() -> web.Application:
         body = {"simulated": True, "formats": _PATHS, "models": list(DEMO_MODELS)}
         return _json(orjson.dumps(body))
 
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=request.app[STATE].load.metrics())
+
     app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/openai/v1/chat/completions", openai_chat)
     app.router.add_get("/openai/v1/models", openai_models)
+    app.router.add_post("/openai/v1/embeddings", openai_embed)
+    app.router.add_post("/openai/v1/responses", openai_responses)
     app.router.add_post("/anthropic/v1/messages", anthropic_messages)
+    app.router.add_post("/anthropic/v1/messages/count_tokens", anthropic_count_tokens)
     app.router.add_get("/anthropic/v1/models", anthropic_models)
     app.router.add_post("/gemini/v1beta/models/{target}", gemini_generate)
     app.router.add_get("/gemini/v1beta/models", gemini_models)
@@ -237,11 +288,22 @@ async def handle(request: web.Request, wire: WireFormat) -> web.StreamResponse:
         ask = wire.parse(body, request)
     except RequestError as error:
         return _error(wire, error.status, error)
+    if ask.cache_points:
+        ask.cache_read_chars, ask.cache_write_chars = state.prompt_cache.use(ask.cache_points)
     model = ask.model
     state.calls[model] += 1
-    behaviour = parse_behaviour(model)
+    if state.load.watched(model):
+        async with state.load.serving(model):
+            return await _respond(request, wire, ask, state.calls[model])
+    return await _respond(request, wire, ask, state.calls[model])
+
+
+async def _respond(
+    request: web.Request, wire: WireFormat, ask: Ask, call: int
+) -> web.StreamResponse:
+    behaviour = parse_behaviour(ask.model)
     status = behaviour.error_status
-    if behaviour.flaky and state.calls[model] <= behaviour.flaky:
+    if behaviour.flaky and call <= behaviour.flaky:
         status = 500
     if status is not None or behaviour.timeout or behaviour.reset:
         if behaviour.slow_ms:
@@ -252,7 +314,7 @@ async def handle(request: web.Request, wire: WireFormat) -> web.StreamResponse:
             await asyncio.sleep(TIMEOUT_SLEEP_S)
         abort(request)
         return web.Response()
-    answer = compose(ask, behaviour, state.calls[model])
+    answer = compose(ask, behaviour, call)
     if ask.stream:
         return await _stream(request, wire, ask, answer, behaviour)
     delay = behaviour.slow_ms + behaviour.ttft_ms

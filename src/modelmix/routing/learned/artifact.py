@@ -9,50 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 
+from modelmix.routing.learned.calibration import Calibration as Calibration  # re-exported
 from modelmix.routing.learned.features import Features, FloatArray, featurize
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
-
-if TYPE_CHECKING:
-    from modelmix.routing.learned.staged import StagedGate
+from modelmix.routing.learned.staged import StagedGate
 
 FORMAT = "modelmix-router/1"
 DEFAULT_ARTIFACT = Path(__file__).with_name("default_router.npz")
-
-
-@dataclass(slots=True)
-class Calibration:
-    """Monotone map from an internal knob (``knob``, ascending) to the realised share of the
-    best model's quality measured on held-back prompts (``share``), and the cost share."""
-
-    knob: list[float]
-    share: list[float]
-    cost_share: list[float] = field(default_factory=list)
-    #: Standard error of each share (over the held-back prompts), when measured.
-    se: list[float] = field(default_factory=list)
-
-    def knob_for(self, target: float) -> float:
-        """The cheapest knob whose held-back quality share reaches ``target`` (interpolated)."""
-        shares = np.maximum.accumulate(np.asarray(self.share))
-        k = np.asarray(self.knob)
-        if target <= shares[0]:
-            return float(k[0])
-        if target >= shares[-1]:
-            return float(k[-1])
-        i = int(np.searchsorted(shares, target))
-        lo, hi = shares[i - 1], shares[i]
-        frac = 0.0 if hi <= lo else (target - lo) / (hi - lo)
-        return float(k[i - 1] + frac * (k[i] - k[i - 1]))
-
-    def as_dict(self) -> dict[str, list[float]]:
-        out = {"knob": self.knob, "share": self.share, "cost_share": self.cost_share}
-        if self.se:
-            out["se"] = self.se
-        return out
 
 
 @dataclass(slots=True)
@@ -248,8 +216,6 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
             )
         staged = None
         if "staged" in header:
-            from modelmix.routing.learned.staged import StagedGate
-
             staged = StagedGate.from_dict(header["staged"])
         return RouterArtifact(
             categories=[str(c) for c in header.get("categories", [])],

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmix.routing.learned.artifact import Calibration
+from modelmix.routing.learned.calibration import Calibration
 from modelmix.routing.verifiers import normalise_answer
 
 #: Weight of the shrinkage prior (pseudo-counts) in the table estimates.

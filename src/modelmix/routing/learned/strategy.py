@@ -29,6 +29,7 @@ import numpy as np
 
 from modelmix.budgets.degrade import degraded_quality_target, degraded_wtp
 from modelmix.errors import GatewayError
+from modelmix.personal.offsets import personalise
 from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned import safety
@@ -315,7 +316,8 @@ class LearnedStrategy:
             )
         facts = request.facts
         f = self.artifact.featurize(facts.text) if self.profiles is None else None
-        p, cost, prompt_tokens = self.predict(facts.text, f, facts.text_tokens)
+        p_global, cost, prompt_tokens = self.predict(facts.text, f, facts.text_tokens)
+        p = personalise(p_global, needs.personal, decision)
         pressure = needs.budget_pressure
         setting = None
         if self._choice is not None:
@@ -343,7 +345,7 @@ class LearnedStrategy:
             decision["do_no_harm"] = self.safety_note
         decision["prompt_tokens"] = prompt_tokens
         decision["candidates"] = [
-            {"model": m, "p_good": round(p[i], 4), "cost": cost[i]}
+            {"model": m, "p_good": round(p_global[i], 4), "cost": cost[i]}
             for i, m in enumerate(self.models)
             if eligible[i]
         ]

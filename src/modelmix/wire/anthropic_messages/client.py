@@ -19,16 +19,22 @@ Translation decisions:
   enforces (each result answers a ``tool_use`` of the previous message; each ``tool_use`` is
   answered in the next message) are enforced here too.
 * ``cache_control`` (top level, blocks, tools), ``service_tier``, ``inference_geo``, ``speed``,
-  ``diagnostics``, ``workspace_id``, ``user_profile_id`` are accepted and ignored: they change
-  cost, latency or bookkeeping, not the answer.
+  ``diagnostics``, ``workspace_id``, ``user_profile_id`` are accepted; other formats ignore
+  them (they change cost, latency or bookkeeping, not the answer).
 * ``output_config.format`` (JSON schema) becomes ``response_format`` json_schema (strict, named
-  ``output``); ``output_config.effort`` becomes ``reasoning_effort`` (``max`` is rejected).
-* Rejected with a clear ``invalid_request``: ``thinking`` other than ``{"type": "disabled"}``,
-  document / thinking / redacted_thinking / server-tool blocks, images inside tool results,
-  file image sources, server tools (any tool with a ``type`` other than ``custom``), a final
-  assistant message (prefill: no faithful translation to other providers), ``container``,
-  ``mcp_servers``, ``context_management`` and any unknown key ("X: Extra inputs are not
-  permitted", as Anthropic says).
+  ``output``); ``output_config.effort`` becomes ``reasoning_effort``.
+* The whole body is also kept (``ChatRequest.native``): an Anthropic upstream gets it as it is
+  (``passthrough.py``). What other formats cannot carry is recorded, not refused, here:
+  ``native.features`` holds ``thinking``, earlier ``thinking`` / ``redacted_thinking`` blocks,
+  ``context_management``, ``container``, ``mcp_servers``, server tools and server tool blocks,
+  documents other than text or base64 PDF, file image sources, non-text tool result content,
+  citations and a final assistant message (prefill), each with its handling at another format;
+  ``ChatRequest.unknown`` holds fields (top level or nested, by dotted path) and block types this
+  gateway does not know. A null field is a client library's default and is ignored.
+  ``wire/extensions.py`` decides per model (the README's table).
+* ``document`` blocks: text and content sources become text parts (title first), base64 PDFs an
+  OpenAI ``file`` part. ``system`` turns among the messages (a Claude Code beta) become
+  ``system`` messages in place.
 * Response ``tool_use.input`` is the parsed ``arguments``; empty arguments give ``{}``; if the
   model produced arguments that are not a JSON object, ``input`` is
   ``{"_raw_arguments": "<the text>"}`` so nothing is lost. (Streams forward argument text as
@@ -43,7 +49,14 @@ from typing import Any
 import orjson
 
 from modelmix.errors import GatewayError
-from modelmix.types import ChatRequest, ChatResponse, FinishReason, StreamDelta, Usage
+from modelmix.types import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    NativeRequest,
+    StreamDelta,
+    Usage,
+)
 from modelmix.wire.anthropic_messages.vocabulary import STOP_REASON as _STOP_REASONS
 from modelmix.wire.anthropic_messages.vocabulary import TYPE_FOR_KIND as _ERROR_TYPES
 
@@ -65,30 +78,52 @@ _IGNORED_KEYS = frozenset(
         "user_profile_id",
     }
 )
-_REJECTED_KEYS: dict[str, str] = {
-    "container": "containers are not supported by this gateway",
-    "mcp_servers": "MCP servers are not supported by this gateway",
-    "context_management": "context management is not supported by this gateway",
+#: Top-level features of the Messages API that other formats have no counterpart for:
+#: name -> (handling at a non-Anthropic upstream, why); see wire/extensions.py.
+_FEATURE_KEYS: dict[str, tuple[str, str]] = {
+    "container": ("refuse", "containers are an Anthropic server feature"),
+    "mcp_servers": ("refuse", "the MCP connector is an Anthropic server feature"),
+    "context_management": (
+        "drop",
+        "context editing is done by Anthropic: earlier thinking is never sent to other "
+        "providers, the rest of the context is sent in full",
+    ),
 }
+_THINKING = (
+    "reasoning",
+    "extended thinking: the model takes no reasoning effort, so it answered without",
+)
+_THINKING_BLOCKS = (
+    "drop",
+    "earlier turns' thinking blocks are not sent to other providers (Anthropic leaves them "
+    "out of the context too)",
+)
+_SERVER_BLOCK = ("refuse", "server tool blocks are run by Anthropic")
+_SERVER_BLOCKS = frozenset(
+    {"server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload", "search_result"}
+)
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-_EFFORTS = frozenset({"low", "medium", "high", "xhigh"})
-_UNSUPPORTED_BLOCKS: dict[str, str] = {
-    "document": "document blocks are not supported by this gateway",
-    "thinking": "thinking blocks are not supported by this gateway",
-    "redacted_thinking": "redacted_thinking blocks are not supported by this gateway",
-    "server_tool_use": "server tools are not supported by this gateway",
-    "web_search_tool_result": "server tools are not supported by this gateway",
-    "web_fetch_tool_result": "server tools are not supported by this gateway",
-    "search_result": "search_result blocks are not supported by this gateway",
-    "container_upload": "containers are not supported by this gateway",
-}
+_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
 _BLOCK_KEYS: dict[str, frozenset[str]] = {
     "text": frozenset({"type", "text", "cache_control", "citations"}),
     "image": frozenset({"type", "source", "cache_control"}),
     "tool_use": frozenset({"type", "id", "name", "input", "cache_control"}),
     "tool_result": frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"}),
+    "document": frozenset({"type", "source", "title", "context", "citations", "cache_control"}),
+    "thinking": frozenset({"type", "thinking", "signature"}),
+    "redacted_thinking": frozenset({"type", "data"}),
 }
+
+
+class _Extras:
+    """What a request holds beyond the canonical: Messages features and unknown fields."""
+
+    __slots__ = ("features", "unknown")
+
+    def __init__(self) -> None:
+        self.features: dict[str, tuple[str, str]] = {}
+        self.unknown: dict[str, Any] = {}
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -144,43 +179,86 @@ def _list(value: object, param: str) -> list[Any]:
     return value
 
 
-def _extra(param: str) -> GatewayError:
-    return _invalid(param, "Extra inputs are not permitted")
-
-
-def _check_keys(block: dict[str, Any], allowed: frozenset[str], param: str) -> None:
-    for key in block:
-        if key not in allowed:
-            raise _extra(f"{param}.{key}")
+def _check_keys(block: dict[str, Any], allowed: frozenset[str], param: str, ex: _Extras) -> None:
+    """Keys beyond ``allowed``: a null one is a client library's default (ignored), any other
+    an unknown field (kept for the upstream; see wire/extensions.py)."""
+    for key, value in block.items():
+        if key not in allowed and value is not None:
+            ex.unknown[f"{param}.{key}"] = value
 
 
 # ------------------------------------------------------------------------------------ blocks
 
 
-def _block(raw: object, param: str) -> tuple[str, dict[str, Any]]:
+def _block(raw: object, param: str, ex: _Extras) -> tuple[str, dict[str, Any]]:
+    """A content block's type and body. A type other formats cannot carry (server tool
+    blocks, types newer than this gateway) comes back as ``""``: recorded, left out of the
+    canonical request."""
     block = _obj(raw, param)
     kind = block.get("type")
     if kind is None:
         raise _required(f"{param}.type")
+    if not isinstance(kind, str):
+        raise _invalid(f"{param}.type", "Input should be a valid string")
     if kind not in _BLOCK_KEYS:
-        reason = _UNSUPPORTED_BLOCKS.get(kind) if isinstance(kind, str) else None
-        if reason is not None:
-            raise _invalid(f"{param}.type", f"'{kind}': {reason}")
-        raise _invalid(f"{param}.type", f"Input tag '{kind}' is not a supported content block type")
-    _check_keys(block, _BLOCK_KEYS[kind], param)
+        if kind.endswith("_tool_result") or kind in _SERVER_BLOCKS:
+            ex.features[param] = (_SERVER_BLOCK[0], f"'{kind}': {_SERVER_BLOCK[1]}")
+        else:
+            ex.unknown[param] = block
+        return "", block
+    _check_keys(block, _BLOCK_KEYS[kind], param, ex)
     return kind, block
 
 
-def _text(block: dict[str, Any], param: str) -> str:
+def _text(block: dict[str, Any], param: str, ex: _Extras) -> str:
     if "text" not in block:
         raise _required(f"{param}.text")
     text = _str(block["text"], f"{param}.text")
     if block.get("citations"):
-        raise _invalid(f"{param}.citations", "citations are not supported by this gateway")
+        ex.features[f"{param}.citations"] = (
+            "drop",
+            "citations are Anthropic's; other providers get the text alone",
+        )
     return text
 
 
-def _image(block: dict[str, Any], param: str) -> dict[str, Any]:
+def _document(block: dict[str, Any], param: str, ex: _Extras) -> dict[str, Any] | None:
+    """A ``document`` block as a canonical part: plain text and text blocks become text
+    (titled), a base64 PDF an OpenAI ``file`` part; None (recorded) when no other format
+    can carry it (a PDF by URL or file id)."""
+    if "source" not in block:
+        raise _required(f"{param}.source")
+    p = f"{param}.source"
+    source = _obj(block["source"], p)
+    kind = source.get("type")
+    title = block.get("title")
+    head = f"{_str(title, f'{param}.title')}\n\n" if title else ""
+    if kind == "text":
+        return {"type": "text", "text": head + _str(source.get("data"), f"{p}.data")}
+    if kind == "content":
+        content = source.get("content")
+        if isinstance(content, str):
+            return {"type": "text", "text": head + content}
+        texts = []
+        for j, raw in enumerate(_list(content, f"{p}.content")):
+            inner_kind, inner = _block(raw, f"{p}.content.{j}", ex)
+            if inner_kind == "text":
+                texts.append(_text(inner, f"{p}.content.{j}", ex))
+        return {"type": "text", "text": head + "\n".join(texts)}
+    if kind == "base64" and source.get("media_type") == "application/pdf":
+        data = _str(source.get("data"), f"{p}.data")
+        name = title if isinstance(title, str) and title else "document.pdf"
+        return {
+            "type": "file",
+            "file": {"filename": name, "file_data": f"data:application/pdf;base64,{data}"},
+        }
+    if kind not in ("base64", "url", "file"):
+        raise _invalid(f"{p}.type", "Input tag should be 'base64', 'text', 'content' or 'url'")
+    ex.features[p] = ("refuse", f"a document from a {kind!r} source is read by Anthropic")
+    return None
+
+
+def _image(block: dict[str, Any], param: str, ex: _Extras) -> dict[str, Any] | None:
     if "source" not in block:
         raise _required(f"{param}.source")
     p = f"{param}.source"
@@ -202,13 +280,14 @@ def _image(block: dict[str, Any], param: str) -> dict[str, Any]:
             raise _required(f"{p}.url")
         url = _str(source["url"], f"{p}.url")
     elif kind == "file":
-        raise _invalid(f"{p}.type", "file sources are not supported by this gateway")
+        ex.features[p] = ("refuse", "an image from the Files API is read by Anthropic")
+        return None
     else:
         raise _invalid(f"{p}.type", "Input tag should be 'base64' or 'url'")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _tool_result(block: dict[str, Any], param: str) -> dict[str, Any]:
+def _tool_result(block: dict[str, Any], param: str, ex: _Extras) -> dict[str, Any]:
     if "tool_use_id" not in block:
         raise _required(f"{param}.tool_use_id")
     tool_use_id = _str(block["tool_use_id"], f"{param}.tool_use_id")
@@ -221,14 +300,11 @@ def _tool_result(block: dict[str, Any], param: str) -> dict[str, Any]:
         texts: list[str] = []
         for j, raw in enumerate(_list(content, f"{param}.content")):
             p = f"{param}.content.{j}"
-            kind, inner = _block(raw, p)
-            if kind != "text":
-                raise _invalid(
-                    f"{p}.type",
-                    f"'{kind}' blocks inside tool_result are not supported by this gateway; "
-                    "only text",
-                )
-            texts.append(_text(inner, p))
+            kind, inner = _block(raw, p, ex)
+            if kind == "text":
+                texts.append(_text(inner, p, ex))
+            elif kind:
+                ex.features[p] = ("refuse", f"{kind} blocks inside tool results are Anthropic's")
         text = "\n".join(texts)
     is_error = block.get("is_error")
     if is_error is not None and _bool(is_error, f"{param}.is_error"):
@@ -253,10 +329,11 @@ _EMPTY_CONTENT = (
 class _Converter:
     """Walks the Anthropic messages once, emitting canonical messages and checking tool pairing."""
 
-    __slots__ = ("out", "pending", "pending_at")
+    __slots__ = ("ex", "out", "pending", "pending_at")
 
-    def __init__(self, out: list[dict[str, Any]]) -> None:
+    def __init__(self, out: list[dict[str, Any]], ex: _Extras) -> None:
         self.out = out
+        self.ex = ex
         self.pending: list[str] = []
         self.pending_at = -1
 
@@ -277,11 +354,17 @@ class _Converter:
             return
         parts: list[dict[str, Any]] = []
         calls: list[dict[str, Any]] = []
-        for j, raw in enumerate(_list(content, param)):
+        ex = self.ex
+        blocks = _list(content, param)
+        for j, raw in enumerate(blocks):
             p = f"{param}.{j}"
-            kind, block = _block(raw, p)
+            kind, block = _block(raw, p, ex)
             if kind == "text":
-                parts.append({"type": "text", "text": _text(block, p)})
+                parts.append({"type": "text", "text": _text(block, p, ex)})
+            elif kind in ("thinking", "redacted_thinking"):
+                ex.features["thinking blocks"] = _THINKING_BLOCKS
+            elif not kind:
+                continue  # recorded by _block
             elif kind == "tool_use":
                 for key in ("id", "name", "input"):
                     if key not in block:
@@ -307,7 +390,9 @@ class _Converter:
             self.pending = [c["id"] for c in calls]
             self.pending_at = index
         elif not parts:
-            raise _invalid(param, _EMPTY_CONTENT)
+            if not blocks:
+                raise _invalid(param, _EMPTY_CONTENT)
+            return  # only thinking (or blocks recorded above): nothing for other formats
         self.out.append(msg)
 
     def user(self, content: object, index: int) -> None:
@@ -324,9 +409,10 @@ class _Converter:
             raise _invalid(param, _EMPTY_CONTENT)
         parts: list[dict[str, Any]] = []
         pending = self.pending
+        ex = self.ex
         for j, raw in enumerate(blocks):
             p = f"{param}.{j}"
-            kind, block = _block(raw, p)
+            kind, block = _block(raw, p, ex)
             if kind == "tool_result":
                 if parts:
                     raise _invalid(
@@ -334,7 +420,7 @@ class _Converter:
                         "tool_result blocks must come first in the content of a user message, "
                         "before any other blocks",
                     )
-                result = _tool_result(block, p)
+                result = _tool_result(block, p, ex)
                 if result["tool_call_id"] not in pending:
                     raise _invalid(
                         p,
@@ -345,10 +431,12 @@ class _Converter:
                 pending.remove(result["tool_call_id"])
                 self.out.append(result)
             elif kind == "text":
-                parts.append({"type": "text", "text": _text(block, p)})
-            elif kind == "image":
-                parts.append(_image(block, p))
-            else:
+                parts.append({"type": "text", "text": _text(block, p, ex)})
+            elif kind in ("image", "document"):
+                part = _image(block, p, ex) if kind == "image" else _document(block, p, ex)
+                if part is not None:
+                    parts.append(part)
+            elif kind:
                 raise _invalid(f"{p}.type", f"'{kind}' blocks are not allowed in user turns")
         if pending:
             raise self.unanswered(f"messages.{self.pending_at}.content")
@@ -356,34 +444,34 @@ class _Converter:
             self.out.append({"role": "user", "content": _parts_content(parts)})
 
 
-def _system(value: object) -> dict[str, Any] | None:
+def _system(value: object, ex: _Extras, param: str = "system") -> dict[str, Any] | None:
     if isinstance(value, str):
         return {"role": "system", "content": value} if value else None
     parts: list[dict[str, Any]] = []
-    for i, raw in enumerate(_list(value, "system")):
-        p = f"system.{i}"
-        kind, block = _block(raw, p)
+    for i, raw in enumerate(_list(value, param)):
+        p = f"{param}.{i}"
+        kind, block = _block(raw, p, ex)
         if kind != "text":
             raise _invalid(f"{p}.type", "Input tag should be 'text'")
-        parts.append({"type": "text", "text": _text(block, p)})
+        parts.append({"type": "text", "text": _text(block, p, ex)})
     if not parts:
         return None
     return {"role": "system", "content": _parts_content(parts)}
 
 
-def _messages(value: object, system: object) -> list[dict[str, Any]]:
+def _messages(value: object, system: object, ex: _Extras) -> list[dict[str, Any]]:
     raw = _list(value, "messages")
     if not raw:
         raise _invalid("messages", "at least one message is required")
     out: list[dict[str, Any]] = []
-    if system is not None and (sys_msg := _system(system)) is not None:
+    if system is not None and (sys_msg := _system(system, ex)) is not None:
         out.append(sys_msg)
-    conv = _Converter(out)
+    conv = _Converter(out, ex)
     last = len(raw) - 1
     for i, item in enumerate(raw):
         p = f"messages.{i}"
         msg = _obj(item, p)
-        _check_keys(msg, frozenset({"role", "content"}), p)
+        _check_keys(msg, frozenset({"role", "content"}), p, ex)
         if "role" not in msg:
             raise _required(f"{p}.role")
         if "content" not in msg:
@@ -393,12 +481,14 @@ def _messages(value: object, system: object) -> list[dict[str, Any]]:
             conv.user(msg["content"], i)
         elif role == "assistant":
             if i == last:
-                raise _invalid(
-                    p,
-                    "a final assistant message (prefill) is not supported by this gateway; "
-                    "end the conversation with a user message",
+                ex.features[p] = (
+                    "refuse",
+                    "a final assistant message (prefill) has no faithful translation",
                 )
             conv.assistant(msg["content"], i)
+        elif role == "system":  # a system turn mid-conversation (a Claude Code beta)
+            if (turn := _system(msg["content"], ex, f"{p}.content")) is not None:
+                out.append(turn)
         else:
             raise _invalid(f"{p}.role", "Input should be 'user' or 'assistant'")
     return out
@@ -419,7 +509,7 @@ _TOOL_KEYS = frozenset(
 )
 
 
-def _tools(value: object) -> list[dict[str, Any]] | None:
+def _tools(value: object, ex: _Extras) -> list[dict[str, Any]] | None:
     tools: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, raw in enumerate(_list(value, "tools")):
@@ -427,12 +517,9 @@ def _tools(value: object) -> list[dict[str, Any]] | None:
         tool = _obj(raw, p)
         kind = tool.get("type")
         if kind is not None and kind != "custom":
-            raise _invalid(
-                f"{p}.type",
-                f"server tool '{kind}' is not supported by this gateway; only client tools "
-                "(name, description, input_schema)",
-            )
-        _check_keys(tool, _TOOL_KEYS, p)
+            ex.features[p] = ("refuse", f"server tool {kind!r} is run by Anthropic")
+            continue
+        _check_keys(tool, _TOOL_KEYS, p, ex)
         if "name" not in tool:
             raise _required(f"{p}.name")
         name = _str(tool["name"], f"{p}.name")
@@ -458,7 +545,9 @@ def _tools(value: object) -> list[dict[str, Any]] | None:
     return tools or None
 
 
-def _tool_choice(value: object, tools: list[dict[str, Any]] | None, params: dict[str, Any]) -> Any:
+def _tool_choice(
+    value: object, tools: list[dict[str, Any]] | None, params: dict[str, Any], ex: _Extras
+) -> Any:
     choice = _obj(value, "tool_choice")
     kind = choice.get("type")
     allowed = {"type", "disable_parallel_tool_use"}
@@ -468,7 +557,7 @@ def _tool_choice(value: object, tools: list[dict[str, Any]] | None, params: dict
         allowed = {"type"}
     elif kind not in ("auto", "any"):
         raise _invalid("tool_choice.type", "Input tag should be 'auto', 'any', 'tool' or 'none'")
-    _check_keys(choice, frozenset(allowed), "tool_choice")
+    _check_keys(choice, frozenset(allowed), "tool_choice", ex)
     disable = choice.get("disable_parallel_tool_use")
     if disable is not None and _bool(disable, "tool_choice.disable_parallel_tool_use"):
         params["parallel_tool_calls"] = False
@@ -488,22 +577,21 @@ def _tool_choice(value: object, tools: list[dict[str, Any]] | None, params: dict
     return {"type": "function", "function": {"name": name}}
 
 
-def _output_config(value: object, params: dict[str, Any]) -> dict[str, Any] | None:
+def _output_config(value: object, params: dict[str, Any], ex: _Extras) -> dict[str, Any] | None:
     config = _obj(value, "output_config")
-    _check_keys(config, frozenset({"effort", "format"}), "output_config")
+    _check_keys(config, frozenset({"effort", "format"}), "output_config", ex)
     effort = config.get("effort")
     if effort is not None:
         if effort not in _EFFORTS:
             raise _invalid(
-                "output_config.effort",
-                "Input should be 'low', 'medium', 'high' or 'xhigh' (this gateway has no 'max')",
+                "output_config.effort", "Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
             )
         params["reasoning_effort"] = effort
     fmt = config.get("format")
     if fmt is None:
         return None
     fmt = _obj(fmt, "output_config.format")
-    _check_keys(fmt, frozenset({"type", "schema"}), "output_config.format")
+    _check_keys(fmt, frozenset({"type", "schema"}), "output_config.format", ex)
     if fmt.get("type") != "json_schema":
         raise _invalid("output_config.format.type", "Input should be 'json_schema'")
     if "schema" not in fmt:
@@ -544,15 +632,15 @@ def parse_messages_request(body: object) -> ChatRequest:
     """
     if not isinstance(body, dict):
         raise GatewayError("invalid_request", "The request body must be a JSON object")
+    ex = _Extras()
     for key, value in body.items():
-        if key in _HANDLED or key in _IGNORED_KEYS:
+        if key in _HANDLED or key in _IGNORED_KEYS or value is None:
             continue
-        reason = _REJECTED_KEYS.get(key)
-        if reason is not None:
-            if value is None:
-                continue
-            raise _invalid(key, reason)
-        raise _extra(key)
+        feature = _FEATURE_KEYS.get(key)
+        if feature is not None:
+            ex.features[key] = feature
+        else:
+            ex.unknown[key] = value
 
     if "model" not in body:
         raise _required("model")
@@ -565,18 +653,26 @@ def parse_messages_request(body: object) -> ChatRequest:
     if "messages" not in body:
         raise _required("messages")
     get = body.get
-    messages = _messages(body["messages"], get("system"))
+    messages = _messages(body["messages"], get("system"), ex)
 
     thinking = get("thinking")
-    if thinking is not None and _obj(thinking, "thinking").get("type") != "disabled":
-        raise _invalid("thinking", "extended thinking is not supported by this gateway yet")
+    if thinking is not None:
+        kind = _obj(thinking, "thinking").get("type")
+        if kind not in ("enabled", "adaptive", "disabled"):
+            raise _invalid(
+                "thinking.type", "Input tag should be 'enabled', 'adaptive' or 'disabled'"
+            )
+        if kind != "disabled":
+            ex.features["thinking"] = _THINKING
 
     tools_raw = get("tools")
-    tools = _tools(tools_raw) if tools_raw is not None else None
+    tools = _tools(tools_raw, ex) if tools_raw is not None else None
     tool_choice_raw = get("tool_choice")
-    tool_choice = _tool_choice(tool_choice_raw, tools, params) if tool_choice_raw else None
+    tool_choice = _tool_choice(tool_choice_raw, tools, params, ex) if tool_choice_raw else None
     output_config = get("output_config")
-    response_format = _output_config(output_config, params) if output_config is not None else None
+    response_format = (
+        _output_config(output_config, params, ex) if output_config is not None else None
+    )
 
     stop = get("stop_sequences")
     if stop is not None:
@@ -594,7 +690,7 @@ def parse_messages_request(body: object) -> ChatRequest:
     metadata = get("metadata")
     if metadata is not None:
         meta = _obj(metadata, "metadata")
-        _check_keys(meta, frozenset({"user_id"}), "metadata")
+        _check_keys(meta, frozenset({"user_id"}), "metadata", ex)
         user_id = meta.get("user_id")
         if user_id is not None:
             params["user"] = _str(user_id, "metadata.user_id")
@@ -608,6 +704,8 @@ def parse_messages_request(body: object) -> ChatRequest:
         tool_choice=tool_choice,
         response_format=response_format,
         params=params,
+        unknown=ex.unknown or None,
+        native=NativeRequest("anthropic", body, features=ex.features),
     )
 
 
@@ -643,6 +741,8 @@ def _tool_input(arguments: str) -> dict[str, Any]:
 
 def render_message_response(resp: ChatResponse, *, model: str) -> bytes:
     """An Anthropic ``message`` object; ``model`` is the name the client asked for."""
+    if resp.raw is not None:  # an Anthropic upstream's own answer (passthrough)
+        return orjson.dumps({**resp.raw, "model": model})
     content: list[dict[str, Any]] = []
     if resp.content:
         content.append({"type": "text", "text": resp.content})
@@ -685,6 +785,7 @@ class MessageStreamRenderer:
         "_input_tokens",
         "_model",
         "_open",
+        "_passthrough",
         "_started",
         "_text_block",
         "_tool_blocks",
@@ -696,6 +797,7 @@ class MessageStreamRenderer:
         self._model = model
         self._input_tokens = input_tokens
         self._started = False
+        self._passthrough = False
         self._blocks = 0  # content blocks opened so far
         self._open: int | None = None  # index of the open block
         self._text_block: int | None = None  # index of the open text block
@@ -742,6 +844,8 @@ class MessageStreamRenderer:
         return index, out
 
     def delta(self, d: StreamDelta) -> bytes:
+        if d.raw is not None:  # an Anthropic upstream's own event (passthrough)
+            return self._raw(d.raw)
         if d.usage is not None:
             self._usage = d.usage
         out = b"" if self._started else self._start()
@@ -785,7 +889,22 @@ class MessageStreamRenderer:
                     )
         return out
 
+    def _raw(self, raw: bytes) -> bytes:
+        if self._started:
+            return raw
+        self._started = self._passthrough = True
+        head, sep, data = raw.partition(b"data: ")
+        if b"message_start" not in head or not sep:
+            return raw
+        event = orjson.loads(data)
+        message = event.get("message")
+        if isinstance(message, dict):  # the model name the client asked for, as elsewhere
+            message["model"] = self._model
+        return head + sep + orjson.dumps(event) + b"\n\n"
+
     def end(self) -> bytes:
+        if self._passthrough:
+            return b""  # the upstream's message_stop went out with its events
         out = b"" if self._started else self._start()
         out += self._close()
         finish = self._finish

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from modelmix.simulated.answers import Answer, Ask, Tool
+from modelmix.simulated.answers import Answer, Ask, Tool, estimate_tokens, summarise
+from modelmix.simulated.prompt_cache import breakpoints
 from modelmix.simulated.wire import (
     SIMULATED_FINISH,
     RequestError,
@@ -36,6 +39,42 @@ _ERRORS: dict[int, str] = {
     503: "Service unavailable (simulated).",
     529: "Overloaded (simulated).",
 }
+
+
+#: The beta that lets a ``system`` turn appear among the messages (Claude Code sends it).
+MID_CONVERSATION_SYSTEM = "mid-conversation-system"
+
+
+def thinking_signature(thinking: str) -> str:
+    """The simulated signature of a thinking block: a later turn must send it back unchanged
+    with the same text, as Anthropic checks."""
+    digest = hashlib.sha256(b"modelmix-simulated-thinking\x00" + thinking.encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _thinking_text(ask: Ask) -> str:
+    return f"Simulated reasoning about: {summarise(ask.last_user_text, 12)}"
+
+
+def _check_thinking(index: int, content: list[Any], last_assistant: bool, ask: Ask) -> None:
+    """Signatures intact; with thinking on, the last assistant turn of a tool loop starts
+    with its thinking (Anthropic refuses both otherwise)."""
+    for j, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") == "thinking":
+            text, signature = block.get("thinking"), block.get("signature")
+            if not isinstance(text, str) or signature != thinking_signature(text):
+                raise RequestError(
+                    f"messages.{index}.content.{j}: Invalid `signature` in `thinking` block"
+                )
+    uses_tools = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content)
+    if ask.thinking and last_assistant and uses_tools:
+        first = content[0].get("type") if isinstance(content[0], dict) else None
+        if first not in ("thinking", "redacted_thinking"):
+            raise RequestError(
+                f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{first}`. When `thinking` is enabled, a final `assistant` message "
+                "must start with a thinking block."
+            )
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
@@ -78,7 +117,13 @@ class AnthropicWire:
         if not messages:
             raise RequestError("messages: at least one message is required")
         ask = Ask(model=model, max_tokens=max_tokens, stream=body.get("stream") is True)
-        self._read_messages(messages, ask)
+        thinking = body.get("thinking")
+        ask.thinking = isinstance(thinking, dict) and thinking.get("type") in (
+            "enabled",
+            "adaptive",
+        )
+        system_turns = MID_CONVERSATION_SYSTEM in request.headers.get("anthropic-beta", "")
+        self._read_messages(messages, ask, system_turns)
         system = body.get("system")
         if system is not None:
             if not isinstance(system, str | list):
@@ -90,6 +135,7 @@ class AnthropicWire:
                 raise RequestError("stop_sequences: Input should be a valid list of strings")
             ask.stop = stop
         self._read_tools(body, ask)
+        ask.cache_points = breakpoints(body)
         output_format = body.get("output_format")
         output_config = body.get("output_config")
         if output_format is None and isinstance(output_config, dict):
@@ -99,12 +145,23 @@ class AnthropicWire:
             ask.json_schema = schema if isinstance(schema, dict) else {"type": "object"}
         return ask
 
-    def _read_messages(self, messages: list[Any], ask: Ask) -> None:
+    def _read_messages(self, messages: list[Any], ask: Ask, system_turns: bool = False) -> None:
         tool_names: dict[str, str] = {}
+        last_assistant = max(
+            (
+                i
+                for i, m in enumerate(messages)
+                if isinstance(m, dict) and m.get("role") == "assistant"
+            ),
+            default=-1,
+        )
         for i, message in enumerate(messages):
             if not isinstance(message, dict):
                 raise RequestError(f"messages.{i}: Input should be a valid dictionary")
             role = message.get("role")
+            if role == "system" and system_turns:
+                ask.prompt_chars += content_chars(message.get("content"))
+                continue
             if role == "system":
                 raise RequestError(
                     'messages: Unexpected role "system". The Messages API accepts a top-level '
@@ -122,6 +179,8 @@ class AnthropicWire:
                 for block in content:
                     if isinstance(block, dict) and block.get("type") == "tool_use":
                         tool_names[str(block.get("id"))] = str(block.get("name"))
+                if role == "assistant" and content:
+                    _check_thinking(i, content, i == last_assistant, ask)
             if role == "user":
                 ask.last_user_text = text_of(
                     [b for b in content if not _is_tool_result(b)]
@@ -179,6 +238,14 @@ class AnthropicWire:
                 raise RequestError(f"Tool '{name}' not found in provided tools")
             ask.forced_tool = name
 
+    def count_tokens(self, body: Any, request: web.Request) -> bytes:
+        """``POST /v1/messages/count_tokens``: the prompt's tokens, as the answer would count
+        them (the same estimate ``usage.input_tokens`` reports)."""
+        if isinstance(body, dict) and "max_tokens" not in body:
+            body = {**body, "max_tokens": 1}
+        ask = self.parse(body, request)
+        return orjson.dumps({"input_tokens": estimate_tokens(ask.prompt_chars)})
+
     def error(self, status: int, error: RequestError | None = None) -> bytes:
         message = _ERRORS.get(status)
         if message is None:
@@ -207,6 +274,10 @@ class AnthropicWire:
             ]
         else:
             content = [{"type": "text", "text": answer.text or ""}]
+        if ask.thinking:
+            text = _thinking_text(ask)
+            thought = {"type": "thinking", "thinking": text, "signature": thinking_signature(text)}
+            content.insert(0, thought)
         return orjson.dumps(
             {
                 "id": new_id("msg_"),
@@ -216,7 +287,7 @@ class AnthropicWire:
                 "content": content,
                 "stop_reason": _FINISH[answer.finish],
                 "stop_sequence": answer.stop_sequence,
-                "usage": _usage(answer, answer.completion_tokens),
+                "usage": _usage(answer, answer.completion_tokens, ask),
             }
         )
 
@@ -229,7 +300,7 @@ class AnthropicWire:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": _usage(answer, 1),
+            "usage": _usage(answer, 1, ask),
         }
         frames = [_event("message_start", {"type": "message_start", "message": message})]
         if answer.tool_name is not None:
@@ -248,10 +319,14 @@ class AnthropicWire:
             deltas = [
                 {"type": "text_delta", "text": piece} for piece in split_text(answer.text or "")
             ]
+        index = 0
+        if ask.thinking:
+            frames += _thinking_frames(_thinking_text(ask))
+            index = 1
         frames.append(
             _event(
                 "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": block},
+                {"type": "content_block_start", "index": index, "content_block": block},
             )
         )
         frames.append(_event("ping", {"type": "ping"}))
@@ -259,10 +334,10 @@ class AnthropicWire:
             frames.append(
                 _event(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    {"type": "content_block_delta", "index": index, "delta": delta},
                 )
             )
-        frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
         frames.append(
             _event(
                 "message_delta",
@@ -286,15 +361,42 @@ class AnthropicWire:
         ]
 
 
+def _thinking_frames(text: str) -> list[bytes]:
+    """A thinking block streamed as Anthropic does: its text, then its signature."""
+    start = {"type": "thinking", "thinking": "", "signature": ""}
+    deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split_text(text)]
+    deltas.append({"type": "signature_delta", "signature": thinking_signature(text)})
+    frames = [
+        _event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": start},
+        )
+    ]
+    for delta in deltas:
+        frames.append(
+            _event(
+                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+            )
+        )
+    frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    return frames
+
+
 def _is_tool_result(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") == "tool_result"
 
 
-def _usage(answer: Answer, output_tokens: int) -> dict[str, Any]:
+def _usage(answer: Answer, output_tokens: int, ask: Ask) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` leaves out what was read from or written to the
+    prompt cache (the ``cached<N>`` behaviour's tokens and ``cache_control`` prefixes)."""
+    read = estimate_tokens(ask.cache_read_chars) if ask.cache_read_chars else 0
+    written = estimate_tokens(ask.cache_write_chars) if ask.cache_write_chars else 0
+    fresh = answer.prompt_tokens - answer.cached_tokens
+    read, written = min(read, fresh), min(written, max(fresh - read - 1, 0))
     return {
-        "input_tokens": answer.prompt_tokens - answer.cached_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": answer.cached_tokens,
+        "input_tokens": fresh - read - written,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": answer.cached_tokens + read,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }

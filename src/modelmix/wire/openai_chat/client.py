@@ -20,16 +20,21 @@ prediction              ignored   predicted output only speeds decoding up; same
 modalities              checked   ``["text"]`` accepted; anything with ``"audio"`` rejected
 stream_options          checked   ``include_usage`` honoured; ``include_obfuscation`` ignored
 top_k                   accepted  common with OpenAI-compatible servers; OpenAI's API is skipped
-logit_bias              rejected  changes the answer; only ``{}``/null accepted
+logit_bias              unknown   (see below); ``{}`` is the default and asks for nothing
+verbosity               unknown   (see below)
 audio                   rejected  audio output
 web_search_options      rejected  built-in web search
 moderation              rejected  OpenAI-side moderation that can block the answer
-verbosity               rejected  changes the answer; not portable across providers
 functions               rejected  deprecated; use ``tools``
 function_call           rejected  deprecated; use ``tool_choice``
-(any other key)         rejected  "Unrecognized request argument supplied: X", as OpenAI says
+(any other key)         unknown   kept in ``ChatRequest.unknown`` (a null one is ignored): an
+                                  OpenAI-compatible upstream gets it unchanged, any other
+                                  model follows its ``params.unknown`` (refuse, drop, pass;
+                                  see wire/extensions.py)
 ======================  ========  ==========================================================
 
+A message key with a null or empty value (the SDK's ``model_dump()`` of a message carries
+``refusal``, ``annotations``, ``audio``, ``function_call``: None) is accepted and ignored.
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
 is the canonical ``params["max_tokens"]`` (``max_tokens_name`` records which name was used).
 User content parts ``input_audio`` and ``file`` are validated and passed through; provider
@@ -45,7 +50,7 @@ from typing import Any
 import orjson
 
 from modelmix.errors import GatewayError
-from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
+from modelmix.types import ChatRequest, ChatResponse, NativeRequest, StreamDelta, Usage
 from modelmix.wire.openai_chat.vocabulary import ERROR_TYPES as _ERROR_TYPES
 
 __all__ = [
@@ -70,7 +75,6 @@ _REJECTED_KEYS: dict[str, str] = {
     "audio": "audio output is not supported by this gateway",
     "web_search_options": "built-in web search is not supported by this gateway",
     "moderation": "OpenAI moderation is not supported by this gateway",
-    "verbosity": "'verbosity' is not supported by this gateway",
     "functions": "'functions' is deprecated and not supported; use 'tools'",
     "function_call": "'function_call' is deprecated and not supported; use 'tool_choice'",
 }
@@ -317,7 +321,6 @@ _TEXT_ONLY = ("text",)
 _USER_ALLOWED = ("text", "image_url", "input_audio", "file")
 _ASSISTANT_ALLOWED = ("text", "refusal")
 #: Assistant-history fields we cannot translate, tolerated when null (some clients echo them).
-_NULLABLE_MESSAGE_KEYS = frozenset({"audio", "function_call"})
 _MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "system": frozenset({"role", "content", "name"}),
     "developer": frozenset({"role", "content", "name"}),
@@ -373,7 +376,9 @@ def _message(raw: object, i: int) -> dict[str, Any]:
         )
     allowed = _MESSAGE_KEYS[role]
     for key, value in msg.items():
-        if key not in allowed and not (value is None and key in _NULLABLE_MESSAGE_KEYS):
+        # a null or empty value is a client library's default (the SDK's model_dump of a
+        # message carries refusal/annotations/audio/function_call: None): nothing asked for
+        if key not in allowed and value is not None and value != [] and value != {}:
             raise GatewayError(
                 "invalid_request",
                 f"Unrecognized or unsupported argument '{key}' in a '{role}' message.",
@@ -633,20 +638,16 @@ def parse_chat_request(body: object) -> ChatRequest:
             "invalid_request",
             f"The request body must be a JSON object, but got {_type_name(body)} instead.",
         )
+    unknown: dict[str, Any] | None = None
     for key, value in body.items():
-        if key in _HANDLED or key in _IGNORED_KEYS:
+        if key in _HANDLED or key in _IGNORED_KEYS or value is None:
             continue
         reason = _REJECTED_KEYS.get(key)
         if reason is not None:
-            if value is None:
-                continue
             raise _unsupported(key, f"Unsupported parameter: '{key}': {reason}.")
-        raise GatewayError(
-            "invalid_request",
-            f"Unrecognized request argument supplied: {key}",
-            param=key,
-            code="unknown_parameter",
-        )
+        if unknown is None:
+            unknown = {}
+        unknown[key] = value  # wire/extensions.py decides, per model
 
     if "model" not in body:
         raise _missing("model")
@@ -680,9 +681,9 @@ def parse_chat_request(body: object) -> ChatRequest:
                 )
     logit_bias = get("logit_bias")
     if logit_bias is not None and _obj(logit_bias, "logit_bias"):
-        raise _unsupported(
-            "logit_bias", "Unsupported parameter: 'logit_bias' is not supported by this gateway."
-        )
+        if unknown is None:
+            unknown = {}
+        unknown["logit_bias"] = logit_bias  # OpenAI's; another format may refuse it
 
     tools = _tools(get("tools"))
     tool_choice = _tool_choice(get("tool_choice"), tools)
@@ -748,6 +749,8 @@ def parse_chat_request(body: object) -> ChatRequest:
         params=params,
         include_usage=include_usage,
         metadata=dict(_metadata(metadata)) if metadata is not None else {},
+        unknown=unknown,
+        native=NativeRequest("openai", body) if unknown is not None else None,
     )
 
 

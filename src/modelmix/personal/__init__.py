@@ -1,0 +1,1 @@
+"""Personalised routing (issue 15, item 3): per-subject calibration of the learned router."""

@@ -1,0 +1,279 @@
+"""The Responses API codec and upstream parser, without a server (wire/openai_responses); the
+store is tested in tests/ledger/test_stored_responses.py, and the e2e tests drive the same code
+through the real SDKs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
+from modelmix.providers.base import Deployment, SSEEvent
+from modelmix.simulated.answers import Answer
+from modelmix.types import ChatRequest, StreamDelta, ToolCallDelta, Usage
+from modelmix.wire.openai_responses.request import (
+    items_to_messages,
+    parse_responses_request,
+    to_chat_request,
+)
+from modelmix.wire.openai_responses.simulated import ResponsesAsk, ResponsesWire
+from modelmix.wire.openai_responses.stream import ResponsesStreamRenderer
+from modelmix.wire.openai_responses.upstream import ADAPTER, native_body, translate
+
+
+def chat_for(body: dict[str, Any]) -> ChatRequest:
+    return to_chat_request(parse_responses_request(body))
+
+
+def events(raw: bytes) -> list[dict[str, Any]]:
+    out = []
+    for frame in raw.decode().split("\n\n"):
+        if frame:
+            kind, data = frame.split("\n")
+            event = orjson.loads(data.removeprefix("data: "))
+            assert kind == "event: " + event["type"]
+            out.append(event)
+    return out
+
+
+def test_items_become_chat_messages() -> None:
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Checking."}],
+        },
+        {"type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}"},
+        {"type": "function_call", "call_id": "c2", "name": "w", "arguments": '{"a":1}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "sun"},
+        {
+            "type": "function_call_output",
+            "call_id": "c2",
+            "output": [{"type": "input_text", "text": "rain"}],
+        },
+    ]
+    messages = items_to_messages(items)
+    assert messages == [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}},
+                {"id": "c2", "type": "function", "function": {"name": "w", "arguments": '{"a":1}'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sun"},
+        {"role": "tool", "tool_call_id": "c2", "content": "rain"},
+    ]
+
+
+def test_request_fields_map_to_the_canonical_request() -> None:
+    chat = chat_for(
+        {
+            "model": "m",
+            "input": "hi",
+            "instructions": "Be brief.",
+            "max_output_tokens": 64,
+            "reasoning": {"effort": "low", "summary": "auto"},
+            "text": {"format": {"type": "json_schema", "name": "p", "schema": {"type": "object"}}},
+            "tools": [{"type": "function", "name": "w", "parameters": {"type": "object"}}],
+            "tool_choice": {"type": "function", "name": "w"},
+            "metadata": {"project": "x"},
+            "store": False,
+        }
+    )
+    assert chat.messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+    ]
+    assert chat.params == {"max_tokens": 64, "reasoning_effort": "low"}
+    assert chat.max_tokens_name == "max_completion_tokens"
+    assert chat.response_format == {
+        "type": "json_schema",
+        "json_schema": {"name": "p", "schema": {"type": "object"}},
+    }
+    assert chat.tools == [
+        {"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}
+    ]
+    assert chat.tool_choice == {"type": "function", "function": {"name": "w"}}
+    assert chat.metadata == {"project": "x"} and chat.responses.store is False
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"tools": [{"type": "file_search"}]}, "tools[0].type"),
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"include": ["message.output_text.logprobs"]}, "include"),
+        ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type"),
+        ({"input": 3}, "input"),
+        (
+            {
+                "input": [
+                    {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                    {
+                        "type": "function_call_output",
+                        "call_id": "c",
+                        "output": [
+                            {"type": "input_image", "image_url": "data:image/png;base64,AA"}
+                        ],
+                    },
+                ]
+            },
+            "input[1].output[0]",
+        ),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_refusals_name_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        chat_for({"model": "m", "input": "hi", **body})
+    assert info.value.status == 400 and info.value.param == param
+
+
+def test_null_and_default_fields_are_accepted() -> None:
+    chat = chat_for(
+        {
+            "model": "m",
+            "input": "hi",
+            "background": False,
+            "conversation": None,
+            "truncation": "disabled",
+            "include": ["reasoning.encrypted_content"],
+            "text": {"verbosity": "medium"},
+            "service_tier": "auto",
+        }
+    )
+    assert chat.messages == [{"role": "user", "content": "hi"}]
+
+
+def _stream(renderer: ResponsesStreamRenderer, deltas: list[StreamDelta]) -> list[dict[str, Any]]:
+    return events(b"".join(renderer.delta(d) for d in deltas) + renderer.end())
+
+
+def test_stream_renderer_text_then_tool_call() -> None:
+    native = parse_responses_request({"model": "m", "input": "hi", "store": False}).responses
+    renderer = ResponsesStreamRenderer("rid", "m", 1, native)
+    out = _stream(
+        renderer,
+        [
+            StreamDelta(content="Let me "),
+            StreamDelta(content="check."),
+            StreamDelta(tool_calls=[ToolCallDelta(0, id="c1", name="w")]),
+            StreamDelta(tool_calls=[ToolCallDelta(0, arguments='{"city"')]),
+            StreamDelta(tool_calls=[ToolCallDelta(0, arguments=':"Oslo"}')]),
+            StreamDelta(finish_reason="tool_calls", usage=Usage(5, 7)),
+        ],
+    )
+    assert [e["sequence_number"] for e in out] == list(range(len(out)))
+    assert [e["type"] for e in out] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    final = out[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["message", "function_call"]
+    assert final["output"][0]["content"][0]["text"] == "Let me check."
+    assert final["output"][1]["arguments"] == '{"city":"Oslo"}'
+    assert final["output"][1]["call_id"] == "c1"
+    assert final["usage"]["input_tokens"] == 5 and final["usage"]["output_tokens"] == 7
+
+
+def test_stream_renderer_cut_answer_is_incomplete_and_error_fails() -> None:
+    native = parse_responses_request({"model": "m", "input": "hi", "store": False}).responses
+    out = _stream(
+        ResponsesStreamRenderer("r", "m", 1, native),
+        [StreamDelta(content="abc"), StreamDelta(finish_reason="length")],
+    )
+    assert out[-1]["type"] == "response.incomplete"
+    assert out[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    renderer = ResponsesStreamRenderer("r", "m", 1, native)
+    renderer.delta(StreamDelta(content="abc"))
+    failed = events(renderer.error(GatewayError("upstream", "upstream cut the stream")))
+    assert [e["type"] for e in failed] == ["error", "response.failed"]
+    assert failed[1]["response"]["error"]["message"] == "upstream cut the stream"
+
+
+DEPLOYMENT = Deployment("d#0", "d", "openai-responses", "up-model", "http://upstream/v1")
+
+
+def test_native_body_replaces_the_reference_with_stored_items() -> None:
+    chat = parse_responses_request(
+        {"model": "alias", "input": "next", "previous_response_id": "resp_1"}
+        | {"prompt_cache_key": "k"}
+    )
+    chat.responses.history = [{"type": "reasoning", "id": "rs_1", "summary": []}]
+    expected = [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "message", "role": "user", "content": "next"},
+    ]
+    body = native_body(chat.responses)
+    assert "previous_response_id" not in body and body["prompt_cache_key"] == "k"
+    assert body["input"] == expected
+    request = ADAPTER.build_request(to_chat_request(chat), DEPLOYMENT)
+    sent = orjson.loads(request.body)
+    assert request.url == "http://upstream/v1/responses"
+    assert sent["model"] == "up-model" and sent["input"] == expected
+
+
+def test_translated_request_and_refused_parameters() -> None:
+    chat = ChatRequest(
+        model="x",
+        messages=[
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "w", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c", "content": "r"},
+        ],
+        response_format={"type": "json_object"},
+        params={"max_tokens": 9},
+    )
+    body = translate(chat)
+    assert [i["type"] for i in body["input"]] == [
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
+    assert body["max_output_tokens"] == 9 and body["text"] == {"format": {"type": "json_object"}}
+    with pytest.raises(UnsupportedParameter):
+        ADAPTER.check(ChatRequest(model="x", messages=[], params={"seed": 1}), DEPLOYMENT)
+
+
+def test_upstream_stream_parser_reads_the_simulated_events() -> None:
+    ask = ResponsesAsk(model="m", stream=True, reasoning=True)
+    answer = Answer(text=None, tool_name="w", tool_arguments='{"city":"Oslo"}', finish="tool_call")
+    parser = ADAPTER.stream_parser()
+    deltas: list[StreamDelta] = []
+    for frame in ResponsesWire().stream(ask, answer):
+        kind, data = frame.decode().strip().split("\n")
+        deltas += parser.feed(SSEEvent(data.removeprefix("data: "), kind.removeprefix("event: ")))
+    assert parser.finished()
+    calls = [tc for d in deltas for tc in d.tool_calls or ()]
+    assert calls[0].name == "w" and "".join(c.arguments for c in calls) == '{"city":"Oslo"}'
+    assert deltas[-1].finish_reason == "tool_calls"
+    assert deltas[-1].usage is not None and deltas[-1].usage.reasoning_tokens == 16
+    with pytest.raises(UpstreamError):
+        parser.feed(SSEEvent('{"type": "error", "message": "boom"}', "error"))
