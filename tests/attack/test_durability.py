@@ -39,8 +39,10 @@ def _serve(tmp: Path, upstream: FaultUpstream, models: list[str], **extra: Any) 
         **extra,
     }
     (tmp / "c.yaml").write_text(yaml.safe_dump(config))
+    # no access log: stderr is a pipe nobody reads under load
+    args = ["serve", "--config", "c.yaml", "--no-access-log", "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelmix", "serve", "--config", "c.yaml", "--port", str(port)],
+        [sys.executable, "-m", "modelmix", *args],
         cwd=tmp,
         env={k: v for k, v in os.environ.items() if k != "MODELMIX_HOME"},
         stdout=subprocess.DEVNULL,

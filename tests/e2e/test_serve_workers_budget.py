@@ -94,6 +94,7 @@ def test_two_workers_share_one_hard_budget(tmp_path: Path, ledger_at: Location) 
             str(cfg),
             "--port",
             str(port),
+            "--no-access-log",  # stderr is a pipe nobody reads under load
         ],
         env=env,
         stdout=subprocess.PIPE,

@@ -97,7 +97,8 @@ class Replicas:
         for cfg, port in zip(self.configs, self.ports, strict=True):
             self.procs.append(
                 subprocess.Popen(
-                    [*CLI, "serve", "--config", str(cfg), "--port", str(port)],
+                    # no access log: stderr is a pipe nobody reads; a full pipe blocks the server
+                    [*CLI, "serve", "--config", str(cfg), "--port", str(port), "--no-access-log"],
                     env=env(),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
