@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelmix.adaptive.config import AdaptiveConfig, Balance
+from modelmix.adaptive.config import AdaptiveConfig, Balance, ExploreConfig
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.cache.config import CacheConfig
 from modelmix.embeddings.checks import cross_check as embedding_cross_check
@@ -195,6 +195,8 @@ class RouteConfig(_Strict):
     baseline: str | None = None
     #: Latency limits and the price of a second (adaptive/config.py).
     adaptive: AdaptiveConfig | None = None
+    #: Online exploration of candidate models with guardrails (adaptive/config.py).
+    explore: ExploreConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -471,6 +473,9 @@ def _cross_check(config: Config) -> list[str]:
             for model in route.learned.profiles:
                 if model not in names:
                     errors.append(f"routes[{i}].learned.profiles.{model}: unknown model")
+        for j, model in enumerate(route.explore.candidates if route.explore else ()):
+            if model not in names:
+                errors.append(f"routes[{i}].explore.candidates[{j}]: unknown model {model!r}")
         if route.baseline is not None and route.baseline not in names:
             errors.append(f"routes[{i}].baseline: unknown model {route.baseline!r}")
     for model in config.budgets.rate_limits.models:

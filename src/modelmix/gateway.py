@@ -173,6 +173,8 @@ class Gateway:
             self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
+            if self.quality.explores:  # routes' exploration posteriors (issue 15, item 4)
+                self._engine.posteriors = self.quality.explorer.posteriors
         if self.ledger is not None and self.config.quality.personal.enabled:
             from modelmix.personal.service import Personaliser
 

@@ -83,6 +83,20 @@ def model_view(
     )
 
 
+def limit_reason(cfg: AdaptiveConfig, view: ModelView) -> str | None:
+    """Why a model is passed over under the route's limits (None: it may serve)."""
+    if not view.room:
+        return f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight"
+    ttft, lat = view.ttft_ms, view.latency_ms
+    if cfg.max_ttft_ms is not None and ttft is not None and ttft > cfg.max_ttft_ms:
+        return f"predicted ttft {ttft:.0f} ms > max_ttft_ms {cfg.max_ttft_ms:g}"
+    if cfg.max_latency_ms is not None and lat is not None and lat > cfg.max_latency_ms:
+        return f"predicted latency {lat:.0f} ms > max_latency_ms {cfg.max_latency_ms:g}"
+    if cfg.max_error_rate is not None and view.error_rate > cfg.max_error_rate:
+        return f"error rate {view.error_rate:.2f} > max_error_rate {cfg.max_error_rate:g}"
+    return None
+
+
 class AdaptiveStrategy:
     """Wraps ``inner``; see the module docstring."""
 
@@ -115,17 +129,7 @@ class AdaptiveStrategy:
         return toks
 
     def _reason(self, view: ModelView) -> str | None:
-        cfg = self.cfg
-        if not view.room:
-            return f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight"
-        ttft, lat = view.ttft_ms, view.latency_ms
-        if cfg.max_ttft_ms is not None and ttft is not None and ttft > cfg.max_ttft_ms:
-            return f"predicted ttft {ttft:.0f} ms > max_ttft_ms {cfg.max_ttft_ms:g}"
-        if cfg.max_latency_ms is not None and lat is not None and lat > cfg.max_latency_ms:
-            return f"predicted latency {lat:.0f} ms > max_latency_ms {cfg.max_latency_ms:g}"
-        if cfg.max_error_rate is not None and view.error_rate > cfg.max_error_rate:
-            return f"error rate {view.error_rate:.2f} > max_error_rate {cfg.max_error_rate:g}"
-        return None
+        return limit_reason(self.cfg, view)
 
     def _preferred(
         self, views: dict[str, ModelView], decision: dict[str, Any], needs: Needs
