@@ -162,7 +162,9 @@ class ExploreStrategy:
         return (yield from self.inner.plan(request, needs, decision))
 
 
-def explore(route: RouteConfig, strategy: Strategy, portfolio: Mapping[str, ModelEntry]) -> Strategy:
+def explore(
+    route: RouteConfig, strategy: Strategy, portfolio: Mapping[str, ModelEntry]
+) -> Strategy:
     """``strategy`` wrapped when the route has an ``explore:`` section."""
     if route.explore is None:
         return strategy
