@@ -35,8 +35,8 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 from modelmix.wire.extensions import adapter_for, notes
 
 if TYPE_CHECKING:
-    from modelmix.budgets.accounting import Admission
     from modelmix.adaptive.explore import Posteriors
+    from modelmix.budgets.accounting import Admission
     from modelmix.personal.offsets import Offsets
 
 T = TypeVar("T")
