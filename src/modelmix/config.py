@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelmix.adaptive.config import AdaptiveConfig, Balance, ExploreConfig
+from modelmix.adaptive.config import AdaptiveConfig, Balance, ExploreConfig, QueueMetricsConfig
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.cache.config import CacheConfig
 from modelmix.embeddings.checks import cross_check as embedding_cross_check
@@ -93,6 +93,8 @@ class DeploymentConfig(_Strict):
     weight: float = Field(default=1.0, gt=0)
     #: Requests this deployment serves at once (unset: the model's ``capacity``).
     capacity: int | None = Field(default=None, ge=1)
+    #: The server's own queue gauges (unset: the model's ``queue_metrics``; adaptive/queue.py).
+    queue_metrics: QueueMetricsConfig | None = None
 
 
 class ModelConfig(_Strict):
@@ -115,6 +117,8 @@ class ModelConfig(_Strict):
     capacity: int | None = Field(default=None, ge=1)
     #: Deployment choice: weighted (random by weight), least_busy, latency (adaptive/).
     balance: Balance = "weighted"
+    #: Poll the server's queue gauges (vLLM ``/metrics``) against ``capacity`` (adaptive/).
+    queue_metrics: QueueMetricsConfig | None = None
     #: issue 12 (embeddings): ``embedding`` models serve ``POST /v1/embeddings`` only; their
     #: price is ``input`` per 1M tokens (``output`` may be left out), ``dimensions`` the
     #: length of their vectors when a request names none.
@@ -478,6 +482,12 @@ def _cross_check(config: Config) -> list[str]:
                 errors.append(f"routes[{i}].explore.candidates[{j}]: unknown model {model!r}")
         if route.baseline is not None and route.baseline not in names:
             errors.append(f"routes[{i}].baseline: unknown model {route.baseline!r}")
+    for i, m in enumerate(config.models):
+        for j, d in enumerate(m.deployments):
+            if (d.queue_metrics or m.queue_metrics) and not (d.capacity or m.capacity):
+                errors.append(f"models[{i}].deployments[{j}].queue_metrics: needs a capacity")
+        if m.queue_metrics and not m.capacity and not m.deployments:
+            errors.append(f"models[{i}].queue_metrics: needs a capacity")
     for model in config.budgets.rate_limits.models:
         if model not in names:
             errors.append(f"budgets.rate_limits.models.{model}: unknown model")

@@ -82,3 +82,27 @@ class ExploreConfig(BaseModel):
         if v[0] <= 0 or v[1] <= 0:
             raise ValueError("prior: both Beta parameters must be positive")
         return v
+
+
+class QueueMetricsConfig(BaseModel):
+    """``queue_metrics:`` of a model or deployment: poll an OpenAI-compatible server's
+    Prometheus metrics (vLLM's ``vllm:num_requests_running`` and ``vllm:num_requests_waiting``)
+    off the request path. While running + waiting reaches the deployment's ``capacity`` it is
+    passed over like one with that many requests in flight from this gateway.
+
+    ```yaml
+    models:
+      - name: own-llama
+        provider: openai
+        base_url: http://gpu-box:8000/v1
+        capacity: 8
+        queue_metrics: {url: /metrics, interval_s: 1}   # a path: on the base_url's host
+    ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: An absolute URL, or a path on the host of the deployment's ``base_url``.
+    url: str = Field(default="/metrics", min_length=1)
+    interval_s: float = Field(default=2.0, ge=0.05)
+    timeout_s: float = Field(default=1.0, gt=0)

@@ -51,6 +51,8 @@ class ModelView:
     ttft_ms: float | None
     latency_ms: float | None
     error_rate: float
+    #: Running + waiting on the servers by their queue metrics (None: no fresh report).
+    queued: int | None = None
 
 
 def _has_room(est: Estimate, capacity: int | None) -> bool:
@@ -80,12 +82,23 @@ def model_view(
         ttft_ms=best.ttft_ms,
         latency_ms=best.latency_ms(tokens, cap),
         error_rate=best.error_rate,
+        queued=_queued(ests),
     )
+
+
+def _queued(ests: list[tuple[Estimate, int | None]]) -> int | None:
+    reported = [e.queued for e, _ in ests if e.queued is not None]
+    return sum(reported) if reported else None
 
 
 def limit_reason(cfg: AdaptiveConfig, view: ModelView) -> str | None:
     """Why a model is passed over under the route's limits (None: it may serve)."""
     if not view.room:
+        if view.queued is not None:
+            return (
+                f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight "
+                f"(server queue metrics: {view.queued} running + waiting)"
+            )
         return f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight"
     ttft, lat = view.ttft_ms, view.latency_ms
     if cfg.max_ttft_ms is not None and ttft is not None and ttft > cfg.max_ttft_ms:
