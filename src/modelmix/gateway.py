@@ -40,9 +40,9 @@ from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
+    from modelmix.adaptive.queue import QueuePoller
     from modelmix.cache.hooks import ResponseCache
     from modelmix.embeddings.run import EmbeddingResult
-    from modelmix.adaptive.queue import QueuePoller
     from modelmix.personal.service import Personaliser
     from modelmix.quality.loop import QualityLoop
 

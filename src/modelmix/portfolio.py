@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from modelmix.adaptive.config import QueueMetricsConfig
 from modelmix.config import (
     SIMULATED_BASE_URL,
     Config,
     DeploymentConfig,
     ModelConfig,
 )
-from modelmix.adaptive.config import QueueMetricsConfig
 from modelmix.pricing import PriceOverride, resolve_price
 from modelmix.providers.base import Deployment
 from modelmix.providers.specs import spec_for
