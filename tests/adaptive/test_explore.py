@@ -88,7 +88,7 @@ def test_thompson_sampling_favours_the_candidate_with_the_better_posterior() -> 
     assert picks.count("good") > 10 * max(picks.count("bad"), 1)
     note = next(d for d in (drive(r, POST)[1] for _ in range(10)) if "explore" in d)["explore"]
     assert note["candidate"] == "good" and note["mean"] == pytest.approx(19 / 22, abs=1e-4)
-    assert 0 < note["draw"] < 1 and "Thompson" in note["why"]
+    assert 0 < note["draw"] < 1 and "thompson" in note["why"]
 
 
 def test_no_posteriors_no_exploration() -> None:

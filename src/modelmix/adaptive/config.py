@@ -48,6 +48,7 @@ class ExploreConfig(BaseModel):
         models: [medium, large]
         explore:
           share: 0.05             # at most this share of the route's requests explores
+          method: thompson        # or uniform
           candidates: [small]     # default: the route's models
           prior: [1, 1]           # Beta prior of each candidate's acceptance
           min_samples: 30         # labelled requests per arm before a promotion is proposed
@@ -64,6 +65,9 @@ class ExploreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     share: float = Field(default=0.05, gt=0, le=0.5)
+    #: ``thompson`` (draw from each posterior, call the highest) or ``uniform`` (any eligible
+    #: candidate alike: the baseline of benchmarks/online_exploration.py).
+    method: Literal["thompson", "uniform"] = "thompson"
     candidates: list[str] = Field(default_factory=list)
     prior: tuple[float, float] = (1.0, 1.0)
     min_samples: int = Field(default=30, ge=1)

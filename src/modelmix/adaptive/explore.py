@@ -88,6 +88,7 @@ class ExploreStrategy:
         learned = route.learned
         self.max_cost = self.cfg.max_cost or (learned.max_cost if learned else None)
         self.rng = random.Random(self.cfg.seed)
+        self.thompson = self.cfg.method == "thompson"
         self.seen = 0
         self.explored = 0
 
@@ -126,7 +127,7 @@ class ExploreStrategy:
                 blocked[c.model] = why
                 continue
             a, b = post.beta(self.route, c.model, self.cfg.prior)
-            draw = self.rng.betavariate(a, b)
+            draw = self.rng.betavariate(a, b) if self.thompson else self.rng.random()
             if best is None or draw > best[0]:
                 best = (draw, c.model, a / (a + b))
         if best is None or best[1] == self.default:
@@ -138,7 +139,7 @@ class ExploreStrategy:
             "candidate": model,
             "mean": round(mean, 4),
             "draw": round(draw, 4),
-            "why": f"highest Thompson draw of {len(screened) - len(blocked)} candidates",
+            "why": f"highest {self.cfg.method} draw of {len(screened) - len(blocked)} candidates",
         }
         if blocked:
             note["blocked"] = blocked
