@@ -15,6 +15,7 @@ import pytest
 from modelmix.adaptive.explore import ExploreStrategy, Posteriors
 from modelmix.adaptive.live import LiveStats
 from modelmix.config import ConfigError
+from modelmix.dashboard.explore import explore_card, exploration_rows
 from modelmix.errors import UpstreamError
 from modelmix.gateway import Gateway
 from modelmix.portfolio import build_portfolio
@@ -187,6 +188,10 @@ async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[
         arms = loop.explorer.posteriors.arms
         assert arms[("r", default)][1] >= 8 and arms[("r", candidate)][1] >= 8
         assert gw.policy_version == live_before  # never promoted here: only a canary proposed
+        rows = exploration_rows(gw)  # the dashboard's card: one row per candidate
+        assert [(r["model"], r["default"]) for r in rows] == [(default, True), (candidate, False)]
+        assert rows[1]["labelled"] == arms[("r", candidate)][1]
+        assert "Exploration" in explore_card({"exploration": rows})
         return db, proposed
 
 
