@@ -133,8 +133,10 @@ def part1() -> dict[str, list[dict[str, Any]]]:
         for seed in range(SEEDS):
             out.append(regret_run(method, seed))
     print(f"## Regret: {REQUESTS} requests, share {SHARE}, {SEEDS} seeds (mean [min, max])\n")
-    print("| method | explored requests | regret (sum of rate lost) | regret / explored "
-          "| violations | route acceptance |")
+    print(
+        "| method | explored requests | regret (sum of rate lost) | regret / explored "
+        "| violations | route acceptance |"
+    )
     print("|---|---|---|---|---|---|")
     for method, out in runs.items():
         ex = [r["explored"] for r in out]

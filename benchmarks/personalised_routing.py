@@ -221,9 +221,7 @@ def equal_acceptance(
     target per group, matching that group's (an oracle that knows every user's group)."""
     art = strategy.artifact
     routers = {
-        t: LearnedStrategy(
-            "r", MODELS, art, quality_target=t, profiles=profiles, prices=prices
-        )
+        t: LearnedStrategy("r", MODELS, art, quality_target=t, profiles=profiles, prices=prices)
         for t in TARGETS
     }
     groups = ["lenient", "neutral", "strict", "new"]
