@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -82,10 +83,8 @@ def _serve(router: Router, post: Posteriors, live: LiveStats, pressure: float) -
     plan = strategy.plan(request, needs_of(request, pressure, live, None, post), decision)
     attempt = next(plan)
     model = attempt.model
-    try:
+    with contextlib.suppress(StopIteration):
         plan.send(Outcome(model, response=ChatResponse(id="x", model=model, content="ok")))
-    except StopIteration:
-        pass
     note = decision.get("explore") or {}
     return model, bool(note.get("candidate"))
 

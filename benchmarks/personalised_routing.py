@@ -29,6 +29,7 @@ Run: PYTHONPATH=src python3 benchmarks/personalised_routing.py --plot docs/perso
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -200,7 +201,7 @@ EQUAL_AT = 200
 def _at(xs: list[float], ys: list[float], x: float) -> float | None:
     """``ys`` linearly interpolated at ``x`` along ``xs`` (sorted by x; None: out of range)."""
     pts = sorted(zip(xs, ys, strict=True))
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
         if x0 <= x <= x1:
             return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return None
@@ -240,7 +241,7 @@ def equal_acceptance(
         fc = [statistics.fmean(r[2][i][1] for r in rows) for i in range(len(TARGETS))]
         return pa, pc, fa, fc
 
-    pa_all, pc_all, fa_all, _ = mean_of(per_user)
+    pa_all, _, fa_all, _ = mean_of(per_user)
     # (a) one global target: the whole population's acceptance equals the personalised one's
     t_one = _at(fa_all, TARGETS, pa_all)
     print(

@@ -15,7 +15,7 @@ import pytest
 from modelmix.adaptive.explore import ExploreStrategy, Posteriors
 from modelmix.adaptive.live import LiveStats
 from modelmix.config import ConfigError
-from modelmix.dashboard.explore import explore_card, exploration_rows
+from modelmix.dashboard.explore import exploration_rows, explore_card
 from modelmix.errors import UpstreamError
 from modelmix.gateway import Gateway
 from modelmix.portfolio import build_portfolio

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelmix.gateway import Gateway
 
-__all__ = ["explore_card", "exploration_rows"]
+__all__ = ["exploration_rows", "explore_card"]
 
 
 def exploration_rows(gateway: Gateway) -> list[dict[str, Any]]:
