@@ -22,6 +22,11 @@ table gives, per group and ``F``, the mean acceptance (expected, per request) an
 1,000 requests of the global router and of the personalised one; ``new`` users must come out
 identical. Also the decision CPU time of the learned plan with a personal offset (p50).
 
+Then cost at EQUAL acceptance (after 200 labels per user): the global router retuned on its
+``quality_target`` (0.80-1.00, interpolated) (a) to one target matching the whole population's
+personalised acceptance, and (b) per group, matching each group's (an oracle that knows the
+groups); the saving column is the personalised router's against (b).
+
 Run: PYTHONPATH=src python3 benchmarks/personalised_routing.py --plot docs/personalised-routing.png
 (data from ``MODELMIX_ROUTING_DATA`` when set, else ``../shared/data/routing``)
 """

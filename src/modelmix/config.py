@@ -477,6 +477,11 @@ def _cross_check(config: Config) -> list[str]:
             for model in route.learned.profiles:
                 if model not in names:
                     errors.append(f"routes[{i}].learned.profiles.{model}: unknown model")
+        if route.explore is not None and STRATEGIES[route.strategy].summed_cost:
+            errors.append(
+                f"routes[{i}].explore: a {route.strategy} route calls several models for one "
+                "answer; it cannot explore single candidates"
+            )
         for j, model in enumerate(route.explore.candidates if route.explore else ()):
             if model not in names:
                 errors.append(f"routes[{i}].explore.candidates[{j}]: unknown model {model!r}")

@@ -148,6 +148,18 @@ def test_unknown_candidates_are_refused() -> None:
         make_config(MODELS, [{"name": "r", "models": ["base"], "explore": {"candidates": ["x"]}}])
 
 
+def test_cascades_cannot_explore() -> None:
+    route = {
+        "name": "c",
+        "strategy": "cascade",
+        "models": ["base", "good"],
+        "cascade": {"voters": ["base"], "strong": ["good"], "need": 1},
+        "explore": {},
+    }
+    with pytest.raises(ConfigError, match=r"routes\[0\].explore: a cascade route"):
+        make_config(MODELS, [route])
+
+
 def test_beats_is_a_probability() -> None:
     assert beats((90, 10), (50, 50)) > 0.999
     assert beats((50, 50), (90, 10)) < 0.001
