@@ -24,7 +24,8 @@ from typing import Any
 
 from modelmix.adaptive.explore import Posteriors
 from modelmix.config import RouteConfig
-from modelmix.ledger.db import Database
+from modelmix.ledger.db import Database, Location
+from modelmix.ledger.opening import open_quality_db
 from modelmix.personal.store import labelled_requests
 from modelmix.quality.policy import routes_document
 from modelmix.quality.policy_store import PolicyStore
@@ -101,13 +102,22 @@ class Explorer:
     """Posteriors for the engine and promotion proposals for the canary; blocking calls (the
     quality loop runs them in a worker thread)."""
 
-    def __init__(self, conn: Database, policies: PolicyStore) -> None:
-        self.conn = conn
+    def __init__(self, location: Location, policies: PolicyStore) -> None:
+        self.location = location
+        #: Its own connection (the refresh runs in a worker thread), opened on first use.
+        self.conn: Database | None = None
         self.policies = policies
         self.posteriors = Posteriors()
         self.last_proposal: dict[str, Any] | None = None
 
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
     def refresh(self, now: float) -> Posteriors:
+        if self.conn is None:
+            self.conn = open_quality_db(self.location, check_same_thread=False)
         self.posteriors.arms = arm_labels(self.conn, now - LOOKBACK_S)
         return self.posteriors
 

@@ -100,7 +100,7 @@ class QualityLoop:
         self._db_lock = asyncio.Lock()
         self.last_verdict: Verdict | None = None
         #: Exploration posteriors (the engine reads ``explorer.posteriors``) and promotions.
-        self.explorer = Explorer(self.store.conn, self.policies)
+        self.explorer = Explorer(path, self.policies)
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking store call in a worker thread, one at a time (the stores'
@@ -351,5 +351,6 @@ class QualityLoop:
             await self.monitor.close()
         await asyncio.to_thread(self.writer.close)
         self.store.close()
+        self.explorer.close()
         self.evals.close()
         self.policies.close()
