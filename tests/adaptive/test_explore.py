@@ -7,9 +7,11 @@ gets it right, with the judge's scores in a real SQLite ledger."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from modelmix.adaptive.explore import ExploreStrategy, Posteriors
@@ -204,7 +206,14 @@ async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[
         assert [(r["model"], r["default"]) for r in rows] == [(default, True), (candidate, False)]
         assert rows[1]["labelled"] == arms[("r", candidate)][1]
         assert "Exploration" in explore_card({"exploration": rows})
-        return db, proposed
+    with sqlite3.connect(db) as conn:  # the ledger's decisions say what was explored, and why
+        notes = [
+            orjson.loads(d)["explore"]
+            for (d,) in conn.execute("SELECT decision FROM requests WHERE route = 'r'")
+            if "explore" in orjson.loads(d)
+        ]
+    assert notes and all(n["candidate"] == candidate and "thompson" in n["why"] for n in notes)
+    return db, proposed
 
 
 async def test_a_better_candidate_is_proposed_as_a_canary_and_a_worse_one_never(
