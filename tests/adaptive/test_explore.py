@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from modelmix.adaptive.explore import ExploreStrategy, Posteriors
 from modelmix.adaptive.live import LiveStats
+from modelmix.cli import main
 from modelmix.config import ConfigError
 from modelmix.dashboard.explore import exploration_rows, explore_card
 from modelmix.errors import UpstreamError
@@ -213,6 +215,9 @@ async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[
             if "explore" in orjson.loads(d)
         ]
     assert notes and all(n["candidate"] == candidate and "thompson" in n["why"] for n in notes)
+    report = CliRunner().invoke(main, ["report", "--db", str(db), "--by", "route"])
+    assert report.exit_code == 0, report.output
+    assert "exploration" in report.output and candidate in report.output
     return db, proposed
 
 
