@@ -7,7 +7,6 @@ gets it right, with the judge's scores in a real SQLite ledger."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,17 @@ from modelmix.config import ConfigError
 from modelmix.dashboard.explore import exploration_rows, explore_card
 from modelmix.errors import UpstreamError
 from modelmix.gateway import Gateway
+from modelmix.ledger.db import Location
+from modelmix.ledger.opening import open_quality_db
 from modelmix.portfolio import build_portfolio
 from modelmix.quality.explore import beats
 from modelmix.quality.policy_store import PolicyStore
 from modelmix.routing.needs import needs_of
 from modelmix.routing.strategy import Attempt, Outcome, Router
 from modelmix.types import ChatRequest, ChatResponse
+from tests.conftest import BACKENDS, ledger_settings
 from tests.helpers import make_config, sim_model
+from tests.pg import PgServer
 
 
 def _model(name: str, out: str = "2", **extra: Any) -> dict[str, Any]:
@@ -173,10 +176,11 @@ def test_beats_is_a_probability() -> None:
 ASK = {"model": "r", "messages": [{"role": "user", "content": "What is 2 * 3 + 4 - 1?"}]}
 
 
-async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[Path, Any]:
+async def _explore_world(
+    db: Location, data_dir: Path, default: str, candidate: str
+) -> tuple[Location, Any]:
     """A gateway whose route ``r`` serves ``default`` and explores ``candidate``, every answer
     judged by the large model; returns the ledger and the proposed canary (or None)."""
-    db = tmp_path / "ledger.db"
     models = [sim_model("small", upstream="sim-small"), sim_model("large", upstream="sim-large")]
     route = {
         "name": "r",
@@ -186,8 +190,8 @@ async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[
     config = make_config(
         models,
         routes=[route],
-        ledger={"path": str(db), "flush_interval": 0.05},
         quality={"judge": {"model": "large", "sample": 1.0}},
+        **ledger_settings(db, data_dir, flush_interval=0.05),
     )
     async with Gateway(config, background=False) as gw:
         loop = gw.quality
@@ -208,12 +212,13 @@ async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[
         assert [(r["model"], r["default"]) for r in rows] == [(default, True), (candidate, False)]
         assert rows[1]["labelled"] == arms[("r", candidate)][1]
         assert "Exploration" in explore_card({"exploration": rows})
-    with sqlite3.connect(db) as conn:  # the ledger's decisions say what was explored, and why
-        notes = [
-            orjson.loads(d)["explore"]
-            for (d,) in conn.execute("SELECT decision FROM requests WHERE route = 'r'")
-            if "explore" in orjson.loads(d)
-        ]
+    conn = open_quality_db(db)  # the ledger's decisions say what was explored, and why
+    try:
+        cur = conn.execute("SELECT decision FROM requests WHERE route = 'r'")
+        decisions = [orjson.loads(r["decision"]) for r in cur.fetchall()]
+    finally:
+        conn.close()
+    notes = [d["explore"] for d in decisions if "explore" in d]
     assert notes and all(n["candidate"] == candidate and "thompson" in n["why"] for n in notes)
     report = CliRunner().invoke(main, ["report", "--db", str(db), "--by", "route"])
     assert report.exit_code == 0, report.output
@@ -221,10 +226,18 @@ async def _explore_world(tmp_path: Path, default: str, candidate: str) -> tuple[
     return db, proposed
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_better_candidate_is_proposed_as_a_canary_and_a_worse_one_never(
-    tmp_path: Path,
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    db, proposed = await _explore_world(tmp_path / "better", "small", "large")
+    def fresh(name: str) -> Location:
+        if backend == "postgresql":
+            server: PgServer = request.getfixturevalue("pg_server")
+            return server.new_database()
+        (tmp_path / name).mkdir()
+        return tmp_path / name / "ledger.db"
+
+    db, proposed = await _explore_world(fresh("better"), tmp_path, "small", "large")
     assert proposed is not None
     with PolicyStore(db) as store:
         state = store.state()
@@ -233,5 +246,5 @@ async def test_a_better_candidate_is_proposed_as_a_canary_and_a_worse_one_never(
         routes = store.version(proposed).document["routes"]
         assert routes[0]["models"] == ["large", "small"]
         assert state.live != proposed  # the canary's guardrails decide, not the exploration
-    _, none = await _explore_world(tmp_path / "worse", "large", "small")
+    _, none = await _explore_world(fresh("worse"), tmp_path, "large", "small")
     assert none is None
