@@ -248,3 +248,24 @@ async def test_a_better_candidate_is_proposed_as_a_canary_and_a_worse_one_never(
         assert state.live != proposed  # the canary's guardrails decide, not the exploration
     _, none = await _explore_world(fresh("worse"), tmp_path, "large", "small")
     assert none is None
+
+
+def test_budgets_reserve_for_the_dearest_candidate_too() -> None:
+    """A hard budget reserves the worst case of the dearest model a route may call: the
+    exploration's candidates count, so exploring cannot take a request past a budget."""
+    from modelmix.budgets.accounting import Accounting
+
+    config = make_config(
+        MODELS,
+        [{"name": "r", "models": ["base"], "explore": {"candidates": ["dear"]}}],
+        budgets={"global": [{"kind": "hard", "period": "total", "limit_usd": "1"}]},
+    )
+    assert config.routes[0].all_models() == ["base", "dear"]
+    accounting = Accounting(config.budgets, None)
+    accounting.start(build_portfolio(config, {}), config.routes, None, None)
+    try:
+        # the route's output rate is the dearest candidate's (400 USD / M), not base's (2)
+        assert accounting.estimator.output_rate("r") == accounting.estimator.output_rate("dear")
+        assert accounting.estimator.output_rate("r") > accounting.estimator.output_rate("base")
+    finally:
+        accounting.close()
