@@ -11,9 +11,15 @@ as vLLM does; 200 ms per answer; nearly free) before a paid API (100 ms, priced)
 from 1 to 12; per step: the most requests ``own`` served at once, the paid share, p95 and
 failures, with ``capacity: 4`` in the config and without (capacity-blind).
 
+Shared server (queue metrics): ``own``'s server (4 slots, 200 ms) is also busy with 2 clients
+that call it directly; 4 gateway clients on the spill route with ``capacity: 4``, with the
+server's vLLM gauges polled over HTTP (``queue_metrics``, every 0.1 s) or with the gateway's own
+in-flight counting only (it cannot see the other clients): paid share, p50/p95, failures.
+
 Also the routing decision time (``decision_us`` of every request, adaptive routes: p50/p99).
 
 Run: PYTHONPATH=src python3 benchmarks/adaptive_routing.py [--plot docs/adaptive-routing.png]
+(``--shared-only``: only the shared-server run)
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ class Row:
     ok: bool
 
 
-def config(sim: Simulator, own_capacity: int | None) -> Any:
+def config(sim: Simulator, own_capacity: int | None, queue: bool = False) -> Any:
     url = sim.base_url("openai")
     cheap = {"input": "0.05", "output": "0.05"}
     paid = {"input": "2.5", "output": "10"}
@@ -52,7 +58,8 @@ def config(sim: Simulator, own_capacity: int | None) -> Any:
         return {"name": name, "provider": "openai", "base_url": url, "price": price, **kw}
 
     models = [model("a", paid), model("b", paid), model("paid", paid)]
-    models.append(model("own", cheap, model="own-7b", capacity=own_capacity))
+    qm = {"queue_metrics": {"url": "/metrics", "interval_s": 0.1}} if queue else {}
+    models.append(model("own", cheap, model="own-7b", capacity=own_capacity, **qm))
     return parse_config(
         {
             "models": models,
@@ -162,6 +169,54 @@ async def load_run(sim: Simulator, capacity: int | None) -> dict[int, dict[str, 
     return out
 
 
+async def shared_run(sim: Simulator, queue: bool, tenants: int = 2) -> dict[str, float]:
+    """The own server (4 slots, 200 ms) is also used by ``tenants`` other clients that call it
+    directly (not through the gateway); 4 gateway clients on the ``spill`` route, capacity 4,
+    with the server's queue metrics polled (a real HTTP scrape of ``/metrics`` every 0.1 s) or
+    in-flight counting only."""
+    import openai
+
+    sim.load.set_capacity("own-7b", 4)
+    sim.load.set_delay("own-7b", 200)
+    sim.load.set_delay("paid", 100)
+    other = openai.AsyncOpenAI(base_url=sim.base_url("openai"), api_key="x", max_retries=0)
+    stop = asyncio.Event()
+
+    async def tenant() -> None:
+        while not stop.is_set():
+            await other.chat.completions.create(model="own-7b", messages=PROMPT)  # type: ignore[arg-type]
+
+    async with Gateway(config(sim, 4, queue=queue), ledger=False) as gw:
+        tasks = [asyncio.create_task(tenant()) for _ in range(tenants)]
+        await asyncio.sleep(0.5)
+        sim.load.peak_running["own-7b"] = 0
+        rows: list[Row] = []
+        await clients(gw, "spill", 4, 4.0, time.monotonic(), rows)
+        stop.set()
+        await asyncio.gather(*tasks)
+    await other.close()
+    lat = np.array([r.latency_ms for r in rows if r.ok])
+    own = np.array([r.latency_ms for r in rows if r.ok and r.model == "own"])
+    return {
+        "paid_share": sum(r.model == "paid" for r in rows) / len(rows),
+        "p50": float(np.percentile(lat, 50)),
+        "p95": float(np.percentile(lat, 95)),
+        "own_p95": float(np.percentile(own, 95)) if len(own) else float("nan"),
+        "failed": float(sum(not r.ok for r in rows)),
+        "requests": float(len(rows)),
+    }
+
+
+def shared_table(runs: dict[str, dict[str, float]]) -> None:
+    print("\nShared server: own (4 slots, 200 ms) also busy with 2 other clients; 4 gateway "
+          "clients, capacity 4")  # fmt: skip
+    print(f"{'route':22s} {'paid share':>10s} {'p50 ms':>7s} {'p95 ms':>7s} {'own p95':>8s} "
+          f"{'failed':>7s} {'requests':>8s}")  # fmt: skip
+    for name, r in runs.items():
+        print(f"{name:22s} {r['paid_share']:10.0%} {r['p50']:7.0f} {r['p95']:7.0f} "
+              f"{r['own_p95']:8.0f} {r['failed']:7.0f} {r['requests']:8.0f}")  # fmt: skip
+
+
 def latency_table(runs: dict[str, list[Row]]) -> None:
     print("Latency: model a slow (700 ms instead of 60 ms) from t=3 s to t=7 s, 8 clients")
     print(f"{'route':10s} {'p50 ms':>7s} {'p95 ms':>7s} {'p95 slow':>9s} {'a while slow':>13s} "
@@ -226,9 +281,16 @@ def plot(
     print(f"\nplot: {path}")
 
 
-async def main(plot_path: str | None) -> None:
+async def main(plot_path: str | None, shared_only: bool = False) -> None:
     sim = await start_simulator()
     try:
+        shared = {
+            "queue metrics": await shared_run(sim, True),
+            "in-flight counting only": await shared_run(sim, False),
+        }
+        shared_table(shared)
+        if shared_only:
+            return
         lat = {route: await latency_run(sim, route) for route in ("adaptive", "blind")}
         latency_table(lat)
         load = {
@@ -250,5 +312,6 @@ async def main(plot_path: str | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", help="write the figure here (PNG)")
+    parser.add_argument("--shared-only", action="store_true", help="only the shared-server run")
     args = parser.parse_args()
-    asyncio.run(main(args.plot))
+    asyncio.run(main(args.plot, args.shared_only))

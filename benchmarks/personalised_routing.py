@@ -22,6 +22,11 @@ table gives, per group and ``F``, the mean acceptance (expected, per request) an
 1,000 requests of the global router and of the personalised one; ``new`` users must come out
 identical. Also the decision CPU time of the learned plan with a personal offset (p50).
 
+Then cost at EQUAL acceptance (after 200 labels per user): the global router retuned on its
+``quality_target`` (0.80-1.00, interpolated) (a) to one target matching the whole population's
+personalised acceptance, and (b) per group, matching each group's (an oracle that knows the
+groups); the saving column is the personalised router's against (b).
+
 Run: PYTHONPATH=src python3 benchmarks/personalised_routing.py --plot docs/personalised-routing.png
 (data from ``MODELMIX_ROUTING_DATA`` when set, else ``../shared/data/routing``)
 """
@@ -29,6 +34,7 @@ Run: PYTHONPATH=src python3 benchmarks/personalised_routing.py --plot docs/perso
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -36,6 +42,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelmix.personal.estimator import estimate, shifted
 from modelmix.routing.learned.artifact import load_artifact
@@ -188,6 +195,85 @@ def main() -> None:
     print(f"decision CPU p50 with a personal offset: {decision_us(strategy):.0f} us")
     if args.plot:
         plot(curve, args.plot)
+    equal_acceptance(strategy, profiles, prices, users, train, test, rng)
+
+
+#: Quality targets of the retuned global router (the frontier it can reach).
+TARGETS = [round(0.80 + 0.005 * i, 3) for i in range(41)]
+EQUAL_AT = 200
+
+
+def _at(xs: list[float], ys: list[float], x: float) -> float | None:
+    """``ys`` linearly interpolated at ``x`` along ``xs`` (sorted by x; None: out of range)."""
+    pts = sorted(zip(xs, ys, strict=True))
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def equal_acceptance(
+    strategy: LearnedStrategy,
+    profiles: dict[str, float],
+    prices: dict[str, tuple[float, float]],
+    users: list[User],
+    train: list[Item],
+    test: list[Item],
+    rng: random.Random,
+) -> None:
+    """Cost at EQUAL acceptance: the personalised router (after ``EQUAL_AT`` labels per user)
+    against the global router retuned (its ``quality_target``) to reach the same acceptance:
+    (a) one target for everyone, matching the whole population's mean acceptance; (b) one
+    target per group, matching that group's (an oracle that knows every user's group)."""
+    art = strategy.artifact
+    routers = {
+        t: LearnedStrategy("r", MODELS, art, quality_target=t, profiles=profiles, prices=prices)
+        for t in TARGETS
+    }
+    groups = ["lenient", "neutral", "strict", "new"]
+    per_user = []
+    for user in users:
+        evaluation = rng.sample(test, EVAL_PROMPTS)
+        d = learn(strategy, user, train, EQUAL_AT, rng)
+        pers = serve(strategy, user, evaluation, d)
+        frontier = [serve(routers[t], user, evaluation, 0.0) for t in TARGETS]
+        per_user.append((user.group, pers, frontier))
+
+    def mean_of(rows: list[tuple[str, tuple[float, float], list[tuple[float, float]]]]) -> Any:
+        pa = statistics.fmean(r[1][0] for r in rows)
+        pc = statistics.fmean(r[1][1] for r in rows)
+        fa = [statistics.fmean(r[2][i][0] for r in rows) for i in range(len(TARGETS))]
+        fc = [statistics.fmean(r[2][i][1] for r in rows) for i in range(len(TARGETS))]
+        return pa, pc, fa, fc
+
+    pa_all, _, fa_all, _ = mean_of(per_user)
+    # (a) one global target: the whole population's acceptance equals the personalised one's
+    t_one = _at(fa_all, TARGETS, pa_all)
+    print(
+        f"\nEqual acceptance after {EQUAL_AT} labels per user (USD per 1k requests); "
+        f"global retuned to one target {t_one if t_one is None else round(t_one, 4)} "
+        f"(population acceptance {pa_all:.3f}) and per group"
+    )
+    print(
+        f"{'group':8} {'acc pers.':>9} {'$ pers.':>8} | {'acc one-t':>9} {'$ one-t':>8} | "
+        f"{'target g':>8} {'$ at =acc':>9} {'saving':>7}"
+    )
+    for g in [*groups, "all"]:
+        rows = [r for r in per_user if r[0] == g or g == "all"]
+        pa, pc, fa, fc = mean_of(rows)
+        one_a = _at(TARGETS, fa, t_one) if t_one is not None else None
+        one_c = _at(TARGETS, fc, t_one) if t_one is not None else None
+        t_g = _at(fa, TARGETS, pa)
+        c_g = _at(TARGETS, fc, t_g) if t_g is not None else None
+        saving = f"{1 - pc / c_g:+.1%}" if c_g else "n/a"
+        print(
+            f"{g:8} {pa:>9.3f} {pc:>8.3f} | {_fmt(one_a):>9} {_fmt(one_c):>8} | "
+            f"{_fmt(t_g):>8} {_fmt(c_g):>9} {saving:>7}"
+        )
+
+
+def _fmt(x: float | None) -> str:
+    return "out" if x is None else f"{x:.3f}"
 
 
 def plot(curve: dict[str, list[tuple[float, float, float, float]]], path: str) -> None:

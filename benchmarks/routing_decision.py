@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from modelmix.adaptive.explore import Posteriors
+from modelmix.adaptive.live import LiveStats
+from modelmix.config import parse_config
+from modelmix.portfolio import build_portfolio
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import RouterArtifact, load_artifact
 from modelmix.routing.learned.data import RoutingData, load_data, load_prices
@@ -20,6 +24,7 @@ from modelmix.routing.learned.embedding import default_embedding
 from modelmix.routing.learned.knn import KnnRouter
 from modelmix.routing.learned.strategy import LearnedStrategy
 from modelmix.routing.needs import needs_of
+from modelmix.routing.strategy import Router
 from modelmix.types import ChatRequest
 
 DATA = Path(
@@ -61,7 +66,46 @@ def main() -> None:
             next(plan)
             times.append((time.perf_counter() - t0) * 1000)
         _row(name, times)
+    _adaptive_rows(data, art)
     _knn_rows(data, art)
+
+
+def _adaptive_rows(data: RoutingData, art: RouterArtifact) -> None:
+    """The learned route (24 models, profiles) wrapped by the adaptive plan (latency limits
+    and the price of a second, every deployment with live estimates) and by exploration
+    (issue 15): the whole first step of a route built by the config, as the engine runs it."""
+    models = [
+        {
+            "name": m,
+            "provider": "ollama",
+            "price": {"input": str(p_in * 1e6), "output": str(p_out * 1e6)},
+        }
+        for m, (p_in, p_out) in ((m, art.prices[m]) for m in art.models)
+    ]
+    learned = {"quality_target": 0.95, "profiles": art.meta["model_quality"]}
+    adaptive = {"max_ttft_ms": 2000, "latency_weight": 0.001}
+    rows = {
+        "learned + adaptive": {},
+        "learned + adaptive + explore (share 0.05)": {"explore": {"share": 0.05, "seed": 1}},
+        "learned + adaptive + explore (share 0.5)": {"explore": {"share": 0.5, "seed": 1}},
+    }
+    live = LiveStats()
+    for i, m in enumerate(art.models):
+        live.seed(f"{m}#0", 200.0 + 20 * i, 60.0, 0.0, 150.0)
+    post = Posteriors({("r", m): (30.0 * q, 40) for m, q in art.meta["model_quality"].items()})
+    for name, extra in rows.items():
+        route = {"name": "r", "strategy": "learned", "models": art.models, "learned": learned}
+        config = parse_config(
+            {"models": models, "routes": [{**route, "adaptive": adaptive, **extra}]}
+        )
+        strategy, _ = Router(config.routes, build_portfolio(config, {})).resolve("r")
+        times = []
+        for text in data.prompts:
+            req = ChatRequest(model="r", messages=[{"role": "user", "content": text}])
+            t0 = time.perf_counter()
+            next(strategy.plan(req, needs_of(req, 0.0, live, None, post), {}))
+            times.append((time.perf_counter() - t0) * 1000)
+        _row(name, times)
 
 
 def _row(name: str, times: list[float]) -> None:

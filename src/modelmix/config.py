@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelmix.adaptive.config import AdaptiveConfig, Balance
+from modelmix.adaptive.config import AdaptiveConfig, Balance, ExploreConfig, QueueMetricsConfig
 from modelmix.budgets.config import BudgetsConfig
 from modelmix.cache.config import CacheConfig
 from modelmix.embeddings.checks import cross_check as embedding_cross_check
@@ -93,6 +93,8 @@ class DeploymentConfig(_Strict):
     weight: float = Field(default=1.0, gt=0)
     #: Requests this deployment serves at once (unset: the model's ``capacity``).
     capacity: int | None = Field(default=None, ge=1)
+    #: The server's own queue gauges (unset: the model's ``queue_metrics``; adaptive/queue.py).
+    queue_metrics: QueueMetricsConfig | None = None
 
 
 class ModelConfig(_Strict):
@@ -115,6 +117,8 @@ class ModelConfig(_Strict):
     capacity: int | None = Field(default=None, ge=1)
     #: Deployment choice: weighted (random by weight), least_busy, latency (adaptive/).
     balance: Balance = "weighted"
+    #: Poll the server's queue gauges (vLLM ``/metrics``) against ``capacity`` (adaptive/).
+    queue_metrics: QueueMetricsConfig | None = None
     #: issue 12 (embeddings): ``embedding`` models serve ``POST /v1/embeddings`` only; their
     #: price is ``input`` per 1M tokens (``output`` may be left out), ``dimensions`` the
     #: length of their vectors when a request names none.
@@ -195,6 +199,8 @@ class RouteConfig(_Strict):
     baseline: str | None = None
     #: Latency limits and the price of a second (adaptive/config.py).
     adaptive: AdaptiveConfig | None = None
+    #: Online exploration of candidate models with guardrails (adaptive/config.py).
+    explore: ExploreConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -243,8 +249,11 @@ class RouteConfig(_Strict):
         return self.options
 
     def all_models(self) -> list[str]:
-        """Every model this route may call."""
+        """Every model this route may call (exploration's candidates too: a budget reserves
+        the worst case of the dearest, so exploring never takes a request past a budget)."""
         names = [*self.models, *(m for rule in self.rules for m in rule.models)]
+        if self.explore is not None:
+            names += [m for m in self.explore.candidates if m not in names]
         spec = STRATEGIES[self.strategy]
         settings = self.settings
         if settings is not None and spec.settings_models is not None:
@@ -471,8 +480,22 @@ def _cross_check(config: Config) -> list[str]:
             for model in route.learned.profiles:
                 if model not in names:
                     errors.append(f"routes[{i}].learned.profiles.{model}: unknown model")
+        if route.explore is not None and STRATEGIES[route.strategy].summed_cost:
+            errors.append(
+                f"routes[{i}].explore: a {route.strategy} route calls several models for one "
+                "answer; it cannot explore single candidates"
+            )
+        for j, model in enumerate(route.explore.candidates if route.explore else ()):
+            if model not in names:
+                errors.append(f"routes[{i}].explore.candidates[{j}]: unknown model {model!r}")
         if route.baseline is not None and route.baseline not in names:
             errors.append(f"routes[{i}].baseline: unknown model {route.baseline!r}")
+    for i, m in enumerate(config.models):
+        for j, d in enumerate(m.deployments):
+            if (d.queue_metrics or m.queue_metrics) and not (d.capacity or m.capacity):
+                errors.append(f"models[{i}].deployments[{j}].queue_metrics: needs a capacity")
+        if m.queue_metrics and not m.capacity and not m.deployments:
+            errors.append(f"models[{i}].queue_metrics: needs a capacity")
     for model in config.budgets.rate_limits.models:
         if model not in names:
             errors.append(f"budgets.rate_limits.models.{model}: unknown model")

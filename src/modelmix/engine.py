@@ -35,6 +35,7 @@ from modelmix.types import ChatRequest, ChatResponse, StreamDelta, Usage
 from modelmix.wire.extensions import adapter_for, notes
 
 if TYPE_CHECKING:
+    from modelmix.adaptive.explore import Posteriors
     from modelmix.budgets.accounting import Admission
     from modelmix.personal.offsets import Offsets
 
@@ -201,6 +202,8 @@ class Engine:
         self.observer: Observer | None = None
         #: Per-subject offsets of the learned router (personal/): None unless configured.
         self.personal: Offsets | None = None
+        #: Acceptance posteriors of routes' exploration candidates (adaptive/explore.py).
+        self.posteriors: Posteriors | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -253,7 +256,8 @@ class Engine:
         started = time.perf_counter()
         personal = self.personal
         found = personal.lookup(record.key_id, record.team, record.tags) if personal else None
-        needs = needs_of(request, guard.pressure if guard is not None else 0.0, self.live, found)
+        pressure = guard.pressure if guard is not None else 0.0
+        needs = needs_of(request, pressure, self.live, found, self.posteriors)
         plan = strategy.plan(request, needs, record.decision)
         attempt = next(plan)  # a strategy raises GatewayError when nothing can serve
         # how long routing took to name the first model (the ledger keeps it per request)

@@ -40,6 +40,7 @@ from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.openai_chat.client import parse_chat_request
 
 if TYPE_CHECKING:
+    from modelmix.adaptive.queue import QueuePoller
     from modelmix.cache.hooks import ResponseCache
     from modelmix.embeddings.run import EmbeddingResult
     from modelmix.personal.service import Personaliser
@@ -113,6 +114,8 @@ class Gateway:
         #: on with the ledger; ``background=False`` keeps its periodic tasks off (a CLI run).
         self.quality: QualityLoop | None = None
         self.personal: Personaliser | None = None
+        #: Pollers of the servers' queue metrics (``queue_metrics:``), or None.
+        self.queues: QueuePoller | None = None
         self._background = background
         #: The routing policy version serving requests (stamped on every ledger row).
         self.policy_version: str | None = None
@@ -168,11 +171,22 @@ class Gateway:
         self._engine = Engine(
             self.portfolio, router, self.client, self.config.engine, self.emit, self._live()
         )
+        if any(d.queue_metrics for e in self.portfolio.values() for d in e.deployments):
+            from modelmix.adaptive.queue import QueuePoller  # issue 15: servers' own queues
+
+            self.queues = QueuePoller(
+                (d for e in self.portfolio.values() for d in e.deployments),
+                self._engine.live,
+                self.client,
+            )
+            self.queues.start()
         events = self.accounting.events
         if events is not None:  # replicas share cool-downs (state/events.py)
             self._engine.health.on_rest, events.on_rest = events.rest, self._engine.health.rest
         if self.quality is not None:
             self.quality.start()
+            if self.quality.explores:  # routes' exploration posteriors (issue 15, item 4)
+                self._engine.posteriors = self.quality.explorer.posteriors
         if self.ledger is not None and self.config.quality.personal.enabled:
             from modelmix.personal.service import Personaliser
 
@@ -200,6 +214,9 @@ class Gateway:
         return live
 
     async def close(self) -> None:
+        if self.queues is not None:
+            await self.queues.close()
+            self.queues = None
         if self.personal is not None:
             await self.personal.close()
             self.personal = None

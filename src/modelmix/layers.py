@@ -98,6 +98,12 @@ LATE_BOUND: tuple[tuple[str, str, str], ...] = (
         "the latency and capacity wrapper (issue 15) is applied when a route is built; it reads "
         "the engine's live per-deployment estimates, so it sits in the engine layer",
     ),
+    (
+        "routing.strategy",
+        "adaptive.explore",
+        "the exploration wrapper (issue 15, item 4) is applied when a route is built, on top of "
+        "the latency and capacity wrapper it reuses the limits of",
+    ),
 )
 
 _INDEX = {entry: i for i, (_, entries) in enumerate(LAYERS) for entry in entries}

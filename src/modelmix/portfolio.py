@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from modelmix.adaptive.config import QueueMetricsConfig
 from modelmix.config import (
     SIMULATED_BASE_URL,
     Config,
@@ -52,6 +54,20 @@ def _override(model: ModelConfig) -> PriceOverride | None:
         cache_write=p.cache_write,
         reasoning=p.reasoning,
     )
+
+
+def queue_metrics_of(
+    cfg: QueueMetricsConfig | None, base_url: str
+) -> tuple[str, float, float] | None:
+    """(URL, interval, timeout) of a deployment's queue metrics: a path is taken on the host
+    of ``base_url`` (vLLM serves ``/metrics`` beside ``/v1``)."""
+    if cfg is None:
+        return None
+    url = cfg.url
+    if not url.startswith(("http://", "https://")):
+        parts = urlsplit(base_url)
+        url = f"{parts.scheme}://{parts.netloc}/{url.lstrip('/')}"
+    return url, cfg.interval_s, cfg.timeout_s
 
 
 def build_portfolio(
@@ -108,6 +124,10 @@ def build_portfolio(
                     framing=spec.framing,
                     capacity=(dep_cfg.capacity if dep_cfg else None) or model.capacity,
                     balance=model.balance,
+                    queue_metrics=queue_metrics_of(
+                        (dep_cfg.queue_metrics if dep_cfg else None) or model.queue_metrics,
+                        base_url,
+                    ),
                 )
             )
         unavailable = None

@@ -114,6 +114,9 @@ class Estimate:
     tokens: float | None
     in_flight: int
     samples: int
+    #: Running + waiting on the server by its own queue metrics (None: none fresh); the
+    #: ``in_flight`` above is already at least this.
+    queued: int | None = None
 
     def latency_ms(self, tokens: float | None, cap: int | None = None) -> float | None:
         """Predicted time to the whole answer of ``tokens`` output tokens (None: the
@@ -139,6 +142,9 @@ class LiveStats:
         self.half_life = half_life
         self._tau = half_life / math.log(2)
         self._table: SharedTable | None = None
+        #: Deployment -> (running + waiting on the server, valid until): the queue metrics
+        #: (adaptive/queue.py), per process (each worker polls).
+        self.queued: dict[str, tuple[int, float]] = {}
         self.store: _Store
         if path is not None:
             self._table = SharedTable(path, 4096)
@@ -165,7 +171,18 @@ class LiveStats:
         self.store.apply(dep, _release)
 
     def in_flight(self, dep: str) -> int:
-        return max(int(self.store.get(dep)[INFL]), 0)
+        """Calls in flight from the gateway, or the server's queue when it reports more."""
+        counted = max(int(self.store.get(dep)[INFL]), 0)
+        queued = self.queue(dep)
+        return counted if queued is None else max(counted, queued)
+
+    def queue(self, dep: str, now: float | None = None) -> int | None:
+        """Running + waiting on ``dep``'s server by its fresh queue metrics (None: none)."""
+        found = self.queued.get(dep) if self.queued else None
+        if found is None:
+            return None
+        n, until = found
+        return n if (time.time() if now is None else now) <= until else None
 
     def first_token(self, dep: str, ttft_ms: float, now: float | None = None) -> None:
         """A stream's first token: the time to it is known before the answer ends."""
@@ -235,8 +252,11 @@ class LiveStats:
     def estimate(self, dep: str, now: float | None = None) -> Estimate:
         v = self.store.get(dep)
         infl, samples = max(int(v[INFL]), 0), int(v[S_N])
+        queued = self.queue(dep, now)
+        if queued is not None:
+            infl = max(infl, queued)
         if samples == 0:
-            return Estimate(None, None, v[ERR], v[TOKS] or None, infl, 0)
+            return Estimate(None, None, v[ERR], v[TOKS] or None, infl, 0, queued)
         if v[F_AT] == 0.0:  # seeded only
             ttft, tps = v[S_TTFT], v[S_TPS]
         else:
@@ -244,7 +264,7 @@ class LiveStats:
             w = math.exp(-max(now - v[F_AT], 0.0) / self._tau)
             ttft = w * v[F_TTFT] + (1 - w) * v[S_TTFT]
             tps = w * v[F_TPS] + (1 - w) * v[S_TPS] if v[S_TPS] else v[F_TPS]
-        return Estimate(ttft, tps or None, v[ERR], v[TOKS] or None, infl, samples)
+        return Estimate(ttft, tps or None, v[ERR], v[TOKS] or None, infl, samples, queued)
 
 
 def _begin(v: Values) -> None:
@@ -262,6 +282,7 @@ def uses_live(config: Config) -> bool:
         return True
     return any(
         m.capacity is not None
+        or m.queue_metrics is not None
         or m.balance != "weighted"
         or any(d.capacity is not None for d in m.deployments)
         for m in config.models

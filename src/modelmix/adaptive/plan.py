@@ -51,6 +51,8 @@ class ModelView:
     ttft_ms: float | None
     latency_ms: float | None
     error_rate: float
+    #: Running + waiting on the servers by their queue metrics (None: no fresh report).
+    queued: int | None = None
 
 
 def _has_room(est: Estimate, capacity: int | None) -> bool:
@@ -80,7 +82,32 @@ def model_view(
         ttft_ms=best.ttft_ms,
         latency_ms=best.latency_ms(tokens, cap),
         error_rate=best.error_rate,
+        queued=_queued(ests),
     )
+
+
+def _queued(ests: list[tuple[Estimate, int | None]]) -> int | None:
+    reported = [e.queued for e, _ in ests if e.queued is not None]
+    return sum(reported) if reported else None
+
+
+def limit_reason(cfg: AdaptiveConfig, view: ModelView) -> str | None:
+    """Why a model is passed over under the route's limits (None: it may serve)."""
+    if not view.room:
+        if view.queued is not None:
+            return (
+                f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight "
+                f"(server queue metrics: {view.queued} running + waiting)"
+            )
+        return f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight"
+    ttft, lat = view.ttft_ms, view.latency_ms
+    if cfg.max_ttft_ms is not None and ttft is not None and ttft > cfg.max_ttft_ms:
+        return f"predicted ttft {ttft:.0f} ms > max_ttft_ms {cfg.max_ttft_ms:g}"
+    if cfg.max_latency_ms is not None and lat is not None and lat > cfg.max_latency_ms:
+        return f"predicted latency {lat:.0f} ms > max_latency_ms {cfg.max_latency_ms:g}"
+    if cfg.max_error_rate is not None and view.error_rate > cfg.max_error_rate:
+        return f"error rate {view.error_rate:.2f} > max_error_rate {cfg.max_error_rate:g}"
+    return None
 
 
 class AdaptiveStrategy:
@@ -115,17 +142,7 @@ class AdaptiveStrategy:
         return toks
 
     def _reason(self, view: ModelView) -> str | None:
-        cfg = self.cfg
-        if not view.room:
-            return f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight"
-        ttft, lat = view.ttft_ms, view.latency_ms
-        if cfg.max_ttft_ms is not None and ttft is not None and ttft > cfg.max_ttft_ms:
-            return f"predicted ttft {ttft:.0f} ms > max_ttft_ms {cfg.max_ttft_ms:g}"
-        if cfg.max_latency_ms is not None and lat is not None and lat > cfg.max_latency_ms:
-            return f"predicted latency {lat:.0f} ms > max_latency_ms {cfg.max_latency_ms:g}"
-        if cfg.max_error_rate is not None and view.error_rate > cfg.max_error_rate:
-            return f"error rate {view.error_rate:.2f} > max_error_rate {cfg.max_error_rate:g}"
-        return None
+        return limit_reason(self.cfg, view)
 
     def _preferred(
         self, views: dict[str, ModelView], decision: dict[str, Any], needs: Needs

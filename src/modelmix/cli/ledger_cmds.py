@@ -458,6 +458,10 @@ def report(
         from modelmix.cli.personal_cmds import print_team_offsets
 
         print_team_offsets(path)
+    if "route" in chosen:
+        from modelmix.cli.explore_report import print_exploration
+
+        print_exploration(path)
     if savings and data["savings"] is not None:
         console.print(_savings_table(data["savings"]))
         if data["savings"]["unrouted"]["requests"]:

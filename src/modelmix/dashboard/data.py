@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from modelmix.cache.report import cache_savings
+from modelmix.dashboard.explore import exploration_rows
 from modelmix.dashboard.live import deployment_rows
 from modelmix.dashboard.personal import team_rows
 from modelmix.gateway import Gateway
@@ -112,6 +113,7 @@ def collect(
         "budgets": _budgets(gateway),
         "deployments": deployment_rows(gateway),  # live latency and load (adaptive routing)
         "personal": team_rows(gateway),  # personalised routing per team
+        "exploration": exploration_rows(gateway),  # exploration posteriors per route
     }
     try:
         out["totals"] = totals(path, since, now)

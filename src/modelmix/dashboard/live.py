@@ -33,6 +33,7 @@ def deployment_rows(gateway: Gateway) -> list[dict[str, Any]]:
                     "tokens_per_s": est.tokens_per_s,
                     "error_rate": est.error_rate,
                     "in_flight": est.in_flight,
+                    "server_queue": est.queued,  # running + waiting by queue metrics
                     "capacity": d.capacity,
                     "balance": d.balance,
                     "samples": est.samples,
@@ -56,7 +57,8 @@ def live_card(data: dict[str, Any]) -> str:
             f"<td class='n'>{_num(r['tokens_per_s'], ',.0f')}</td>"
             f"<td class='n'>{r['error_rate']:.0%}</td>"
             f"<td class='n'>{r['in_flight']}"
-            f"{'' if r['capacity'] is None else ' / ' + str(r['capacity'])}</td>"
+            f"{'' if r['capacity'] is None else ' / ' + str(r['capacity'])}"
+            f"{'' if r.get('server_queue') is None else ' (server queue)'}</td>"
             f"<td>{escape(r['balance'])}</td><td class='n'>{r['samples']:,}</td></tr>"
             for r in rows
         )

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from modelmix.dashboard.data import RANGES
+from modelmix.dashboard.explore import explore_card
 from modelmix.dashboard.live import live_card
 from modelmix.dashboard.personal import personal_card
 from modelmix.dashboard.svg import PALETTE, column_chart, hbar_chart, share_bar
@@ -493,6 +494,7 @@ def render_page(data: dict[str, Any]) -> str:
         + _latency(data)
         + live_card(data)
         + personal_card(data)
+        + explore_card(data)
         + _budgets(data)
         + _recent(data)
     )

@@ -80,6 +80,31 @@ def served_p(decision: dict[str, Any], model: str | None) -> float | None:
     return None
 
 
+def labelled_requests(conn: Database, since: float) -> list[tuple[Any, float]]:
+    """The client requests since ``since`` that were answered and labelled, with their label
+    in [0, 1]: the mean feedback score if a client rated it, else the judge's score of the
+    served model. Rows have ``key_id, team, tags, decision, final_model, route, started_at``
+    (also read by the exploration's posteriors, ``quality/explore.py``)."""
+    marks = ", ".join("?" * len(CLIENT_APIS))
+    cur = conn.execute(
+        "SELECT r.key_id, r.team, r.tags, r.decision, r.final_model, r.route, r.started_at, "
+        "(SELECT AVG(f.score) FROM feedback f WHERE f.request_id = r.id "
+        " AND f.score IS NOT NULL) AS feedback, "
+        "(SELECT AVG(j.score) FROM judgements j WHERE j.request_id = r.id "
+        " AND j.model = r.final_model) AS judged "
+        f"FROM requests r WHERE r.started_at >= ? AND r.api IN ({marks}) "
+        "AND r.status = 'ok' AND (EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.id) "
+        "OR EXISTS (SELECT 1 FROM judgements j WHERE j.request_id = r.id))",
+        (since, *CLIENT_APIS),
+    )
+    out: list[tuple[Any, float]] = []
+    for r in cur.fetchall():
+        label = r["feedback"] if r["feedback"] is not None else r["judged"]
+        if label is not None:
+            out.append((r, float(label)))
+    return out
+
+
 class PersonalStore:
     def __init__(self, location: Location, clock: Callable[[], float] = time.time) -> None:
         self.conn: Database = open_quality_db(location, check_same_thread=False)
@@ -98,24 +123,9 @@ class PersonalStore:
 
     def labelled(self, since: float) -> dict[str, list[tuple[float, float]]]:
         """(predicted, accepted) pairs per subject of the labelled requests since ``since``."""
-        marks = ", ".join("?" * len(CLIENT_APIS))
-        cur = self.conn.execute(
-            "SELECT r.key_id, r.team, r.tags, r.decision, r.final_model, r.started_at, "
-            "(SELECT AVG(f.score) FROM feedback f WHERE f.request_id = r.id "
-            " AND f.score IS NOT NULL) AS feedback, "
-            "(SELECT AVG(j.score) FROM judgements j WHERE j.request_id = r.id "
-            " AND j.model = r.final_model) AS judged "
-            f"FROM requests r WHERE r.started_at >= ? AND r.api IN ({marks}) "
-            "AND r.status = 'ok' AND (EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.id) "
-            "OR EXISTS (SELECT 1 FROM judgements j WHERE j.request_id = r.id))",
-            (since, *CLIENT_APIS),
-        )
         resets = self._since()
         out: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for r in cur.fetchall():
-            label = r["feedback"] if r["feedback"] is not None else r["judged"]
-            if label is None:
-                continue
+        for r, label in labelled_requests(self.conn, since):
             p = served_p(orjson.loads(r["decision"]), r["final_model"])
             if p is None:
                 continue

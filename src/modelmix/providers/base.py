@@ -43,6 +43,8 @@ class Deployment:
     capacity: int | None = None
     #: How the engine picks among a model's deployments (adaptive/config.py ``Balance``).
     balance: str = "weighted"
+    #: The server's Prometheus metrics URL and poll interval (adaptive/queue.py), or None.
+    queue_metrics: tuple[str, float, float] | None = None
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from modelmix.config import Config, RouteConfig
 from modelmix.evals.store import EvalStore
 from modelmix.quality.background import BackgroundPool
 from modelmix.quality.canary import Verdict, decide, read_arms
+from modelmix.quality.explore import Explorer
 from modelmix.quality.online import OnlineQuality, shadow_run_id
 from modelmix.quality.policy import (
     build_router,
@@ -98,6 +99,8 @@ class QualityLoop:
         self._tasks: list[asyncio.Task[None]] = []
         self._db_lock = asyncio.Lock()
         self.last_verdict: Verdict | None = None
+        #: Exploration posteriors (the engine reads ``explorer.posteriors``) and promotions.
+        self.explorer = Explorer(path, self.policies)
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking store call in a worker thread, one at a time (the stores'
@@ -226,6 +229,26 @@ class QualityLoop:
         await self.check_policy()
         return verdict
 
+    # -- exploration (issue 15, item 4) -----------------------------------------------------
+
+    @property
+    def explores(self) -> bool:
+        """Some route of the config or of the live policy has an ``explore:`` section."""
+        routes = [*self.gateway_config.routes, *self._stable_routes]
+        return any(r.explore is not None for r in routes)
+
+    async def check_exploration(self) -> str | None:
+        """Refresh the candidates' posteriors from the ledger; propose a canary of a candidate
+        that beats its route's default (quality/explore.py). Returns the canary's version."""
+        if not self.explores:
+            return None
+        await self._db(self.explorer.refresh, self.clock())
+        vid = await self._db(self.explorer.propose, self._routes_of)
+        if vid is not None:
+            log.warning("exploration proposes canary %s: %s", vid, self.explorer.last_proposal)
+            await self.check_policy()
+        return vid
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _use_shadows(self) -> None:
@@ -273,6 +296,9 @@ class QualityLoop:
         if self.config.policy.poll_seconds > 0:
             self._every(self.config.policy.poll_seconds, self.check_policy, "policy watcher")
         self._every(self.config.canary.check_seconds, self.check_canary, "canary guardrails")
+        if self.explores:
+            every = self.config.canary.check_seconds
+            self._every(every, self.check_exploration, "exploration", first=0.0)
         if self.probes is not None:
             self._every(self.config.probes.every_seconds, self.run_probes, "probes", first=0.0)
         if self.monitor is not None and self.config.alarms.enabled:
@@ -325,5 +351,6 @@ class QualityLoop:
             await self.monitor.close()
         await asyncio.to_thread(self.writer.close)
         self.store.close()
+        self.explorer.close()
         self.evals.close()
         self.policies.close()

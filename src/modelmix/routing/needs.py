@@ -10,6 +10,7 @@ from modelmix.request_facts import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE
 from modelmix.types import ChatRequest
 
 if TYPE_CHECKING:
+    from modelmix.adaptive.explore import Posteriors
     from modelmix.adaptive.live import LiveStats
 
 #: Characters per token used for the pre-call estimate. English prose runs ~4 characters per
@@ -34,6 +35,8 @@ class Needs:
     live: LiveStats | None = None
     #: The request's most specific subject with a personal offset (``personal/``), or None.
     personal: tuple[str, float] | None = None
+    #: Acceptance posteriors of routes' exploration candidates (``adaptive/explore.py``).
+    explore: Posteriors | None = None
 
 
 def needs_of(
@@ -41,6 +44,7 @@ def needs_of(
     budget_pressure: float = 0.0,
     live: LiveStats | None = None,
     personal: tuple[str, float] | None = None,
+    explore: Posteriors | None = None,
 ) -> Needs:
     chars, images, _ = request.facts.scan()
     fmt = request.response_format.get("type") if request.response_format else None
@@ -58,4 +62,5 @@ def needs_of(
         budget_pressure=budget_pressure,
         live=live,
         personal=personal,
+        explore=explore,
     )

@@ -146,9 +146,11 @@ class RulesStrategy:
 
 
 def _build(route: RouteConfig, portfolio: Mapping[str, ModelEntry]) -> Strategy:
+    from modelmix.adaptive.explore import explore  # online exploration (issue 15)
     from modelmix.adaptive.plan import adapt  # latency/capacity knobs (issue 15)
 
-    return adapt(route, strategy_spec(route.strategy).build(route, portfolio), portfolio)
+    built = adapt(route, strategy_spec(route.strategy).build(route, portfolio), portfolio)
+    return explore(route, built, portfolio)
 
 
 def _is_embedding(portfolio: Mapping[str, ModelEntry], name: str) -> bool:
