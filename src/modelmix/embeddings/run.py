@@ -93,7 +93,7 @@ async def run_embeddings(
     )
     try:
         names, record.route = chain_for(gateway, request.model)
-        admission = gateway.admit(chat, record, key_id)
+        admission = await gateway.admit_async(chat, record, key_id)
     except GatewayError as err:
         _fail(gateway, record, err)
         raise

@@ -16,6 +16,7 @@ request path does not try Redis at all (no timeout per request): ``fail_closed``
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
@@ -31,6 +32,7 @@ from modelmix.budgets.store import InMemorySpendStore
 from modelmix.errors import GatewayError
 from modelmix.state import scripts
 from modelmix.state.config import StateConfig
+from modelmix.state.resp import AsyncRedis, Fired
 
 __all__ = ["DOWN_ERRORS", "RedisLink", "StateUnavailable"]
 
@@ -91,8 +93,37 @@ class RedisLink:
         self._wake = threading.Condition()
         self._stopping = False
         self._busy = False
+        #: The asyncio client of the event loop that serves requests (``state/resp.py``).
+        self._aio: tuple[asyncio.AbstractEventLoop, AsyncRedis] | None = None
         self._thread = threading.Thread(target=self._run, name="modelmix-redis", daemon=True)
         self._thread.start()
+
+    # -- the event loop's client -------------------------------------------------------------
+
+    def aio(self, loop: asyncio.AbstractEventLoop) -> AsyncRedis:
+        """The asyncio client of ``loop`` (made on first use; one per loop)."""
+        found = self._aio
+        if found is not None and found[0] is loop:
+            return found[1]
+        assert self.settings.redis_url is not None
+        client = AsyncRedis(self.settings.redis_url, self.settings.timeout, self._lost_writes)
+        self._aio = (loop, client)
+        return client
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run the script ``name`` (``scripts.py``) on the running loop's client; raises one
+        of ``DOWN_ERRORS`` when Redis is unreachable (the caller decides: ``lost``)."""
+        client = self.aio(asyncio.get_running_loop())
+        return await client.evalsha(getattr(scripts, name), keys, args)
+
+    def _lost_writes(self, lost: list[Fired]) -> None:
+        """Writes sent on a connection that was lost before they were answered: the writer
+        thread sends them again once Redis answers (a write Redis applied just before the
+        loss is applied twice: the same as the thread's own pipelines, and a restarted Redis
+        has lost its counters anyway, seeded again from the ledger)."""
+        with self._wake:
+            self._pending.extend(lost)
+            self._wake.notify_all()
 
     # -- scripts ---------------------------------------------------------------------------
 
@@ -146,6 +177,16 @@ class RedisLink:
     # -- writes nobody waits for -----------------------------------------------------------
 
     def send(self, name: str, keys: list[str], args: list[Any]) -> None:
+        """Queue a write: on the event loop's connection when one is up (sent now, its answer
+        not awaited), else for the writer thread."""
+        if self.up:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                if self.aio(loop).fire(name, getattr(scripts, name), keys, args):
+                    return
         with self._wake:
             if len(self._pending) >= MAX_PENDING:
                 self._pending.popleft()
@@ -208,6 +249,20 @@ class RedisLink:
             self._pending.extendleft(reversed(batch))
             self._busy = False
 
+    def _close_aio(self) -> None:
+        found, self._aio = self._aio, None
+        if found is None:
+            return
+        loop, client = found
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            client.close()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(client.close)
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued write has been sent (False: not within ``timeout``)."""
         with self._wake:
@@ -218,6 +273,7 @@ class RedisLink:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        self._close_aio()
         self._thread.join(timeout)
         if self._pending:
             log.warning("Redis: %d settlements not sent at shutdown", len(self._pending))
