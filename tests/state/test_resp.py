@@ -19,7 +19,9 @@ INCR_SCRIPT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
 
 def test_parse_every_reply_type_and_incomplete_input() -> None:
-    data = b"+OK\r\n-ERR bad\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*3\r\n:1\r\n$1\r\nx\r\n*1\r\n:-2\r\n*-1\r\n"
+    data = (
+        b"+OK\r\n-ERR bad\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*3\r\n:1\r\n$1\r\nx\r\n*1\r\n:-2\r\n*-1\r\n"
+    )
     pos, out = 0, []
     while pos < len(data):
         value, pos = parse(data, pos)
@@ -34,7 +36,10 @@ def test_parse_every_reply_type_and_incomplete_input() -> None:
                 _, pos = parse(data[:cut], pos)
         except Exception as exc:  # noqa: BLE001 - which one is the point
             assert type(exc).__name__ == "_Incomplete"
-    assert encode(["SET", "k", 1.5, b"\x00"]) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n1.5\r\n$1\r\n\x00\r\n"
+    assert (
+        encode(["SET", "k", 1.5, b"\x00"])
+        == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n1.5\r\n$1\r\n\x00\r\n"
+    )
 
 
 def _run(loop_kind: str, main: Callable[[], Awaitable[Any]]) -> Any:
