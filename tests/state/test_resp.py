@@ -12,7 +12,7 @@ import pytest
 import uvloop
 
 from modelmix.state import scripts
-from modelmix.state.resp import AsyncRedis, Fired, RespError, encode, parse
+from modelmix.state.resp import AsyncRedis, Fired, RespError, _Incomplete, encode, parse
 from tests.state.redis_server import RedisServer
 
 INCR_SCRIPT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
@@ -28,14 +28,14 @@ def test_parse_every_reply_type_and_incomplete_input() -> None:
         out.append(value)
     assert out[0] == b"OK" and isinstance(out[1], RespError) and str(out[1]) == "ERR bad"
     assert out[2:] == [42, b"abc", None, [1, b"x", [-2]], None]
-    # every prefix cut short is "incomplete", never a wrong value
+    # every prefix cut short parses the whole replies it holds, then says "incomplete"
     for cut in range(1, len(data)):
-        pos = 0
-        try:
-            while pos < cut:
-                _, pos = parse(data[:cut], pos)
-        except Exception as exc:  # noqa: BLE001 - which one is the point
-            assert type(exc).__name__ == "_Incomplete"
+        pos, got = 0, []
+        with pytest.raises(_Incomplete):
+            while True:
+                value, pos = parse(data[:cut], pos)
+                got.append(value)
+        assert [repr(v) for v in got] == [repr(v) for v in out[: len(got)]]
     assert (
         encode(["SET", "k", 1.5, b"\x00"])
         == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n1.5\r\n$1\r\n\x00\r\n"
@@ -56,7 +56,7 @@ def test_pipelined_commands_answer_in_order(redis_server: RedisServer, loop_kind
             assert await client.execute("SET", "k", "v") == b"OK"
             assert await client.execute("GET", "k") == b"v"
             assert await client.execute("GET", "missing") is None
-            with pytest.raises(RespError, match="WRONGTYPE|ERR"):
+            with pytest.raises(RespError, match=r"WRONGTYPE"):
                 await client.execute("HGET", "k", "f")
             # 500 concurrent INCRs on one connection: every reply is its own command's
             got = await asyncio.gather(*(client.execute("INCR", "n") for _ in range(500)))
