@@ -1,14 +1,18 @@
 """One replica's connection to Redis: whether it is up, what to do while it is down, and the
 writes that need no answer.
 
-Reads that decide a request (reserve, take) are one blocking round trip each, made on the
-caller's thread with a short timeout (``state.timeout``). Writes whose answer nobody waits for
-(settling a reservation, correcting a token bucket) go to a queue that one background thread
-sends in pipelined batches: they cost the request path no round trip. While Redis is down the
-queue keeps them (bounded) and sends them once it answers again, so a short outage loses no
-settlement.
+Reads that decide a request (reserve, take) are one round trip each with a short timeout
+(``state.timeout``): on the serving event loop they are awaited on that loop's pipelined
+connection (``run``, ``state/resp.py``: ``Accounting.admit_async``), so the loop serves other
+requests meanwhile; without a running loop (library use) they block on redis-py's client.
+Writes whose answer nobody waits for (settling a reservation, correcting a token bucket) are
+written on the loop's connection at once, their answers not awaited (``send``); without a loop
+or a connection, and for those a lost connection never answered, they go to a queue that one
+background thread sends in pipelined batches. While Redis is down the queue keeps them
+(bounded) and sends them once it answers again, so a short outage loses no settlement.
 
-Down: the first command that fails to connect or times out marks Redis down. From then on the
+Down: the first command that fails to connect or times out (on either client) marks Redis
+down. From then on the
 request path does not try Redis at all (no timeout per request): ``fail_closed`` refuses with
 503, ``fail_open`` uses this replica's own counters. The background thread pings Redis every
 ``probe_interval``; when it answers, the queued writes go first, then Redis is up again.
@@ -123,6 +127,9 @@ class RedisLink:
         has lost its counters anyway, seeded again from the ledger)."""
         with self._wake:
             self._pending.extend(lost)
+            while len(self._pending) > MAX_PENDING:
+                self._pending.popleft()
+                self.dropped_writes += 1
             self._wake.notify_all()
 
     # -- scripts ---------------------------------------------------------------------------
