@@ -41,8 +41,11 @@ _BUCKET_TTL = 120
 _ZERO = Decimal(0)
 
 
+_SCALE = Decimal(10**10)
+
+
 def _cap_units(cap: Decimal) -> int:
-    return min(int(cap * Decimal(10**10)), _EXACT)
+    return min(int(cap * _SCALE), _EXACT)
 
 
 def _reserved(out: list[Any]) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:

@@ -1,7 +1,8 @@
 """A small asyncio Redis client for the request path: one pipelined connection per event loop.
 
-Only what the gateway's counters use: commands are written as soon as they are sent (no lock,
-no round trip per command: a burst of concurrent requests shares the socket's writes), replies
+Only what the gateway's counters use: commands are queued as they are sent and written
+together once per loop turn (no lock, no round trip per command, one syscall for the commands
+of every request that ran in that turn), replies
 are matched to commands in order, and the RESP2 types that those commands answer with
 (simple strings, errors, integers, bulk strings, arrays) are parsed as they arrive. ``evalsha``
 runs a Lua script by its SHA1 and falls back to ``EVAL`` once when the server answers
@@ -116,16 +117,25 @@ class _Connection(asyncio.Protocol):
         self.pending: collections.deque[_Pending] = collections.deque()
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
+        #: Commands written this loop turn, sent together by ``_flush`` (one syscall).
+        self._out: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def write(self, data: bytes, waiter: _Pending) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        out = self._out
+        if not out:
+            self.loop.call_soon(self._flush)
+        out.append(data)
         self.pending.append(waiter)
         if self._timer is None:
             self._timer = self.loop.call_at(waiter.deadline, self._check)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and not self.closed and self.transport is not None:
+            self.transport.write(b"".join(out))
 
     def _check(self) -> None:
         self._timer = None
@@ -173,6 +183,7 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self.closed = True
+        self._out = []
         if self.transport is not None:
             self.transport.abort()
         pending, self.pending = self.pending, collections.deque()
@@ -270,6 +281,7 @@ class AsyncRedis:
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and conn.transport is not None:
+            conn._flush()
             conn.closed = True
             conn.transport.close()  # writes what is buffered first
 
