@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from modelmix.budgets.errors import RateLimited
+from modelmix.budgets.limits import RateLimit, RateLimiter
 from modelmix.budgets.store import MISSING, CounterKey
 from modelmix.state.config import StateConfig
 from modelmix.state.link import RedisLink, StateUnavailable
@@ -291,3 +293,36 @@ def test_async_fail_open_counts_locally_then_goes_back(redis_server: RedisServer
         asyncio.run(main())
     finally:
         link.close()
+
+
+def test_async_limiters_share_key_and_model_limits(redis_server: RedisServer) -> None:
+    """Two replicas' ``RateLimiter``s on Redis, awaited: a key's rpm and a model's rpm hold
+    across both (429 past them, with the headers), as on one host."""
+    links = [_link(redis_server) for _ in range(2)]
+    limiters = [
+        RateLimiter({"m": RateLimit(rpm=4)}, store=RedisBucketStore(link)) for link in links
+    ]
+    key_limit = RateLimit(rpm=6)
+
+    async def main() -> tuple[int, int, list[float | None]]:
+        admitted = refused = 0
+        for i in range(10):
+            try:
+                state = await limiters[i % 2].acquire_async("k3", key_limit, 1)
+            except RateLimited as err:
+                refused += 1
+                assert err.headers["x-ratelimit-remaining-requests"] == "0"
+            else:
+                admitted += 1
+                assert state.limit_requests == 6
+        waits = [await limiters[i % 2].acquire_model_async("m", 1) for i in range(7)]
+        assert await limiters[0].acquire_model_async("other", 1) is None  # no limit of its own
+        return admitted, refused, waits
+
+    try:
+        admitted, refused, waits = asyncio.run(main())
+        assert (admitted, refused) == (6, 4)
+        assert waits[:4] == [None] * 4 and all(w is not None and w > 0 for w in waits[4:])
+    finally:
+        for link in links:
+            link.close()

@@ -140,20 +140,39 @@ class Admission:
         """Soft budgets this request went past."""
         return self.reservation.warnings if self.reservation is not None else []
 
+    @property
+    def shared_models(self) -> bool:
+        """Per-model limits kept in Redis: the engine awaits ``admit_model_async``."""
+        acc = self._accounting
+        return acc is not None and acc.link is not None and bool(acc.limiter.models)
+
     def admit_model(self, model: str) -> GatewayError | None:
         """Before the engine calls ``model``: None if its per-model limits let the call go
         (the call is counted), else the 429 to treat as that model's answer (the strategy
         falls back to another model, or the client gets it)."""
         acc = self._accounting
-        if acc is None or not acc.limiter.models:
-            return None
-        limiter = acc.limiter
-        if model not in limiter.models:
+        if acc is None or model not in acc.limiter.models:
             return None
         try:
-            wait = limiter.acquire_model(model, self.tokens)
+            wait = acc.limiter.acquire_model(model, self.tokens)
         except GatewayError as err:  # shared state unreachable (fail_closed): that model's 503
             return err
+        return self._model_verdict(acc.limiter, model, wait)
+
+    async def admit_model_async(self, model: str) -> GatewayError | None:
+        """``admit_model`` with the Redis round trip awaited on the event loop."""
+        acc = self._accounting
+        if acc is None or model not in acc.limiter.models:
+            return None
+        try:
+            wait = await acc.limiter.acquire_model_async(model, self.tokens)
+        except GatewayError as err:  # shared state unreachable (fail_closed): that model's 503
+            return err
+        return self._model_verdict(acc.limiter, model, wait)
+
+    def _model_verdict(
+        self, limiter: RateLimiter, model: str, wait: float | None
+    ) -> GatewayError | None:
         if wait is None:
             self.models.append(model)
             return None

@@ -260,6 +260,17 @@ class RateLimiter:
         wait, _ = self._take("model", model, limit, tokens, self.clock())
         return wait if wait > 0.0 else None
 
+    async def acquire_model_async(self, model: str, tokens: int) -> float | None:
+        """``acquire_model`` awaiting a store that has ``take_async`` (Redis)."""
+        limit = self.models.get(model)
+        if limit is None:
+            return None
+        take_async = getattr(self.store, "take_async", None)
+        if take_async is None:
+            return self.acquire_model(model, tokens)
+        wait, _ = await take_async(_buckets("model", model, limit, tokens), self.clock())
+        return float(wait) if wait > 0.0 else None
+
     def model_state(self, model: str) -> RateState | None:
         """The header state of ``model``'s limits without taking anything (None: no limit)."""
         limit = self.models.get(model)

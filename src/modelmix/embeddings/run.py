@@ -124,7 +124,10 @@ async def _call_chain(
 ) -> EmbeddingResponse:
     last: UpstreamError | GatewayError | None = None
     for name in names:
-        refusal = admission.admit_model(name)
+        if admission.shared_models:
+            refusal = await admission.admit_model_async(name)
+        else:
+            refusal = admission.admit_model(name)
         if refusal is not None:
             record.decision.setdefault("rate_limited", []).append(name)
             last = refusal
