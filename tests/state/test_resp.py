@@ -5,6 +5,7 @@ writes handed back when their connection is lost; on asyncio's loop and on uvloo
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -190,3 +191,25 @@ def test_password_and_database_from_the_url(tmp_path: Any) -> None:
         asyncio.run(main())
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_busy_loop_is_not_a_timeout(redis_server: RedisServer, loop_kind: str) -> None:
+    """The loop blocked past a command's deadline while Redis answered in time: the answer
+    waiting on the socket counts, on either loop, whichever of due timers and I/O it runs
+    first."""
+
+    async def main() -> None:
+        client = AsyncRedis(redis_server.url, timeout=0.2)
+        try:
+            assert await client.execute("PING") == b"PONG"
+            waiting = asyncio.ensure_future(client.execute("INCR", "busy"))
+            for _ in range(3):  # the task writes the command; the turn's flush sends it
+                await asyncio.sleep(0)
+            time.sleep(0.5)  # the loop is busy elsewhere, well past the deadline
+            assert await waiting == 1
+            assert await client.execute("GET", "busy") == b"1"
+        finally:
+            client.close()
+
+    _run(loop_kind, main)
