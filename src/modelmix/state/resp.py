@@ -340,6 +340,11 @@ class AsyncRedis:
         log.error("Redis refused a write: %s", error)
 
     @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.closed
+
+    @property
     def unanswered(self) -> int:
         """Commands written and not answered yet."""
         conn = self._conn
