@@ -294,7 +294,8 @@ class Budgets:
         if failed is not None:
             hard = [(spec, window, cap) for spec, window, _, cap in caps if spec.kind != "soft"]
             spec, window, cap = hard[failed]
-            raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, plan.now)
+            key = checks[failed][0]
+            raise self._refusal(spec, counters[key], window, cap, estimated_cost, plan.now)
         label = next((spec.label for spec, *_ in caps if spec.kind != "soft"), "")
         return Reservation(self.store, plan.keys, estimated_cost, pressure, warnings, checks, label)
 
@@ -324,13 +325,15 @@ class Budgets:
     def _refusal(
         self,
         spec: BudgetSpec,
-        key: CounterKey,
+        seen: tuple[Decimal, Decimal],
         window: tuple[float, float],
         cap: Decimal,
         estimate: Decimal,
         now: float,
     ) -> BudgetExceeded:
-        spent, reserved = self.store.get(key)
+        """The 429 for ``spec``, from its counter as the refused reservation saw it
+        (``seen``: spent, reserved; no second read of the store)."""
+        spent, reserved = seen
         who = "global" if spec.scope == "global" else f"{spec.scope} {spec.subject!r}"
         period = spec.period if spec.period != "custom" else "custom-period"
         budget = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"
