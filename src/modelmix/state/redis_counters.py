@@ -5,7 +5,13 @@ Per admitted request: one round trip to reserve its estimated cost (a Lua script
 hard budget and reserves on every counter, or does nothing: replicas cannot overspend, and
 the overshoot bound is the one of a single host: the calls in flight at the last admission
 costing more than their estimates), one to take from its key's rate-limit buckets (when the
-key has limits), and none to settle (queued, pipelined by ``RedisLink``'s thread).
+key has limits), and none to settle (written on the event loop's connection without waiting
+for the answer, or queued for ``RedisLink``'s thread where no loop runs). On the event loop the
+two round trips are awaited (``reserve_seen_async``, ``take_async``: ``state/resp.py``), so the
+loop serves other requests meanwhile; the blocking ``reserve_seen`` / ``take`` serve callers
+without a loop, and the rare blocking steps (seeding a window's first counter, extending a
+stream's reservation past its worst case, reading counters for reports and refusal headers of
+per-model limits).
 
 While Redis is down (``RedisLink``): fail_closed raises ``StateUnavailable`` (503); fail_open
 uses the replica's own in-memory counters. A reservation is settled where it was made: one made
