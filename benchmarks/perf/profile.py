@@ -2,6 +2,7 @@
 
     pip install py-spy
     python3 benchmarks/perf/profile.py [--seconds 10] [--stream] [--config FILE]
+    python3 benchmarks/perf/profile.py --target mm-dist --stream   # PostgreSQL + Redis, budget
 
 Starts the mock (core 0) and ``modelmix serve`` (core 1), drives it with the load generator at
 saturation (core 0) while ``py-spy record`` samples the server, then prints the functions with
@@ -64,6 +65,12 @@ def main() -> int:
     p.add_argument("--model", default="auto")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--raw", default=None, help="keep py-spy's collapsed stacks in this file")
+    p.add_argument(
+        "--target",
+        default="mm-feat",
+        choices=["mm-feat", "mm-feat-budget", "mm-dist", "mm-cache"],
+        help="which of run.py's modelmix targets to profile",
+    )
     a = p.parse_args()
     if not shutil.which("py-spy"):
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
@@ -77,11 +84,13 @@ def main() -> int:
         features_model=a.model,
         concurrency=a.concurrency,
         warmup=1.0,
+        no_dist=a.target not in ("mm-dist", "mm-feat-budget"),
+        dist_no_budget=False,
     )
     b = Bench(ns)
     try:
         b.setup()
-        t = next(t for t in b.targets if t.name == "mm-feat")
+        t = next(t for t in b.targets if t.name == a.target)
         assert t.proc is not None
         b.load(t, concurrency=8, stream=a.stream, duration=1.0)
         raw = Path(a.raw) if a.raw else b.work / "profile.txt"
@@ -114,7 +123,7 @@ def main() -> int:
             print(f"py-spy failed: {err.decode(errors='replace')}", file=sys.stderr)
             return 1
         print(
-            f"modelmix ({Path(a.config).name}, {'stream' if a.stream else 'JSON'}, "
+            f"{a.target} ({Path(a.config).name}, {'stream' if a.stream else 'JSON'}, "
             f"c={a.concurrency}): {result['rps']:.0f} rps under py-spy"
         )
         print(top(raw, a.top))

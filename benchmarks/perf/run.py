@@ -13,8 +13,11 @@ Targets, all in front of the same mock upstream (mock_upstream.py):
                  (configs/features.yaml, or ``--features-config``);
 * ``mm-dist``    the features config distributed: a PostgreSQL ledger (``ledger.url``) and
                  Redis shared state (``state.redis_url``), both throwaway servers started the
-                 way the tests start them (tests/pg.py, tests/state/redis_server.py);
+                 way the tests start them (tests/pg.py, tests/state/redis_server.py),
+                 with a global hard budget so every request reserves in Redis;
                  ``--no-dist`` skips it;
+* ``mm-feat-budget`` the features config with the same hard budget on SQLite and the local
+                 counters file: the baseline of mm-dist's goal (started with mm-dist);
 * ``mm-cache``   the features config with the response cache on (in memory,
                  ``any_temperature``): after the first request every call is a cache hit;
 * ``litellm``    LiteLLM's proxy from its own venv (litellm_setup.sh), master key, local cost map.
@@ -148,15 +151,22 @@ class Target:
         merge(acc["ttfb"], r["ttfb"])  # type: ignore[arg-type]
 
 
-def dist_settings(pg_url: str, redis_url: str, budget: bool) -> dict[str, object]:
-    """What mm-dist adds to the features config: the shared ledger and state. The features
-    config has no budget and no rate limit, so Redis is off the request path; ``budget`` adds
-    a global hard budget (far above what the run spends) so that every request makes its
-    reservation round trip to Redis, as a budgeted replica does (then mm-dist does more than
-    mm-feat, which has no budget)."""
+#: A global hard budget far above what a run spends: every request reserves its worst case
+#: (in Redis for mm-dist, in the counters file for mm-feat-budget) and settles it.
+BUDGET: dict[str, object] = {
+    "budgets": {"global": [{"kind": "hard", "period": "total", "limit_usd": "1e6"}]}
+}
+
+
+def dist_settings(pg_url: str, redis_url: str, budget: bool = True) -> dict[str, object]:
+    """What mm-dist adds to the features config: the shared ledger and state, and (unless
+    ``--dist-no-budget``) ``BUDGET``. The features config has no budget and no rate limit, so
+    without it Redis would be off the request path; with it every request makes its
+    reservation round trip to Redis, as a budgeted replica does. mm-dist is compared with
+    mm-feat-budget (the same budget on SQLite and the local counters file)."""
     out: dict[str, object] = {"ledger": {"url": pg_url}, "state": {"redis_url": redis_url}}
     if budget:
-        out["budgets"] = {"global": [{"kind": "hard", "period": "total", "limit_usd": "1e6"}]}
+        out.update(BUDGET)
     return out
 
 
@@ -391,8 +401,14 @@ class Bench:
         self.feat_config = cfg
         self.targets.append(t)
         if not a.no_dist:
+            budget = not a.dist_no_budget
+            if budget:  # the SQLite baseline mm-dist is compared with: the same budget
+                cfg, db = self.render_with("mm-feat-budget", BUDGET)
+                t = self.start_modelmix("mm-feat-budget", cfg, a.features_model, key=True)
+                t.ledger = db
+                self.targets.append(t)
             pg_url, redis_url = self.start_services()
-            cfg, _ = self.render_with("mm-dist", dist_settings(pg_url, redis_url, a.dist_budget))
+            cfg, _ = self.render_with("mm-dist", dist_settings(pg_url, redis_url, budget))
             t = self.start_modelmix("mm-dist", cfg, a.features_model, key=True)
             t.ledger = pg_url
             self.targets.append(t)
@@ -744,14 +760,15 @@ def scale_goals(rows: dict[str, dict[str, float]]) -> list[tuple[str, bool | Non
     """Issue 13: the distributed mode against the SQLite one (same run), cache hits against
     the bare proxy's pass-through."""
     out: list[tuple[str, bool | None, str]] = []
-    feat, dist = rows.get("mm-feat"), rows.get("mm-dist")
+    base = "mm-feat-budget" if "mm-feat-budget" in rows else "mm-feat"
+    feat, dist = rows.get(base), rows.get("mm-dist")
     cache, bare = rows.get("mm-cache"), rows.get("bare")
     if feat and dist:
         for kind in ("json_rps", "stream_rps"):
             ratio = dist[kind] / feat[kind]
             out.append(
                 (
-                    f"mm-dist {kind} >= 80% of mm-feat (PostgreSQL + Redis vs SQLite)",
+                    f"mm-dist {kind} >= 80% of {base} (PostgreSQL + Redis vs SQLite)",
                     ratio >= 0.8,
                     f"{ratio:.0%} ({_f(dist[kind], 0)} vs {_f(feat[kind], 0)} rps)",
                 )
@@ -905,7 +922,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-litellm", action="store_true")
     p.add_argument("--no-dist", action="store_true", help="skip mm-dist (PostgreSQL + Redis)")
     p.add_argument(
-        "--dist-budget", action="store_true", help="mm-dist also reserves a budget in Redis"
+        "--dist-no-budget",
+        action="store_true",
+        help="mm-dist without its hard budget (Redis off the request path), against mm-feat; "
+        "by default mm-dist and mm-feat-budget both carry one",
     )
     p.add_argument("--features-config", default=str(HERE / "configs" / "features.yaml"))
     p.add_argument("--features-model", default="auto", help="model/route mm-feat is called with")

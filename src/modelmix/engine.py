@@ -76,6 +76,13 @@ class CallGuard(Protocol):
 
     def admit_model(self, model: str) -> GatewayError | None: ...
 
+    @property
+    def shared_models(self) -> bool:
+        """Per-model limits in Redis: ``admit_model_async`` instead (awaited on the loop)."""
+        ...
+
+    async def admit_model_async(self, model: str) -> GatewayError | None: ...
+
     def stream_watch(self) -> Callable[[list[StreamDelta]], GatewayError | None] | None:
         """Sees each delivered batch of a stream; an error it returns ends the stream
         (a hard budget passed: budgets/worst_case.py). None: nothing to watch."""
@@ -264,7 +271,12 @@ class Engine:
         record.decision["decision_us"] = round((time.perf_counter() - started) * 1e6, 1)
         results: list[tuple[Outcome, T]] = []
         while True:
-            refusal = guard.admit_model(attempt.model) if guard is not None else None
+            refusal = None
+            if guard is not None:
+                if guard.shared_models:
+                    refusal = await guard.admit_model_async(attempt.model)
+                else:
+                    refusal = guard.admit_model(attempt.model)
             if refusal is not None:  # the model's own rate limit: not called
                 record.decision.setdefault("rate_limited", []).append(attempt.model)
                 outcome, result = Outcome(attempt.model, error=refusal), None

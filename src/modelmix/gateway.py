@@ -311,6 +311,16 @@ class Gateway:
         request (``Accounting.admit``); raises ``GatewayError`` (403 / 429)."""
         return self.accounting.admit(request, record, key_id)
 
+    async def admit_async(
+        self, request: ChatRequest, record: RequestRecord, key_id: str | None
+    ) -> Admission:
+        """``admit`` with shared counters (Redis) awaited on the event loop; no await at all
+        on the local counters."""
+        accounting = self.accounting
+        if accounting.link is None:
+            return accounting.admit(request, record, key_id)
+        return await accounting.admit_async(request, record, key_id)
+
     def refuse(
         self,
         api: str,
@@ -358,8 +368,12 @@ class Gateway:
         )
         if parent is not None:
             record.metadata["modelmix_parent"] = parent[:64]
+        accounting = self.accounting
         try:
-            admission = self.accounting.admit(request, record, key_id)
+            if accounting.link is None:  # local counters: no await on the request path
+                admission = accounting.admit(request, record, key_id)
+            else:
+                admission = await accounting.admit_async(request, record, key_id)
         except GatewayError as err:
             self._refused(record, err)
             raise

@@ -35,7 +35,15 @@ def test_harness_runs_in_tiny_mode(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     targets = result["targets"]
-    assert set(targets) == {"direct", "bare", "mm-pass", "mm-feat", "mm-dist", "mm-cache"}
+    assert set(targets) == {
+        "direct",
+        "bare",
+        "mm-pass",
+        "mm-feat",
+        "mm-feat-budget",
+        "mm-dist",
+        "mm-cache",
+    }
     for name, row in targets.items():
         assert row["errors"] == 0, (name, row["first_error"])
         assert row["json_rps"] > 0 and row["stream_rps"] > 0, name

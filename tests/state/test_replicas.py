@@ -99,6 +99,32 @@ def test_rate_limit_holds_across_replicas(tmp_path: Path, redis_server: RedisSer
     assert rpm <= ok <= rpm + math.ceil(elapsed * rpm / 60)
 
 
+def test_model_rate_limit_holds_across_replicas(tmp_path: Path, redis_server: RedisServer) -> None:
+    """A per-model limit (shared by every key) in Redis, taken by each replica's engine on the
+    event loop (``Admission.admit_model_async``): one bucket for the model, not one per
+    replica; past it the model's own 429."""
+    rpm = 15
+    replicas = Replicas(
+        tmp_path,
+        2,
+        {
+            "state": {"redis_url": redis_server.url},
+            "budgets": {"rate_limits": {"models": {"sim-small": {"rpm": rpm}}}},
+        },
+        [],
+    )
+    replicas.start()
+    try:
+        started = time.monotonic()
+        outcomes = asyncio.run(load(replicas, 60))
+        elapsed = time.monotonic() - started
+    finally:
+        replicas.stop()
+    ok = outcomes.count(200)
+    assert set(outcomes) == {200, "429:rate_limit_exceeded"}, set(outcomes)
+    assert rpm <= ok <= rpm + math.ceil(elapsed * rpm / 60)
+
+
 @pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
 def test_redis_restart_mid_load(tmp_path: Path, redis_server: RedisServer, policy: str) -> None:
     replicas = Replicas(

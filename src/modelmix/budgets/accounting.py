@@ -33,8 +33,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from modelmix.budgets.definitions import BudgetSpec
 from modelmix.budgets.enforcer import BudgetContext, Budgets, Reservation
 from modelmix.budgets.errors import BudgetExceeded, RateLimited
 from modelmix.budgets.ledger_spend import ledger_spend_loader, request_tags
@@ -71,6 +72,19 @@ _UNFINISHED = frozenset({"cut", "client_closed"})
 
 def _header(name: str, value: str) -> tuple[bytes, bytes]:
     return name.encode(), value.encode("latin-1", "replace")
+
+
+class _Plan(NamedTuple):
+    """What one request is checked against (``Accounting._plan``)."""
+
+    ctx: BudgetContext
+    specs: list[BudgetSpec]
+    limit: RateLimit | None
+    prompt: int
+    completion: int
+    estimate: Decimal
+    tokens: int
+    hard: bool
 
 
 class Admission:
@@ -126,20 +140,39 @@ class Admission:
         """Soft budgets this request went past."""
         return self.reservation.warnings if self.reservation is not None else []
 
+    @property
+    def shared_models(self) -> bool:
+        """Per-model limits kept in Redis: the engine awaits ``admit_model_async``."""
+        acc = self._accounting
+        return acc is not None and acc.link is not None and bool(acc.limiter.models)
+
     def admit_model(self, model: str) -> GatewayError | None:
         """Before the engine calls ``model``: None if its per-model limits let the call go
         (the call is counted), else the 429 to treat as that model's answer (the strategy
         falls back to another model, or the client gets it)."""
         acc = self._accounting
-        if acc is None or not acc.limiter.models:
-            return None
-        limiter = acc.limiter
-        if model not in limiter.models:
+        if acc is None or model not in acc.limiter.models:
             return None
         try:
-            wait = limiter.acquire_model(model, self.tokens)
+            wait = acc.limiter.acquire_model(model, self.tokens)
         except GatewayError as err:  # shared state unreachable (fail_closed): that model's 503
             return err
+        return self._model_verdict(acc.limiter, model, wait)
+
+    async def admit_model_async(self, model: str) -> GatewayError | None:
+        """``admit_model`` with the Redis round trip awaited on the event loop."""
+        acc = self._accounting
+        if acc is None or model not in acc.limiter.models:
+            return None
+        try:
+            wait = await acc.limiter.acquire_model_async(model, self.tokens)
+        except GatewayError as err:  # shared state unreachable (fail_closed): that model's 503
+            return err
+        return self._model_verdict(acc.limiter, model, wait)
+
+    def _model_verdict(
+        self, limiter: RateLimiter, model: str, wait: float | None
+    ) -> GatewayError | None:
         if wait is None:
             self.models.append(model)
             return None
@@ -285,6 +318,51 @@ class Accounting:
     def admit(self, request: ChatRequest, record: RequestRecord, key_id: str | None) -> Admission:
         """Check and reserve for one request (see the module docstring). Raises
         ``GatewayError``: 403 model not allowed, 429 rate limit or budget."""
+        plan = self._plan(request, record, key_id)
+        if plan is None:
+            return _FREE
+        limiter = self.limiter
+        rate = limiter.acquire(key_id, plan.limit, plan.tokens) if plan.limit is not None else None
+        reservation = None
+        if plan.specs:
+            try:
+                reservation = self.budgets.check_and_reserve(plan.ctx, plan.estimate, plan.specs)
+            except BudgetExceeded as err:
+                self._give_back(err, key_id, plan, rate)
+                raise
+        return self._admitted(request, record, key_id, plan, rate, reservation)
+
+    async def admit_async(
+        self, request: ChatRequest, record: RequestRecord, key_id: str | None
+    ) -> Admission:
+        """``admit`` with the shared counters' round trips (Redis) awaited on the event loop
+        instead of blocking it. Callers use it when ``link`` is set; ``admit`` otherwise (the
+        local counters need no await)."""
+        plan = self._plan(request, record, key_id)
+        if plan is None:
+            return _FREE
+        limiter = self.limiter
+        rate = None
+        if plan.limit is not None:
+            rate = await limiter.acquire_async(key_id, plan.limit, plan.tokens)
+        reservation = None
+        if plan.specs:
+            budgets = self.budgets
+            try:
+                reservation = await budgets.check_and_reserve_async(
+                    plan.ctx, plan.estimate, plan.specs
+                )
+            except BudgetExceeded as err:
+                self._give_back(err, key_id, plan, rate)
+                raise
+        return self._admitted(request, record, key_id, plan, rate, reservation)
+
+    def _plan(
+        self, request: ChatRequest, record: RequestRecord, key_id: str | None
+    ) -> _Plan | None:
+        """What ``admit`` checks before touching a counter: the key, its allowed models, the
+        spend attribution, the budgets and limits that apply and the estimates (None: none
+        applies). Raises 403 ``model_not_allowed``."""
         key = self.key_info(key_id)
         user = request.params.get("user")
         if key is not None:
@@ -309,51 +387,58 @@ class Accounting:
         limiter = self.limiter
         limit = limiter.key_limit(key.rate_limit) if key is not None else None
         if not specs and limit is None and not limiter.models:
-            return _FREE
+            return None
 
         # exact prompt tokens only when something is counted in tokens or dollars
         counted = bool(specs) or (limit is not None and limit.tpm is not None) or self._model_tpm
         prompt = count_prompt_tokens(request) if counted else 0
         max_tokens = request.params.get("max_tokens")
-        completion = self.estimator.completion_tokens(
-            request.model, max_tokens if isinstance(max_tokens, int) else None
-        )
-        estimate, tokens = self.estimator.estimate(
-            request.model, prompt, max_tokens if isinstance(max_tokens, int) else None
-        )
+        cap = max_tokens if isinstance(max_tokens, int) else None
+        completion = self.estimator.completion_tokens(request.model, cap)
+        estimate, tokens = self.estimator.estimate(request.model, prompt, cap)
         hard = any(spec.kind != "soft" for spec in specs)
         if hard:  # reserve the worst case, not a guess (budgets/worst_case.py)
-            worst = self.worst_case.completion_tokens(
-                request.model, max_tokens if isinstance(max_tokens, int) else None
-            )
+            worst = self.worst_case.completion_tokens(request.model, cap)
             estimate = self.estimator.cost(request.model, prompt, worst)
-        rate = limiter.acquire(key_id, limit, tokens) if limit is not None else None
-        reservation = None
-        if specs:
-            try:
-                reservation = self.budgets.check_and_reserve(ctx, estimate, specs)
-            except BudgetExceeded as err:
-                if limit is not None and rate is not None:
-                    limiter.release(key_id, limit, tokens)  # a refused request is not counted
-                    if rate.limit_requests is not None:
-                        rate.remaining_requests += 1
-                    if rate.limit_tokens is not None:
-                        rate.remaining_tokens = min(
-                            rate.limit_tokens, rate.remaining_tokens + tokens
-                        )
-                    err.headers.update(rate.headers())
-                raise
+        return _Plan(ctx, specs, limit, prompt, completion, estimate, tokens, hard)
+
+    def _give_back(
+        self, err: BudgetExceeded, key_id: str | None, plan: _Plan, rate: RateState | None
+    ) -> None:
+        """A request refused by a budget is not counted by its rate limits."""
+        limit, tokens = plan.limit, plan.tokens
+        if limit is None or rate is None:
+            return
+        self.limiter.release(key_id, limit, tokens)
+        if rate.limit_requests is not None:
+            rate.remaining_requests += 1
+        if rate.limit_tokens is not None:
+            rate.remaining_tokens = min(rate.limit_tokens, rate.remaining_tokens + tokens)
+        err.headers.update(rate.headers())
+
+    def _admitted(
+        self,
+        request: ChatRequest,
+        record: RequestRecord,
+        key_id: str | None,
+        plan: _Plan,
+        rate: RateState | None,
+        reservation: Reservation | None,
+    ) -> Admission:
+        if reservation is not None:
             record.decision["budget"] = {
-                "reserved_usd": format(estimate, "f"),
+                "reserved_usd": format(plan.estimate, "f"),
                 "pressure": round(reservation.pressure, 3),
                 **({"warnings": reservation.warnings} if reservation.warnings else {}),
             }
         if self.link is not None and not self.link.up:  # fail_open: counted here alone
             record.decision["shared_state"] = "local"
             self.link.local_admissions += 1
-        admission = Admission(self, key_id, limit, reservation, rate, prompt, completion)
-        if hard and reservation is not None and request.stream:
-            prompt_cost = self.estimator.cost(request.model, prompt, 0)
+        admission = Admission(
+            self, key_id, plan.limit, reservation, rate, plan.prompt, plan.completion
+        )
+        if plan.hard and reservation is not None and request.stream:
+            prompt_cost = self.estimator.cost(request.model, plan.prompt, 0)
             out_rate = self.estimator.output_rate(request.model)
             admission._watch = StreamWatch(reservation, prompt_cost, out_rate)
         self._pending[record.id] = admission

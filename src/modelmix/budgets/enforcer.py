@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelmix.budgets.definitions import BudgetSpec
 from modelmix.budgets.errors import BudgetExceeded
@@ -110,6 +110,16 @@ def _money(value: Decimal) -> str:
         two_digits = Decimal(1).scaleb(value.adjusted() - 1)
         return "$" + format(value.quantize(two_digits).normalize(), "f")
     return f"${value.quantize(Decimal('0.0001')).normalize():f}"
+
+
+class _Plan(NamedTuple):
+    """One reservation's counters: what ``check_and_reserve`` computes before the store."""
+
+    now: float
+    live: list[tuple[BudgetSpec, tuple[float, float], CounterKey]]
+    keys: list[CounterKey]
+    caps: list[tuple[BudgetSpec, tuple[float, float], CounterKey, Decimal]]
+    checks: list[tuple[CounterKey, Decimal]]
 
 
 class Budgets:
@@ -203,12 +213,44 @@ class Budgets:
         spent and in flight pass one, it adds a warning. The reservation's ``pressure`` (max
         over budgets) says how close the tightest budget is to what it allows. ``specs``:
         ``applicable(ctx)`` if the caller has it already."""
+        plan = self._plan(ctx, specs)
+        if plan is None:
+            return _FREE
+        store = self.store
+        # one atomic step: look at every counter and reserve if every check passes
+        failed, seen = store.reserve_seen(plan.keys, plan.checks, estimated_cost)
+        if failed == MISSING:  # the first request of a budget's window: seed its counter
+            self._seed(plan)
+            failed, seen = store.reserve_seen(plan.keys, plan.checks, estimated_cost)
+        return self._reserved(plan, estimated_cost, failed, seen)
+
+    async def check_and_reserve_async(
+        self,
+        ctx: BudgetContext,
+        estimated_cost: Decimal,
+        specs: Sequence[BudgetSpec] | None = None,
+    ) -> Reservation:
+        """``check_and_reserve`` awaiting a store that has ``reserve_seen_async`` (Redis: the
+        round trip runs on the event loop); the same as ``check_and_reserve`` otherwise."""
+        reserve = getattr(self.store, "reserve_seen_async", None)
+        if reserve is None:
+            return self.check_and_reserve(ctx, estimated_cost, specs)
+        plan = self._plan(ctx, specs)
+        if plan is None:
+            return _FREE
+        failed, seen = await reserve(plan.keys, plan.checks, estimated_cost)
+        if failed == MISSING:  # rare (a window's first request): seeding blocks briefly
+            self._seed(plan)
+            failed, seen = await reserve(plan.keys, plan.checks, estimated_cost)
+        return self._reserved(plan, estimated_cost, failed, seen)
+
+    def _plan(self, ctx: BudgetContext, specs: Sequence[BudgetSpec] | None) -> _Plan | None:
+        """The counters and caps one reservation touches now (None: no budget applies)."""
         if specs is None:
             specs = self.applicable(ctx)
         if not specs:
-            return _FREE
+            return None
         now = self.clock()
-        store = self.store
         live: list[tuple[BudgetSpec, tuple[float, float], CounterKey]] = []
         for spec in specs:
             window = spec.window(now)
@@ -218,15 +260,24 @@ class Budgets:
         keys = list(dict.fromkeys(key for _, _, key in live))
         caps = [(spec, window, key, spec.cap(now, window)) for spec, window, key in live]
         checks = [(key, cap) for spec, _, key, cap in caps if spec.kind != "soft"]
-        # one atomic step: look at every counter and reserve if every check passes
-        failed, seen = store.reserve_seen(keys, checks, estimated_cost)
-        if failed == MISSING:  # the first request of a budget's window: seed its counter
-            for spec, window, key in live:
-                if not store.has(key):
-                    self._open(spec, key, window)
-            failed, seen = store.reserve_seen(keys, checks, estimated_cost)
+        return _Plan(now, live, keys, caps, checks)
+
+    def _seed(self, plan: _Plan) -> None:
+        for spec, window, key in plan.live:
+            if not self.store.has(key):
+                self._open(spec, key, window)
+
+    def _reserved(
+        self,
+        plan: _Plan,
+        estimated_cost: Decimal,
+        failed: int | None,
+        seen: list[tuple[Decimal, Decimal]] | None,
+    ) -> Reservation:
+        """The reservation (or the refusal) from what the store saw."""
         assert seen is not None
-        counters = dict(zip(keys, seen, strict=True))
+        caps, checks = plan.caps, plan.checks
+        counters = dict(zip(plan.keys, seen, strict=True))
         pressure = 0.0
         warnings: list[str] = []
         for spec, _, key, cap in caps:
@@ -243,9 +294,10 @@ class Budgets:
         if failed is not None:
             hard = [(spec, window, cap) for spec, window, _, cap in caps if spec.kind != "soft"]
             spec, window, cap = hard[failed]
-            raise self._refusal(spec, checks[failed][0], window, cap, estimated_cost, now)
+            key = checks[failed][0]
+            raise self._refusal(spec, counters[key], window, cap, estimated_cost, plan.now)
         label = next((spec.label for spec, *_ in caps if spec.kind != "soft"), "")
-        return Reservation(store, keys, estimated_cost, pressure, warnings, checks, label)
+        return Reservation(self.store, plan.keys, estimated_cost, pressure, warnings, checks, label)
 
     def pressure(self, ctx: BudgetContext) -> float:
         """Budget pressure for ``ctx`` without reserving anything (e.g. for a dry run)."""
@@ -273,13 +325,15 @@ class Budgets:
     def _refusal(
         self,
         spec: BudgetSpec,
-        key: CounterKey,
+        seen: tuple[Decimal, Decimal],
         window: tuple[float, float],
         cap: Decimal,
         estimate: Decimal,
         now: float,
     ) -> BudgetExceeded:
-        spent, reserved = self.store.get(key)
+        """The 429 for ``spec``, from its counter as the refused reservation saw it
+        (``seen``: spent, reserved; no second read of the store)."""
+        spent, reserved = seen
         who = "global" if spec.scope == "global" else f"{spec.scope} {spec.subject!r}"
         period = spec.period if spec.period != "custom" else "custom-period"
         budget = f"{spec.kind} {period} budget of {_money(spec.limit_usd)}"

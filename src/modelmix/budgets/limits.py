@@ -207,26 +207,8 @@ class RateLimiter:
         self, scope: str, name: str, limit: RateLimit, tokens: int, now: float
     ) -> tuple[float, RateState]:
         """Take 1 request and ``tokens`` if both fit: (0, state); else (wait, state)."""
-        buckets: list[tuple[BucketKey, float, float]] = []
-        if limit.rpm:
-            buckets.append(((scope, name, "requests"), float(limit.rpm), 1.0))
-        if limit.tpm:
-            buckets.append(((scope, name, "tokens"), float(limit.tpm), float(tokens)))
-        wait, levels = self.store.take(buckets, now)
-        state = RateState()
-        i = 0
-        if limit.rpm:
-            level = levels[i]
-            i += 1
-            state.limit_requests = limit.rpm
-            state.remaining_requests = max(int(level), 0)
-            state.reset_requests = max(limit.rpm - level, 0.0) * 60.0 / limit.rpm
-        if limit.tpm:
-            level = levels[i]
-            state.limit_tokens = limit.tpm
-            state.remaining_tokens = max(int(level), 0)
-            state.reset_tokens = max(limit.tpm - level, 0.0) * 60.0 / limit.tpm
-        return wait, state
+        wait, levels = self.store.take(_buckets(scope, name, limit, tokens), now)
+        return wait, _state(limit, levels)
 
     def acquire(self, key_id: str | None, limit: RateLimit | None, tokens: int) -> RateState:
         """Admit one request of about ``tokens`` tokens for this key (``limit``: the key's
@@ -237,19 +219,24 @@ class RateLimiter:
             return _UNLIMITED
         wait, state = self._take("key", key_id, limit, tokens, self.clock())
         if wait > 0.0:
-            which = []
-            if state.limit_requests is not None and state.remaining_requests < 1:
-                which.append(f"{limit.rpm} requests")
-            if state.limit_tokens is not None and not which:
-                which.append(f"{limit.tpm} tokens")
-            headers = state.headers()
-            headers["retry-after"] = str(max(1, math.ceil(wait)))
-            raise RateLimited(
-                f"Rate limit exceeded for this key: {' and '.join(which)} per minute. "
-                f"Retry in {wait:.1f} s.",
-                retry_after=wait,
-                headers=headers,
-            )
+            raise _refusal(limit, wait, state)
+        return state
+
+    async def acquire_async(
+        self, key_id: str | None, limit: RateLimit | None, tokens: int
+    ) -> RateState:
+        """``acquire`` awaiting a store that has ``take_async`` (Redis: the round trip runs on
+        the event loop); the same as ``acquire`` on any other store."""
+        take_async = getattr(self.store, "take_async", None)
+        if take_async is None:
+            return self.acquire(key_id, limit, tokens)
+        limit = self.key_limit(limit)
+        if key_id is None or limit is None:
+            return _UNLIMITED
+        wait, levels = await take_async(_buckets("key", key_id, limit, tokens), self.clock())
+        state = _state(limit, levels)
+        if wait > 0.0:
+            raise _refusal(limit, wait, state)
         return state
 
     def release(self, key_id: str | None, limit: RateLimit | None, tokens: int) -> None:
@@ -273,6 +260,17 @@ class RateLimiter:
         wait, _ = self._take("model", model, limit, tokens, self.clock())
         return wait if wait > 0.0 else None
 
+    async def acquire_model_async(self, model: str, tokens: int) -> float | None:
+        """``acquire_model`` awaiting a store that has ``take_async`` (Redis)."""
+        limit = self.models.get(model)
+        if limit is None:
+            return None
+        take_async = getattr(self.store, "take_async", None)
+        if take_async is None:
+            return self.acquire_model(model, tokens)
+        wait, _ = await take_async(_buckets("model", model, limit, tokens), self.clock())
+        return float(wait) if wait > 0.0 else None
+
     def model_state(self, model: str) -> RateState | None:
         """The header state of ``model``'s limits without taking anything (None: no limit)."""
         limit = self.models.get(model)
@@ -290,3 +288,49 @@ class RateLimiter:
         for scope, name in (("key", key_id), ("model", model)):
             if name is not None:
                 self.store.give((scope, name, "tokens"), float(-delta_tokens), now)
+
+
+def _buckets(
+    scope: str, name: str, limit: RateLimit, tokens: int
+) -> list[tuple[BucketKey, float, float]]:
+    """The buckets one request takes from: (key, capacity, amount)."""
+    buckets: list[tuple[BucketKey, float, float]] = []
+    if limit.rpm:
+        buckets.append(((scope, name, "requests"), float(limit.rpm), 1.0))
+    if limit.tpm:
+        buckets.append(((scope, name, "tokens"), float(limit.tpm), float(tokens)))
+    return buckets
+
+
+def _state(limit: RateLimit, levels: list[float]) -> RateState:
+    """The header state from the levels ``take`` returned (in ``_buckets``' order)."""
+    state = RateState()
+    i = 0
+    if limit.rpm:
+        level = levels[i]
+        i += 1
+        state.limit_requests = limit.rpm
+        state.remaining_requests = max(int(level), 0)
+        state.reset_requests = max(limit.rpm - level, 0.0) * 60.0 / limit.rpm
+    if limit.tpm:
+        level = levels[i]
+        state.limit_tokens = limit.tpm
+        state.remaining_tokens = max(int(level), 0)
+        state.reset_tokens = max(limit.tpm - level, 0.0) * 60.0 / limit.tpm
+    return state
+
+
+def _refusal(limit: RateLimit, wait: float, state: RateState) -> RateLimited:
+    which = []
+    if state.limit_requests is not None and state.remaining_requests < 1:
+        which.append(f"{limit.rpm} requests")
+    if state.limit_tokens is not None and not which:
+        which.append(f"{limit.tpm} tokens")
+    headers = state.headers()
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
+    return RateLimited(
+        f"Rate limit exceeded for this key: {' and '.join(which)} per minute. "
+        f"Retry in {wait:.1f} s.",
+        retry_after=wait,
+        headers=headers,
+    )

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmix.budgets.limits import refill, wait_for
-from modelmix.budgets.store import MISSING, CounterKey
+from modelmix.budgets.store import MISSING, CounterKey, first_over
 
 __all__ = ["SharedBucketStore", "SharedSpendStore", "SharedTable", "TableFull"]
 
@@ -276,6 +276,11 @@ def _units_up(amount: Decimal) -> int:
     return min(units, _I64)
 
 
+def _used_units(t: SharedTable, off: int | None) -> int:
+    """A counter's spent + reserved (0 when it has no slot)."""
+    return sum(t.ints(off)) if off is not None else 0
+
+
 def _units(amount: Decimal) -> int:
     return max(min(int((amount * _UNIT).to_integral_value(ROUND_HALF_EVEN)), _I64), -_I64)
 
@@ -323,11 +328,10 @@ class SharedSpendStore:
         offsets = self._offsets
         t.acquire()
         try:
-            for i, (d, cap) in enumerate(caps):
-                off = t.lookup(d, offsets)
-                used = sum(t.ints(off)) if off is not None else 0
-                if used >= cap or used + units > cap:
-                    return i
+            used = ((_used_units(t, t.lookup(d, offsets)), cap) for d, cap in caps)
+            failed = first_over(used, units)
+            if failed is not None:
+                return failed
             for key in keys:
                 off = self._slot(key)
                 spent, reserved = t.ints(off)
@@ -348,19 +352,14 @@ class SharedSpendStore:
         index = {k: i for i, k in enumerate(keys)}
         caps = [(index[k], int(cap * _UNIT)) for k, cap in checks]
         offsets = self._offsets
-        failed: int | None = None
         t.acquire()
         try:
             offs = [t.lookup(d, offsets) for d in digests]
             if any(off is None for off in offs):
                 return MISSING, None
             raw = [t.ints(off) for off in offs if off is not None]
-            for i, (j, cap) in enumerate(caps):
-                used = raw[j][0] + raw[j][1]
-                if used >= cap or used + units > cap:
-                    failed = i
-                    break
-            else:
+            failed = first_over(((raw[j][0] + raw[j][1], cap) for j, cap in caps), units)
+            if failed is None:
                 for off, (spent, reserved) in zip(offs, raw, strict=True):
                     assert off is not None
                     t.set_ints(off, spent, min(reserved + units, _I64))

@@ -47,11 +47,11 @@ ends):
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-__all__ = ["MISSING", "CounterKey", "InMemorySpendStore", "SpendStore"]
+__all__ = ["MISSING", "CounterKey", "InMemorySpendStore", "SpendStore", "first_over"]
 
 #: (scope, subject, window start, window end)
 CounterKey = tuple[str, str, float, float]
@@ -59,6 +59,18 @@ CounterKey = tuple[str, str, float, float]
 MISSING = -1
 
 _ZERO = Decimal(0)
+
+N = TypeVar("N", int, Decimal)
+
+
+def first_over(used_caps: Iterable[tuple[N, N]], amount: N) -> int | None:
+    """The reservation rule, for every store that checks in Python (the Redis one checks the
+    same in Lua, ``state/scripts.py``): the index of the first ``(used, cap)`` that cannot
+    take ``amount`` more (already at its cap, or past it with ``amount``); None if all can."""
+    for i, (used, cap) in enumerate(used_caps):
+        if used >= cap or used + amount > cap:
+            return i
+    return None
 
 
 class SpendStore(Protocol):
@@ -123,11 +135,9 @@ class InMemorySpendStore:
     ) -> int | None:
         counters = self._counters
         with self._lock:
-            for i, (key, cap) in enumerate(checks):
-                c = counters.get(key)
-                used = c[0] + c[1] if c is not None else _ZERO
-                if used >= cap or used + amount > cap:
-                    return i
+            failed = first_over(((_used(counters.get(key)), cap) for key, cap in checks), amount)
+            if failed is not None:
+                return failed
             for key in keys:
                 c = counters.get(key)
                 if c is None:
@@ -148,11 +158,9 @@ class InMemorySpendStore:
             if any(c is None for c in cells):
                 return MISSING, None
             seen = [(c[0], c[1]) for c in cells if c is not None]
-            for i, (key, cap) in enumerate(checks):
-                counter = counters[key]
-                used = counter[0] + counter[1]
-                if used >= cap or used + amount > cap:
-                    return i, seen
+            failed = first_over(((_used(counters[key]), cap) for key, cap in checks), amount)
+            if failed is not None:
+                return failed, seen
             for cell in cells:
                 if cell is not None:
                     cell[1] += amount
@@ -195,3 +203,7 @@ class InMemorySpendStore:
             for k in old:
                 del self._counters[k]
         return len(old)
+
+
+def _used(counter: list[Decimal] | None) -> Decimal:
+    return counter[0] + counter[1] if counter is not None else _ZERO

@@ -61,6 +61,26 @@ def _version_or_file(store: PolicyStore, config: Config, ident: str, message: st
     return store.version(ident).id
 
 
+def _publish(config: Config, db: str | None, store: PolicyStore) -> None:
+    """Replicas with a ledger each share what serves over Redis (quality/shared_policy.py):
+    publish the change made on this config's ledger, so every replica serves it within its
+    poll interval."""
+    from modelmix.quality.shared_policy import SharedPolicy
+
+    shared = None if db else SharedPolicy.of(config.state, config.ledger.url is None)
+    if shared is None:
+        return
+    try:
+        if shared.publish(store):
+            click.echo("published to the replicas (Redis)")
+        else:
+            click.echo(
+                "warning: Redis unreachable; the change serves on this ledger only", err=True
+            )
+    finally:
+        shared.close()
+
+
 def _fail(exc: PolicyError) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -158,6 +178,7 @@ def policy_deploy(
             state = store.deploy(vid, reason=message or "modelmix policy deploy")
         except PolicyError as exc:
             raise _fail(exc) from None
+        _publish(config, db, store)
     click.echo(f"live: {state.live}")
 
 
@@ -174,6 +195,7 @@ def policy_rollback(version: str | None, config_path: str | None, db: str | None
             state = store.rollback(store.version(version).id if version else None)
         except PolicyError as exc:
             raise _fail(exc) from None
+        _publish(config, db, store)
     click.echo(f"rolled back: live {before} -> {state.live}")
 
 
@@ -212,6 +234,7 @@ def policy_canary(
             state = store.start_canary(vid, share, sticky, {"message": message or ""})
         except PolicyError as exc:
             raise _fail(exc) from None
+        _publish(config, db, store)
     click.echo(f"canary {state.canary} on {share:.0%} of traffic (stable {state.live})")
 
 
@@ -238,6 +261,7 @@ def _end(config_path: str | None, db: str | None, action: str) -> None:
         if state.canary is None:
             raise click.ClickException("no canary is running")
         store.end_canary(state.canary, action, {"reason": f"modelmix policy {action}"})
+        _publish(config, db, store)
         click.echo(f"canary {state.canary}: {action}; live {store.state().live}")
 
 

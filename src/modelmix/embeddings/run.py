@@ -93,7 +93,7 @@ async def run_embeddings(
     )
     try:
         names, record.route = chain_for(gateway, request.model)
-        admission = gateway.admit(chat, record, key_id)
+        admission = await gateway.admit_async(chat, record, key_id)
     except GatewayError as err:
         _fail(gateway, record, err)
         raise
@@ -124,7 +124,10 @@ async def _call_chain(
 ) -> EmbeddingResponse:
     last: UpstreamError | GatewayError | None = None
     for name in names:
-        refusal = admission.admit_model(name)
+        if admission.shared_models:
+            refusal = await admission.admit_model_async(name)
+        else:
+            refusal = admission.admit_model(name)
         if refusal is not None:
             record.decision.setdefault("rate_limited", []).append(name)
             last = refusal

@@ -36,6 +36,7 @@ from modelmix.quality.policy import (
     with_eval_profiles,
 )
 from modelmix.quality.policy_store import PolicyState, PolicyStore
+from modelmix.quality.shared_policy import SharedPolicy
 from modelmix.quality.store import QualityStore
 from modelmix.quality.writer import BatchWriter
 from modelmix.routing.strategy import Router
@@ -86,6 +87,8 @@ class QualityLoop:
         self.sleep = sleep
         path = config.ledger_location
         self.policies = PolicyStore(path, clock=clock)
+        #: The policy published over Redis (replicas with a ledger each; shared_policy.py).
+        self.shared = SharedPolicy.of(config.state, config.ledger.url is None)
         self.store = QualityStore(path)
         self.evals = EvalStore(path)
         self.writer = BatchWriter(path)
@@ -113,7 +116,14 @@ class QualityLoop:
     def setup(self) -> Router:
         """Record the config file's routes as a version; the router for what serves now."""
         source = "config file"
+        before = self.policies.state().file_version
         self.state = self.policies.sync_file(routes_document(self.gateway_config.routes), source)
+        shared = self.shared
+        if shared is not None:
+            if before is not None and before != self.state.file_version:
+                shared.publish(self.policies)  # an edited file wins, for every replica
+            elif shared.adopt_into(self.policies):
+                self.state = self.policies.state()
         return self.build_router(self.state)
 
     def _routes_of(self, version: str) -> list[RouteConfig]:
@@ -167,7 +177,13 @@ class QualityLoop:
         )
 
     async def check_policy(self) -> bool:
-        """Pick up a change made elsewhere (``modelmix policy``); True if the router changed."""
+        """Pick up a change made elsewhere (``modelmix policy``, another replica over Redis);
+        True if the router changed."""
+        if self.shared is not None:
+            try:
+                await self._db(self.shared.adopt_into, self.policies)
+            except Exception:
+                log.exception("cannot adopt the shared routing policy")
         state = await self._db(self.policies.state)
         if state.key == self.state.key:
             return False
@@ -214,6 +230,8 @@ class QualityLoop:
         ended = await self._db(
             self.policies.end_canary, state.canary, verdict.action, verdict.as_dict()
         )
+        if ended and self.shared is not None:
+            await self._db(self.shared.publish, self.policies)
         if ended:
             log.warning(
                 "canary %s: %s (%s)", state.canary, verdict.action, "; ".join(verdict.reasons)
@@ -354,3 +372,5 @@ class QualityLoop:
         self.explorer.close()
         self.evals.close()
         self.policies.close()
+        if self.shared is not None:
+            self.shared.close()

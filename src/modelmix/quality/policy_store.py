@@ -2,7 +2,8 @@
 
 ``policy_state`` (one row) says what serves: the ``live`` version and, during a canary, the
 ``canary`` version with its share. Every change is also an event (``policy_events``: deploy,
-rollback, canary_start, promote, canary_rollback, canary_abort), so ``modelmix policy log``
+rollback, canary_start, promote, canary_rollback, canary_abort, and adopt: a change another
+replica published over Redis, ``shared_policy.py``), so ``modelmix policy log``
 tells the story and a rollback knows what was live before.
 
 When the gateway starts, the config file's routes are recorded as a version
@@ -14,7 +15,7 @@ a promoted canary survives a restart).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,7 +253,7 @@ class PolicyStore:
         state = self.state()
         rows = self.conn.execute(
             "SELECT version, detail FROM policy_events WHERE kind IN ('deploy', 'rollback', "
-            "'promote') ORDER BY seq DESC"
+            "'promote', 'adopt') ORDER BY seq DESC"
         ).fetchall()
         for row in rows:
             if row["version"] == state.live:
@@ -315,6 +316,34 @@ class PolicyStore:
             self._rollback_txn()
             raise
         return looks
+
+    def adopt(self, shared: Mapping[str, Any], versions: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Serve what another replica published (``quality/shared_policy.py``): record the
+        ``versions`` it names (documents checked against their ids) and its serving state, with
+        an ``adopt`` event. True when what serves here changed."""
+        for vid, v in versions.items():
+            if version_of(v["document"]) != vid:
+                raise PolicyError(f"shared policy version {vid!r} does not match its document")
+            self.add_version(v["document"], str(v.get("message") or ""), "shared", v.get("parent"))
+        try:
+            state = self._begin()
+            before = state.key
+            state.live = shared["live"]
+            state.canary = shared.get("canary")
+            state.canary_share = shared.get("canary_share")
+            state.canary_sticky = shared.get("canary_sticky")
+            state.canary_started_at = shared.get("canary_started_at")
+            state.canary_settings = dict(shared.get("canary_settings") or {})
+            changed = state.key != before
+            if changed:
+                detail = {"from": before[0], "canary": state.canary, "reason": "shared (Redis)"}
+                self._event("adopt", state.live, detail)
+                self._write_state(state)
+            self._commit()
+        except BaseException:
+            self._rollback_txn()
+            raise
+        return changed
 
     def end_canary(self, canary: str, action: str, detail: dict[str, Any]) -> bool:
         """``promote`` (the canary becomes live), ``rollback`` (the stable version stays) or

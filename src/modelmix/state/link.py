@@ -1,14 +1,18 @@
 """One replica's connection to Redis: whether it is up, what to do while it is down, and the
 writes that need no answer.
 
-Reads that decide a request (reserve, take) are one blocking round trip each, made on the
-caller's thread with a short timeout (``state.timeout``). Writes whose answer nobody waits for
-(settling a reservation, correcting a token bucket) go to a queue that one background thread
-sends in pipelined batches: they cost the request path no round trip. While Redis is down the
-queue keeps them (bounded) and sends them once it answers again, so a short outage loses no
-settlement.
+Reads that decide a request (reserve, take) are one round trip each with a short timeout
+(``state.timeout``): on the serving event loop they are awaited on that loop's pipelined
+connection (``run``, ``state/resp.py``: ``Accounting.admit_async``), so the loop serves other
+requests meanwhile; without a running loop (library use) they block on redis-py's client.
+Writes whose answer nobody waits for (settling a reservation, correcting a token bucket) are
+written on the loop's connection at once, their answers not awaited (``send``); without a loop
+or a connection, and for those a lost connection never answered, they go to a queue that one
+background thread sends in pipelined batches. While Redis is down the queue keeps them
+(bounded) and sends them once it answers again, so a short outage loses no settlement.
 
-Down: the first command that fails to connect or times out marks Redis down. From then on the
+Down: the first command that fails to connect or times out (on either client) marks Redis
+down. From then on the
 request path does not try Redis at all (no timeout per request): ``fail_closed`` refuses with
 503, ``fail_open`` uses this replica's own counters. The background thread pings Redis every
 ``probe_interval``; when it answers, the queued writes go first, then Redis is up again.
@@ -16,6 +20,7 @@ request path does not try Redis at all (no timeout per request): ``fail_closed``
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
@@ -31,6 +36,7 @@ from modelmix.budgets.store import InMemorySpendStore
 from modelmix.errors import GatewayError
 from modelmix.state import scripts
 from modelmix.state.config import StateConfig
+from modelmix.state.resp import AsyncRedis, Fired
 
 __all__ = ["DOWN_ERRORS", "RedisLink", "StateUnavailable"]
 
@@ -91,8 +97,40 @@ class RedisLink:
         self._wake = threading.Condition()
         self._stopping = False
         self._busy = False
+        #: The asyncio client of the event loop that serves requests (``state/resp.py``).
+        self._aio: tuple[asyncio.AbstractEventLoop, AsyncRedis] | None = None
         self._thread = threading.Thread(target=self._run, name="modelmix-redis", daemon=True)
         self._thread.start()
+
+    # -- the event loop's client -------------------------------------------------------------
+
+    def aio(self, loop: asyncio.AbstractEventLoop) -> AsyncRedis:
+        """The asyncio client of ``loop`` (made on first use; one per loop)."""
+        found = self._aio
+        if found is not None and found[0] is loop:
+            return found[1]
+        assert self.settings.redis_url is not None
+        client = AsyncRedis(self.settings.redis_url, self.settings.timeout, self._lost_writes)
+        self._aio = (loop, client)
+        return client
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run the script ``name`` (``scripts.py``) on the running loop's client; raises one
+        of ``DOWN_ERRORS`` when Redis is unreachable (the caller decides: ``lost``)."""
+        client = self.aio(asyncio.get_running_loop())
+        return await client.evalsha(getattr(scripts, name), keys, args)
+
+    def _lost_writes(self, lost: list[Fired]) -> None:
+        """Writes sent on a connection that was lost before they were answered: the writer
+        thread sends them again once Redis answers (a write Redis applied just before the
+        loss is applied twice: the same as the thread's own pipelines, and a restarted Redis
+        has lost its counters anyway, seeded again from the ledger)."""
+        with self._wake:
+            self._pending.extend(lost)
+            while len(self._pending) > MAX_PENDING:
+                self._pending.popleft()
+                self.dropped_writes += 1
+            self._wake.notify_all()
 
     # -- scripts ---------------------------------------------------------------------------
 
@@ -146,6 +184,16 @@ class RedisLink:
     # -- writes nobody waits for -----------------------------------------------------------
 
     def send(self, name: str, keys: list[str], args: list[Any]) -> None:
+        """Queue a write: on the event loop's connection when one is up (sent now, its answer
+        not awaited), else for the writer thread."""
+        if self.up:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                if self.aio(loop).fire(name, getattr(scripts, name), keys, args):
+                    return
         with self._wake:
             if len(self._pending) >= MAX_PENDING:
                 self._pending.popleft()
@@ -208,6 +256,20 @@ class RedisLink:
             self._pending.extendleft(reversed(batch))
             self._busy = False
 
+    def _close_aio(self) -> None:
+        found, self._aio = self._aio, None
+        if found is None:
+            return
+        loop, client = found
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            client.close()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(client.close)
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued write has been sent (False: not within ``timeout``)."""
         with self._wake:
@@ -218,6 +280,7 @@ class RedisLink:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        self._close_aio()
         self._thread.join(timeout)
         if self._pending:
             log.warning("Redis: %d settlements not sent at shutdown", len(self._pending))

@@ -5,7 +5,13 @@ Per admitted request: one round trip to reserve its estimated cost (a Lua script
 hard budget and reserves on every counter, or does nothing: replicas cannot overspend, and
 the overshoot bound is the one of a single host: the calls in flight at the last admission
 costing more than their estimates), one to take from its key's rate-limit buckets (when the
-key has limits), and none to settle (queued, pipelined by ``RedisLink``'s thread).
+key has limits), and none to settle (written on the event loop's connection without waiting
+for the answer, or queued for ``RedisLink``'s thread where no loop runs). On the event loop the
+two round trips are awaited (``reserve_seen_async``, ``take_async``: ``state/resp.py``), so the
+loop serves other requests meanwhile; the blocking ``reserve_seen`` / ``take`` serve callers
+without a loop, and the rare blocking steps (seeding a window's first counter, extending a
+stream's reservation past its worst case, reading counters for reports and refusal headers of
+per-model limits).
 
 While Redis is down (``RedisLink``): fail_closed raises ``StateUnavailable`` (503); fail_open
 uses the replica's own in-memory counters. A reservation is settled where it was made: one made
@@ -41,8 +47,19 @@ _BUCKET_TTL = 120
 _ZERO = Decimal(0)
 
 
+_SCALE = Decimal(10**10)
+
+
 def _cap_units(cap: Decimal) -> int:
-    return min(int(cap * Decimal(10**10)), _EXACT)
+    return min(int(cap * _SCALE), _EXACT)
+
+
+def _reserved(out: list[Any]) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
+    """The RESERVE script's answer as ``reserve_seen`` returns it."""
+    if out[0] == -1:
+        return MISSING, None
+    seen = [(_usd(int(out[i])), _usd(int(out[i + 1]))) for i in range(1, len(out), 2)]
+    return (int(out[0]) - 1 if out[0] else None), seen
 
 
 class RedisSpendStore:
@@ -65,6 +82,30 @@ class RedisSpendStore:
             found = self._names[key] = name
         return found
 
+    def _reserve_args(
+        self,
+        keys: Sequence[CounterKey],
+        checks: Sequence[tuple[CounterKey, Decimal]],
+        amount: Decimal,
+    ) -> tuple[list[str], list[Any]]:
+        index = {k: i + 1 for i, k in enumerate(keys)}
+        args: list[Any] = [min(_units_up(amount), _EXACT), len(checks)]
+        for key, cap in checks:
+            args += [index[key], _cap_units(cap)]
+        return [self.name(k) for k in keys], args
+
+    def _local_reserve(
+        self,
+        keys: Sequence[CounterKey],
+        checks: Sequence[tuple[CounterKey, Decimal]],
+        amount: Decimal,
+    ) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
+        self.link.fallback()
+        failed, local = self.link.local_spend.reserve_seen(keys, checks, amount)
+        if failed is None:
+            self._local.add(id(keys))
+        return failed, local
+
     def reserve_seen(
         self,
         keys: Sequence[CounterKey],
@@ -73,26 +114,32 @@ class RedisSpendStore:
     ) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
         link = self.link
         if link.up:
-            index = {k: i + 1 for i, k in enumerate(keys)}
-            args: list[Any] = [min(_units_up(amount), _EXACT), len(checks)]
-            for key, cap in checks:
-                args += [index[key], _cap_units(cap)]
+            names, args = self._reserve_args(keys, checks, amount)
             try:
-                out = link.script("RESERVE", scripts.RESERVE)(
-                    keys=[self.name(k) for k in keys], args=args
-                )
+                out = link.script("RESERVE", scripts.RESERVE)(keys=names, args=args)
             except DOWN_ERRORS as exc:
                 link.lost(exc)
             else:
-                if out[0] == -1:
-                    return MISSING, None
-                seen = [(_usd(int(out[i])), _usd(int(out[i + 1]))) for i in range(1, len(out), 2)]
-                return (int(out[0]) - 1 if out[0] else None), seen
-        link.fallback()
-        failed, local = link.local_spend.reserve_seen(keys, checks, amount)
-        if failed is None:
-            self._local.add(id(keys))
-        return failed, local
+                return _reserved(out)
+        return self._local_reserve(keys, checks, amount)
+
+    async def reserve_seen_async(
+        self,
+        keys: Sequence[CounterKey],
+        checks: Sequence[tuple[CounterKey, Decimal]],
+        amount: Decimal,
+    ) -> tuple[int | None, list[tuple[Decimal, Decimal]] | None]:
+        """``reserve_seen`` on the event loop's connection (no thread blocked)."""
+        link = self.link
+        if link.up:
+            names, args = self._reserve_args(keys, checks, amount)
+            try:
+                out = await link.run("RESERVE", names, args)
+            except DOWN_ERRORS as exc:
+                link.lost(exc)
+            else:
+                return _reserved(out)
+        return self._local_reserve(keys, checks, amount)
 
     def reserve(
         self,
@@ -182,19 +229,39 @@ class RedisBucketStore:
             found = self._names[key] = self.link.key("rate", scope, kind, subject)
         return found
 
+    def _take_args(self, buckets: Sequence[tuple[BucketKey, float, float]]) -> list[Any]:
+        args: list[Any] = []
+        for _, cap, amount in buckets:
+            args += [repr(cap), repr(amount)]
+        args.append(_BUCKET_TTL)
+        return args
+
     def take(
         self, buckets: Sequence[tuple[BucketKey, float, float]], now: float
     ) -> tuple[float, list[float]]:
         link = self.link
         if link.up:
-            args: list[Any] = []
-            for _, cap, amount in buckets:
-                args += [repr(cap), repr(amount)]
-            args.append(_BUCKET_TTL)
+            args = self._take_args(buckets)
             try:
                 out = link.script("BUCKET_TAKE", scripts.BUCKET_TAKE)(
                     keys=[self.name(k) for k, _, _ in buckets], args=args
                 )
+            except DOWN_ERRORS as exc:
+                link.lost(exc)
+            else:
+                return float(out[0]), [float(v) for v in out[1:]]
+        link.fallback()
+        return link.local_buckets.take(buckets, now)
+
+    async def take_async(
+        self, buckets: Sequence[tuple[BucketKey, float, float]], now: float
+    ) -> tuple[float, list[float]]:
+        """``take`` on the event loop's connection (no thread blocked)."""
+        link = self.link
+        if link.up:
+            names = [self.name(k) for k, _, _ in buckets]
+            try:
+                out = await link.run("BUCKET_TAKE", names, self._take_args(buckets))
             except DOWN_ERRORS as exc:
                 link.lost(exc)
             else:
