@@ -16,10 +16,15 @@ speaks Responses (the body passes through there unchanged). Function tools, ``to
 Refused with a 400 naming the field: built-in tools (web search, file search, computer use,
 MCP, code interpreter...), ``item_reference`` and other non-function items, file ids,
 ``background``, ``conversation``, ``prompt`` templates, ``top_logprobs``, ``max_tool_calls``,
-``context_management``, ``moderation``, ``text.verbosity`` other than ``medium``, and any key
-this module does not know. Accepted without effect on the answer: ``service_tier``,
-``prompt_cache_*``, ``safety_identifier``, ``stream_options``, ``truncation`` (modelmix never
-truncates), ``include`` (except output logprobs, which are refused).
+``context_management``, ``moderation``, ``text.verbosity`` other than ``medium``. Accepted
+without effect on the answer: ``service_tier``, ``prompt_cache_*``, ``safety_identifier``,
+``stream_options``, ``truncation`` (modelmix never truncates), ``include`` (except output
+logprobs, which are refused).
+
+Keys this module does not know, at the top or inside ``input`` items (``fields.py``), are
+unknown fields (``ChatRequest.unknown``, by path): a ``provider: openai-responses`` upstream
+gets them in the client's body, any other model follows its ``params.unknown``
+(wire/extensions.py).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmix.errors import GatewayError
-from modelmix.types import ChatRequest
+from modelmix.types import ChatRequest, NativeRequest
 from modelmix.wire.openai_chat.client import _obj as _dict
 from modelmix.wire.openai_chat.client import _str, parse_chat_request
+from modelmix.wire.openai_responses.fields import unknown_fields
 
 __all__ = ["ResponsesRequest", "parse_responses_request", "to_chat_request"]
 
@@ -76,6 +82,7 @@ _HANDLED = frozenset(
         "top_logprobs",
     }
 )
+_KNOWN = frozenset({*_HANDLED, *_IGNORED, *_REFUSED})
 _ROLES = frozenset({"user", "system", "developer", "assistant"})
 
 
@@ -96,6 +103,8 @@ class ResponsesRequest:
     #: Where the answer is stored (set by the endpoint; None: not stored).
     store_ref: Any = None
     key_id: str | None = None
+    #: Fields modelmix does not know, top-level and inside ``input`` items, by path.
+    unknown: dict[str, Any] | None = None
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> GatewayError:
@@ -308,17 +317,8 @@ def _text_format(value: object) -> dict[str, Any] | None:
 
 def _check_keys(body: dict[str, Any]) -> None:
     for key, value in body.items():
-        if key in _HANDLED or key in _IGNORED:
-            continue
         reason = _REFUSED.get(key)
-        if reason is None:
-            raise GatewayError(
-                "invalid_request",
-                f"Unrecognized request argument supplied: {key}",
-                param=key,
-                code="unknown_parameter",
-            )
-        if value is not None and value is not False:
+        if reason is not None and value is not None and value is not False:
             raise _unsupported(key, reason)
     if body.get("top_logprobs"):
         raise _unsupported("top_logprobs", "output logprobs are not supported on /v1/responses")
@@ -374,6 +374,7 @@ def parse_responses_request(body: object) -> ChatRequest:
         store=True if store is None else bool(store),
         previous_response_id=_str(previous, "previous_response_id") if previous else None,
         chat_body=_chat_body(body, model),
+        unknown=unknown_fields(body, items, _KNOWN),
     )
     stream = native.chat_body["stream"]
     return ChatRequest(model=model, messages=[], stream=stream is True, responses=native)
@@ -393,5 +394,8 @@ def to_chat_request(chat: ChatRequest) -> ChatRequest:
         raise _invalid("input", "Invalid 'input': expected at least one item.", "empty_array")
     full = parse_chat_request({**native.chat_body, "messages": messages})
     full.responses = native
+    if native.unknown is not None:  # judged per model by wire/extensions.py
+        full.unknown = native.unknown
+        full.native = NativeRequest("openai-responses", native.body)
     full.max_tokens_name = "max_completion_tokens"
     return full
