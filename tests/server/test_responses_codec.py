@@ -11,8 +11,8 @@ import pytest
 
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, SSEEvent
-from modelmix.simulated.answers import Answer
 from modelmix.providers.registry import get_adapter
+from modelmix.simulated.answers import Answer
 from modelmix.types import Capabilities, ChatRequest, StreamDelta, ToolCallDelta, Usage
 from modelmix.wire.extensions import adapter_for, notes
 from modelmix.wire.openai_responses.request import (

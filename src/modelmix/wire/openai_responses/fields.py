@@ -46,14 +46,14 @@ def _parts(parts: Any, path: str, out: dict[str, Any]) -> None:
         return
     for j, part in enumerate(parts):
         if isinstance(part, dict) and len(part) > _SMALL:
-            known = _PART_KEYS.get(part.get("type"))  # type: ignore[arg-type]
+            known = _PART_KEYS.get(str(part.get("type")))
             if known is not None:  # an unsupported part type is refused by the translation
                 _extra(part, known, f"{path}.{j}", out)
 
 
 def _item(item: dict[str, Any], path: str, out: dict[str, Any]) -> None:
-    kind = item.get("type") or ("message" if "role" in item else None)
-    known = _ITEM_KEYS.get(kind)  # type: ignore[arg-type]
+    kind = str(item.get("type") or ("message" if "role" in item else ""))
+    known = _ITEM_KEYS.get(kind)
     if known is None:  # reasoning (opaque) or a type the translation refuses
         return
     if len(item) > _SMALL:
