@@ -34,7 +34,10 @@ function_call           rejected  deprecated; use ``tool_choice``
 ======================  ========  ==========================================================
 
 A message key with a null or empty value (the SDK's ``model_dump()`` of a message carries
-``refusal``, ``annotations``, ``audio``, ``function_call``: None) is accepted and ignored.
+``refusal``, ``annotations``, ``audio``, ``function_call``: None) is accepted and ignored. Any
+other key a message, content part or tool call does not have is an unknown field too, kept in
+``ChatRequest.unknown`` under its path (``messages.1.content.0.foo``; ``field_paths.py``) and
+judged per model like a top-level one; ``prompt_cache_breakpoint`` on a part is ignored.
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
 is the canonical ``params["max_tokens"]`` (``max_tokens_name`` records which name was used).
 User content parts ``input_audio`` and ``file`` are validated and passed through; provider
