@@ -15,6 +15,11 @@ from modelmix.providers.registry import get_adapter
 from modelmix.simulated.answers import Answer
 from modelmix.types import Capabilities, ChatRequest, StreamDelta, ToolCallDelta, Usage
 from modelmix.wire.extensions import adapter_for, notes
+from modelmix.wire.openai_responses.input_items import (
+    PageQuery,
+    input_items_page,
+    parse_page_query,
+)
 from modelmix.wire.openai_responses.request import (
     items_to_messages,
     parse_responses_request,
@@ -355,3 +360,37 @@ def test_upstream_stream_parser_reads_the_simulated_events() -> None:
     assert deltas[-1].usage is not None and deltas[-1].usage.reasoning_tokens == 16
     with pytest.raises(UpstreamError):
         parser.feed(SSEEvent('{"type": "error", "message": "boom"}', "error"))
+
+
+def test_input_items_page_ids_shapes_and_paging() -> None:
+    items: list[dict[str, Any]] = [
+        {"role": "user", "content": "a"},
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "id": "fc_own"},
+        {"type": "function_call_output", "call_id": "c", "output": "1"},
+        {"role": "assistant", "content": "b"},
+    ]
+    page = input_items_page(items, "resp_x1", PageQuery(order="asc"))
+    assert [i["id"] for i in page["data"]] == ["msg_x1_0", "fc_own", "fco_x1_2", "msg_x1_3"]
+    assert page["data"][0]["content"] == [{"type": "input_text", "text": "a"}]
+    assert page["data"][0]["type"] == "message" and page["data"][0]["status"] == "completed"
+    assert page["data"][3]["content"][0]["type"] == "output_text"
+    assert items[0] == {"role": "user", "content": "a"}  # the stored items are not changed
+    newest = input_items_page(items, "resp_x1", PageQuery(limit=3))
+    assert [i["id"] for i in newest["data"]] == ["msg_x1_3", "fco_x1_2", "fc_own"]
+    assert newest["has_more"] is True and newest["last_id"] == "fc_own"
+    rest = input_items_page(items, "resp_x1", PageQuery(limit=3, after="fc_own"))
+    assert [i["id"] for i in rest["data"]] == ["msg_x1_0"] and rest["has_more"] is False
+    empty = input_items_page(items, "resp_x1", PageQuery(after="msg_x1_0"))
+    assert empty["data"] == [] and empty["first_id"] is None and not empty["has_more"]
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [({"limit": "0"}, "limit"), ({"limit": "1.5"}, "limit"), ({"order": "random"}, "order")],
+)
+def test_input_items_query_errors(query: dict[str, str], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        parse_page_query(query)
+    assert info.value.status == 400 and info.value.param == param
+    assert parse_page_query({}) == PageQuery(limit=20, order="desc", after=None)
+    assert parse_page_query({"limit": "100", "order": "asc", "after": "x"}).limit == 100
