@@ -36,7 +36,7 @@ from modelmix.errors import GatewayError
 from modelmix.types import ChatRequest, NativeRequest
 from modelmix.wire.openai_chat.client import _obj as _dict
 from modelmix.wire.openai_chat.client import _str, parse_chat_request
-from modelmix.wire.openai_responses.fields import unknown_fields
+from modelmix.wire.openai_responses.fields import ITEM_KEYS, PART_KEYS, extra_keys, top_level
 
 __all__ = ["ResponsesRequest", "parse_responses_request", "to_chat_request"]
 
@@ -83,6 +83,8 @@ _HANDLED = frozenset(
     }
 )
 _KNOWN = frozenset({*_HANDLED, *_IGNORED, *_REFUSED})
+#: Where unknown fields inside input items go (None: not looked for, as in stored history).
+Extra = dict[str, Any] | None
 _ROLES = frozenset({"user", "system", "developer", "assistant"})
 
 
@@ -147,9 +149,13 @@ def _file_part(part: dict[str, Any], param: str) -> dict[str, Any]:
     return {"type": "file", "file": file}
 
 
-def _part(part: object, param: str) -> dict[str, Any]:
+def _part(part: object, param: str, extra: Extra) -> dict[str, Any]:
     part = _dict(part, param)
-    kind = part.get("type")
+    kind: Any = part.get("type")
+    if extra is not None:
+        known = PART_KEYS.get(kind)
+        if known is not None and not known.issuperset(part):
+            extra_keys(part, known, param, extra)
     if kind in ("input_text", "output_text", "text"):
         return {"type": "text", "text": _str(part.get("text"), f"{param}.text")}
     if kind == "refusal":
@@ -167,7 +173,7 @@ def _part(part: object, param: str) -> dict[str, Any]:
     )
 
 
-def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
+def _message(item: dict[str, Any], param: str, extra: Extra) -> dict[str, Any]:
     role = item.get("role")
     if role not in _ROLES:
         raise _invalid(
@@ -177,7 +183,7 @@ def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
         )
     content = item.get("content")
     if isinstance(content, list):
-        parts = [_part(p, f"{param}.content[{i}]") for i, p in enumerate(content)]
+        parts = [_part(p, f"{param}.content[{i}]", extra) for i, p in enumerate(content)]
         if role == "assistant" and any(p["type"] != "text" for p in parts):
             raise _unsupported(f"{param}.content", "assistant messages carry text only")
         # one text part: a plain string, as every upstream takes; else the parts as they are
@@ -202,11 +208,11 @@ def _call(item: dict[str, Any], param: str) -> dict[str, Any]:
     }
 
 
-def _output_text(output: object, param: str) -> str:
+def _output_text(output: object, param: str, extra: Extra) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list):
-        parts = [_part(p, f"{param}[{i}]") for i, p in enumerate(output)]
+        parts = [_part(p, f"{param}[{i}]", extra) for i, p in enumerate(output)]
         for i, part in enumerate(parts):
             if part["type"] != "text":  # tool messages carry text only, on every upstream
                 raise _unsupported(f"{param}[{i}]", "tool outputs other than text")
@@ -214,15 +220,22 @@ def _output_text(output: object, param: str) -> str:
     raise _invalid(param, f"Invalid type for '{param}': expected a string.", "invalid_type")
 
 
-def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list[dict[str, Any]]:
-    """Chat messages for Responses input items (see the module docstring)."""
+def items_to_messages(
+    items: list[dict[str, Any]], param: str = "input", extra: Extra = None
+) -> list[dict[str, Any]]:
+    """Chat messages for Responses input items (see the module docstring); keys the items and
+    their parts do not have go to ``extra`` by path (``input.0.foo``) when it is given."""
     messages: list[dict[str, Any]] = []
     for i, raw in enumerate(items):
         p = f"{param}[{i}]"
         item = _dict(raw, p)
         kind = item.get("type") or ("message" if "role" in item else None)
+        if extra is not None:
+            known = ITEM_KEYS.get(kind)  # type: ignore[arg-type]
+            if known is not None and not known.issuperset(item):
+                extra_keys(item, known, p, extra)
         if kind == "message":
-            messages.append(_message(item, p))
+            messages.append(_message(item, p, extra))
         elif kind == "function_call":
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":
@@ -237,7 +250,7 @@ def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list
                 {
                     "role": "tool",
                     "tool_call_id": _str(item.get("call_id"), f"{p}.call_id"),
-                    "content": _output_text(item.get("output"), f"{p}.output"),
+                    "content": _output_text(item.get("output"), f"{p}.output", extra),
                 }
             )
         elif kind == "reasoning":
@@ -374,7 +387,7 @@ def parse_responses_request(body: object) -> ChatRequest:
         store=True if store is None else bool(store),
         previous_response_id=_str(previous, "previous_response_id") if previous else None,
         chat_body=_chat_body(body, model),
-        unknown=unknown_fields(body, items, _KNOWN),
+        unknown=top_level(body, _KNOWN),
     )
     stream = native.chat_body["stream"]
     return ChatRequest(model=model, messages=[], stream=stream is True, responses=native)
@@ -389,7 +402,10 @@ def to_chat_request(chat: ChatRequest) -> ChatRequest:
         messages.append({"role": "system", "content": _str(instructions, "instructions")})
     if native.history:
         messages += items_to_messages(native.history, "previous_response")
-    messages += items_to_messages(native.items)
+    nested: dict[str, Any] = {}
+    messages += items_to_messages(native.items, "input", nested)
+    if nested:
+        native.unknown = {**(native.unknown or {}), **nested}
     if not messages:
         raise _invalid("input", "Invalid 'input': expected at least one item.", "empty_array")
     full = parse_chat_request({**native.chat_body, "messages": messages})
