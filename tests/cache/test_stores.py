@@ -90,6 +90,19 @@ def test_request_keys_and_cacheability() -> None:
     )
     assert request_key(_req(temperature=0), "k1") != request_key(_req(temperature=0), "k2")
     assert request_key(_req(temperature=0), None) != request_key(_req(temperature=0.5), None)
+    # fields modelmix does not know, top-level or nested, may change the answer: part of the key
+    plain = _req(temperature=0)
+    knob = _req(temperature=0)
+    knob.unknown = {"vendor_knob": 1}
+    other = _req(temperature=0)
+    other.unknown = {"vendor_knob": 2}
+    nested = _req(temperature=0)
+    nested.unknown = {"messages.0.content.0.foo": 1}
+    keys = {request_key(r, None) for r in (plain, knob, other, nested)}
+    assert len(keys) == 4
+    again = _req(temperature=0)
+    again.unknown = {"vendor_knob": 1}
+    assert request_key(again, None) == request_key(knob, None)
     assert context_key(_req(temperature=0), None) == context_key(
         ChatRequest(
             model="m", messages=[{"role": "user", "content": "other"}], params={"temperature": 0}

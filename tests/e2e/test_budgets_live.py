@@ -411,3 +411,15 @@ def test_streams_settle_at_their_end_however_they_end(gw: RunningGateway) -> Non
     status = budget_row(gw, key_id)
     assert D(status["spent_usd"]) == sum(D(r["cost_usd"]) for r in rows)
     assert D(status["reserved_usd"]) == 0
+
+
+def test_stored_responses_and_their_input_items_are_the_creating_keys(gw: RunningGateway) -> None:
+    mine, _ = new_key(gw, "responses-owner")
+    theirs, _ = new_key(gw, "responses-other")
+    made = oai(gw, mine).responses.create(model="gpt-4o-mini", input="What is 2+2?")
+    items = oai(gw, mine).responses.input_items.list(made.id)
+    assert [i.type for i in items.data] == ["message"]
+    with pytest.raises(openai.NotFoundError):
+        oai(gw, theirs).responses.input_items.list(made.id)
+    with pytest.raises(openai.NotFoundError):
+        oai(gw, theirs).responses.retrieve(made.id)

@@ -197,6 +197,41 @@ def test_openai_vendor_fields(gw: RunningGateway, simulator: Simulator) -> None:
     assert "vendor_knob" in json.loads(row["decision"])["left_out"]["gemini-drop"]
 
 
+def test_openai_nested_unknown_fields(gw: RunningGateway, simulator: Simulator) -> None:
+    """Keys inside messages, content parts and tool calls: unchanged to an OpenAI-format
+    upstream, refused naming path and model elsewhere, dropped and noted where configured."""
+    c = _openai(gw)
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages: Any = [
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_hint": "x"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{**call, "trace": 7}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42", "vendor_tag": "t"},
+        {"role": "user", "content": "and?", "refusal": None},  # null: a default, ignored
+    ]
+    done = c.chat.completions.create(model="gpt-sim", messages=messages)
+    assert done.choices[0].message.content
+    sent = [r for r in simulator.requests if r.kind == "openai"][-1].body
+    assert sent["messages"][0]["content"][0]["cache_hint"] == "x"
+    assert sent["messages"][1]["tool_calls"][0]["trace"] == 7
+    assert sent["messages"][2]["vendor_tag"] == "t"
+    assert "refusal" not in sent["messages"][3]
+    with pytest.raises(openai.BadRequestError) as info:
+        c.chat.completions.create(model="claude-sim", messages=messages)
+    assert info.value.status_code == 400
+    assert "messages.0.content.0.cache_hint" in info.value.message
+    assert "claude-sim" in info.value.message
+    raw = c.chat.completions.with_raw_response.create(model="gemini-drop", messages=messages)
+    assert raw.parse().choices[0].message.content
+    gw.flush()
+    row = request_row(_db(gw), raw.headers["x-modelmix-request-id"])
+    left_out = json.loads(row["decision"])["left_out"]["gemini-drop"]
+    assert set(left_out) == {
+        "messages.0.content.0.cache_hint",
+        "messages.1.tool_calls.0.trace",
+        "messages.2.vendor_tag",
+    }
+
+
 def test_count_tokens(gw: RunningGateway) -> None:
     c = _anthropic(gw)
     messages: Any = [{"role": "user", "content": "How many tokens is this prompt?"}]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -46,6 +47,15 @@ def _config(sim: Simulator, tmp: Path, ledger: Location) -> Any:
             "provider": "openai-responses",
             "model": "gpt-4.1-mini",
             "base_url": sim.base_url("openai-responses"),
+        }
+    )
+    data["models"].append(
+        {
+            "name": "claude-drop",
+            "provider": "anthropic",
+            "model": "claude-3-5-haiku-20241022",
+            "base_url": sim.base_url("anthropic"),
+            "params": {"unknown": "drop"},
         }
     )
     data["routes"].append({"name": "native-fallback", "models": ["broken", "gpt-native"]})
@@ -328,7 +338,6 @@ def test_stream_cut_after_first_token_ends_with_error_and_failed(gw: RunningGate
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"background": True}, "background"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
-        ({"extra_body": {"frobnicate": 1}}, "frobnicate"),
         ({"text": {"verbosity": "high"}}, "text.verbosity"),
     ],
 )
@@ -364,3 +373,99 @@ def test_native_stream_keeps_the_upstream_reasoning_item(gw: RunningGateway) -> 
     assert done.output[0].summary[0].text.startswith("Simulated reasoning")
     assert "2 + 2 = 4" in done.output_text
     assert done.usage is not None and done.usage.output_tokens_details.reasoning_tokens == 16
+
+
+UNKNOWN_INPUT: Any = [
+    {
+        "type": "message",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": "Answer briefly.", "cache_hint": 1}],
+    },
+    {"role": "user", "content": "What is 2+2?", "vendor_tag": "t"},
+]
+
+
+def test_unknown_fields_reach_a_responses_upstream_natively(
+    simulator: Simulator, gw: RunningGateway
+) -> None:
+    made = client(gw).responses.create(
+        model="gpt-native", input=UNKNOWN_INPUT, extra_body={"future_knob": {"x": 1}}
+    )
+    assert "2 + 2 = 4" in made.output_text
+    sent = last_upstream_body(simulator)
+    assert sent["future_knob"] == {"x": 1}
+    assert sent["input"][1]["vendor_tag"] == "t"
+    assert sent["input"][0]["content"][0]["cache_hint"] == 1
+
+
+def test_unknown_fields_elsewhere_are_refused_or_dropped(gw: RunningGateway) -> None:
+    c = client(gw)
+    with pytest.raises(openai.BadRequestError) as info:
+        c.responses.create(model="claude-haiku", input=UNKNOWN_INPUT)
+    assert (
+        "input.0.content.0.cache_hint" in info.value.message
+        and "claude-haiku" in info.value.message
+    )
+    with pytest.raises(openai.BadRequestError) as info:  # top level: the same rule
+        c.responses.create(model="gpt-4o-mini", input="hi", extra_body={"frobnicate": 1})
+    assert "frobnicate" in info.value.message and "gpt-4o-mini" in info.value.message
+    raw = c.responses.with_raw_response.create(
+        model="claude-drop", input=UNKNOWN_INPUT, extra_body={"future_knob": 1}
+    )
+    assert "2 + 2 = 4" in raw.parse().output_text
+    gw.flush()
+    row = request_row(gw.gateway.config.ledger_location, raw.headers["x-modelmix-request-id"])
+    left_out = json.loads(row["decision"])["left_out"]["claude-drop"]
+    assert set(left_out) == {"future_knob", "input.1.vendor_tag", "input.0.content.0.cache_hint"}
+
+
+def test_input_items_list_and_pages(gw: RunningGateway) -> None:
+    c = client(gw)
+    first = c.responses.create(model="gpt-4o-mini", input="What is 2+2?")
+    items = c.responses.input_items.list(first.id)
+    assert [(i.type, i.role) for i in items.data] == [("message", "user")]  # type: ignore[union-attr]
+    assert items.data[0].content[0].text == "What is 2+2?"  # type: ignore[union-attr]
+    inputs: Any = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": "What is 3+3?"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+    ]
+    second = c.responses.create(model="gemini-flash", input=inputs, previous_response_id=first.id)
+    page = c.responses.input_items.list(second.id)  # this request's input only, newest first
+    texts = [i.content[0].text for i in page.data]  # type: ignore[union-attr]
+    assert texts == ["Hi", "What is 3+3?", "Be brief."]
+    assert page.has_more is False and page.first_id == page.data[0].id
+    assert len({i.id for i in page.data}) == 3
+    asc = c.responses.input_items.list(second.id, order="asc", limit=2)
+    assert [i.content[0].text for i in asc.data] == ["Be brief.", "What is 3+3?"]  # type: ignore[union-attr]
+    assert asc.has_more is True and asc.last_id == asc.data[1].id
+    rest = c.responses.input_items.list(second.id, order="asc", limit=2, after=asc.last_id)
+    assert [i.content[0].text for i in rest.data] == ["Hi"] and rest.has_more is False  # type: ignore[union-attr]
+    # the SDK's auto-pagination walks every page
+    assert len(list(c.responses.input_items.list(second.id, limit=1))) == 3
+    again = c.responses.input_items.list(second.id)
+    assert [i.id for i in again.data] == [i.id for i in page.data]  # stable ids
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"), ("order=up", "order")],
+)
+def test_input_items_bad_query_is_a_400(gw: RunningGateway, query: str, param: str) -> None:
+    made = client(gw).responses.create(model="gpt-4o-mini", input="hi")
+    r = httpx.get(f"{gw.url}/v1/responses/{made.id}/input_items?{query}")
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+    r = httpx.get(f"{gw.url}/v1/responses/{made.id}/input_items?after=msg_nope")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "after"
+
+
+def test_input_items_of_an_unknown_or_deleted_response_is_a_404(gw: RunningGateway) -> None:
+    c = client(gw)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.input_items.list("resp_nope")
+    made = c.responses.create(model="gpt-4o-mini", input="hi")
+    c.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.input_items.list(made.id)

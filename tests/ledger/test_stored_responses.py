@@ -51,6 +51,21 @@ def test_store_walks_the_chain_and_scopes_by_key(ledger_at: Location) -> None:
         store.close()
 
 
+def test_input_items_are_the_rows_items_before_its_output(ledger_at: Location) -> None:
+    store = ResponseStore(ledger_at)
+    try:
+        output = [{"type": "message", "role": "assistant", "content": []}]
+        items = [*THREE, *output]
+        store.save(
+            {"id": "resp_i", "output": output}, items, request_id="i", key_id="k", previous=None
+        )
+        assert store.input_items("resp_i", "k") == THREE
+        assert store.input_items("resp_i", "other") is None  # another key's: not found
+        assert store.input_items("resp_nope", "k") is None
+    finally:
+        store.close()
+
+
 def test_keyless_responses_are_anyones_and_a_save_replaces(ledger_at: Location) -> None:
     store = ResponseStore(ledger_at)
     try:

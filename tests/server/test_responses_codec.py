@@ -11,8 +11,15 @@ import pytest
 
 from modelmix.errors import GatewayError, UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, SSEEvent
+from modelmix.providers.registry import get_adapter
 from modelmix.simulated.answers import Answer
-from modelmix.types import ChatRequest, StreamDelta, ToolCallDelta, Usage
+from modelmix.types import Capabilities, ChatRequest, StreamDelta, ToolCallDelta, Usage
+from modelmix.wire.extensions import adapter_for, notes
+from modelmix.wire.openai_responses.input_items import (
+    PageQuery,
+    input_items_page,
+    parse_page_query,
+)
 from modelmix.wire.openai_responses.request import (
     items_to_messages,
     parse_responses_request,
@@ -128,7 +135,6 @@ def test_request_fields_map_to_the_canonical_request() -> None:
             },
             "input[1].output[0]",
         ),
-        ({"unknown_field": 1}, "unknown_field"),
     ],
 )
 def test_refusals_name_the_field(body: dict[str, Any], param: str) -> None:
@@ -151,6 +157,83 @@ def test_null_and_default_fields_are_accepted() -> None:
         }
     )
     assert chat.messages == [{"role": "user", "content": "hi"}]
+
+
+RESPONSES_BODY: dict[str, Any] = {
+    "model": "m",
+    "input": [
+        {"role": "user", "content": "hi", "vendor_tag": "t", "status": None},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "more", "cache_hint": 1}],
+        },
+        {"type": "reasoning", "id": "rs_1", "summary": [], "whatever": 1},  # opaque: not read
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "trace": 2},
+        {"type": "function_call_output", "call_id": "c", "output": "42"},
+    ],
+    "verbosity_hint": "low",
+    "previous_response_id": None,
+}
+RESPONSES_UNKNOWN = {
+    "verbosity_hint": "low",
+    "input.0.vendor_tag": "t",
+    "input.1.content.0.cache_hint": 1,
+    "input.3.trace": 2,
+}
+
+
+def _deployment(kind: str, policy: str = "refuse") -> Deployment:
+    return Deployment(
+        id=f"{kind}#0",
+        model=f"{kind}-model",
+        provider=kind,
+        upstream_model="up",
+        base_url="http://up",
+        capabilities=Capabilities(unknown_params=policy),
+    )
+
+
+def test_unknown_fields_are_collected_by_path() -> None:
+    chat = chat_for(RESPONSES_BODY)
+    assert chat.unknown == RESPONSES_UNKNOWN
+    assert chat.native is not None and chat.native.api == "openai-responses"
+    assert chat.messages[0] == {"role": "user", "content": "hi"}
+    assert chat_for({"model": "m", "input": "hi"}).unknown is None
+
+
+def test_unknown_fields_reach_a_responses_upstream_in_the_clients_body() -> None:
+    chat = chat_for(RESPONSES_BODY)
+    adapter = adapter_for(get_adapter("openai-responses"), chat)
+    dep = _deployment("openai-responses")  # refuse: the upstream speaks the client's format
+    adapter.check(chat, dep)
+    sent = orjson.loads(adapter.build_request(chat, dep).body)
+    assert sent["verbosity_hint"] == "low" and sent["input"][0]["vendor_tag"] == "t"
+    assert sent["input"][1]["content"][0]["cache_hint"] == 1
+    assert sent["input"][3]["trace"] == 2
+    assert notes(chat, dep) is None
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
+def test_unknown_responses_fields_elsewhere_follow_the_models_policy(kind: str) -> None:
+    chat = chat_for(RESPONSES_BODY)
+    adapter = adapter_for(get_adapter(kind), chat)
+    with pytest.raises(UnsupportedParameter) as info:
+        adapter.check(chat, _deployment(kind))
+    assert info.value.param == "verbosity_hint" and f"{kind}-model" in str(info.value)
+    with pytest.raises(UnsupportedParameter) as info:
+        adapter.check(chat, _deployment(kind, "pass"))
+    assert info.value.param == "input.0.vendor_tag"  # nested: no place in another format
+    drop = _deployment(kind, "drop")
+    adapter.check(chat, drop)
+    sent = orjson.dumps(orjson.loads(adapter.build_request(chat, drop).body)).decode()
+    assert "vendor_tag" not in sent and "verbosity_hint" not in sent
+    assert set(notes(chat, drop) or {}) == set(RESPONSES_UNKNOWN)
+    top_only = chat_for({"model": "m", "input": "hi", "verbosity_hint": "low"})
+    passing = _deployment(kind, "pass")
+    adapter = adapter_for(get_adapter(kind), top_only)
+    adapter.check(top_only, passing)
+    assert orjson.loads(adapter.build_request(top_only, passing).body)["verbosity_hint"] == "low"
 
 
 def _stream(renderer: ResponsesStreamRenderer, deltas: list[StreamDelta]) -> list[dict[str, Any]]:
@@ -277,3 +360,37 @@ def test_upstream_stream_parser_reads_the_simulated_events() -> None:
     assert deltas[-1].usage is not None and deltas[-1].usage.reasoning_tokens == 16
     with pytest.raises(UpstreamError):
         parser.feed(SSEEvent('{"type": "error", "message": "boom"}', "error"))
+
+
+def test_input_items_page_ids_shapes_and_paging() -> None:
+    items: list[dict[str, Any]] = [
+        {"role": "user", "content": "a"},
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "id": "fc_own"},
+        {"type": "function_call_output", "call_id": "c", "output": "1"},
+        {"role": "assistant", "content": "b"},
+    ]
+    page = input_items_page(items, "resp_x1", PageQuery(order="asc"))
+    assert [i["id"] for i in page["data"]] == ["msg_x1_0", "fc_own", "fco_x1_2", "msg_x1_3"]
+    assert page["data"][0]["content"] == [{"type": "input_text", "text": "a"}]
+    assert page["data"][0]["type"] == "message" and page["data"][0]["status"] == "completed"
+    assert page["data"][3]["content"][0]["type"] == "output_text"
+    assert items[0] == {"role": "user", "content": "a"}  # the stored items are not changed
+    newest = input_items_page(items, "resp_x1", PageQuery(limit=3))
+    assert [i["id"] for i in newest["data"]] == ["msg_x1_3", "fco_x1_2", "fc_own"]
+    assert newest["has_more"] is True and newest["last_id"] == "fc_own"
+    rest = input_items_page(items, "resp_x1", PageQuery(limit=3, after="fc_own"))
+    assert [i["id"] for i in rest["data"]] == ["msg_x1_0"] and rest["has_more"] is False
+    empty = input_items_page(items, "resp_x1", PageQuery(after="msg_x1_0"))
+    assert empty["data"] == [] and empty["first_id"] is None and not empty["has_more"]
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [({"limit": "0"}, "limit"), ({"limit": "1.5"}, "limit"), ({"order": "random"}, "order")],
+)
+def test_input_items_query_errors(query: dict[str, str], param: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        parse_page_query(query)
+    assert info.value.status == 400 and info.value.param == param
+    assert parse_page_query({}) == PageQuery(limit=20, order="desc", after=None)
+    assert parse_page_query({"limit": "100", "order": "asc", "after": "x"}).limit == 100

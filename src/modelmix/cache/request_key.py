@@ -3,7 +3,9 @@
 The key is a SHA-256 of the request normalised: the model asked for, the messages, tools, tool
 choice, response format and every sampling parameter, as canonical JSON (sorted keys), leaving
 out what does not change the answer (``user``, ``stream``, ``metadata``, tags). With
-``scope: key`` the key id is part of it, so one key never sees another's answers.
+``scope: key`` the key id is part of it, so one key never sees another's answers. Fields
+modelmix does not know (``ChatRequest.unknown``, top-level and nested, by path) are part of it
+too when there are any: they may change the answer.
 
 Cacheable: no ``n > 1`` (several choices), and a temperature of 0, unless the config says
 ``any_temperature`` or the client sends ``x-modelmix-cache: force``. An absent temperature is
@@ -48,17 +50,18 @@ def _digest(parts: dict[str, Any]) -> str:
 
 def request_key(request: ChatRequest, scope: str | None) -> str:
     """The exact-match key (``scope``: the key id, or None when shared)."""
-    return _digest(
-        {
-            "scope": scope,
-            "model": request.model,
-            "messages": request.messages,
-            "tools": request.tools,
-            "tool_choice": request.tool_choice,
-            "response_format": request.response_format,
-            "params": _params(request),
-        }
-    )
+    parts = {
+        "scope": scope,
+        "model": request.model,
+        "messages": request.messages,
+        "tools": request.tools,
+        "tool_choice": request.tool_choice,
+        "response_format": request.response_format,
+        "params": _params(request),
+    }
+    if request.unknown:  # absent otherwise: the keys of ordinary requests stay as they were
+        parts["unknown"] = request.unknown
+    return _digest(parts)
 
 
 def context_key(request: ChatRequest, scope: str | None) -> str:

@@ -1,6 +1,7 @@
 """Stored responses of the Responses API (``store``, ``previous_response_id``, ``GET`` and
 ``DELETE /v1/responses/{id}``) in the ledger's database, SQLite or PostgreSQL.
 
+``GET /v1/responses/{id}/input_items`` reads a response's input items from the same row.
 ``previous_response_id`` rebuilds a conversation by walking the chain of previous responses
 back to its start. A response is visible only to the key that created it (or to anyone when it
 was created without a key). Writes are synchronous (the next request of a conversation must
@@ -107,6 +108,16 @@ class ResponseStore:
     def get(self, response_id: str, key_id: str | None) -> dict[str, Any] | None:
         row = self._row(response_id, key_id)
         return None if row is None else orjson.loads(row[1])
+
+    def input_items(self, response_id: str, key_id: str | None) -> list[dict[str, Any]] | None:
+        """The input items of a stored response, as sent (None: not stored, or not the
+        caller's). A row's items are its input items followed by its output items."""
+        row = self._row(response_id, key_id)
+        if row is None:
+            return None
+        items: list[dict[str, Any]] = orjson.loads(row[2])
+        outputs = len(orjson.loads(row[1]).get("output") or ())
+        return items[: len(items) - outputs]
 
     def delete(self, response_id: str, key_id: str | None) -> bool:
         if self._row(response_id, key_id) is None:

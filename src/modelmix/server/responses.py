@@ -1,6 +1,6 @@
 """``/v1/responses`` in the server: the Responses API's ``ApiFormat`` hooks (the stored
 conversation on the way in, storing on the way out) and the routes for stored responses
-(``GET`` and ``DELETE /v1/responses/{id}``).
+(``GET`` and ``DELETE /v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``).
 
 ``POST /v1/responses`` is one of the chat endpoints (server/chat.py: parse -> ``Gateway.run``
 -> render). Parsing is the codec's ``parse_responses_request`` followed by ``prepare``, which
@@ -28,6 +28,7 @@ from modelmix.errors import GatewayError
 from modelmix.ledger.stored_responses import ResponseStore, not_found
 from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.openai_chat.client import render_error
+from modelmix.wire.openai_responses.input_items import input_items_page, parse_page_query
 from modelmix.wire.openai_responses.render import render_response
 from modelmix.wire.openai_responses.request import ResponsesRequest, to_chat_request
 from modelmix.wire.openai_responses.stream import ResponsesStreamRenderer
@@ -103,7 +104,8 @@ def _error(err: GatewayError) -> Response:
 
 
 def responses_routes(gateway: Gateway, auth: Authenticator) -> list[Route]:
-    """``GET`` and ``DELETE /v1/responses/{id}`` (also without the ``/v1`` prefix)."""
+    """``GET`` and ``DELETE /v1/responses/{id}``, ``GET /v1/responses/{id}/input_items`` (also
+    without the ``/v1`` prefix)."""
 
     async def retrieve(request: Request) -> Response:
         try:
@@ -124,8 +126,29 @@ def responses_routes(gateway: Gateway, auth: Authenticator) -> list[Route]:
             return Response(orjson.dumps(body), media_type=_JSON)
         return Response(orjson.dumps(found), media_type=_JSON)
 
+    async def input_items(request: Request) -> Response:
+        try:
+            key_id = auth.authenticate(request.headers)
+            query = parse_page_query(request.query_params)
+        except GatewayError as err:
+            return _error(err)
+        response_id = request.path_params["response_id"]
+        store = store_for(gateway)
+        items = None
+        if store is not None:
+            items = await run_in_threadpool(store.input_items, response_id, key_id)
+        if items is None:
+            return _error(not_found(response_id))
+        try:
+            page = input_items_page(items, response_id, query)
+        except GatewayError as err:
+            return _error(err)
+        return Response(orjson.dumps(page), media_type=_JSON)
+
     methods = ["GET", "DELETE"]
     return [
         Route("/v1/responses/{response_id}", retrieve, methods=methods),
         Route("/responses/{response_id}", retrieve, methods=methods),
+        Route("/v1/responses/{response_id}/input_items", input_items, methods=["GET"]),
+        Route("/responses/{response_id}/input_items", input_items, methods=["GET"]),
     ]

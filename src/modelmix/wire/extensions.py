@@ -13,8 +13,14 @@ features of its own format (``NativeRequest.features``: an Anthropic client's ``
   it, noted on the ledger row; ``refuse``: that model is skipped with the reason, and the
   request refused with a 400 naming field and model when no model is left; ``reasoning``:
   ``thinking`` becomes a reasoning effort where the model takes one, else it is dropped and
-  noted). Unknown fields follow the model's ``params.unknown``: ``refuse`` (the default),
-  ``drop`` (noted) or ``pass`` (sent in the upstream's body as they are).
+  noted). Unknown fields follow the model's ``params.unknown``: ``refuse`` (the default: a
+  400 naming the field's path and the model), ``drop`` (noted on the ledger row) or ``pass``
+  (a top-level field is sent in the upstream's body as it is; a nested one, such as
+  ``messages.1.content.0.foo``, has no place in another format's body and is refused).
+
+One rule for top-level and nested fields: both are in ``ChatRequest.unknown`` by path, and an
+upstream of the client's format gets each at the place the client put it
+(``openai_chat/field_paths.py``).
 
 ``adapter_for`` wraps the model's adapter only for requests that carry such fields: the usual
 request costs one attribute check.
@@ -31,6 +37,7 @@ from modelmix.errors import UnsupportedParameter, UpstreamError
 from modelmix.providers.base import Deployment, HttpRequest, ProviderAdapter, StreamParser
 from modelmix.types import ChatRequest, ChatResponse
 from modelmix.wire.anthropic_messages import passthrough
+from modelmix.wire.openai_chat.field_paths import insert_all, is_nested
 
 __all__ = ["ExtendedAdapter", "adapter_for", "notes", "reasoning_effort"]
 
@@ -64,20 +71,34 @@ def reasoning_effort(thinking: Any) -> str | None:
     return "high"
 
 
-def _top_level(path: str) -> bool:
-    return "." not in path
+def _client_body(request: ChatRequest) -> dict[str, Any] | None:
+    native = request.native
+    return native.body if native is not None else None
 
 
 def _unknown_refusal(request: ChatRequest, deployment: Deployment) -> UnsupportedParameter | None:
     unknown = request.unknown
-    if not unknown or deployment.capabilities.unknown_params != "refuse":
+    if not unknown:
         return None
-    path = next(iter(unknown))
-    return UnsupportedParameter(
-        path,
-        f"unknown field, not sent to {deployment.model} ({deployment.provider} wire format); "
-        "set params.unknown: pass or drop on the model to allow it",
-    )
+    handling = deployment.capabilities.unknown_params
+    if handling == "refuse":
+        path = next(iter(unknown))
+        return UnsupportedParameter(
+            path,
+            f"unknown field, not sent to {deployment.model} ({deployment.provider} wire "
+            "format); set params.unknown: pass or drop on the model to allow it",
+        )
+    if handling == "pass":
+        body = _client_body(request)
+        for path in unknown:
+            if is_nested(path, body):
+                return UnsupportedParameter(
+                    path,
+                    f"unknown field inside the request, not sent to {deployment.model}: only "
+                    f"an upstream speaking the client's wire format has a place for it "
+                    f"({deployment.provider} wire format); params.unknown: drop allows it",
+                )
+    return None
 
 
 def _check(request: ChatRequest, deployment: Deployment) -> None:
@@ -89,10 +110,6 @@ def _check(request: ChatRequest, deployment: Deployment) -> None:
     refusal = _unknown_refusal(request, deployment)
     if refusal is not None:
         raise refusal
-    if deployment.capabilities.unknown_params == "pass" and request.unknown:
-        for path in request.unknown:
-            if not _top_level(path):
-                raise UnsupportedParameter(path, "only top-level unknown fields can be passed")
 
 
 def notes(request: ChatRequest, deployment: Deployment) -> dict[str, str] | None:
@@ -157,9 +174,15 @@ class ExtendedAdapter:
             _check(request, deployment)
         http = self.inner.build_request(_translated(request, deployment), deployment)
         unknown = request.unknown
+        if same and request.responses is not None:
+            return http  # a Responses upstream gets the client's own body: they are in it
         if unknown and (same or deployment.capabilities.unknown_params == "pass"):
             body = orjson.loads(http.body)
-            body.update({k: v for k, v in unknown.items() if _top_level(k)})
+            missed = insert_all(body, unknown, _client_body(request) or {})
+            if missed:  # the upstream's body lost the client's shape: never silently
+                raise UnsupportedParameter(
+                    missed[0], f"unknown field with no place in {deployment.model}'s request"
+                )
             http.body = orjson.dumps(body)
         return http
 

@@ -34,7 +34,10 @@ function_call           rejected  deprecated; use ``tool_choice``
 ======================  ========  ==========================================================
 
 A message key with a null or empty value (the SDK's ``model_dump()`` of a message carries
-``refusal``, ``annotations``, ``audio``, ``function_call``: None) is accepted and ignored.
+``refusal``, ``annotations``, ``audio``, ``function_call``: None) is accepted and ignored. Any
+other key a message, content part or tool call does not have is an unknown field too, kept in
+``ChatRequest.unknown`` under its path (``messages.1.content.0.foo``; ``field_paths.py``) and
+judged per model like a top-level one; ``prompt_cache_breakpoint`` on a part is ignored.
 ``n`` above 1 is rejected: the canonical response carries one choice. ``max_completion_tokens``
 is the canonical ``params["max_tokens"]`` (``max_tokens_name`` records which name was used).
 User content parts ``input_audio`` and ``file`` are validated and passed through; provider
@@ -278,10 +281,31 @@ _USER_PARTS = {
 }
 
 
+def _dotted(param: str) -> str:
+    """``messages[1].content[0]`` -> ``messages.1.content.0`` (the path of an unknown field)."""
+    return param.replace("[", ".").replace("]", "")
+
+
+def _extra_keys(
+    obj: dict[str, Any], known: frozenset[str], param: str, extra: dict[str, Any]
+) -> None:
+    """Keys of ``obj`` beyond ``known`` with a value (null, ``[]`` and ``{}`` are a client
+    library's defaults: ignored) go to ``extra`` by path, for wire/extensions.py to judge."""
+    for key, value in obj.items():
+        if key not in known and value is not None and value != [] and value != {}:
+            extra[f"{_dotted(param)}.{key}"] = value
+
+
 def _content(
-    value: object, param: str, allowed: tuple[str, ...], *, nullable: bool = False
+    value: object,
+    param: str,
+    allowed: tuple[str, ...],
+    extra: dict[str, Any],
+    *,
+    nullable: bool = False,
 ) -> str | list[dict[str, Any]] | None:
-    """Validate message content: a string or a non-empty list of parts of ``allowed`` types."""
+    """Validate message content: a string or a non-empty list of parts of ``allowed`` types
+    (their unknown keys go to ``extra``)."""
     if isinstance(value, str):
         return value
     if value is None and nullable:
@@ -312,11 +336,19 @@ def _content(
             parts.append({"type": "refusal", "refusal": _str(part.get("refusal"), f"{p}.refusal")})
         else:
             parts.append(_USER_PARTS[kind](part, p))
+        if len(part) > 2:  # every part type has two keys: "type" and its own
+            _extra_keys(part, _PART_KEYS, p, extra)
     return parts
 
 
 # ---------------------------------------------------------------------------------- messages
 
+#: Keys a content part may carry (with its type's own key) that are not unknown fields.
+_PART_KEYS = frozenset(
+    {"type", "text", "refusal", *_USER_PARTS, "prompt_cache_breakpoint"}  # last: a hint, ignored
+)
+_CALL_KEYS = frozenset({"id", "type", "function"})
+_FUNCTION_KEYS = frozenset({"name", "arguments"})
 _TEXT_ONLY = ("text",)
 _USER_ALLOWED = ("text", "image_url", "input_audio", "file")
 _ASSISTANT_ALLOWED = ("text", "refusal")
@@ -330,7 +362,7 @@ _MESSAGE_KEYS: dict[str, frozenset[str]] = {
 }
 
 
-def _tool_calls(value: object, param: str) -> list[dict[str, Any]]:
+def _tool_calls(value: object, param: str, extra: dict[str, Any]) -> list[dict[str, Any]]:
     calls = _list(value, param)
     out: list[dict[str, Any]] = []
     for i, call in enumerate(calls):
@@ -351,13 +383,17 @@ def _tool_calls(value: object, param: str) -> list[dict[str, Any]]:
         if "arguments" not in fn:
             raise _missing(f"{p}.function.arguments")
         arguments = _str(fn["arguments"], f"{p}.function.arguments")
+        if len(call) > 3:
+            _extra_keys(call, _CALL_KEYS, p, extra)
+        if len(fn) > 2:
+            _extra_keys(fn, _FUNCTION_KEYS, f"{p}.function", extra)
         out.append(
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
         )
     return out
 
 
-def _message(raw: object, i: int) -> dict[str, Any]:
+def _message(raw: object, i: int, extra: dict[str, Any]) -> dict[str, Any]:
     p = f"messages[{i}]"
     msg = _obj(raw, p)
     if "role" not in msg:
@@ -375,23 +411,20 @@ def _message(raw: object, i: int) -> dict[str, Any]:
             f"'{role}' is not one of ['system', 'assistant', 'user', 'tool', 'developer'].",
         )
     allowed = _MESSAGE_KEYS[role]
-    for key, value in msg.items():
+    if len(msg) > 2:
         # a null or empty value is a client library's default (the SDK's model_dump of a
-        # message carries refusal/annotations/audio/function_call: None): nothing asked for
-        if key not in allowed and value is not None and value != [] and value != {}:
-            raise GatewayError(
-                "invalid_request",
-                f"Unrecognized or unsupported argument '{key}' in a '{role}' message.",
-                param=f"{p}.{key}",
-                code="unknown_parameter",
-            )
+        # message carries refusal/annotations/audio/function_call: None): nothing asked for;
+        # any other key is an unknown field, judged per model (wire/extensions.py)
+        _extra_keys(msg, allowed, p, extra)
     out: dict[str, Any] = {"role": role}
     if role == "assistant":
-        content = _content(msg.get("content"), f"{p}.content", _ASSISTANT_ALLOWED, nullable=True)
+        content = _content(
+            msg.get("content"), f"{p}.content", _ASSISTANT_ALLOWED, extra, nullable=True
+        )
         out["content"] = content
         calls = msg.get("tool_calls")
         if calls is not None:
-            tool_calls = _tool_calls(calls, f"{p}.tool_calls")
+            tool_calls = _tool_calls(calls, f"{p}.tool_calls", extra)
             if tool_calls:
                 out["tool_calls"] = tool_calls
         if content is None and "tool_calls" not in out:
@@ -400,7 +433,7 @@ def _message(raw: object, i: int) -> dict[str, Any]:
         if "content" not in msg:
             raise _missing(f"{p}.content")
         parts = _USER_ALLOWED if role == "user" else _TEXT_ONLY
-        out["content"] = _content(msg["content"], f"{p}.content", parts)
+        out["content"] = _content(msg["content"], f"{p}.content", parts, extra)
         if role == "tool":
             if "tool_call_id" not in msg:
                 raise _missing(f"{p}.tool_call_id")
@@ -411,11 +444,13 @@ def _message(raw: object, i: int) -> dict[str, Any]:
     return out
 
 
-def _messages(value: object) -> list[dict[str, Any]]:
+def _messages(value: object, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """The validated messages; unknown keys in them (messages, parts, tool calls) go to
+    ``extra`` by path (``messages.1.content.0.foo``)."""
     raw = _list(value, "messages")
     if not raw:
         raise _empty_array("messages")
-    messages = [_message(m, i) for i, m in enumerate(raw)]
+    messages = [_message(m, i, extra) for i, m in enumerate(raw)]
     _check_tool_sequence(messages)
     return messages
 
@@ -656,7 +691,10 @@ def parse_chat_request(body: object) -> ChatRequest:
         raise _bad_value("model", "expected a non-empty model name.")
     if "messages" not in body:
         raise _missing("messages")
-    messages = _messages(body["messages"])
+    nested: dict[str, Any] = {}
+    messages = _messages(body["messages"], nested)
+    if nested:
+        unknown = nested if unknown is None else {**unknown, **nested}
 
     get = body.get
     stream = get("stream")

@@ -16,10 +16,15 @@ speaks Responses (the body passes through there unchanged). Function tools, ``to
 Refused with a 400 naming the field: built-in tools (web search, file search, computer use,
 MCP, code interpreter...), ``item_reference`` and other non-function items, file ids,
 ``background``, ``conversation``, ``prompt`` templates, ``top_logprobs``, ``max_tool_calls``,
-``context_management``, ``moderation``, ``text.verbosity`` other than ``medium``, and any key
-this module does not know. Accepted without effect on the answer: ``service_tier``,
-``prompt_cache_*``, ``safety_identifier``, ``stream_options``, ``truncation`` (modelmix never
-truncates), ``include`` (except output logprobs, which are refused).
+``context_management``, ``moderation``, ``text.verbosity`` other than ``medium``. Accepted
+without effect on the answer: ``service_tier``, ``prompt_cache_*``, ``safety_identifier``,
+``stream_options``, ``truncation`` (modelmix never truncates), ``include`` (except output
+logprobs, which are refused).
+
+Keys this module does not know, at the top or inside ``input`` items (``fields.py``), are
+unknown fields (``ChatRequest.unknown``, by path): a ``provider: openai-responses`` upstream
+gets them in the client's body, any other model follows its ``params.unknown``
+(wire/extensions.py).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmix.errors import GatewayError
-from modelmix.types import ChatRequest
+from modelmix.types import ChatRequest, NativeRequest
 from modelmix.wire.openai_chat.client import _obj as _dict
 from modelmix.wire.openai_chat.client import _str, parse_chat_request
+from modelmix.wire.openai_responses.fields import ITEM_KEYS, PART_KEYS, extra_keys, top_level
 
 __all__ = ["ResponsesRequest", "parse_responses_request", "to_chat_request"]
 
@@ -76,6 +82,9 @@ _HANDLED = frozenset(
         "top_logprobs",
     }
 )
+_KNOWN = frozenset({*_HANDLED, *_IGNORED, *_REFUSED})
+#: Where unknown fields inside input items go (None: not looked for, as in stored history).
+Extra = dict[str, Any] | None
 _ROLES = frozenset({"user", "system", "developer", "assistant"})
 
 
@@ -96,6 +105,8 @@ class ResponsesRequest:
     #: Where the answer is stored (set by the endpoint; None: not stored).
     store_ref: Any = None
     key_id: str | None = None
+    #: Fields modelmix does not know, top-level and inside ``input`` items, by path.
+    unknown: dict[str, Any] | None = None
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> GatewayError:
@@ -138,9 +149,13 @@ def _file_part(part: dict[str, Any], param: str) -> dict[str, Any]:
     return {"type": "file", "file": file}
 
 
-def _part(part: object, param: str) -> dict[str, Any]:
+def _part(part: object, param: str, extra: Extra) -> dict[str, Any]:
     part = _dict(part, param)
-    kind = part.get("type")
+    kind: Any = part.get("type")
+    if extra is not None:
+        known = PART_KEYS.get(kind)
+        if known is not None and not known.issuperset(part):
+            extra_keys(part, known, param, extra)
     if kind in ("input_text", "output_text", "text"):
         return {"type": "text", "text": _str(part.get("text"), f"{param}.text")}
     if kind == "refusal":
@@ -158,7 +173,7 @@ def _part(part: object, param: str) -> dict[str, Any]:
     )
 
 
-def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
+def _message(item: dict[str, Any], param: str, extra: Extra) -> dict[str, Any]:
     role = item.get("role")
     if role not in _ROLES:
         raise _invalid(
@@ -168,7 +183,7 @@ def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
         )
     content = item.get("content")
     if isinstance(content, list):
-        parts = [_part(p, f"{param}.content[{i}]") for i, p in enumerate(content)]
+        parts = [_part(p, f"{param}.content[{i}]", extra) for i, p in enumerate(content)]
         if role == "assistant" and any(p["type"] != "text" for p in parts):
             raise _unsupported(f"{param}.content", "assistant messages carry text only")
         # one text part: a plain string, as every upstream takes; else the parts as they are
@@ -193,11 +208,11 @@ def _call(item: dict[str, Any], param: str) -> dict[str, Any]:
     }
 
 
-def _output_text(output: object, param: str) -> str:
+def _output_text(output: object, param: str, extra: Extra) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list):
-        parts = [_part(p, f"{param}[{i}]") for i, p in enumerate(output)]
+        parts = [_part(p, f"{param}[{i}]", extra) for i, p in enumerate(output)]
         for i, part in enumerate(parts):
             if part["type"] != "text":  # tool messages carry text only, on every upstream
                 raise _unsupported(f"{param}[{i}]", "tool outputs other than text")
@@ -205,15 +220,22 @@ def _output_text(output: object, param: str) -> str:
     raise _invalid(param, f"Invalid type for '{param}': expected a string.", "invalid_type")
 
 
-def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list[dict[str, Any]]:
-    """Chat messages for Responses input items (see the module docstring)."""
+def items_to_messages(
+    items: list[dict[str, Any]], param: str = "input", extra: Extra = None
+) -> list[dict[str, Any]]:
+    """Chat messages for Responses input items (see the module docstring); keys the items and
+    their parts do not have go to ``extra`` by path (``input.0.foo``) when it is given."""
     messages: list[dict[str, Any]] = []
     for i, raw in enumerate(items):
         p = f"{param}[{i}]"
         item = _dict(raw, p)
         kind = item.get("type") or ("message" if "role" in item else None)
+        if extra is not None:
+            known = ITEM_KEYS.get(kind)  # type: ignore[arg-type]
+            if known is not None and not known.issuperset(item):
+                extra_keys(item, known, p, extra)
         if kind == "message":
-            messages.append(_message(item, p))
+            messages.append(_message(item, p, extra))
         elif kind == "function_call":
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":
@@ -228,7 +250,7 @@ def items_to_messages(items: list[dict[str, Any]], param: str = "input") -> list
                 {
                     "role": "tool",
                     "tool_call_id": _str(item.get("call_id"), f"{p}.call_id"),
-                    "content": _output_text(item.get("output"), f"{p}.output"),
+                    "content": _output_text(item.get("output"), f"{p}.output", extra),
                 }
             )
         elif kind == "reasoning":
@@ -308,17 +330,8 @@ def _text_format(value: object) -> dict[str, Any] | None:
 
 def _check_keys(body: dict[str, Any]) -> None:
     for key, value in body.items():
-        if key in _HANDLED or key in _IGNORED:
-            continue
         reason = _REFUSED.get(key)
-        if reason is None:
-            raise GatewayError(
-                "invalid_request",
-                f"Unrecognized request argument supplied: {key}",
-                param=key,
-                code="unknown_parameter",
-            )
-        if value is not None and value is not False:
+        if reason is not None and value is not None and value is not False:
             raise _unsupported(key, reason)
     if body.get("top_logprobs"):
         raise _unsupported("top_logprobs", "output logprobs are not supported on /v1/responses")
@@ -374,6 +387,7 @@ def parse_responses_request(body: object) -> ChatRequest:
         store=True if store is None else bool(store),
         previous_response_id=_str(previous, "previous_response_id") if previous else None,
         chat_body=_chat_body(body, model),
+        unknown=top_level(body, _KNOWN),
     )
     stream = native.chat_body["stream"]
     return ChatRequest(model=model, messages=[], stream=stream is True, responses=native)
@@ -388,10 +402,16 @@ def to_chat_request(chat: ChatRequest) -> ChatRequest:
         messages.append({"role": "system", "content": _str(instructions, "instructions")})
     if native.history:
         messages += items_to_messages(native.history, "previous_response")
-    messages += items_to_messages(native.items)
+    nested: dict[str, Any] = {}
+    messages += items_to_messages(native.items, "input", nested)
+    if nested:
+        native.unknown = {**(native.unknown or {}), **nested}
     if not messages:
         raise _invalid("input", "Invalid 'input': expected at least one item.", "empty_array")
     full = parse_chat_request({**native.chat_body, "messages": messages})
     full.responses = native
+    if native.unknown is not None:  # judged per model by wire/extensions.py
+        full.unknown = native.unknown
+        full.native = NativeRequest("openai-responses", native.body)
     full.max_tokens_name = "max_completion_tokens"
     return full
