@@ -268,7 +268,7 @@ class StagedCascadeStrategy:
         #: A prompt unlike the training prompts: the single models that keep the target by
         #: themselves (the learned strategy's own rule for such prompts; target mode only).
         self._novel: LearnedStrategy | None = None
-        if lam is None and safety.singles(artifact.meta) and artifact.centroids is not None:
+        if lam is None and safety.singles(artifact.meta) and artifact.checks_novelty:
             self._novel = delegate(None)
         self._delegate_to(delegate, note)
 
@@ -393,7 +393,7 @@ class StagedCascadeStrategy:
         f = self.artifact.featurize(request.facts.text)
         novel = self.artifact.is_novel(f) if self._novel is not None else None
         if novel is not None and self._novel is not None:
-            decision["out_of_distribution"] = {"similarity": round(novel, 4)}
+            decision["out_of_distribution"] = dict(novel)
             outcome = yield from self._novel.plan(request, needs, decision)
             decision["strategy"] = "cascade"
             return outcome
