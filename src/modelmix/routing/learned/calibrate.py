@@ -105,7 +105,7 @@ MIN_CATEGORY = 50
 
 def category_singles(data: RoutingData, best: int) -> dict[str, dict[str, float]]:
     """Per category with at least ``MIN_CATEGORY`` prompts (when there are several), each
-    model's share of the best model's quality there (``safety.robust_singles``)."""
+    model's share of the best model's quality there (``safety.task_singles``)."""
     cats = np.array(data.categories)
     out: dict[str, dict[str, float]] = {}
     names = sorted(set(data.categories))

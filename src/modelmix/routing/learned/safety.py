@@ -66,16 +66,18 @@ def singles(meta: Mapping[str, Any], models: Sequence[str] | None = None) -> lis
     ]
 
 
-def robust_singles(meta: Mapping[str, Any], models: Sequence[str] | None = None) -> list[Option]:
-    """The single models with each one's *worst* share over the training categories
-    (``meta["category_singles"]``: per category, its share of the best model's quality
-    there): the promise for a prompt unlike every training task, which may be as hard for a
-    model as its hardest known task. The overall figures when the artifact has none."""
+def task_singles(meta: Mapping[str, Any], models: Sequence[str] | None = None) -> list[Option]:
+    """The single models with each one's share averaged over the training categories, each
+    category counting once (``meta["category_singles"]``: per category, its share of the best
+    model's quality there): the expected share on a new task drawn like the training tasks,
+    the promise for a prompt unlike every training task (a share pooled over prompts
+    weighs the tasks by their size instead). The pooled figures when the artifact has none."""
     by_cat: Mapping[str, Mapping[str, float]] = meta.get("category_singles", {})
     out = []
     for o in singles(meta, models):
-        worst = min((float(c[o.model]) for c in by_cat.values() if o.model in c), default=o.share)
-        out.append(Option("single", min(o.share, worst), o.cost_share, model=o.model))
+        shares = [float(c[o.model]) for c in by_cat.values() if o.model in c]
+        share = sum(shares) / len(shares) if shares else o.share
+        out.append(Option("single", share, o.cost_share, model=o.model))
     return out
 
 

@@ -145,9 +145,10 @@ class LearnedStrategy:
             self._serve_safely(quality_target, setting)
         if setting is None and wtp is None and artifact.checks_novelty:
             target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
-            # the models that keep the target on every training task, by themselves
-            # (profiles: only when the artifact measured every route model on its own data)
-            single = safety.robust_singles(artifact.meta, self.models)
+            # the single models that keep the target on a new task by themselves (their
+            # share averaged over the training tasks; profiles: only when the artifact
+            # measured every route model on its own data)
+            single = safety.task_singles(artifact.meta, self.models)
             if self.profiles is None or len(single) == len(self.models):
                 self._novel_to = safety.choose(target, [], single)
         # The profile router keeps the cheapest model within ``threshold`` of the best
