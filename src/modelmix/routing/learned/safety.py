@@ -268,6 +268,21 @@ def report_lines(artifact: RouterArtifact) -> list[str]:
         a = choose(t, learned, single, prompts=prompts)
         b = choose(t, [*cascade, *learned], single, prompts=prompts)
         lines.append(f"  quality_target {t:g}: learned -> {_served(a)}; cascade -> {_served(b)}")
+    return lines + _novel_lines(artifact)
+
+
+def _novel_lines(artifact: RouterArtifact) -> list[str]:
+    """What ``router train`` says about prompts unlike the training ones."""
+    fam = artifact.familiarity
+    if fam is None:
+        return []
+    lines = [
+        f"unlike the training prompts: familiarity under {fam.threshold:.3f} (the share of a "
+        f"prompt's words one of {len(fam.groups)} training tasks used; measured out of fold)"
+    ]
+    task = task_singles(artifact.meta)
+    for t in REPORT_TARGETS:
+        lines.append(f"  quality_target {t:g}: served by {_served(choose(t, [], task))}")
     return lines
 
 
