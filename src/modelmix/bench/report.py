@@ -148,6 +148,16 @@ def two_model_table(s: dict[str, Any]) -> Table:
     return two
 
 
+def _unlike(shares: dict[str, float]) -> str:
+    """Per category (up to 8 named), then over all prompts."""
+    per = {c: v for c, v in shares.items() if c != "all"}
+    total = f"all {shares.get('all', 0.0) * 100:.1f}%"
+    if len(per) <= 8:
+        return ", ".join([*(f"{c} {v * 100:.1f}%" for c, v in per.items()), total])
+    lo, hi = min(per.values()), max(per.values())
+    return f"{total} ({len(per)} categories, from {lo * 100:.1f}% to {hi * 100:.1f}%)"
+
+
 def print_report(console: Console, s: dict[str, Any], title: str, all_knobs: bool) -> None:
     console.print(runs_table(s, title, all_knobs))
     console.print(curves_table(s))
@@ -155,7 +165,8 @@ def print_report(console: Console, s: dict[str, Any], title: str, all_knobs: boo
     console.print(targets_table(s))
     unlike = s.get("unlike_training") or {}
     if unlike:
-        shares = ", ".join(f"{c} {v * 100:.1f}%" for c, v in unlike.items())
-        console.print(f"Prompts the learned router found unlike its training prompts: {shares}")
+        console.print(
+            f"Prompts the learned router found unlike its training prompts: {_unlike(unlike)}"
+        )
     if "two_model" in s:
         console.print(two_model_table(s))

@@ -118,7 +118,7 @@ def category_singles(data: RoutingData, best: int) -> dict[str, dict[str, float]
 
 
 #: Pseudo-prompts at the overall mean that shrink each category's mean score (its prior).
-PRIOR_SHRINK = 5.0
+PRIOR_SHRINK = 20.0
 
 
 def category_prior(S: np.ndarray, Y_cat: np.ndarray, rows: np.ndarray) -> np.ndarray:
