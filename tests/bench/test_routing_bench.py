@@ -49,6 +49,22 @@ def test_leave_task_out_holds_whole_categories_out_and_reports_intervals_and_har
     assert set(harm) >= {"learned", "cascade", "category-prior", "random"}
     for h in harm.values():
         assert 0 <= h["dominated"] <= h["settings"]
+    # a task held out shares few words with the other one: its prompts are found unlike
+    # the training prompts (and counted per category and per target run)
+    unlike = s["unlike_training"]
+    assert set(unlike) == {"easy", "hard", "all"} and unlike["all"] > 0.9
+    learned = [r for r in s["runs"] if r["router"] == "learned" and r["target"] is not None]
+    assert all(r["unlike_training"] == unlike["all"] for r in learned)
+    kfold = summary(run_benchmark(data, folds=2))["unlike_training"]
+    assert kfold["all"] < 0.2  # held-back prompts of known tasks are familiar
+
+
+def test_the_unlike_training_line_names_few_categories_and_sums_up_many():
+    from modelmix.bench.report import _unlike
+
+    assert _unlike({"a": 0.5, "b": 0.0, "all": 0.25}) == "a 50.0%, b 0.0%, all 25.0%"
+    many = {f"c{k}": k / 10 for k in range(10)} | {"all": 0.45}
+    assert _unlike(many) == "all 45.0% (10 categories, from 0.0% to 90.0%)"
 
 
 def test_a_setting_is_flagged_when_a_single_model_is_better_and_cheaper():

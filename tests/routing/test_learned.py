@@ -210,3 +210,35 @@ def test_a_failed_choice_falls_back_to_the_other_models_by_value(artifact):
     with pytest.raises(StopIteration) as stop:
         plan.send(ok)
     assert stop.value.value is ok and decision["fallback_to"] == second.model
+
+
+def test_the_category_prior_is_shrunk_toward_the_overall_mean():
+    from modelmix.routing.learned.calibrate import PRIOR_SHRINK, category_prior
+
+    S = np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4)
+    Y = np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4)
+    L = category_prior(S, Y, np.arange(8))
+    q = (4 * 1.0 + PRIOR_SHRINK * 0.5) / (4 + PRIOR_SHRINK)  # category 0, model 0
+    assert L[0, 0] == pytest.approx(np.log(q / (1 - q)))
+    assert L[0, 0] == pytest.approx(-L[0, 1]) and L[1, 1] == pytest.approx(L[0, 0])
+
+
+def test_the_predicted_categorys_prior_shifts_p_good_the_same_way_everywhere(artifact, tmp_path):
+    assert artifact.prior_shift is not None and artifact.prior_shift.shape == (2, 2)
+    path = tmp_path / "r.npz"
+    artifact.save(path)
+    again = load_artifact(path)
+    assert again.prior_shift is not None
+    assert np.allclose(again.prior_shift, artifact.prior_shift)
+    s = LearnedStrategy("r", ["large", "small"], again, quality_target=0.95)
+    for text in ("What is 12 plus 30?", "Prove that \\int_0^5 x^2 dx converges; $\\lim$."):
+        f = again.featurize(text)
+        p_artifact = again.predict(f)[0]
+        p_route = s.predict(text, f)[0]  # the route's own heads, in its model order
+        assert p_route == pytest.approx([p_artifact[1], p_artifact[0]], abs=1e-3)
+        z = again.outputs(f)
+        plain = 1 / (1 + np.exp(-(again.platt[:, 0] * z[:2] + again.platt[:, 1])))
+        shift = again.prior_shift[again.categories.index(again.category_of(f))]
+        assert np.allclose(
+            p_artifact, 1 / (1 + np.exp(-(np.log(plain / (1 - plain)) + shift))), atol=1e-3
+        )

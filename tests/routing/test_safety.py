@@ -129,3 +129,25 @@ def test_router_train_reports_do_no_harm(tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert "do no harm" in out.output and "quality_target 0.95: learned ->" in out.output
+
+
+def test_task_singles_average_each_category_once_and_fall_back_to_the_pooled_share():
+    meta = {
+        "singles": {"cheap": [0.9, 0.1], "best": [1.0, 1.0]},
+        # a large easy task and a small hard one: pooled, "cheap" looks like 0.9
+        "category_singles": {"easy": {"cheap": 0.98, "best": 1.0}, "hard": {"cheap": 0.6}},
+    }
+    shares = {o.model: o.share for o in safety.task_singles(meta)}
+    assert shares == {"cheap": pytest.approx(0.79), "best": 1.0}  # best: only "easy" knows it
+    costs = {o.model: o.cost_share for o in safety.task_singles(meta)}
+    assert costs == {"cheap": 0.1, "best": 1.0}
+    pooled = {o.model: o.share for o in safety.task_singles({"singles": meta["singles"]})}
+    assert pooled == {"cheap": 0.9, "best": 1.0}
+    # a target the pooled share promises with the cheap model alone needs the best one for
+    # part of the prompts here: (0.85 - 0.79) / (1.0 - 0.79) of them
+    pooled_choice = safety.choose(0.85, [], safety.singles(meta), margin=False)
+    assert pooled_choice is not None and pooled_choice.upper is None
+    assert pooled_choice.option.model == "cheap"
+    choice = safety.choose(0.85, [], safety.task_singles(meta), margin=False)
+    assert choice is not None and choice.upper is not None and choice.upper.model == "best"
+    assert choice.p_upper == pytest.approx(0.06 / 0.21)

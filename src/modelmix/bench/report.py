@@ -114,7 +114,8 @@ def targets_table(s: dict[str, Any]) -> Table:
         title="Requested quality_target vs realised share of best quality "
         f"(95% bootstrap interval over prompts; kept = within {TARGET_TOLERANCE} points)"
     )
-    for col in ("router", "target", "realised", "interval", "gap (points)", "cost share", "kept"):
+    cols = ("router", "target", "realised", "interval", "gap (points)", "cost share")
+    for col in (*cols, "unlike training", "kept"):
         table.add_column(col)
     for r in s["runs"]:
         if r["target"] is None or r["family"] not in ("learned", "cascade"):
@@ -128,6 +129,7 @@ def targets_table(s: dict[str, Any]) -> Table:
             f"{fmt(lo, True)} .. {fmt(hi, True)}",
             f"{gap:+.1f}",
             fmt(r["cost_share"], True),
+            fmt(r.get("unlike_training"), True),
             "yes" if abs(gap) <= TARGET_TOLERANCE else "NO",
         )
     return table
@@ -146,10 +148,25 @@ def two_model_table(s: dict[str, Any]) -> Table:
     return two
 
 
+def _unlike(shares: dict[str, float]) -> str:
+    """Per category (up to 8 named), then over all prompts."""
+    per = {c: v for c, v in shares.items() if c != "all"}
+    total = f"all {shares.get('all', 0.0) * 100:.1f}%"
+    if len(per) <= 8:
+        return ", ".join([*(f"{c} {v * 100:.1f}%" for c, v in per.items()), total])
+    lo, hi = min(per.values()), max(per.values())
+    return f"{total} ({len(per)} categories, from {lo * 100:.1f}% to {hi * 100:.1f}%)"
+
+
 def print_report(console: Console, s: dict[str, Any], title: str, all_knobs: bool) -> None:
     console.print(runs_table(s, title, all_knobs))
     console.print(curves_table(s))
     console.print(harm_table(s))
     console.print(targets_table(s))
+    unlike = s.get("unlike_training") or {}
+    if unlike:
+        console.print(
+            f"Prompts the learned router found unlike its training prompts: {_unlike(unlike)}"
+        )
     if "two_model" in s:
         console.print(two_model_table(s))

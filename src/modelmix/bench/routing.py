@@ -64,6 +64,8 @@ class Run:
     rows: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
+    #: Rows whose decision found the prompt unlike the training prompts.
+    novel_rows: list[int] = field(default_factory=list)
 
     def add(
         self, score: float, cost: float, called: list[str], escalated: bool, row: int = -1
@@ -227,6 +229,8 @@ class BenchResult:
     split: str = "kfold"
     #: Per-prompt score of the best single model (the denominator of every share).
     best_scores: np.ndarray | None = None
+    #: Each prompt's category (for the share of each found unlike the training prompts).
+    categories: list[str] = field(default_factory=list)
 
     def by_router(self, router: str) -> list[Run]:
         return [r for r in self.runs if r.router == router]
@@ -305,6 +309,7 @@ def run_benchmark(
         folds=None if train is not None else folds,
         split="given" if train is not None else split,
         best_scores=data.score[:, best].copy(),
+        categories=list(data.categories),
     )
 
 
@@ -323,6 +328,8 @@ def _replay(
         for i in test:
             score, spent, called, returned, decision = simulate(strategy, data, int(i), cost)
             r.add(score, spent, called, bool(decision.get("escalated", False)), int(i))
+            if "out_of_distribution" in decision:
+                r.novel_rows.append(int(i))
             if keep_decisions:
                 r.decisions.append(
                     {
@@ -434,6 +441,9 @@ def summary(result: BenchResult) -> dict[str, Any]:
                     else assess.dominating_single(r.cost, r.mean_quality, named)
                 ),
                 "interval": _interval(result, r),
+                "unlike_training": (
+                    len(r.novel_rows) / r.prompts if r.target is not None and r.prompts else None
+                ),
             }
         )
     routers: dict[str, list[metrics.Point]] = {
@@ -466,6 +476,22 @@ def summary(result: BenchResult) -> dict[str, Any]:
     }
     if len(result.models) == 2:
         out["two_model"] = _two_model(result)
+    out["unlike_training"] = _unlike_training(result)
+    return out
+
+
+def _unlike_training(result: BenchResult) -> dict[str, float]:
+    """Per category, the share of its prompts the learned router found unlike its training
+    prompts (the check depends on the prompt, not the target: one target's run)."""
+    runs = [r for r in result.by_router("learned") if r.target is not None and r.prompts]
+    if not runs or not result.categories:
+        return {}
+    flagged = set(runs[0].novel_rows)
+    out: dict[str, float] = {}
+    for c in sorted(set(result.categories)):
+        rows = [i for i in runs[0].rows if result.categories[i] == c]
+        out[c] = sum(i in flagged for i in rows) / max(len(rows), 1)
+    out["all"] = len(flagged) / runs[0].prompts
     return out
 
 

@@ -268,7 +268,7 @@ class StagedCascadeStrategy:
         #: A prompt unlike the training prompts: the single models that keep the target by
         #: themselves (the learned strategy's own rule for such prompts; target mode only).
         self._novel: LearnedStrategy | None = None
-        if lam is None and safety.singles(artifact.meta) and artifact.centroids is not None:
+        if lam is None and safety.singles(artifact.meta) and artifact.checks_novelty:
             self._novel = delegate(None)
         self._delegate_to(delegate, note)
 
@@ -341,6 +341,13 @@ class StagedCascadeStrategy:
             outcome = yield from self.single.plan(request, needs, decision)
             decision["strategy"] = "cascade"
             return outcome
+        f = self.artifact.featurize(request.facts.text)
+        novel = self.artifact.is_novel(f) if self._novel is not None else None
+        if novel is not None and self._novel is not None:
+            decision["out_of_distribution"] = dict(novel)
+            outcome = yield from self._novel.plan(request, needs, decision)
+            decision["strategy"] = "cascade"
+            return outcome
         lam_now = self.lam
         if self._choice is not None:
             setting = self._choice.pick(safety.request_draw(request.facts.text))
@@ -390,13 +397,6 @@ class StagedCascadeStrategy:
                 "pressure": round(needs.budget_pressure, 3),
                 "lam": float(f"{lam:.4g}"),
             }
-        f = self.artifact.featurize(request.facts.text)
-        novel = self.artifact.is_novel(f) if self._novel is not None else None
-        if novel is not None and self._novel is not None:
-            decision["out_of_distribution"] = {"similarity": round(novel, 4)}
-            outcome = yield from self._novel.plan(request, needs, decision)
-            decision["strategy"] = "cascade"
-            return outcome
         _p, toks = self.artifact.predict(f)
         cat = self.artifact.category_of(f)
         prompt_tokens = request.facts.text_tokens

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from modelmix.routing.learned.calibration import Calibration as Calibration  # re-exported
+from modelmix.routing.learned.familiar import Familiarity
 from modelmix.routing.learned.features import Features, FloatArray, featurize
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
 from modelmix.routing.learned.staged import StagedGate
@@ -60,6 +61,12 @@ class RouterArtifact:
     #: Centroids of the training prompts' hashed vectors (``novelty``); the similarity
     #: threshold under which a prompt counts as unlike them is ``meta["ood_threshold"]``.
     centroids: FloatArray | None = None
+    #: The training tasks' vocabularies and the out-of-fold familiarity threshold
+    #: (``familiar``): a prompt under it is unlike every training task.
+    familiarity: Familiarity | None = None
+    #: (category, model): what the predicted category's prior (its mean score in training)
+    #: adds to each model's logit of P(good); None without categories.
+    prior_shift: FloatArray | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -80,7 +87,10 @@ class RouterArtifact:
     def quality_from(self, z: FloatArray) -> FloatArray:
         """P(good answer) per model, from :meth:`outputs`."""
         m = len(self.models)
-        p: FloatArray = sigmoid(self.platt[:, 0] * z[:m] + self.platt[:, 1]).astype(np.float32)
+        lz = self.platt[:, 0] * z[:m] + self.platt[:, 1]
+        if self.prior_shift is not None and self.category is not None:
+            lz = lz + self.prior_shift[int(np.argmax(z[2 * m + 1 :]))]
+        p: FloatArray = sigmoid(lz).astype(np.float32)
         return p
 
     def tokens_from(self, z: FloatArray) -> FloatArray:
@@ -121,16 +131,31 @@ class RouterArtifact:
     def featurize(self, text: str) -> Features:
         return featurize(text)
 
-    def is_novel(self, f: Features) -> float | None:
-        """The prompt's similarity to the training prompts when under the out-of-fold
-        threshold (unlike them), else None."""
+    @property
+    def checks_novelty(self) -> bool:
+        """Whether the artifact can tell a prompt unlike its training prompts."""
+        return self.familiarity is not None or (
+            self.centroids is not None and "ood_threshold" in self.meta
+        )
+
+    def is_novel(self, f: Features) -> dict[str, float] | None:
+        """Why the prompt is unlike the training prompts (its familiarity to the training
+        tasks' vocabularies, or its similarity to their centroids, under the out-of-fold
+        threshold), or None when it is like them."""
+        fam = self.familiarity
+        if fam is not None:
+            score = fam.score(f.tokens)
+            if score < fam.threshold:
+                return {"familiarity": round(score, 4), "threshold": round(fam.threshold, 4)}
         threshold = self.meta.get("ood_threshold")
         if self.centroids is None or threshold is None:
             return None
         from modelmix.routing.learned.novelty import similarity
 
         sim = similarity(f, self.centroids)
-        return sim if sim < float(threshold) else None
+        if sim < float(threshold):
+            return {"similarity": round(sim, 4), "threshold": round(float(threshold), 4)}
+        return None
 
     # -- storage ------------------------------------------------------------------------
 
@@ -167,6 +192,13 @@ class RouterArtifact:
         arrays["token_var"] = self.token_var.astype(np.float32)
         if self.centroids is not None:
             arrays["centroids"] = self.centroids.astype(np.float16)
+        if self.prior_shift is not None:
+            arrays["prior_shift"] = self.prior_shift.astype(np.float32)
+        if self.familiarity is not None:
+            fam = self.familiarity
+            arrays["known_tokens"] = fam.tokens.astype(np.uint32)
+            arrays["known_groups"] = fam.packed()
+            header["familiarity"] = {"groups": fam.groups, "threshold": fam.threshold}
         if self.gate is not None:
             header["gate"] = {
                 "voters": self.gate.voters,
@@ -238,4 +270,14 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
             ),
             meta=dict(header.get("meta", {})),
             centroids=z["centroids"].astype(np.float32) if "centroids" in z.files else None,
+            familiarity=_familiarity(header, z),
+            prior_shift=z["prior_shift"].astype(np.float32) if "prior_shift" in z.files else None,
         )
+
+
+def _familiarity(header: dict[str, Any], z: Any) -> Familiarity | None:
+    fam = header.get("familiarity")
+    if fam is None or "known_tokens" not in z.files:
+        return None
+    groups = [str(g) for g in fam["groups"]]
+    return Familiarity.unpack(z["known_tokens"], z["known_groups"], groups, float(fam["threshold"]))

@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 
+from modelmix.routing.learned import familiar
 from modelmix.routing.learned.artifact import Calibration, CascadeGate, RouterArtifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.features import feature_matrix
@@ -98,6 +99,62 @@ def choose_voters(data: RoutingData, cost: np.ndarray, best: int, size: int = 3)
     return best_set
 
 
+#: A category needs this many prompts for its single-model figures to count.
+MIN_CATEGORY = 50
+
+
+def category_singles(data: RoutingData, best: int) -> dict[str, dict[str, float]]:
+    """Per category with at least ``MIN_CATEGORY`` prompts (when there are several), each
+    model's share of the best model's quality there (``safety.task_singles``)."""
+    cats = np.array(data.categories)
+    out: dict[str, dict[str, float]] = {}
+    names = sorted(set(data.categories))
+    for c in names if len(names) > 1 else []:
+        S = data.score[cats == c]
+        if len(S) < MIN_CATEGORY or S[:, best].mean() <= 0:
+            continue
+        out[c] = {x: float(S[:, j].mean() / S[:, best].mean()) for j, x in enumerate(data.models)}
+    return out
+
+
+#: Pseudo-prompts at the overall mean that shrink each category's mean score (its prior).
+PRIOR_SHRINK = 20.0
+
+
+def category_prior(S: np.ndarray, Y_cat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per category (row) and model, the logit of the mean score of ``rows`` in it, shrunk
+    toward the overall mean by ``PRIOR_SHRINK`` pseudo-prompts."""
+    overall = S[rows].mean(axis=0)
+    counts = Y_cat[rows].sum(axis=0)[:, None]
+    mean = (Y_cat[rows].T @ S[rows] + PRIOR_SHRINK * overall) / (counts + PRIOR_SHRINK)
+    q = np.clip(mean, 0.01, 0.99)
+    out: np.ndarray = np.log(q / (1 - q))
+    return out
+
+
+def calibrate_quality(
+    z_oof: np.ndarray, cat_oof: np.ndarray, S: np.ndarray, Y_cat: np.ndarray, fid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Per model, P(good) from the head's out-of-fold score and, when the data has several
+    categories, the prior of the predicted category (its mean score on the other folds):
+    ``sigmoid(a·z + c + shift[category])``. Returns the (a, c) pairs, the (category, model)
+    shifts (None: one category) and the out-of-fold P(good)."""
+    n, m = S.shape
+    if Y_cat.shape[1] < 2:
+        platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
+        return platt, None, sigmoid(platt[:, 0] * z_oof + platt[:, 1])
+    cat = cat_oof.argmax(axis=1)
+    L = np.zeros((n, m))
+    for f in np.unique(fid):
+        te = np.where(fid == f)[0]
+        L[te] = category_prior(S, Y_cat, np.where(fid != f)[0])[cat[te]]
+    w = np.array([fit_logistic(np.c_[z_oof[:, j], L[:, j]], S[:, j]) for j in range(m)])
+    platt = w[:, [0, 2]].astype(np.float32)
+    shift = (category_prior(S, Y_cat, np.arange(n)) * w[:, 1]).astype(np.float32)
+    p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1] + w[:, 1] * L)
+    return platt, shift, p_oof
+
+
 def train_artifact(
     data: RoutingData,
     folds: int = 5,
@@ -140,8 +197,7 @@ def train_artifact(
         t_oof[te] = pred[:, m : 2 * m]
         e_oof[te] = pred[:, 2 * m]
         cat_oof[te] = pred[:, 2 * m + 1 :]
-    platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
-    p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1])
+    platt, prior_shift, p_oof = calibrate_quality(z_oof, cat_oof, S, Y_cat, fid)
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
     # The prompt's tokens as the router counts them when it decides (the text it sees): a
     # data file may count more (e.g. a few-shot prefix the text does not hold), and a
@@ -229,6 +285,7 @@ def train_artifact(
     # -- novelty: centroids of the prompts, threshold measured on held-back folds ----------
     centroids = fit_centroids(X, seed=seed)
     ood_threshold = oof_threshold(X, fid, seed=seed)
+    familiarity = familiar.train(familiar.token_sets(data.prompts), data.categories, fid)
 
     # -- final heads on every row -------------------------------------------------------------
     fitted = solver.fit(rows, np.hstack([S, T, E, Y_cat]))
@@ -250,6 +307,8 @@ def train_artifact(
         profile_calibration=profile_calibration,
         gate=gate,
         centroids=centroids,
+        familiarity=familiarity,
+        prior_shift=prior_shift,
         meta={
             "ood_threshold": ood_threshold,
             "prompts": n,
@@ -264,5 +323,6 @@ def train_artifact(
                 for j, x in enumerate(data.models)
             },
             "staged_verifiable": verifiable,
+            "category_singles": category_singles(data, best),
         },
     )

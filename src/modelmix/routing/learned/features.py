@@ -13,7 +13,7 @@ import math
 import re
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,7 @@ _MATH_OPS = re.compile(r"[=+*/^<>]")
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int32]
+TokenArray = npt.NDArray[np.uint32]
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,6 +54,9 @@ class Features:
 
     idx: IntArray
     val: FloatArray
+    #: The distinct word tokens' hashes (CRC32 of the normalised token), sorted: what
+    #: ``familiar`` compares with the training prompts' vocabulary.
+    tokens: TokenArray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
 
     @property
     def hashed_idx(self) -> IntArray:
@@ -105,13 +109,23 @@ def _token_entry(tok: str) -> tuple[int, int, bytes]:
 
 
 def featurize(text: str) -> Features:
-    idx, val = sparse_features(text)
-    return Features(np.array(idx, dtype=np.int32), np.array(val, dtype=np.float32))
+    idx, val, toks = _sparse(text)
+    return Features(
+        np.array(idx, dtype=np.int32),
+        np.array(val, dtype=np.float32),
+        np.unique(np.array(toks, dtype=np.uint32)),
+    )
 
 
 def sparse_features(text: str) -> tuple[list[int], list[float]]:
     """``featurize`` as plain lists (feature indices, values), for callers that need no
     numpy array (a pure-Python head over a few outputs)."""
+    idx, val, _toks = _sparse(text)
+    return idx, val
+
+
+def _sparse(text: str) -> tuple[list[int], list[float], list[int]]:
+    """(feature indices, values, the word tokens' hashes in order)."""
     lower = text.lower()
     raw = _TOKEN.findall(lower)
     crc32 = zlib.crc32
@@ -120,12 +134,15 @@ def sparse_features(text: str) -> tuple[list[int], list[float]]:
     # continues from the previous token's (crc32(a + " " + b) == crc32(" " + b, crc32(a))).
     buckets: list[int] = []
     append = buckets.append
+    toks: list[int] = []
+    keep = toks.append
     prev_crc = _START_CRC
     for tok in raw:
         entry = cache_get(tok) or _token_entry(tok)
         append(entry[1])
         append(crc32(entry[2], prev_crc) % HASH_DIM)
         prev_crc = entry[0]
+        keep(prev_crc)
     if lower.isascii() and _HAS_DIGIT.search(lower) is None:
         n_numbers = digits = 0  # (in ASCII text, no \d match means no digit at all)
     else:
@@ -151,7 +168,7 @@ def sparse_features(text: str) -> tuple[list[int], list[float]]:
         math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,
         math.log1p(n_numbers) - math.log1p(n_tokens) / 2.0,
     )
-    return idx, val
+    return idx, val, toks
 
 
 def feature_matrix(texts: list[str]) -> FloatArray:

@@ -66,6 +66,21 @@ def singles(meta: Mapping[str, Any], models: Sequence[str] | None = None) -> lis
     ]
 
 
+def task_singles(meta: Mapping[str, Any], models: Sequence[str] | None = None) -> list[Option]:
+    """The single models with each one's share averaged over the training categories, each
+    category counting once (``meta["category_singles"]``: per category, its share of the best
+    model's quality there): the expected share on a new task drawn like the training tasks,
+    the promise for a prompt unlike every training task (a share pooled over prompts
+    weighs the tasks by their size instead). The pooled figures when the artifact has none."""
+    by_cat: Mapping[str, Mapping[str, float]] = meta.get("category_singles", {})
+    out = []
+    for o in singles(meta, models):
+        shares = [float(c[o.model]) for c in by_cat.values() if o.model in c]
+        share = sum(shares) / len(shares) if shares else o.share
+        out.append(Option("single", share, o.cost_share, model=o.model))
+    return out
+
+
 def options(kind: str, cal: Calibration | None) -> list[Option]:
     """A calibration table's settings as options."""
     if cal is None or len(cal.cost_share) != len(cal.share):
@@ -253,6 +268,21 @@ def report_lines(artifact: RouterArtifact) -> list[str]:
         a = choose(t, learned, single, prompts=prompts)
         b = choose(t, [*cascade, *learned], single, prompts=prompts)
         lines.append(f"  quality_target {t:g}: learned -> {_served(a)}; cascade -> {_served(b)}")
+    return lines + _novel_lines(artifact)
+
+
+def _novel_lines(artifact: RouterArtifact) -> list[str]:
+    """What ``router train`` says about prompts unlike the training ones."""
+    fam = artifact.familiarity
+    if fam is None:
+        return []
+    lines = [
+        f"unlike the training prompts: familiarity under {fam.threshold:.3f} (the share of a "
+        f"prompt's words one of {len(fam.groups)} training tasks used; measured out of fold)"
+    ]
+    task = task_singles(artifact.meta)
+    for t in REPORT_TARGETS:
+        lines.append(f"  quality_target {t:g}: served by {_served(choose(t, [], task))}")
     return lines
 
 

@@ -34,7 +34,7 @@ from modelmix.portfolio import ModelEntry
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.features import Features, sparse_features
+from modelmix.routing.learned.features import Features, FloatArray, sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
 from modelmix.routing.needs import Needs
@@ -87,6 +87,7 @@ class LearnedStrategy:
         self.wtp = wtp
         self.profiles = dict(profiles) if profiles else None
         self.models = list(models) or list(artifact.models)
+        self._shift: FloatArray | None = None
         if self.profiles is None:
             unknown = [m for m in self.models if m not in artifact.models]
             if unknown:
@@ -97,12 +98,15 @@ class LearnedStrategy:
             self._idx = np.array([artifact.models.index(m) for m in self.models])
             q, t = artifact.quality, artifact.tokens
             # quality and token heads of the route's models only: [quality (m) | tokens (m)]
-            self._heads = FoldedHeads(
-                [
-                    LinearHeads(q.W[:, self._idx], q.b[self._idx], q.mu, q.sd),
-                    LinearHeads(t.W[:, self._idx], t.b[self._idx], t.mu, t.sd),
-                ]
-            )
+            heads = [
+                LinearHeads(q.W[:, self._idx], q.b[self._idx], q.mu, q.sd),
+                LinearHeads(t.W[:, self._idx], t.b[self._idx], t.mu, t.sd),
+            ]
+            # the predicted category's prior, per route model (``RouterArtifact.quality_from``)
+            if artifact.prior_shift is not None and artifact.category is not None:
+                heads.append(artifact.category)
+                self._shift = artifact.prior_shift[:, self._idx]
+            self._heads = FoldedHeads(heads)
             self._platt = artifact.platt[self._idx]
             self._token_var = artifact.token_var[self._idx]
         else:
@@ -139,9 +143,13 @@ class LearnedStrategy:
         self._novel_to: safety.Choice | None = None
         if self.profiles is None:
             self._serve_safely(quality_target, setting)
-            if setting is None and wtp is None and artifact.centroids is not None:
-                target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
-                single = safety.singles(artifact.meta, self.models)
+        if setting is None and wtp is None and artifact.checks_novelty:
+            target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+            # the single models that keep the target on a new task by themselves (their
+            # share averaged over the training tasks; profiles: only when the artifact
+            # measured every route model on its own data)
+            single = safety.task_singles(artifact.meta, self.models)
+            if self.profiles is None or len(single) == len(self.models):
                 self._novel_to = safety.choose(target, [], single)
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
@@ -226,10 +234,14 @@ class LearnedStrategy:
         if self.profiles is None:
             z = self._heads.apply(self.artifact.featurize(text) if f is None else f)
             m = len(self.models)
-            p = sigmoid(self._platt[:, 0] * z[:m] + self._platt[:, 1]).tolist()
-            toks = np.maximum(np.expm1(z[m:] + self._token_var / 2), 1.0).tolist()
+            lz = self._platt[:, 0] * z[:m] + self._platt[:, 1]
+            if self._shift is not None:
+                lz = lz + self._shift[int(np.argmax(z[2 * m :]))]
+            p = sigmoid(lz).tolist()
+            toks = np.maximum(np.expm1(z[m : 2 * m] + self._token_var / 2), 1.0).tolist()
         else:
-            easiness, log_tokens = self._pair.apply(*sparse_features(text))
+            sparse = sparse_features(text) if f is None else (f.idx.tolist(), f.val.tolist())
+            easiness, log_tokens = self._pair.apply(*sparse)
             shift = easiness - self._mean_easiness
             p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
             toks = [max(math.expm1(log_tokens + self._token_shift), 1.0)] * len(self.models)
@@ -315,7 +327,8 @@ class LearnedStrategy:
                 code="no_capable_model",
             )
         facts = request.facts
-        f = self.artifact.featurize(facts.text) if self.profiles is None else None
+        check = self.profiles is None or self._novel_to is not None
+        f = self.artifact.featurize(facts.text) if check else None
         p_global, cost, prompt_tokens = self.predict(facts.text, f, facts.text_tokens)
         p = personalise(p_global, needs.personal, decision)
         pressure = needs.budget_pressure
@@ -326,11 +339,7 @@ class LearnedStrategy:
         novel = self.artifact.is_novel(f) if f is not None and self._novel_to else None
         if novel is not None and self._novel_to is not None:
             setting = self._novel_to.pick(safety.request_draw(facts.text))
-            decision["out_of_distribution"] = {
-                "similarity": round(novel, 4),
-                "threshold": round(float(self.artifact.meta["ood_threshold"]), 4),
-                "served": setting.model,
-            }
+            decision["out_of_distribution"] = {**novel, "served": setting.model}
         choice = self.choose(p, cost, eligible, pressure, setting)
         if pressure > 0.0:
             log_wtp, target = self.degraded_knob(pressure)
