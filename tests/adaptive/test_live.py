@@ -33,6 +33,40 @@ def test_slow_samples_show_within_a_few_requests_and_fade_back() -> None:
     assert later.ttft_ms is not None and later.ttft_ms < 600.0
 
 
+def test_a_burst_of_slow_answers_does_not_become_the_baseline() -> None:
+    """At 60 requests/s, 45 slow answers in 0.75 s (before the route leaves the deployment)
+    move the baseline only a little, so the estimate fades back under a 300 ms limit and the
+    deployment is tried again; counted per sample, they would have set the baseline near 450 ms."""
+    live = LiveStats(half_life=1.0)
+    t = 1000.0
+    for _ in range(300):  # 5 s of 60 ms answers
+        t += 1 / 60
+        live.end("a#0", ok=True, ttft_ms=60.0, now=t)
+    for _ in range(45):
+        t += 1 / 60
+        live.end("a#0", ok=True, ttft_ms=700.0, now=t)
+    assert (live.estimate("a#0", now=t).ttft_ms or 0.0) > 600.0  # seen at once
+    later = live.estimate("a#0", now=t + 5.0)
+    assert later.ttft_ms is not None and later.ttft_ms < 150.0
+
+
+def test_calls_in_flight_without_news_raise_the_estimate() -> None:
+    """A deployment that turns slow is seen before its first slow answer: calls in flight and
+    no first token or answer for 400 ms mean a first token takes at least 400 ms."""
+    live = LiveStats(half_life=10.0)
+    for i in range(20):
+        live.begin("a#0", now=100.0 + i / 60)
+        live.end("a#0", ok=True, ttft_ms=60.0, now=100.06 + i / 60)
+    t = 100.06 + 19 / 60
+    assert live.estimate("a#0", now=t).stalled_ms == 0.0
+    for i in range(10):  # these do not answer
+        live.begin("a#0", now=t + i / 60)
+    est = live.estimate("a#0", now=t + 0.4)
+    assert est.stalled_ms == pytest.approx(400.0) and est.ttft_ms == pytest.approx(400.0)
+    live.first_token("a#0", 60.0, now=t + 0.45)  # news: the stall ends
+    assert live.estimate("a#0", now=t + 0.46).stalled_ms == pytest.approx(10.0)
+
+
 def test_in_flight_counts_and_error_rate() -> None:
     live = LiveStats()
     live.begin("a#0")

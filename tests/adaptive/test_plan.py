@@ -4,6 +4,7 @@ a second on a learned route, and deployment choice; driven by hand with live est
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from modelmix.adaptive.live import LiveStats
@@ -107,6 +108,26 @@ def test_max_ttft_passes_over_a_slow_model_until_it_recovers() -> None:
     assert called == ["fast"]
     assert "max_ttft_ms 500" in decision["passed_over"][0]["reason"]
     assert drive(r, "plain", live)[0] == ["slow"]  # a latency-blind route does not care
+
+
+def test_a_faded_slow_model_is_tried_one_request_at_a_time() -> None:
+    """Bad news a minute old has faded under the limit: the model gets one probe, and while
+    that probe is in flight the route sends the rest elsewhere (a half-open breaker)."""
+    r, live = router(), LiveStats(half_life=5.0)
+    now = time.time()
+    for _ in range(50):
+        live.end("slow#0", ok=True, ttft_ms=100.0, now=now - 120.0)
+    for _ in range(3):
+        live.end("slow#0", ok=True, ttft_ms=2000.0, now=now - 60.0)
+    assert drive(r, "quick", live)[0] == ["slow"]  # the probe
+    live.begin("slow#0")  # ... still in flight
+    called, _, decision = drive(r, "quick", live)
+    assert called == ["fast"]
+    assert decision["passed_over"][0]["reason"].startswith("on probation: latest ttft 2000 ms")
+    live.end("slow#0", ok=True, ttft_ms=90.0)  # the probe answered in time
+    assert drive(r, "quick", live)[0] == ["slow"]
+    live.begin("slow#0")
+    assert drive(r, "quick", live)[0] == ["slow"]  # recovered: no longer one at a time
 
 
 def test_slow_model_is_called_when_the_other_fails() -> None:

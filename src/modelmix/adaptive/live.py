@@ -2,15 +2,19 @@
 typical completion length and requests in flight.
 
 Each estimate is two exponentially weighted averages: a fast one (``FAST`` per sample, so a
-deployment that turns slow is seen within a few requests) and a slow one, the baseline
-(seeded from the ledger at start-up, see ``seed.py``). The fast one fades into the baseline
-with the time since its last sample (``half_life`` seconds): a deployment the router stopped
-calling because it was slow is tried again once its bad news is old, and seen again at once
-if it still is slow. A sample arriving after a quiet spell weighs as much as the old news has
-faded (at least ``FAST``), so one fast answer after a recovery brings the traffic back.
+deployment that turns slow is seen within a few requests) and a slow one, the baseline (an
+average over time rather than samples, see ``SLOW_HORIZON``; seeded from the ledger at start-up,
+see ``seed.py``). The fast one fades into the baseline with the time since its last sample
+(``half_life`` seconds): a deployment the router stopped calling because it was slow is tried
+again once its bad news is old (one request at a time, see ``adaptive/plan.py``), and seen
+again at once if it still is slow. A sample arriving after a quiet spell weighs as much as the
+old news has faded (at least ``FAST``), so one fast answer after a recovery brings the traffic
+back. A deployment that has had calls in flight and given no news (no first token, no answer)
+for longer than its estimate is slower than that already: the estimate is at least the stall,
+so a deployment that turns slow is left before its first slow answer returns.
 
-Storage is nine floats per deployment (``_FIELDS``), in process memory or, for
-``serve --workers N``, in a file mapped by every worker (three slots of the budgets'
+Storage is twelve floats per deployment (``_FIELDS``), in process memory or, for
+``serve --workers N``, in a file mapped by every worker (four slots of the budgets'
 ``SharedTable``), so all workers see the same in-flight counts and estimates. Every operation
 is one lock and a few reads and writes of memory: no I/O on the request path.
 """
@@ -31,13 +35,21 @@ if TYPE_CHECKING:
 
 __all__ = ["FAST", "SLOW", "Estimate", "LiveStats", "uses_live"]
 
-#: Weight of one sample in the fast and slow averages.
+#: Weight of one sample in the fast average, and at most in the slow one (the baseline). The
+#: baseline is an average over time, not over samples: a sample weighs as much as the time since
+#: the previous one is of ``SLOW_HORIZON`` half-lives (at least ``SLOW_MIN``), so a burst of slow
+#: answers at a high request rate cannot drag the baseline (which the fast estimate fades back
+#: to) up with it, and a deployment left because it was slow is still tried again.
 FAST = 0.3
 SLOW = 0.02
+SLOW_MIN = 0.002
+SLOW_HORIZON = 10.0
 #: One deployment's values: fast ttft, fast tokens/s, time of the last fast sample; slow
-#: (baseline) ttft, tokens/s, sample count; error rate, typical tokens, in flight.
-F_TTFT, F_TPS, F_AT, S_TTFT, S_TPS, S_N, ERR, TOKS, INFL = range(9)
-_FIELDS = 9
+#: (baseline) ttft, tokens/s, sample count; error rate, typical tokens, in flight; since when
+#: something has been in flight, when the deployment last gave news (a first token or an
+#: answer), and one spare.
+F_TTFT, F_TPS, F_AT, S_TTFT, S_TPS, S_N, ERR, TOKS, INFL, BUSY, NEWS, _SPARE = range(12)
+_FIELDS = 12
 _KEEP_S = 7 * 86400.0  # shared slots expire after a week without use
 Values = list[float]
 
@@ -65,19 +77,18 @@ class _LocalStore:
 
 
 class _SharedStore:
-    """Values in a memory-mapped file shared by every worker on the host: three slots of
+    """Values in a memory-mapped file shared by every worker on the host: four slots of
     three floats per deployment, read and written under one lock."""
 
     def __init__(self, table: SharedTable) -> None:
         self.table = table
         self._offsets: dict[bytes, int] = {}
-        self._digests: dict[str, tuple[bytes, bytes, bytes]] = {}
+        self._digests: dict[str, tuple[bytes, ...]] = {}
 
-    def _keys(self, dep: str) -> tuple[bytes, bytes, bytes]:
+    def _keys(self, dep: str) -> tuple[bytes, ...]:
         keys = self._digests.get(dep)
         if keys is None:
-            f, s, e = (_digest("live", (part, dep)) for part in "fse")
-            keys = self._digests[dep] = (f, s, e)
+            keys = self._digests[dep] = tuple(_digest("live", (part, dep)) for part in "fsew")
         return keys
 
     def get(self, dep: str) -> Values:
@@ -117,6 +128,13 @@ class Estimate:
     #: Running + waiting on the server by its own queue metrics (None: none fresh); the
     #: ``in_flight`` above is already at least this.
     queued: int | None = None
+    #: The fast average's time to first token before it fades (the latest news): above a
+    #: route's limit while ``ttft_ms`` is back under it, the deployment is on probation.
+    recent_ttft_ms: float | None = None
+    #: Milliseconds with calls in flight and no news (a first token or an answer) from the
+    #: deployment; ``ttft_ms`` is at least this: a stalled deployment is seen before its slow
+    #: answers come back.
+    stalled_ms: float = 0.0
 
     def latency_ms(self, tokens: float | None, cap: int | None = None) -> float | None:
         """Predicted time to the whole answer of ``tokens`` output tokens (None: the
@@ -161,9 +179,10 @@ class LiveStats:
         if self._table is not None:
             self._table.close()
 
-    def begin(self, dep: str) -> None:
+    def begin(self, dep: str, now: float | None = None) -> None:
         """A call to ``dep`` starts: one more in flight."""
-        self.store.apply(dep, _begin)
+        at = time.time() if now is None else now
+        self.store.apply(dep, lambda v: _begin(v, at))
 
     def release(self, dep: str) -> None:
         """A call counted by ``begin`` ended without telling anything about the deployment
@@ -211,6 +230,7 @@ class LiveStats:
 
         def upd(v: Values) -> None:
             v[ERR] += FAST * ((0.0 if ok else 1.0) - v[ERR])
+            v[NEWS] = at
             if in_flight:
                 v[INFL] = max(v[INFL] - 1.0, 0.0)
             if not ok:
@@ -226,15 +246,18 @@ class LiveStats:
     def _timing(self, v: Values, ttft: float | None, tps: float | None, now: float) -> None:
         """Fold one sample into the slow and fast averages. A sample after a quiet spell
         weighs as much as the old news has faded (at least ``FAST``)."""
-        fast = FAST
+        fast, slow = FAST, SLOW
+        v[NEWS] = now
         if v[F_AT]:
-            fast = max(FAST, 1.0 - math.exp(-max(now - v[F_AT], 0.0) / self._tau))
+            quiet = max(now - v[F_AT], 0.0) / self._tau
+            fast = max(FAST, 1.0 - math.exp(-quiet))
+            slow = min(SLOW, max(SLOW_MIN, 1.0 - math.exp(-quiet / SLOW_HORIZON)))
         if ttft is not None:
-            v[S_TTFT] = _ewma(v[S_TTFT], ttft, SLOW)
+            v[S_TTFT] = _ewma(v[S_TTFT], ttft, slow)
             v[F_TTFT] = _ewma(v[F_TTFT], ttft, fast)
             v[S_N] += 1.0
         if tps is not None:
-            v[S_TPS] = _ewma(v[S_TPS], tps, SLOW)
+            v[S_TPS] = _ewma(v[S_TPS], tps, slow)
             v[F_TPS] = _ewma(v[F_TPS], tps, fast)
         v[F_AT] = now
 
@@ -257,18 +280,33 @@ class LiveStats:
             infl = max(infl, queued)
         if samples == 0:
             return Estimate(None, None, v[ERR], v[TOKS] or None, infl, 0, queued)
+        now = time.time() if now is None else now
         if v[F_AT] == 0.0:  # seeded only
             ttft, tps = v[S_TTFT], v[S_TPS]
         else:
-            now = time.time() if now is None else now
             w = math.exp(-max(now - v[F_AT], 0.0) / self._tau)
             ttft = w * v[F_TTFT] + (1 - w) * v[S_TTFT]
             tps = w * v[F_TPS] + (1 - w) * v[S_TPS] if v[S_TPS] else v[F_TPS]
-        return Estimate(ttft, tps or None, v[ERR], v[TOKS] or None, infl, samples, queued)
+        stalled = _stalled_ms(v, now)
+        recent = v[F_TTFT] or None
+        return Estimate(
+            max(ttft, stalled), tps or None, v[ERR], v[TOKS] or None, infl, samples, queued,
+            recent, stalled,
+        )  # fmt: skip
 
 
-def _begin(v: Values) -> None:
+def _begin(v: Values, now: float) -> None:
+    if v[INFL] < 1.0:
+        v[BUSY] = now
     v[INFL] += 1.0
+
+
+def _stalled_ms(v: Values, now: float) -> float:
+    """How long calls have been in flight with no news from the deployment (0: none in
+    flight): a first token takes at least this long now, whatever the averages say."""
+    if v[INFL] < 1.0 or not v[BUSY]:
+        return 0.0
+    return max(now - max(v[BUSY], v[NEWS]), 0.0) * 1000.0
 
 
 def _release(v: Values) -> None:

@@ -53,6 +53,10 @@ class ModelView:
     error_rate: float
     #: Running + waiting on the servers by their queue metrics (None: no fresh report).
     queued: int | None = None
+    #: The latest time to first token before fading (see ``Estimate.recent_ttft_ms``).
+    recent_ttft_ms: float | None = None
+    #: Calls in flight with no news for this long (see ``Estimate.stalled_ms``).
+    stalled_ms: float = 0.0
 
 
 def _has_room(est: Estimate, capacity: int | None) -> bool:
@@ -83,6 +87,8 @@ def model_view(
         latency_ms=best.latency_ms(tokens, cap),
         error_rate=best.error_rate,
         queued=_queued(ests),
+        recent_ttft_ms=best.recent_ttft_ms,
+        stalled_ms=best.stalled_ms,
     )
 
 
@@ -101,13 +107,35 @@ def limit_reason(cfg: AdaptiveConfig, view: ModelView) -> str | None:
             )
         return f"{AT_CAPACITY}: {view.in_flight}/{view.capacity} in flight"
     ttft, lat = view.ttft_ms, view.latency_ms
+    stall = _stall_note(view)
     if cfg.max_ttft_ms is not None and ttft is not None and ttft > cfg.max_ttft_ms:
-        return f"predicted ttft {ttft:.0f} ms > max_ttft_ms {cfg.max_ttft_ms:g}"
+        return f"predicted ttft {ttft:.0f} ms > max_ttft_ms {cfg.max_ttft_ms:g}{stall}"
     if cfg.max_latency_ms is not None and lat is not None and lat > cfg.max_latency_ms:
-        return f"predicted latency {lat:.0f} ms > max_latency_ms {cfg.max_latency_ms:g}"
+        return f"predicted latency {lat:.0f} ms > max_latency_ms {cfg.max_latency_ms:g}{stall}"
     if cfg.max_error_rate is not None and view.error_rate > cfg.max_error_rate:
         return f"error rate {view.error_rate:.2f} > max_error_rate {cfg.max_error_rate:g}"
-    return None
+    return _probation(cfg, view)
+
+
+def _stall_note(view: ModelView) -> str:
+    """Why the prediction is what it is when a stall set it."""
+    if view.ttft_ms is None or view.stalled_ms < view.ttft_ms:
+        return ""
+    return f" (no news for {view.stalled_ms:.0f} ms with {view.in_flight} in flight)"
+
+
+def _probation(cfg: AdaptiveConfig, view: ModelView) -> str | None:
+    """A model whose latest answers broke the route's time limit, now faded back under it, is
+    tried again one request at a time (a half-open breaker): with a request of it already in
+    flight, the others go elsewhere until that one answers in time."""
+    limit = cfg.max_ttft_ms if cfg.max_ttft_ms is not None else cfg.max_latency_ms
+    recent = view.recent_ttft_ms
+    if limit is None or recent is None or recent <= limit or view.in_flight == 0:
+        return None
+    return (
+        f"on probation: latest ttft {recent:.0f} ms > {limit:g} ms, "
+        f"{view.in_flight} request(s) in flight to it"
+    )
 
 
 class AdaptiveStrategy:
