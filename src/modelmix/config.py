@@ -249,8 +249,9 @@ class RouteConfig(_Strict):
         return self.options
 
     def all_models(self) -> list[str]:
-        """Every model this route may call (exploration's candidates too: a budget reserves
-        the worst case of the dearest, so exploring never takes a request past a budget)."""
+        """Every model this route may call, each once (exploration's candidates too: a budget
+        reserves the worst case of the dearest, so exploring never takes a request past a
+        budget)."""
         names = [*self.models, *(m for rule in self.rules for m in rule.models)]
         if self.explore is not None:
             names += [m for m in self.explore.candidates if m not in names]
@@ -258,7 +259,7 @@ class RouteConfig(_Strict):
         settings = self.settings
         if settings is not None and spec.settings_models is not None:
             names += spec.settings_models(settings)
-        return names
+        return list(dict.fromkeys(names))  # each once, in first-named order
 
 
 class TimeoutsConfig(_Strict):

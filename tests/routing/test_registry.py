@@ -33,6 +33,8 @@ def test_a_registered_strategy_is_configured_and_routes(toy: None) -> None:
     config = parse_config(_config({"pick": "b"}))
     route = config.routes[0]
     assert route.all_models() == ["a", "b"]  # the settings' models count for the checks
+    both = parse_config(_config({"pick": "a"})).routes[0]
+    assert both.all_models() == ["a"]  # named by the route and its settings: listed once
     dumped = route.model_dump(mode="json", exclude_defaults=True)
     assert dumped["toy"] == {"pick": "b"} and "options" not in dumped
     assert parse_config({**_config({"pick": "b"}), "routes": [dumped]}).routes[0] == route
