@@ -106,7 +106,9 @@ def rewrite_nginx(upstreams: list[int], port: int, tmp: Path) -> tuple[str, list
     """deploy/nginx.conf with the upstream servers and listen port local, and the pid, logs and
     temp files in ``tmp`` (the access log also names the upstream that answered)."""
     text = (DEPLOY / "nginx.conf").read_text()
-    out = text.replace("events {}", f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{}}")
+    out = text.replace(
+        "events {}", f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{}}"
+    )
     temp = "".join(
         f"  {kind}_temp_path {tmp}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

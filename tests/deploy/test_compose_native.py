@@ -28,6 +28,8 @@ from tests.deploy import native
 from tests.e2e.test_serve_command import free_port
 
 CHAT = "POST /v1/chat/completions"
+#: One request as its client saw it: 200 or the error, and the gateway's request id.
+Answer = tuple[int | str, str | None]
 
 
 class Topology:
@@ -99,7 +101,7 @@ def _client(url: str, key: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
-async def _ask(client: openai.AsyncOpenAI, i: int) -> tuple[int | str, str | None]:
+async def _ask(client: openai.AsyncOpenAI, i: int) -> Answer:
     try:
         raw = await client.chat.completions.with_raw_response.create(
             model="auto",
@@ -113,9 +115,11 @@ async def _ask(client: openai.AsyncOpenAI, i: int) -> tuple[int | str, str | Non
         return f"connection:{exc}", None
 
 
-async def _load(url: str, key: str, seconds: float, sigterm: subprocess.Popen[bytes]) -> list:  # type: ignore[type-arg]
+async def _load(
+    url: str, key: str, seconds: float, sigterm: subprocess.Popen[bytes]
+) -> list[Answer]:
     """Requests through nginx at concurrency 8 for ``seconds``; SIGTERM ``sigterm`` halfway."""
-    out: list[tuple[int | str, str | None]] = []
+    out: list[Answer] = []
     stop = asyncio.Event()
     client = _client(url, key)
 
@@ -203,7 +207,7 @@ def test_compose_topology_serves_through_nginx(topology: Topology) -> None:
     _check_redis(top.redis_port)
     key = _create_key(top.ports[0])  # made through replica 1's admin API ...
 
-    async def spread() -> list[tuple[int | str, str | None]]:
+    async def spread() -> list[Answer]:
         direct = _client(f"http://127.0.0.1:{top.ports[1]}", key)  # ... works on replica 2
         first = [await _ask(direct, -1)]
         await direct.close()
@@ -236,5 +240,7 @@ def test_compose_topology_serves_through_nginx(topology: Topology) -> None:
     assert _ledger_ids(top) == Counter(answered)  # every answer: one row, no other rows
     after = top.nginx_log()[len(answers) - 1 :]
     retried = sum("," in " ".join(line) for line in after)
-    spread = [len(s) for s in served]
-    print(f"{len(answers)} requests spread {spread}; {len(during)} during SIGTERM, {retried} retried")
+    counts = [len(s) for s in served]
+    print(
+        f"{len(answers)} requests spread {counts}; {len(during)} during SIGTERM, {retried} retried"
+    )
