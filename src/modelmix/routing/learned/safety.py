@@ -114,6 +114,17 @@ def safe_model(single: Sequence[Option]) -> Option | None:
     return min((s for s in single if s.share >= top - NEAR), key=lambda s: s.cost_share)
 
 
+def peers(single: Sequence[Option]) -> list[str]:
+    """The single models within ``NEAR`` of the top share: the best model and its peers, which
+    the measured shares cannot tell apart. A route that serves the best model serves, per
+    prompt, whichever of them that prompt's predicted tokens make cheapest (the ranking of
+    their costs on the training prompts need not hold on a prompt of another task)."""
+    if not single:
+        return []
+    top = max(s.share for s in single)
+    return [s.model for s in single if s.share >= top - NEAR]
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """What a route serves: ``option``, or per request ``upper`` with probability ``p_upper``

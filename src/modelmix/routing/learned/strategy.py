@@ -141,8 +141,13 @@ class LearnedStrategy:
         #: predictions cannot be trusted there, so it gets the single models that keep the
         #: target by themselves (the safe model at a high target, never a cheaper guess).
         self._novel_to: safety.Choice | None = None
+        #: The best model's peers (``safety.peers``, task-averaged shares): serving one of
+        #: them, the route serves the one this prompt's predicted tokens make cheapest.
+        self._peers: list[int] = []
         if self.profiles is None:
             self._serve_safely(quality_target, setting)
+            near = safety.peers(safety.task_singles(artifact.meta, self.models))
+            self._peers = [i for i, m in enumerate(self.models) if m in near]
         if setting is None and wtp is None and artifact.checks_novelty:
             target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
             # the single models that keep the target on a new task by themselves (their
@@ -280,6 +285,8 @@ class LearnedStrategy:
         pinned_wtp = None
         if setting is not None:
             best, pinned_wtp = self._setting(setting)
+        if best is not None and pressure <= 0.0 and best in self._peers:
+            best = self._cheapest_peer(best, cost, eligible)
         if (
             best is not None
             and pressure <= 0.0
@@ -308,6 +315,11 @@ class LearnedStrategy:
                 for q, c, ok in zip(p, cost, allowed, strict=True)
             ]
         )
+
+    def _cheapest_peer(self, best: int, cost: list[float], eligible: list[bool]) -> int:
+        """The eligible peer of the best model (``best`` among them) predicted cheapest here."""
+        peers = [i for i in self._peers if eligible[i]]
+        return min(peers, key=cost.__getitem__) if peers else best
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
         decision["strategy"] = "learned"
