@@ -129,6 +129,7 @@ def test_router_train_reports_do_no_harm(tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert "do no harm" in out.output and "quality_target 0.95: learned ->" in out.output
+    assert "serving the best model: per prompt, the one of large its predicted" in out.output
 
 
 def test_task_singles_average_each_category_once_and_fall_back_to_the_pooled_share():
@@ -173,12 +174,15 @@ def test_serving_the_best_model_serves_its_peer_predicted_cheapest_for_the_promp
     pinned = LearnedStrategy("r", ["small", "large"], art, quality_target=1.0, setting=best)
     assert pinned._best == 1 and pinned._peers == [1]  # small is far from large's share
     assert pinned.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 1
-    # a task where small keeps large's quality: averaged over the tasks, the two are peers
-    art.meta["category_singles"] = {"easy": {"small": 1.0, "large": 1.0}, "hard": {"small": 0.99}}
+    # small keeps large's quality pooled: the two are peers for a prompt like the training ones
+    art.meta["singles"] = {"small": [0.995, 0.1], "large": [1.0, 1.0]}
+    art.meta["category_singles"] = {"easy": {"small": 1.0, "large": 1.0}, "hard": {"small": 0.5}}
     twins = LearnedStrategy("r", ["small", "large"], art, quality_target=1.0, setting=best)
-    assert twins._best == 1 and twins._peers == [0, 1]
+    assert twins._best == 1 and twins._peers == [0, 1] and twins._novel_peers == [1]
     assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 0  # cheaper here
     assert twins.choose([0.5, 0.9], [3.0, 2.0], [True, True]) == 1
     assert twins.choose([0.5, 0.9], [0.1, 2.0], [False, True]) == 1  # not eligible
+    # an unfamiliar prompt: the peers in the shares averaged over the tasks (small is not)
+    assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True], novel=True) == 1
     # under budget pressure the degraded knob decides, as before
     assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True], pressure=0.5) in (0, 1)
