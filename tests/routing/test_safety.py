@@ -129,6 +129,7 @@ def test_router_train_reports_do_no_harm(tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert "do no harm" in out.output and "quality_target 0.95: learned ->" in out.output
+    assert "serving the best model: per prompt, the one of large its predicted" in out.output
 
 
 def test_task_singles_average_each_category_once_and_fall_back_to_the_pooled_share():
@@ -151,3 +152,37 @@ def test_task_singles_average_each_category_once_and_fall_back_to_the_pooled_sha
     choice = safety.choose(0.85, [], safety.task_singles(meta), margin=False)
     assert choice is not None and choice.upper is not None and choice.upper.model == "best"
     assert choice.p_upper == pytest.approx(0.06 / 0.21)
+
+
+def test_peers_are_the_models_within_near_of_the_top_share():
+    single = [
+        Option("single", 0.995, 1.2, model="twin"),
+        Option("single", 1.0, 1.0, model="best"),
+        Option("single", 0.97, 0.5, model="mini"),
+    ]
+    assert safety.peers(single) == ["twin", "best"]
+    assert safety.peers([]) == []
+
+
+def test_serving_the_best_model_serves_its_peer_predicted_cheapest_for_the_prompt():
+    from modelmix.routing.learned.calibrate import train_artifact
+    from modelmix.routing.learned.strategy import LearnedStrategy
+    from tests.routing.test_learned import synthetic
+
+    art = train_artifact(synthetic(n=160), folds=4, voters=["small"])
+    best = Option("single", 1.0, 1.0, model="large")  # the safe model, as a route pins it
+    pinned = LearnedStrategy("r", ["small", "large"], art, quality_target=1.0, setting=best)
+    assert pinned._best == 1 and pinned._peers == [1]  # small is far from large's share
+    assert pinned.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 1
+    # small keeps large's quality pooled: the two are peers for a prompt like the training ones
+    art.meta["singles"] = {"small": [0.995, 0.1], "large": [1.0, 1.0]}
+    art.meta["category_singles"] = {"easy": {"small": 1.0, "large": 1.0}, "hard": {"small": 0.5}}
+    twins = LearnedStrategy("r", ["small", "large"], art, quality_target=1.0, setting=best)
+    assert twins._best == 1 and twins._peers == [0, 1] and twins._novel_peers == [1]
+    assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 0  # cheaper here
+    assert twins.choose([0.5, 0.9], [3.0, 2.0], [True, True]) == 1
+    assert twins.choose([0.5, 0.9], [0.1, 2.0], [False, True]) == 1  # not eligible
+    # an unfamiliar prompt: the peers in the shares averaged over the tasks (small is not)
+    assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True], novel=True) == 1
+    # under budget pressure the degraded knob decides, as before
+    assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True], pressure=0.5) in (0, 1)

@@ -114,6 +114,19 @@ def safe_model(single: Sequence[Option]) -> Option | None:
     return min((s for s in single if s.share >= top - NEAR), key=lambda s: s.cost_share)
 
 
+def peers(single: Sequence[Option]) -> list[str]:
+    """The single models within ``NEAR`` of the top share: the best model and its peers, which
+    the measured shares cannot tell apart. A route that serves the best model serves, per
+    prompt, whichever of them that prompt's predicted tokens make cheapest (the ranking of
+    their costs on the training prompts need not hold on a prompt of another task). The
+    shares are those the served model was chosen from: pooled, or averaged over the tasks
+    for a prompt unlike the training ones."""
+    if not single:
+        return []
+    top = max(s.share for s in single)
+    return [s.model for s in single if s.share >= top - NEAR]
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """What a route serves: ``option``, or per request ``upper`` with probability ``p_upper``
@@ -268,6 +281,10 @@ def report_lines(artifact: RouterArtifact) -> list[str]:
         a = choose(t, learned, single, prompts=prompts)
         b = choose(t, [*cascade, *learned], single, prompts=prompts)
         lines.append(f"  quality_target {t:g}: learned -> {_served(a)}; cascade -> {_served(b)}")
+    lines.append(
+        f"  serving the best model: per prompt, the one of {', '.join(peers(single))} its "
+        "predicted tokens make cheapest (within a point of the top share)"
+    )
     return lines + _novel_lines(artifact)
 
 
@@ -283,6 +300,7 @@ def _novel_lines(artifact: RouterArtifact) -> list[str]:
     task = task_singles(artifact.meta)
     for t in REPORT_TARGETS:
         lines.append(f"  quality_target {t:g}: served by {_served(choose(t, [], task))}")
+    lines.append(f"  the best model's peers there: {', '.join(peers(task))}")
     return lines
 
 

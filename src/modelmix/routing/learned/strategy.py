@@ -141,8 +141,16 @@ class LearnedStrategy:
         #: predictions cannot be trusted there, so it gets the single models that keep the
         #: target by themselves (the safe model at a high target, never a cheaper guess).
         self._novel_to: safety.Choice | None = None
+        #: The best model's peers (``safety.peers``) in the shares the served model was
+        #: chosen from (pooled; averaged over the tasks for an unfamiliar prompt): serving one
+        #: of them, the route serves the one this prompt's predicted tokens make cheapest.
+        self._peers: list[int] = []
+        self._novel_peers: list[int] = []
         if self.profiles is None:
             self._serve_safely(quality_target, setting)
+            self._peers = self._indices(safety.peers(safety.singles(artifact.meta, self.models)))
+            task = safety.task_singles(artifact.meta, self.models)
+            self._novel_peers = self._indices(safety.peers(task))
         if setting is None and wtp is None and artifact.checks_novelty:
             target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
             # the single models that keep the target on a new task by themselves (their
@@ -168,6 +176,9 @@ class LearnedStrategy:
         if self.profiles:
             self._knob["threshold"] = round(self._threshold, 3)
         self._knob.update(self._served_knob())
+
+    def _indices(self, models: list[str]) -> list[int]:
+        return [i for i, m in enumerate(self.models) if m in models]
 
     def _served_knob(self) -> dict[str, Any]:
         """The decision's note of the served setting (after the do-no-harm check)."""
@@ -275,11 +286,15 @@ class LearnedStrategy:
         eligible: list[bool],
         pressure: float = 0.0,
         setting: safety.Option | None = None,
+        novel: bool = False,
     ) -> int:
         best = self._best
         pinned_wtp = None
         if setting is not None:
             best, pinned_wtp = self._setting(setting)
+        peers = self._novel_peers if novel else self._peers
+        if best is not None and pressure <= 0.0 and best in peers:
+            best = self._cheapest_peer(peers, best, cost, eligible)
         if (
             best is not None
             and pressure <= 0.0
@@ -308,6 +323,12 @@ class LearnedStrategy:
                 for q, c, ok in zip(p, cost, allowed, strict=True)
             ]
         )
+
+    @staticmethod
+    def _cheapest_peer(peers: list[int], best: int, cost: list[float], eligible: list[bool]) -> int:
+        """The eligible one of ``peers`` (``best`` among them) predicted cheapest here."""
+        ok = [i for i in peers if eligible[i]]
+        return min(ok, key=cost.__getitem__) if ok else best
 
     def plan(self, request: ChatRequest, needs: Needs, decision: dict[str, Any]) -> Plan:
         decision["strategy"] = "learned"
@@ -340,7 +361,7 @@ class LearnedStrategy:
         if novel is not None and self._novel_to is not None:
             setting = self._novel_to.pick(safety.request_draw(facts.text))
             decision["out_of_distribution"] = {**novel, "served": setting.model}
-        choice = self.choose(p, cost, eligible, pressure, setting)
+        choice = self.choose(p, cost, eligible, pressure, setting, novel is not None)
         if pressure > 0.0:
             log_wtp, target = self.degraded_knob(pressure)
             decision["budget_degraded"] = {
