@@ -82,6 +82,6 @@ def test_benchmark_reports_the_embedding_routers_out_of_fold():
     data = synthetic(n=240)
     s = summary(run_benchmark(data, folds=2))
     runs = {(r["router"], r["knob"]): r for r in s["runs"]}
-    for router in ("knn", "knn+heads"):
+    for router in ("knn", "knn+heads", "cluster"):
         assert runs[(router, "t=0.50")]["cost"] <= runs[(router, "t=1.00")]["cost"]
         assert np.isfinite(s["curves"][router]["aiq"])

@@ -54,3 +54,27 @@ def test_knn_router_picks_the_cheapest_model_its_neighbours_say_suffices():
     assert r.choose(np.array([0, 1], dtype=np.float32), 0.95) == 1
     # A blended estimate that says the cheap model fails everywhere moves "easy" to the dear one.
     assert r.choose(np.array([1, 0], dtype=np.float32), 0.95, np.array([0.0, 1.0]), 0.9) == 1
+
+
+def test_cluster_router_finds_the_groups_and_picks_per_cluster():
+    from modelmix.routing.learned.clusters import SHRINK, ClusterRouter
+
+    rng = np.random.default_rng(1)
+    centres = np.eye(4)[:2]  # two topics, far apart
+    emb = np.vstack(
+        [centres[0] + 0.05 * rng.normal(size=(60, 4)), centres[1] + 0.05 * rng.normal(size=(60, 4))]
+    )
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    # model 0 is cheap and good on topic 0 only; model 1 is dear and good everywhere
+    score = np.c_[np.r_[np.ones(60), np.zeros(60)], np.ones(120)]
+    cost = np.c_[np.full(120, 1.0), np.full(120, 10.0)]
+    r = ClusterRouter.fit(emb, score, cost, k=2)
+    assert r.choose(centres[0], 0.85) == 0  # shrunk: (60 + 20 * 0.5) / 80 = 0.875
+    assert r.choose(centres[1], 0.85) == 1
+    assert r.choose(centres[1], 0.0) == 0  # any model reaches a zero threshold: the cheapest
+    # each cluster's mean is shrunk toward the overall mean by SHRINK pseudo-prompts
+    topic0 = int(np.argmax(r.centroids @ centres[0]))
+    assert r.quality[topic0, 0] == pytest.approx((60 + SHRINK * 0.5) / (60 + SHRINK))
+    # the same data and seed give the same clusters
+    again = ClusterRouter.fit(emb, score, cost, k=2)
+    assert np.allclose(again.centroids, r.centroids)

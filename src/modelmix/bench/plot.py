@@ -43,6 +43,7 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
         "cascade": ("tab:red", "-"),
         "knn": ("tab:green", ":"),
         "knn+heads": ("tab:green", "-"),
+        "cluster": ("tab:olive", "-."),
     }
     for name, (color, ls) in styles.items():
         curve = summary["curves"].get(name)
