@@ -186,3 +186,39 @@ def test_serving_the_best_model_serves_its_peer_predicted_cheapest_for_the_promp
     assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True], novel=True) == 1
     # under budget pressure the degraded knob decides, as before
     assert twins.choose([0.5, 0.9], [0.1, 2.0], [True, True], pressure=0.5) in (0, 1)
+
+
+def test_a_profile_route_of_measured_models_never_serves_a_beaten_threshold():
+    from modelmix.routing.learned.artifact import Calibration
+    from modelmix.routing.learned.calibrate import train_artifact
+    from modelmix.routing.learned.strategy import LearnedStrategy
+    from tests.routing.test_learned import synthetic
+
+    art = train_artifact(synthetic(n=160), folds=4, voters=["small"])
+    profiles = {"small": 0.6, "large": 0.9}
+    # thresholds measured out of fold: 0.5 keeps 80% at 5% of the cost; 0.8 keeps 90% at 60%
+    # (small alone keeps 95% at 10%: it beats 0.8); 0.95 keeps 100% at 98% (no saving)
+    art.profile_calibration = Calibration([0.5, 0.8, 0.95], [0.8, 0.9, 1.0], [0.05, 0.6, 0.98])
+    art.meta["singles"] = {"small": [0.95, 0.1], "large": [1.0, 1.0]}
+
+    def route(target: float, **kw: object) -> LearnedStrategy:
+        return LearnedStrategy("r", ["small", "large"], art, quality_target=target, **kw)
+
+    cheap = route(0.75, profiles=profiles)
+    assert cheap._best is None and cheap._choice is None and cheap._threshold == 0.5
+    assert cheap.served == "profile (threshold 0.500)"
+    pinned = route(0.95, profiles=profiles)  # not the beaten 0.8 threshold: small itself
+    assert pinned._best == 0 and pinned.served == "single model small"
+    assert pinned.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 0
+    mixed = route(0.9, profiles=profiles)  # between the 0.5 threshold and small
+    assert mixed._choice is not None and mixed._choice.upper is not None
+    assert mixed._choice.option.label() == "profile (threshold 0.500)"
+    # a threshold drawn per request holds for that request only
+    strict = Option("profile", 0.9, 0.6, knob=0.99)
+    assert mixed.choose([0.5, 0.9], [0.1, 2.0], [True, True], setting=strict) == 1
+    assert mixed.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 0
+    assert mixed._threshold == 0.5
+    # a model the artifact did not measure: no single-model figures, the threshold as trained
+    art.meta["singles"] = {"small": [0.95, 0.1]}
+    free = route(0.95, profiles=profiles)
+    assert free._best is None and free.served is None

@@ -39,8 +39,9 @@ MIN_VERIFIABLE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One setting measured out of fold: ``kind`` is "single", "learned" or "cascade";
-    ``knob`` is log10(wtp) or log10(lam) (NaN for a single model, named in ``model``)."""
+    """One setting measured out of fold: ``kind`` is "single", "learned", "cascade" or
+    "profile"; ``knob`` is log10(wtp), log10(lam) or the profile router's threshold (NaN for a
+    single model, named in ``model``)."""
 
     kind: str
     share: float
@@ -52,6 +53,8 @@ class Option:
     def label(self) -> str:
         if self.kind == "single":
             return f"single model {self.model}"
+        if self.kind == "profile":
+            return f"profile (threshold {self.knob:.3f})"
         name = "log10 wtp" if self.kind == "learned" else "log10 lam"
         return f"{self.kind} ({name} {self.knob:.2f})"
 

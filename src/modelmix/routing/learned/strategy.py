@@ -174,6 +174,7 @@ class LearnedStrategy:
             "mode": "profiles" if self.profiles else "artifact",
         }
         if self.profiles:
+            self._serve_profile_safely(quality_target, setting)
             self._knob["threshold"] = round(self._threshold, 3)
         self._knob.update(self._served_knob())
 
@@ -218,10 +219,27 @@ class LearnedStrategy:
         if choice is not None:
             self._apply(choice)
 
+    def _serve_profile_safely(
+        self, quality_target: float | None, setting: safety.Option | None
+    ) -> None:
+        """Do no harm for a profile route whose every model the artifact measured: the
+        threshold's measured setting, or the single model that beats it out of fold."""
+        artifact = self.artifact
+        single = safety.singles(artifact.meta, self.models)
+        if setting is not None or self.wtp is not None or len(single) != len(self.models):
+            return
+        target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+        profile = safety.options("profile", artifact.profile_calibration)
+        choice = safety.choose(target, profile, single, prompts=artifact.meta.get("prompts"))
+        if choice is not None:
+            self._apply(choice)
+
     def _apply(self, choice: safety.Choice) -> None:
         self.safety_note = choice.note
         self._choice = choice if choice.upper is not None else None
         self._best, log_wtp = self._setting(choice.option)
+        if choice.option.kind == "profile":
+            self._threshold = choice.option.knob
         self._log_wtp = self._log_wtp if log_wtp is None else log_wtp
         self._served = choice.describe()
 
@@ -231,9 +249,11 @@ class LearnedStrategy:
         return self._served
 
     def _setting(self, option: safety.Option) -> tuple[int | None, float | None]:
-        """(pinned model index, log wtp) of a setting."""
+        """(pinned model index, log wtp) of a setting (neither for a profile threshold)."""
         if option.kind == "single":
             return self.models.index(option.model), None
+        if option.kind == "profile":
+            return None, None
         return None, option.knob
 
     def predict(
@@ -289,9 +309,10 @@ class LearnedStrategy:
         novel: bool = False,
     ) -> int:
         best = self._best
-        pinned_wtp = None
+        pinned_wtp = pinned_threshold = None
         if setting is not None:
             best, pinned_wtp = self._setting(setting)
+            pinned_threshold = setting.knob if setting.kind == "profile" else None
         peers = self._novel_peers if novel else self._peers
         if best is not None and pressure <= 0.0 and best in peers:
             best = self._cheapest_peer(peers, best, cost, eligible)
@@ -305,6 +326,8 @@ class LearnedStrategy:
         log_wtp, threshold = self.degraded_knob(pressure)
         if pinned_wtp is not None and pressure <= 0.0:
             log_wtp = pinned_wtp
+        if pinned_threshold is not None and pressure <= 0.0:
+            threshold = pinned_threshold
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
