@@ -21,7 +21,9 @@ import orjson
 from modelmix.bench import assess, metrics
 from modelmix.bench.embed_routers import embed_prompts, embedding_routers
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
+from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
+from modelmix.routing.learned.blind_strategy import BlindCascadeStrategy
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.features import Features, featurize
@@ -85,9 +87,10 @@ class Run:
 
 
 def simulate(
-    strategy: Strategy, data: RoutingData, i: int, cost: np.ndarray
+    strategy: Strategy, data: RoutingData, i: int, cost: np.ndarray, hide_answers: bool = False
 ) -> tuple[float, float, list[str], str, dict[str, Any]]:
-    """Run ``strategy.plan`` on prompt ``i``: (score, cost, models called, returned, decision)."""
+    """Run ``strategy.plan`` on prompt ``i``: (score, cost, models called, returned, decision).
+    ``hide_answers``: every response's content is empty (only its token counts are real)."""
     request = ChatRequest(
         model=strategy.name, messages=[{"role": "user", "content": data.prompts[i]}]
     )
@@ -102,7 +105,7 @@ def simulate(
         j = data.models.index(attempt.model)
         called.append(attempt.model)
         spent += float(cost[i, j])
-        answer = data.answers[i][j]
+        answer = None if hide_answers else data.answers[i][j]
         content = orjson.dumps({"answer": answer}).decode() if answer is not None else ""
         response = ChatResponse(
             id=f"sim-{i}-{j}",
@@ -200,6 +203,7 @@ def _learned_runs(
                 None,
                 StagedCascadeStrategy("cascade", artifact, lam=10.0**x),
             )
+    yield from _blind_runs(artifact)
     gate = artifact.gate
     if gate is not None and verifiable:
         yield (
@@ -214,6 +218,25 @@ def _learned_runs(
             None,
             CascadeStrategy("voters-only", gate.voters, [], need=2),
         )
+
+
+#: The answer-blind cascade's swept thresholds (its curve).
+BLIND_TAUS = tuple(round(float(x), 2) for x in np.linspace(0.0, 1.0, 26))
+
+
+def _blind_runs(artifact: RouterArtifact) -> Iterator[tuple[str, str, float | None, Strategy]]:
+    """The answer-blind cascade (``BlindCascadeStrategy``): its targets and its tau sweep."""
+    if artifact.blind is None:
+        return
+    for t in LEARNED_TARGETS:
+        strategy = BlindCascadeStrategy(BLIND, artifact, quality_target=t)
+        yield BLIND, f"quality_target={t}", t, strategy
+    for tau in BLIND_TAUS:
+        yield BLIND, f"tau={tau:.2f}", None, BlindCascadeStrategy(BLIND, artifact, tau=tau)
+
+
+#: The answer-blind cascade's router name (it reads token counts, never answers).
+BLIND = "blind-cascade"
 
 
 @dataclass(slots=True)
@@ -231,6 +254,9 @@ class BenchResult:
     best_scores: np.ndarray | None = None
     #: Each prompt's category (for the share of each found unlike the training prompts).
     categories: list[str] = field(default_factory=list)
+    #: Per quality_target: [folds whose do-no-harm choice serves the answer-blind cascade,
+    #: folds] (``blind_offers``).
+    blind_offered: dict[str, list[int]] = field(default_factory=dict)
 
     def by_router(self, router: str) -> list[Run]:
         return [r for r in self.runs if r.router == router]
@@ -286,6 +312,7 @@ def run_benchmark(
         folds = int(fid.max()) + 1
         splits = [(np.where(fid != f)[0], np.where(fid == f)[0]) for f in range(folds)]
     emb = embed_prompts(data) if train is None else None
+    offered: dict[str, list[int]] = {}
     with memoised_prompts():
         for k, (tr, te) in enumerate(splits):
             train_data = train if tr is None else data.subset(tr)
@@ -295,6 +322,7 @@ def run_benchmark(
             artifact = train_artifact(train_data, seed=seed)
             artifact.__class__ = _MemoArtifact
             _category_prior(train_data, data, te, cost, run_of)
+            blind_offers(artifact, offered)
             if emb is not None and tr is not None:
                 embedding_routers(emb, tr, data, te, artifact, run_of)
             _replay(artifact, data, te, run_of, keep_decisions)
@@ -310,7 +338,28 @@ def run_benchmark(
         split="given" if train is not None else split,
         best_scores=data.score[:, best].copy(),
         categories=list(data.categories),
+        blind_offered=offered,
     )
+
+
+def blind_offers(artifact: RouterArtifact, offered: dict[str, list[int]]) -> None:
+    """Whether the do-no-harm choice (``safety.choose`` over the answer-blind cascade's and
+    one learned call's settings measured out of fold, against the single models) would serve
+    the answer-blind cascade, per target; counted into ``offered``."""
+    if artifact.blind is None:
+        return
+    single = safety.singles(artifact.meta)
+    mine = safety.options("blind", artifact.blind.calibration)
+    learned = safety.options("learned", artifact.calibration)
+    for t in LEARNED_TARGETS:
+        choice = safety.choose(t, [*mine, *learned], single, prompts=artifact.meta.get("prompts"))
+        used = choice is not None and "blind" in (
+            choice.option.kind,
+            choice.upper.kind if choice.upper is not None else "",
+        )
+        row = offered.setdefault(f"{t:g}", [0, 0])
+        row[0] += int(used)
+        row[1] += 1
 
 
 def _replay(
@@ -326,7 +375,9 @@ def _replay(
         family = "cascade" if "cascade" in router or router == "voters-only" else "learned"
         r = run_of(router, knob, family, target)
         for i in test:
-            score, spent, called, returned, decision = simulate(strategy, data, int(i), cost)
+            score, spent, called, returned, decision = simulate(
+                strategy, data, int(i), cost, hide_answers=router == BLIND
+            )
             r.add(score, spent, called, bool(decision.get("escalated", False)), int(i))
             if "out_of_distribution" in decision:
                 r.novel_rows.append(int(i))
@@ -477,6 +528,8 @@ def summary(result: BenchResult) -> dict[str, Any]:
     if len(result.models) == 2:
         out["two_model"] = _two_model(result)
     out["unlike_training"] = _unlike_training(result)
+    if result.blind_offered:
+        out["blind_offered"] = result.blind_offered
     return out
 
 
