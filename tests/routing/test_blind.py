@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from modelmix.bench.routing import BLIND, run_benchmark, simulate, summary
+from modelmix.bench.blind_rows import BLIND
+from modelmix.bench.routing import run_benchmark, simulate, summary
+from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import load_artifact
 from modelmix.routing.learned.blind import BlindGate, blind_features
 from modelmix.routing.learned.blind_strategy import BlindCascadeStrategy
@@ -142,6 +144,7 @@ def test_a_quality_target_maps_to_tau_through_the_held_back_table(trained):
     for t in (0.9, 0.95, 1.0):
         assert BlindCascadeStrategy("b", artifact, quality_target=t).tau == cal.knob_for(t)
     assert BlindCascadeStrategy("b", artifact, quality_target=0.9).tau == 0.0  # cheap suffices
+    assert safety.options("blind", cal)[1].label() == "blind (tau 0.02)"
 
 
 def test_a_failed_cheap_call_goes_to_the_strong_model(trained):

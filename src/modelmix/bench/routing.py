@@ -19,11 +19,10 @@ import numpy as np
 import orjson
 
 from modelmix.bench import assess, metrics
+from modelmix.bench.blind_rows import BLIND, blind_offers, blind_runs
 from modelmix.bench.embed_routers import embed_prompts, embedding_routers
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
-from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
-from modelmix.routing.learned.blind_strategy import BlindCascadeStrategy
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.features import Features, featurize
@@ -203,7 +202,7 @@ def _learned_runs(
                 None,
                 StagedCascadeStrategy("cascade", artifact, lam=10.0**x),
             )
-    yield from _blind_runs(artifact)
+    yield from blind_runs(artifact, LEARNED_TARGETS)
     gate = artifact.gate
     if gate is not None and verifiable:
         yield (
@@ -218,25 +217,6 @@ def _learned_runs(
             None,
             CascadeStrategy("voters-only", gate.voters, [], need=2),
         )
-
-
-#: The answer-blind cascade's swept thresholds (its curve).
-BLIND_TAUS = tuple(round(float(x), 2) for x in np.linspace(0.0, 1.0, 26))
-
-
-def _blind_runs(artifact: RouterArtifact) -> Iterator[tuple[str, str, float | None, Strategy]]:
-    """The answer-blind cascade (``BlindCascadeStrategy``): its targets and its tau sweep."""
-    if artifact.blind is None:
-        return
-    for t in LEARNED_TARGETS:
-        strategy = BlindCascadeStrategy(BLIND, artifact, quality_target=t)
-        yield BLIND, f"quality_target={t}", t, strategy
-    for tau in BLIND_TAUS:
-        yield BLIND, f"tau={tau:.2f}", None, BlindCascadeStrategy(BLIND, artifact, tau=tau)
-
-
-#: The answer-blind cascade's router name (it reads token counts, never answers).
-BLIND = "blind-cascade"
 
 
 @dataclass(slots=True)
@@ -322,7 +302,7 @@ def run_benchmark(
             artifact = train_artifact(train_data, seed=seed)
             artifact.__class__ = _MemoArtifact
             _category_prior(train_data, data, te, cost, run_of)
-            blind_offers(artifact, offered)
+            blind_offers(artifact, LEARNED_TARGETS, offered)
             if emb is not None and tr is not None:
                 embedding_routers(emb, tr, data, te, artifact, run_of)
             _replay(artifact, data, te, run_of, keep_decisions)
@@ -340,26 +320,6 @@ def run_benchmark(
         categories=list(data.categories),
         blind_offered=offered,
     )
-
-
-def blind_offers(artifact: RouterArtifact, offered: dict[str, list[int]]) -> None:
-    """Whether the do-no-harm choice (``safety.choose`` over the answer-blind cascade's and
-    one learned call's settings measured out of fold, against the single models) would serve
-    the answer-blind cascade, per target; counted into ``offered``."""
-    if artifact.blind is None:
-        return
-    single = safety.singles(artifact.meta)
-    mine = safety.options("blind", artifact.blind.calibration)
-    learned = safety.options("learned", artifact.calibration)
-    for t in LEARNED_TARGETS:
-        choice = safety.choose(t, [*mine, *learned], single, prompts=artifact.meta.get("prompts"))
-        used = choice is not None and "blind" in (
-            choice.option.kind,
-            choice.upper.kind if choice.upper is not None else "",
-        )
-        row = offered.setdefault(f"{t:g}", [0, 0])
-        row[0] += int(used)
-        row[1] += 1
 
 
 def _replay(

@@ -39,8 +39,9 @@ MIN_VERIFIABLE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One setting measured out of fold: ``kind`` is "single", "learned" or "cascade";
-    ``knob`` is log10(wtp) or log10(lam) (NaN for a single model, named in ``model``)."""
+    """One setting measured out of fold: ``kind`` is "single", "learned", "cascade" or
+    "blind" (the answer-blind cascade); ``knob`` is log10(wtp), log10(lam) or tau (NaN for a
+    single model, named in ``model``)."""
 
     kind: str
     share: float
@@ -52,7 +53,7 @@ class Option:
     def label(self) -> str:
         if self.kind == "single":
             return f"single model {self.model}"
-        name = "log10 wtp" if self.kind == "learned" else "log10 lam"
+        name = {"learned": "log10 wtp", "blind": "tau"}.get(self.kind, "log10 lam")
         return f"{self.kind} ({name} {self.knob:.2f})"
 
 
