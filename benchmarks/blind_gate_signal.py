@@ -47,7 +47,8 @@ def held_out(data: RoutingData, fid: np.ndarray) -> dict[str, np.ndarray]:
     """Per prompt, from the artifact of the folds it is not in: the heads' P(good) of the
     cheap pick, the gate's P(good) after its call, and the cheap and strong scores."""
     n = len(data)
-    out = {k: np.zeros(n) for k in ("heads", "gate", "cheap", "strong")}
+    keys = ("heads", "gate", "cheap", "strong", "cheap_cost", "strong_cost")
+    out = {k: np.zeros(n) for k in keys}
     for f in np.unique(fid):
         te = np.where(fid == f)[0]
         art = train_artifact(data.subset(np.where(fid != f)[0]))
@@ -61,6 +62,8 @@ def held_out(data: RoutingData, fid: np.ndarray) -> dict[str, np.ndarray]:
             out["gate"][i] = s.p_good(j, heads, int(data.completion_tokens[i, col]), seen)
             out["cheap"][i] = data.score[i, col]
             out["strong"][i] = data.score[i, strong]
+            out["cheap_cost"][i] = data.cost[i, col]
+            out["strong_cost"][i] = data.cost[i, strong]
     return out
 
 
@@ -93,6 +96,21 @@ def main() -> None:
     for c in sorted(set(data.categories)):
         report(c, r, np.where(cats == c)[0])
     report("all", r, np.arange(len(data)))
+    perfect(r)
+
+
+def perfect(r: dict[str, np.ndarray]) -> None:
+    """The room a better verifier would have: the cheap pick alone, and a gate that escalates
+    exactly the cheap answer's failures, as shares of always-strong's quality and cost."""
+    best_q, best_c = r["strong"].mean(), r["strong_cost"].sum()
+    fail = r["cheap"] < 1.0
+    q = np.where(fail, r["strong"], r["cheap"]).mean()
+    c = (r["cheap_cost"] + np.where(fail, r["strong_cost"], 0.0)).sum()
+    print(
+        f"cheap pick alone: {r['cheap'].mean() / best_q:.1%} of the strong model's quality at "
+        f"{r['cheap_cost'].sum() / best_c:.1%} of its cost; a perfect gate (escalating exactly "
+        f"the cheap failures, {fail.mean():.1%} of prompts): {q / best_q:.1%} at {c / best_c:.1%}"
+    )
 
 
 if __name__ == "__main__":
