@@ -7,6 +7,7 @@ Run: PYTHONPATH=src python benchmarks/routing_decision.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -19,13 +20,15 @@ from modelmix.config import parse_config
 from modelmix.portfolio import build_portfolio
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import RouterArtifact, load_artifact
+from modelmix.routing.learned.blind_strategy import BlindCascadeStrategy
+from modelmix.routing.learned.calibrate import train_artifact
 from modelmix.routing.learned.data import RoutingData, load_data, load_prices
 from modelmix.routing.learned.embedding import default_embedding
 from modelmix.routing.learned.knn import KnnRouter
 from modelmix.routing.learned.strategy import LearnedStrategy
 from modelmix.routing.needs import needs_of
-from modelmix.routing.strategy import Router
-from modelmix.types import ChatRequest
+from modelmix.routing.strategy import Outcome, Router
+from modelmix.types import ChatRequest, ChatResponse, Usage
 
 DATA = Path(
     os.environ.get(
@@ -68,6 +71,33 @@ def main() -> None:
         _row(name, times)
     _adaptive_rows(data, art)
     _knn_rows(data, art)
+    _blind_rows(data, art)
+
+
+def _blind_rows(data: RoutingData, art: RouterArtifact) -> None:
+    """The answer-blind cascade: its first attempt (the learned cheap pick), and the gate
+    after the cheap call (the call's token counts -> escalate or not). The shipped artifact
+    has no gate unless retrained with it: one is trained here on the shared data then."""
+    blind_art = art if art.blind is not None else train_artifact(data)
+    strategy = BlindCascadeStrategy("b", blind_art, quality_target=0.95)
+    first, gate = [], []
+    for i, text in enumerate(data.prompts):
+        req = ChatRequest(model="r", messages=[{"role": "user", "content": text}])
+        t0 = time.perf_counter()
+        plan = strategy.plan(req, needs_of(req), {})
+        attempt = next(plan)
+        t1 = time.perf_counter()
+        j = blind_art.models.index(attempt.model)
+        usage = Usage(int(data.prompt_tokens[i, j]), int(data.completion_tokens[i, j]))
+        response = ChatResponse(id="b", model=attempt.model, content="", usage=usage)
+        t2 = time.perf_counter()
+        with contextlib.suppress(StopIteration):
+            plan.send(Outcome(attempt.model, response=response))
+        t3 = time.perf_counter()
+        first.append((t1 - t0) * 1000)
+        gate.append((t3 - t2) * 1000)
+    _row("blind cascade (first attempt, target 0.95)", first)
+    _row("blind cascade (gate after the cheap call)", gate)
 
 
 def _adaptive_rows(data: RoutingData, art: RouterArtifact) -> None:

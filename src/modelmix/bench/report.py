@@ -168,5 +168,12 @@ def print_report(console: Console, s: dict[str, Any], title: str, all_knobs: boo
         console.print(
             f"Prompts the learned router found unlike its training prompts: {_unlike(unlike)}"
         )
+    offered = s.get("blind_offered")
+    if offered:
+        per = ", ".join(f"{t}: {v[0]}/{v[1]}" for t, v in offered.items())
+        console.print(
+            "Folds whose do-no-harm choice (answer-blind cascade or one learned call, against "
+            f"the single models) serves the answer-blind cascade, per quality_target: {per}"
+        )
     if "two_model" in s:
         console.print(two_model_table(s))

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from modelmix.bench import assess, metrics
+from modelmix.bench.blind_rows import BLIND, blind_offers, blind_runs
 from modelmix.bench.embed_routers import embed_prompts, embedding_routers
 from modelmix.routing.cascade import CascadeStrategy, StagedCascadeStrategy
 from modelmix.routing.learned.artifact import RouterArtifact
@@ -85,9 +86,10 @@ class Run:
 
 
 def simulate(
-    strategy: Strategy, data: RoutingData, i: int, cost: np.ndarray
+    strategy: Strategy, data: RoutingData, i: int, cost: np.ndarray, hide_answers: bool = False
 ) -> tuple[float, float, list[str], str, dict[str, Any]]:
-    """Run ``strategy.plan`` on prompt ``i``: (score, cost, models called, returned, decision)."""
+    """Run ``strategy.plan`` on prompt ``i``: (score, cost, models called, returned, decision).
+    ``hide_answers``: every response's content is empty (only its token counts are real)."""
     request = ChatRequest(
         model=strategy.name, messages=[{"role": "user", "content": data.prompts[i]}]
     )
@@ -102,7 +104,7 @@ def simulate(
         j = data.models.index(attempt.model)
         called.append(attempt.model)
         spent += float(cost[i, j])
-        answer = data.answers[i][j]
+        answer = None if hide_answers else data.answers[i][j]
         content = orjson.dumps({"answer": answer}).decode() if answer is not None else ""
         response = ChatResponse(
             id=f"sim-{i}-{j}",
@@ -200,6 +202,7 @@ def _learned_runs(
                 None,
                 StagedCascadeStrategy("cascade", artifact, lam=10.0**x),
             )
+    yield from blind_runs(artifact, LEARNED_TARGETS)
     gate = artifact.gate
     if gate is not None and verifiable:
         yield (
@@ -231,6 +234,9 @@ class BenchResult:
     best_scores: np.ndarray | None = None
     #: Each prompt's category (for the share of each found unlike the training prompts).
     categories: list[str] = field(default_factory=list)
+    #: Per quality_target: [folds whose do-no-harm choice serves the answer-blind cascade,
+    #: folds] (``blind_offers``).
+    blind_offered: dict[str, list[int]] = field(default_factory=dict)
 
     def by_router(self, router: str) -> list[Run]:
         return [r for r in self.runs if r.router == router]
@@ -286,6 +292,7 @@ def run_benchmark(
         folds = int(fid.max()) + 1
         splits = [(np.where(fid != f)[0], np.where(fid == f)[0]) for f in range(folds)]
     emb = embed_prompts(data) if train is None else None
+    offered: dict[str, list[int]] = {}
     with memoised_prompts():
         for k, (tr, te) in enumerate(splits):
             train_data = train if tr is None else data.subset(tr)
@@ -295,6 +302,7 @@ def run_benchmark(
             artifact = train_artifact(train_data, seed=seed)
             artifact.__class__ = _MemoArtifact
             _category_prior(train_data, data, te, cost, run_of)
+            blind_offers(artifact, LEARNED_TARGETS, offered)
             if emb is not None and tr is not None:
                 embedding_routers(emb, tr, data, te, artifact, run_of)
             _replay(artifact, data, te, run_of, keep_decisions)
@@ -310,6 +318,7 @@ def run_benchmark(
         split="given" if train is not None else split,
         best_scores=data.score[:, best].copy(),
         categories=list(data.categories),
+        blind_offered=offered,
     )
 
 
@@ -326,7 +335,9 @@ def _replay(
         family = "cascade" if "cascade" in router or router == "voters-only" else "learned"
         r = run_of(router, knob, family, target)
         for i in test:
-            score, spent, called, returned, decision = simulate(strategy, data, int(i), cost)
+            score, spent, called, returned, decision = simulate(
+                strategy, data, int(i), cost, hide_answers=router == BLIND
+            )
             r.add(score, spent, called, bool(decision.get("escalated", False)), int(i))
             if "out_of_distribution" in decision:
                 r.novel_rows.append(int(i))
@@ -477,6 +488,8 @@ def summary(result: BenchResult) -> dict[str, Any]:
     if len(result.models) == 2:
         out["two_model"] = _two_model(result)
     out["unlike_training"] = _unlike_training(result)
+    if result.blind_offered:
+        out["blind_offered"] = result.blind_offered
     return out
 
 

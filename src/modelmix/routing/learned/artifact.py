@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from modelmix.routing.learned.blind import BlindGate
 from modelmix.routing.learned.calibration import Calibration as Calibration  # re-exported
 from modelmix.routing.learned.familiar import Familiarity
 from modelmix.routing.learned.features import Features, FloatArray, featurize
@@ -67,6 +68,8 @@ class RouterArtifact:
     #: (category, model): what the predicted category's prior (its mean score in training)
     #: adds to each model's logit of P(good); None without categories.
     prior_shift: FloatArray | None = None
+    #: The answer-blind cascade's gate (``blind``): escalation decided on token counts only.
+    blind: BlindGate | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -181,6 +184,8 @@ class RouterArtifact:
             header["categories"] = self.categories
         if self.staged is not None:
             header["staged"] = self.staged.as_dict()
+        if self.blind is not None:
+            header["blind"] = self.blind.as_dict()
         if self.profile_calibration is not None:
             header["profile_calibration"] = self.profile_calibration.as_dict()
         for name, heads in named:
@@ -272,6 +277,7 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
             centroids=z["centroids"].astype(np.float32) if "centroids" in z.files else None,
             familiarity=_familiarity(header, z),
             prior_shift=z["prior_shift"].astype(np.float32) if "prior_shift" in z.files else None,
+            blind=BlindGate.from_dict(header["blind"]) if "blind" in header else None,
         )
 
 

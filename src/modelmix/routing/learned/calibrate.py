@@ -28,6 +28,7 @@ from modelmix.routing.learned.model import (
 )
 from modelmix.routing.learned.novelty import fit_centroids, oof_threshold
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
+from modelmix.routing.learned.train_blind import BlindInputs, train_blind
 from modelmix.routing.learned.train_staged import (
     Replay,
     default_stages,
@@ -282,6 +283,12 @@ def train_artifact(
     staged = train_staged(replay, stage_idx, fid, best)
     verifiable = verifiable_share(replay, stage_idx)
 
+    # -- the answer-blind cascade (escalation on token counts, no answer read) ---------------
+    blind_in = BlindInputs(
+        data, p_oof, t_oof, token_var, cost_oof, seen[:, 0], cat_oof.argmax(axis=1), len(categories)
+    )
+    blind = train_blind(blind_in, fid, best)
+
     # -- novelty: centroids of the prompts, threshold measured on held-back folds ----------
     centroids = fit_centroids(X, seed=seed)
     ood_threshold = oof_threshold(X, fid, seed=seed)
@@ -309,6 +316,7 @@ def train_artifact(
         centroids=centroids,
         familiarity=familiarity,
         prior_shift=prior_shift,
+        blind=blind,
         meta={
             "ood_threshold": ood_threshold,
             "prompts": n,

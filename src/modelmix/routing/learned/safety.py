@@ -39,9 +39,9 @@ MIN_VERIFIABLE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One setting measured out of fold: ``kind`` is "single", "learned", "cascade" or
-    "profile"; ``knob`` is log10(wtp), log10(lam) or the profile router's threshold (NaN for a
-    single model, named in ``model``)."""
+    """One setting measured out of fold: ``kind`` is "single", "learned", "cascade", "profile"
+    or "blind" (the answer-blind cascade); ``knob`` is log10(wtp), log10(lam), the profile
+    router's threshold or tau (NaN for a single model, named in ``model``)."""
 
     kind: str
     share: float
@@ -55,7 +55,7 @@ class Option:
             return f"single model {self.model}"
         if self.kind == "profile":
             return f"profile (threshold {self.knob:.3f})"
-        name = "log10 wtp" if self.kind == "learned" else "log10 lam"
+        name = {"learned": "log10 wtp", "blind": "tau"}.get(self.kind, "log10 lam")
         return f"{self.kind} ({name} {self.knob:.2f})"
 
 
