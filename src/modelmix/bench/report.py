@@ -168,5 +168,11 @@ def print_report(console: Console, s: dict[str, Any], title: str, all_knobs: boo
         console.print(
             f"Prompts the learned router found unlike its training prompts: {_unlike(unlike)}"
         )
+    unplaced = s.get("unplaced") or {}
+    if unplaced:
+        console.print(
+            "Prompts the learned router could not place in a training category (a "
+            f"quality_target route raises its willingness to pay): {_unlike(unplaced)}"
+        )
     if "two_model" in s:
         console.print(two_model_table(s))
