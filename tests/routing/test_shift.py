@@ -145,3 +145,33 @@ def test_few_categories_train_no_grouped_table():
     data = many_categories(cats=4)
     art = train_artifact(data, folds=5)
     assert art.shift is None and art.target_calibration is art.calibration
+
+
+def test_target_routes_serve_from_the_grouped_table(trained):
+    from modelmix.routing.cascade import StagedCascadeStrategy
+    from modelmix.routing.learned import safety
+
+    # a grouped table that promises 5 points less than the random folds at every knob
+    plain = trained.calibration
+    lower = shift.Calibration(
+        plain.knob, [x - 0.05 for x in plain.share], plain.cost_share, plain.se
+    )
+    art = dataclasses.replace(
+        trained, shift=shift.ShiftCalibration(-1e9, 0.0, lower, plain.share, lower.share)
+    )
+    single = safety.singles(art.meta)
+    prompts = art.meta["prompts"]
+    differ = 0
+    for t in (0.85, 0.9, 0.95):
+        want = safety.choose(t, safety.options("learned", lower), single, prompts=prompts)
+        old = safety.choose(t, safety.options("learned", plain), single, prompts=prompts)
+        differ += want.describe() != old.describe()
+        learned = LearnedStrategy("r", art.models, art, quality_target=t)
+        assert learned.served == want.describe()
+        # the cascade cannot verify here (no answers): its one learned call, the same table
+        cascade = StagedCascadeStrategy("c", art, quality_target=t)
+        assert cascade.served == f"one learned call ({want.describe()})"
+        # a raw wtp is judged on the random folds' table
+        raw = LearnedStrategy("r", art.models, art, wtp=10**-2.0)
+        assert raw.served == LearnedStrategy("r", art.models, trained, wtp=10**-2.0).served
+    assert differ  # the two tables lead to different settings: the test tells them apart
