@@ -154,6 +154,20 @@ def test_task_singles_average_each_category_once_and_fall_back_to_the_pooled_sha
     assert choice.p_upper == pytest.approx(0.06 / 0.21)
 
 
+def test_a_category_where_the_best_model_scores_near_zero_does_not_make_a_cheap_model_safe():
+    # MMLU's high_school_mathematics: the best model right on 3% of prompts, the cheap one
+    # on 30% (share 10): uncapped, the cheap model would average above the best one
+    cats = {f"c{i}": {"cheap": 0.85, "best": 1.0} for i in range(5)}
+    cats["broken"] = {"cheap": 10.0, "best": 1.0}
+    meta = {"singles": {"cheap": [0.86, 0.1], "best": [1.0, 1.0]}, "category_singles": cats}
+    shares = {o.model: o.share for o in safety.task_singles(meta)}
+    assert shares["cheap"] == pytest.approx((5 * 0.85 + safety.MAX_TASK_SHARE) / 6)
+    assert shares["cheap"] < shares["best"]
+    task = safety.task_singles(meta)
+    assert safety.safe_model(task).model == "best" and safety.peers(task) == ["best"]
+    assert safety.choose(1.0, [], task).option.model == "best"
+
+
 def test_peers_are_the_models_within_near_of_the_top_share():
     single = [
         Option("single", 0.995, 1.2, model="twin"),

@@ -175,5 +175,11 @@ def print_report(console: Console, s: dict[str, Any], title: str, all_knobs: boo
             "Folds whose do-no-harm choice (answer-blind cascade or one learned call, against "
             f"the single models) serves the answer-blind cascade, per quality_target: {per}"
         )
+    unplaced = s.get("unplaced") or {}
+    if unplaced:
+        console.print(
+            "Prompts the learned router could not place in a training category (a "
+            f"quality_target route raises its willingness to pay): {_unlike(unplaced)}"
+        )
     if "two_model" in s:
         console.print(two_model_table(s))

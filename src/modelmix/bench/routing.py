@@ -67,6 +67,9 @@ class Run:
     costs: list[float] = field(default_factory=list)
     #: Rows whose decision found the prompt unlike the training prompts.
     novel_rows: list[int] = field(default_factory=list)
+    #: Rows the route could not place in a training category (``shift``: a quality_target
+    #: route raises its willingness to pay there).
+    unplaced_rows: list[int] = field(default_factory=list)
 
     def add(
         self, score: float, cost: float, called: list[str], escalated: bool, row: int = -1
@@ -341,6 +344,8 @@ def _replay(
             r.add(score, spent, called, bool(decision.get("escalated", False)), int(i))
             if "out_of_distribution" in decision:
                 r.novel_rows.append(int(i))
+            if "unplaced" in decision:
+                r.unplaced_rows.append(int(i))
             if keep_decisions:
                 r.decisions.append(
                     {
@@ -490,16 +495,20 @@ def summary(result: BenchResult) -> dict[str, Any]:
     out["unlike_training"] = _unlike_training(result)
     if result.blind_offered:
         out["blind_offered"] = result.blind_offered
+    unplaced = _unlike_training(result, "unplaced_rows")
+    if unplaced.get("all"):
+        out["unplaced"] = unplaced
     return out
 
 
-def _unlike_training(result: BenchResult) -> dict[str, float]:
+def _unlike_training(result: BenchResult, kind: str = "novel_rows") -> dict[str, float]:
     """Per category, the share of its prompts the learned router found unlike its training
-    prompts (the check depends on the prompt, not the target: one target's run)."""
+    prompts (``kind="unplaced_rows"``: could not place in a training category; the checks
+    depend on the prompt, not the target: one target's run)."""
     runs = [r for r in result.by_router("learned") if r.target is not None and r.prompts]
     if not runs or not result.categories:
         return {}
-    flagged = set(runs[0].novel_rows)
+    flagged = set(getattr(runs[0], kind))
     out: dict[str, float] = {}
     for c in sorted(set(result.categories)):
         rows = [i for i in runs[0].rows if result.categories[i] == c]

@@ -305,7 +305,7 @@ class StagedCascadeStrategy:
             choice = safety.for_knob(self.log_lam, mine, single)
         else:
             target = 0.95 if quality_target is None else quality_target
-            learned = safety.options("learned", artifact.calibration)
+            learned = safety.options("learned", artifact.target_calibration)
             choice = safety.choose(
                 target, [*mine, *learned], single, prompts=artifact.meta.get("prompts")
             )

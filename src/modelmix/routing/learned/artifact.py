@@ -19,6 +19,7 @@ from modelmix.routing.learned.calibration import Calibration as Calibration  # r
 from modelmix.routing.learned.familiar import Familiarity
 from modelmix.routing.learned.features import Features, FloatArray, featurize
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, sigmoid
+from modelmix.routing.learned.shift import ShiftCalibration
 from modelmix.routing.learned.staged import StagedGate
 
 FORMAT = "modelmix-router/1"
@@ -70,6 +71,10 @@ class RouterArtifact:
     prior_shift: FloatArray | None = None
     #: The answer-blind cascade's gate (``blind``): escalation decided on token counts only.
     blind: BlindGate | None = None
+    #: The quality_target table that holds on unseen categories too (``shift``: measured on
+    #: random and on category-grouped folds, with a boost for prompts the category head
+    #: cannot place); None with too few categories (the target then uses ``calibration``).
+    shift: ShiftCalibration | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -131,6 +136,11 @@ class RouterArtifact:
         """The predicted category of a prompt ("" when the artifact has none)."""
         return self.category_from(self.outputs(f))
 
+    @property
+    def target_calibration(self) -> Calibration:
+        """The table a ``quality_target`` maps through (``shift``'s when trained with one)."""
+        return self.shift.calibration if self.shift is not None else self.calibration
+
     def featurize(self, text: str) -> Features:
         return featurize(text)
 
@@ -188,6 +198,8 @@ class RouterArtifact:
             header["blind"] = self.blind.as_dict()
         if self.profile_calibration is not None:
             header["profile_calibration"] = self.profile_calibration.as_dict()
+        if self.shift is not None:
+            header["shift"] = self.shift.as_dict()
         for name, heads in named:
             arrays[f"{name}_W"] = heads.W.astype(np.float16)
             arrays[f"{name}_b"] = heads.b.astype(np.float32)
@@ -278,6 +290,7 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
             familiarity=_familiarity(header, z),
             prior_shift=z["prior_shift"].astype(np.float32) if "prior_shift" in z.files else None,
             blind=BlindGate.from_dict(header["blind"]) if "blind" in header else None,
+            shift=ShiftCalibration.from_dict(header["shift"]) if "shift" in header else None,
         )
 
 

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from modelmix.routing.learned import familiar
+from modelmix.routing.learned import familiar, shift
 from modelmix.routing.learned.artifact import Calibration, CascadeGate, RouterArtifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.features import feature_matrix
@@ -133,27 +133,78 @@ def category_prior(S: np.ndarray, Y_cat: np.ndarray, rows: np.ndarray) -> np.nda
     return out
 
 
-def calibrate_quality(
-    z_oof: np.ndarray, cat_oof: np.ndarray, S: np.ndarray, Y_cat: np.ndarray, fid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Per model, P(good) from the head's out-of-fold score and, when the data has several
-    categories, the prior of the predicted category (its mean score on the other folds):
-    ``sigmoid(a·z + c + shift[category])``. Returns the (a, c) pairs, the (category, model)
-    shifts (None: one category) and the out-of-fold P(good)."""
-    n, m = S.shape
-    if Y_cat.shape[1] < 2:
-        platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
-        return platt, None, sigmoid(platt[:, 0] * z_oof + platt[:, 1])
+def prior_logits(
+    S: np.ndarray, Y_cat: np.ndarray, cat_oof: np.ndarray, fid: np.ndarray
+) -> np.ndarray:
+    """Per prompt and model, the prior (logit of the mean score on the other folds) of the
+    prompt's predicted category (the argmax of its out-of-fold category head)."""
     cat = cat_oof.argmax(axis=1)
-    L = np.zeros((n, m))
+    L = np.zeros(S.shape)
     for f in np.unique(fid):
         te = np.where(fid == f)[0]
         L[te] = category_prior(S, Y_cat, np.where(fid != f)[0])[cat[te]]
+    return L
+
+
+def calibrate_quality(
+    z_oof: np.ndarray, cat_oof: np.ndarray, S: np.ndarray, Y_cat: np.ndarray, fid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Per model, P(good) from the head's out-of-fold score and, when the data has several
+    categories, the prior of the predicted category (its mean score on the other folds):
+    ``sigmoid(a·z + c + w·prior[category])``. Returns the (a, c) pairs, the (category, model)
+    shifts ``w·prior`` (None: one category), the out-of-fold P(good) and ``w`` per model."""
+    n, m = S.shape
+    if Y_cat.shape[1] < 2:
+        platt = np.array([fit_platt(z_oof[:, j], S[:, j]) for j in range(m)], dtype=np.float32)
+        return platt, None, sigmoid(platt[:, 0] * z_oof + platt[:, 1]), np.zeros(m)
+    L = prior_logits(S, Y_cat, cat_oof, fid)
     w = np.array([fit_logistic(np.c_[z_oof[:, j], L[:, j]], S[:, j]) for j in range(m)])
     platt = w[:, [0, 2]].astype(np.float32)
     shift = (category_prior(S, Y_cat, np.arange(n)) * w[:, 1]).astype(np.float32)
     p_oof = sigmoid(platt[:, 0] * z_oof + platt[:, 1] + w[:, 1] * L)
-    return platt, shift, p_oof
+    return platt, shift, p_oof, w[:, 1]
+
+
+def out_of_fold(solver: RidgeSolver, targets: np.ndarray, fid: np.ndarray) -> np.ndarray:
+    """Every target column predicted for each fold by heads fitted on the other folds."""
+    out = np.zeros(targets.shape)
+    for f in np.unique(fid):
+        tr = np.where(fid != f)[0]
+        te = np.where(fid == f)[0]
+        out[te] = solver.predict(tr, solver.fit(tr, targets), te)
+    return out
+
+
+def shift_table(
+    solver: RidgeSolver,
+    targets: np.ndarray,
+    data: RoutingData,
+    held: shift.Held,
+    fitted: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seed: int,
+    folds: int,
+) -> shift.ShiftCalibration | None:
+    """The knob table for targets that hold on unseen categories (``shift``): the heads
+    cross-fitted again with folds of whole categories, P(good) from the same calibration
+    (``fitted``: Platt pairs, prior weights, token variance) as the shipped heads, and the
+    threshold and boost under which it agrees with the random folds' table (``held``).
+    None with too few categories."""
+    gid = shift.group_folds(data.categories, folds, seed)
+    if gid is None:
+        return None
+    platt, prior_w, token_var = fitted
+    S, m = data.score, len(data.models)
+    pred = out_of_fold(solver, targets, gid)
+    Y_cat = targets[:, 2 * m + 1 :]
+    cat_g = pred[:, 2 * m + 1 :]
+    L = prior_logits(S, Y_cat, cat_g, gid)
+    p_g = sigmoid(platt[:, 0] * pred[:, :m] + platt[:, 1] + prior_w * L)
+    pin = np.array([data.prices[x][0] for x in data.models])
+    pout = np.array([data.prices[x][1] for x in data.models])
+    seen = np.array([[float(count_tokens(t))] for t in data.prompts])
+    cost_g = seen * pin + np.expm1(pred[:, m : 2 * m] + token_var / 2) * pout
+    grouped = shift.Held(p_g, cost_g, cat_g.max(axis=1))
+    return shift.fit(S, data.cost, held, grouped, np.asarray(KNOB_GRID))
 
 
 def train_artifact(
@@ -185,20 +236,15 @@ def train_artifact(
 
     # -- out-of-fold predictions ----------------------------------------------------------
     fid = fold_ids(n, folds, seed)
-    z_oof = np.zeros((n, m))
-    t_oof = np.zeros((n, m))
-    cat_oof = np.zeros((n, len(categories)))
-    e_oof = np.zeros(n)
     everything = np.hstack([S, T, E, Y_cat])
-    for f in range(folds):
-        tr = np.where(fid != f)[0]
-        te = np.where(fid == f)[0]
-        pred = solver.predict(tr, solver.fit(tr, everything), te)
-        z_oof[te] = pred[:, :m]
-        t_oof[te] = pred[:, m : 2 * m]
-        e_oof[te] = pred[:, 2 * m]
-        cat_oof[te] = pred[:, 2 * m + 1 :]
-    platt, prior_shift, p_oof = calibrate_quality(z_oof, cat_oof, S, Y_cat, fid)
+    pred = out_of_fold(solver, everything, fid)
+    z_oof, t_oof, e_oof, cat_oof = (
+        pred[:, :m],
+        pred[:, m : 2 * m],
+        pred[:, 2 * m],
+        pred[:, 2 * m + 1 :],
+    )
+    platt, prior_shift, p_oof, prior_w = calibrate_quality(z_oof, cat_oof, S, Y_cat, fid)
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
     # The prompt's tokens as the router counts them when it decides (the text it sees): a
     # data file may count more (e.g. a few-shot prefix the text does not hold), and a
@@ -221,6 +267,10 @@ def train_artifact(
     calibration = Calibration(
         list(KNOB_GRID), shares, cost_shares, share_se(knob_scores, S[:, best])
     )
+
+    # -- the same table with whole categories held out, for targets on unseen tasks --------
+    held = shift.Held(p_oof, cost_oof, cat_oof.max(axis=1))
+    unseen = shift_table(solver, everything, data, held, (platt, prior_w, token_var), seed, folds)
 
     # -- calibration of the profile router's threshold --------------------------------------
     # As served for a portfolio given by quality profiles (here: each model's mean score):
@@ -317,6 +367,7 @@ def train_artifact(
         familiarity=familiarity,
         prior_shift=prior_shift,
         blind=blind,
+        shift=unseen,
         meta={
             "ood_threshold": ood_threshold,
             "prompts": n,

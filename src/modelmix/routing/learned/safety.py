@@ -32,6 +32,11 @@ MAX_COST_SHARE = 0.9
 NEAR = 0.01
 #: Fewer labelled prompts than this: no promise beyond the safe model.
 MIN_PROMPTS = 100
+#: In the task-averaged shares, one category credits a model with at most this share of the
+#: best model's quality there: where the best model scores near zero (MMLU's
+#: high_school_mathematics labels give GPT-4 3%), the ratio would otherwise dominate the
+#: average and make a cheap model the "safe" one for unfamiliar prompts.
+MAX_TASK_SHARE = 1.25
 #: A cascade whose first stage yields a comparable answer on fewer prompts than this share
 #: cannot verify on this traffic and is not offered.
 MIN_VERIFIABLE = 0.5
@@ -74,11 +79,12 @@ def task_singles(meta: Mapping[str, Any], models: Sequence[str] | None = None) -
     category counting once (``meta["category_singles"]``: per category, its share of the best
     model's quality there): the expected share on a new task drawn like the training tasks,
     the promise for a prompt unlike every training task (a share pooled over prompts
-    weighs the tasks by their size instead). The pooled figures when the artifact has none."""
+    weighs the tasks by their size instead), each category's share capped at
+    ``MAX_TASK_SHARE``. The pooled figures when the artifact has none."""
     by_cat: Mapping[str, Mapping[str, float]] = meta.get("category_singles", {})
     out = []
     for o in singles(meta, models):
-        shares = [float(c[o.model]) for c in by_cat.values() if o.model in c]
+        shares = [min(float(c[o.model]), MAX_TASK_SHARE) for c in by_cat.values() if o.model in c]
         share = sum(shares) / len(shares) if shares else o.share
         out.append(Option("single", share, o.cost_share, model=o.model))
     return out
@@ -280,6 +286,8 @@ def report_lines(artifact: RouterArtifact) -> list[str]:
         )
         cascade = []
     prompts = artifact.meta.get("prompts")
+    learned = options("learned", artifact.target_calibration)
+    lines += _unseen_lines(artifact)
     for t in REPORT_TARGETS:
         a = choose(t, learned, single, prompts=prompts)
         b = choose(t, [*cascade, *learned], single, prompts=prompts)
@@ -289,6 +297,20 @@ def report_lines(artifact: RouterArtifact) -> list[str]:
         "predicted tokens make cheapest (within a point of the top share)"
     )
     return lines + _novel_lines(artifact)
+
+
+def _unseen_lines(artifact: RouterArtifact) -> list[str]:
+    """What ``router train`` says about the targets' table for unseen categories."""
+    sh = artifact.shift
+    if sh is None:
+        return []
+    gap = max((abs(r - g) for r, g in zip(sh.random, sh.grouped, strict=True)), default=0.0)
+    return [
+        "  targets on unseen categories: measured on random and on category-grouped folds; "
+        f"a prompt whose category head's confidence is under {sh.threshold:.3f} gets "
+        f"{sh.boost:+.2f} decades of willingness to pay (the promise: the mean of the two "
+        f"tables, which differ by up to {gap * 100:.1f} points over all knobs)"
+    ]
 
 
 def _novel_lines(artifact: RouterArtifact) -> list[str]:

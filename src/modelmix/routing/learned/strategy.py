@@ -166,6 +166,13 @@ class LearnedStrategy:
         self._threshold = (
             profile_cal.knob_for(target) if self.profiles and profile_cal is not None else target
         )
+        #: Targets that hold on unseen categories (``shift``): a prompt the category head
+        #: cannot place gets a higher willingness to pay (quality_target mode only).
+        self._unseen = (
+            artifact.shift
+            if self.profiles is None and wtp is None and self._shift is not None
+            else None
+        )
         self._knob = {
             "quality_target": quality_target,
             "max_cost": max_cost,
@@ -210,11 +217,12 @@ class LearnedStrategy:
                     ),
                 )
             return
-        learned = safety.options("learned", artifact.calibration)
         if self.wtp is not None and self._log_wtp is not None:
+            learned = safety.options("learned", artifact.calibration)
             choice = safety.for_knob(self._log_wtp, learned, single)
         else:
             target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+            learned = safety.options("learned", artifact.target_calibration)
             choice = safety.choose(target, learned, single, prompts=artifact.meta.get("prompts"))
         if choice is not None:
             self._apply(choice)
@@ -262,11 +270,21 @@ class LearnedStrategy:
         """P(good), predicted cost (USD) per route model, and the prompt's tokens (``f``: the
         prompt's features when already computed; tokens counted here unless the caller has
         them)."""
+        p, cost, tokens, _ = self.predict_placed(text, f, prompt_tokens)
+        return p, cost, tokens
+
+    def predict_placed(
+        self, text: str, f: Features | None = None, prompt_tokens: int | None = None
+    ) -> tuple[list[float], list[float], int, float]:
+        """``predict`` and the category head's largest output (how surely the prompt is placed
+        in a training category; +inf without a category head)."""
+        confidence = math.inf
         if self.profiles is None:
             z = self._heads.apply(self.artifact.featurize(text) if f is None else f)
             m = len(self.models)
             lz = self._platt[:, 0] * z[:m] + self._platt[:, 1]
             if self._shift is not None:
+                confidence = float(np.max(z[2 * m :]))
                 lz = lz + self._shift[int(np.argmax(z[2 * m :]))]
             p = sigmoid(lz).tolist()
             toks = np.maximum(np.expm1(z[m : 2 * m] + self._token_var / 2), 1.0).tolist()
@@ -282,7 +300,7 @@ class LearnedStrategy:
             prompt_tokens * pin + t * pout
             for pin, pout, t in zip(self._pin, self._pout, toks, strict=True)
         ]
-        return p, cost, prompt_tokens
+        return p, cost, prompt_tokens, confidence
 
     def degraded_knob(self, pressure: float) -> tuple[float | None, float]:
         """(log willingness to pay or None, per-prompt threshold) under budget ``pressure``:
@@ -307,6 +325,7 @@ class LearnedStrategy:
         pressure: float = 0.0,
         setting: safety.Option | None = None,
         novel: bool = False,
+        boost: float = 0.0,
     ) -> int:
         best = self._best
         pinned_wtp = pinned_threshold = None
@@ -328,6 +347,8 @@ class LearnedStrategy:
             log_wtp = pinned_wtp
         if pinned_threshold is not None and pressure <= 0.0:
             threshold = pinned_threshold
+        if log_wtp is not None and pressure <= 0.0:
+            log_wtp += boost
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
@@ -373,7 +394,12 @@ class LearnedStrategy:
         facts = request.facts
         check = self.profiles is None or self._novel_to is not None
         f = self.artifact.featurize(facts.text) if check else None
-        p_global, cost, prompt_tokens = self.predict(facts.text, f, facts.text_tokens)
+        p_global, cost, prompt_tokens, placed = self.predict_placed(
+            facts.text, f, facts.text_tokens
+        )
+        boost = self._unseen.boost_for(placed) if self._unseen is not None else 0.0
+        if boost:
+            decision["unplaced"] = {"confidence": round(placed, 4), "boost": boost}
         p = personalise(p_global, needs.personal, decision)
         pressure = needs.budget_pressure
         setting = None
@@ -384,7 +410,7 @@ class LearnedStrategy:
         if novel is not None and self._novel_to is not None:
             setting = self._novel_to.pick(safety.request_draw(facts.text))
             decision["out_of_distribution"] = {**novel, "served": setting.model}
-        choice = self.choose(p, cost, eligible, pressure, setting, novel is not None)
+        choice = self.choose(p, cost, eligible, pressure, setting, novel is not None, boost)
         if pressure > 0.0:
             log_wtp, target = self.degraded_knob(pressure)
             decision["budget_degraded"] = {
