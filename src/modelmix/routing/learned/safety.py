@@ -277,7 +277,7 @@ def report_lines(artifact: RouterArtifact) -> list[str]:
         dear = sum(r["above_best_cost"] for r in rows)
         lines.append(
             f"  {kind}: {len(rows)} settings, {beaten} beaten by a single model on both axes, "
-            f"{dear} above always-best's cost: never served"
+            f"{dear} above always-best's cost (those are never served)"
         )
     if staged is not None and verifiable < MIN_VERIFIABLE:
         lines.append(
