@@ -7,8 +7,15 @@ from modelmix.bench.routing import simulate
 from modelmix.routing.cascade import StagedCascadeStrategy
 from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.calibrate import train_artifact
+from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.staged import StagedGate, support_masks
-from modelmix.routing.learned.train_staged import Replay, build_gate, replay_rows
+from modelmix.routing.learned.train_staged import (
+    Replay,
+    build_gate,
+    build_plans,
+    direct_stages,
+    replay_rows,
+)
 from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
 from tests.routing.test_cascade import drive, fixed
@@ -67,6 +74,123 @@ def test_round_trip_of_gate_dict():
     gate = toy_gate()
     again = StagedGate.from_dict(gate.as_dict())
     assert again.as_dict() == gate.as_dict()
+    gate.direct = toy_gate()
+    again = StagedGate.from_dict(gate.as_dict())
+    assert again.direct is not None and again.as_dict() == gate.as_dict()
+
+
+def planned_gate() -> StagedGate:
+    """Stages (a, b), tie-breaker t, strong s; the plan without t: (a, b), s. The tie-breaker
+    rarely settles a disagreement (0.40 -> 0.45), the strong model does (0.40 -> 0.80)."""
+    full = StagedGate(
+        stages=[["a", "b"], ["t"], ["s"]],
+        table={"x|0|1": [40.0, 100.0], "x|0|3": [95.0, 100.0]},
+        ahead={"x|0|1": [[40.0, 100.0], [45.0, 100.0], [80.0, 100.0]]},
+    )
+    full.direct = StagedGate(
+        stages=[["a", "b"], ["s"]],
+        table={"x|0|1": [40.0, 100.0], "x|0|3": [95.0, 100.0]},
+        ahead={"x|0|1": [[40.0, 100.0], [80.0, 100.0]]},
+    )
+    return full
+
+
+def test_first_step_chooses_the_plan_with_the_larger_net_gain():
+    gate = planned_gate()
+    p = gate.p_answer("x", 0, 1)
+    full_costs, direct_costs = [0.001, 0.01], [0.01]
+    # Both plans end with the strong model; skipping the tie-breaker saves its cost.
+    pick, gain = gate.first_step("x", 1, p, [full_costs, direct_costs], lam=1.0)
+    assert pick == 1 and gain == pytest.approx(gate.direct.go_on("x", 0, 1, p, [0.01], 1.0)[1])
+    # A price of quality under the strong model's cost per gain: neither plan, stop.
+    pick, gain = gate.first_step("x", 1, p, [full_costs, direct_costs], lam=0.01)
+    assert pick is None and gain <= 0.0
+    # One plan only (no direct gate): the same decision as ``go_on``.
+    gate.direct = None
+    go, gain = gate.go_on("x", 0, 1, p, full_costs, 1.0)
+    assert gate.first_step("x", 1, p, [full_costs], 1.0) == ((0 if go else None), gain)
+
+
+def test_direct_plan_drops_stage_one_only_with_a_stage_after_it():
+    assert direct_stages([[0, 1], [2], [3], [4]]) == [[0, 1], [3], [4]]
+    assert direct_stages([[0, 1], [2]]) is None
+    data = four_models(n=40)
+    replay = Replay(data, list(data.categories), np.full((40, 4), 100.0))
+    gate = build_plans(replay, [[0, 1], [2], [3]], np.arange(40), Calibration([0.0], [1.0]))
+    assert gate.direct is not None and gate.direct.stages == [["a", "b"], ["s"]]
+    # The first stage is the same in both plans: so are its tables.
+    first = {k: v for k, v in gate.table.items() if k.split("|")[1] == "0"}
+    assert first == {k: v for k, v in gate.direct.table.items() if k.split("|")[1] == "0"}
+
+
+def four_models(n: int = 200, seed: int = 0) -> RoutingData:
+    """Cheap voters a, b, a tie-breaker t and a strong model s. On hard prompts a and b are
+    mostly wrong and t always is (it never settles anything there); s is right on 90%."""
+    rng = np.random.default_rng(seed)
+    base = synthetic(n=n, seed=seed)
+    score, answers = [], []
+    for i, cat in enumerate(base.categories):
+        hard = cat == "hard"
+        voters = [rng.random() < (0.3 if hard else 0.95) for _ in range(2)]
+        ok = [*voters, not hard and rng.random() < 0.95, rng.random() < 0.9]
+        score.append([float(x) for x in ok])
+        answers.append(["ok" if x else f"w{i}-{j}" for j, x in enumerate(ok)])
+    return RoutingData(
+        ids=base.ids,
+        categories=base.categories,
+        prompts=base.prompts,
+        models=["a", "b", "t", "s"],
+        score=np.array(score),
+        prompt_tokens=np.full((n, 4), 20.0),
+        completion_tokens=np.tile([50.0, 50.0, 80.0, 200.0], (n, 1)),
+        answers=answers,
+        prices={
+            "a": (1e-7, 4e-7),
+            "b": (1e-7, 4e-7),
+            "t": (5e-7, 2e-6),
+            "s": (3e-6, 1.5e-5),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def planned():
+    data = four_models()
+    return data, train_artifact(data, folds=4, stages=[["a", "b"], ["t"], ["s"]])
+
+
+def test_live_plan_skips_the_tie_breaker_that_rarely_settles(planned):
+    _data, art = planned
+    assert art.staged is not None and art.staged.direct is not None
+    s = StagedCascadeStrategy("c", art, lam=1.0)
+    # Hard prompt, the voters disagree: the tie-breaker never settles that, so the gate goes
+    # straight to the strong model.
+    called, final, decision = drive(s, fixed(a="1", b="2", t="3", s="ok"), req(HARD))
+    assert called == ["a", "b", "s"] and final.model == "s"
+    assert "plan without stage 1" in decision["steps"][0]["next"]
+    assert decision["steps"][0]["net_gain"] > 0
+
+
+def test_offline_replay_matches_the_live_plan_with_two_plans(planned):
+    """Training's replay chooses between the plans as the gateway's plan does."""
+    data, art = planned
+    gate = art.staged
+    assert gate is not None
+    stages = [[data.models.index(m) for m in st] for st in gate.stages]
+    cats = [art.category_of(art.featurize(t)) for t in data.prompts]
+    toks = np.array([art.predict(art.featurize(t))[1] for t in data.prompts], dtype=float)
+    rows = np.arange(60)
+    skipped = 0
+    for lam in (1e-2, 3e-2, 1e-1, 1.0):  # (lower ones: do no harm serves one model)
+        scores, costs = replay_rows(gate, Replay(data, cats, toks), stages, rows, [lam])
+        s = StagedCascadeStrategy("c", art, lam=lam)
+        assert s.single is None and s.served.startswith("cascade")
+        for i in rows:
+            score, spent, called, *_ = simulate(s, data, int(i), data.cost)
+            skipped += "s" in called and "t" not in called
+            assert score == scores[i, 0]
+            assert spent == pytest.approx(costs[i, 0])
+    assert skipped > 0  # the direct plan was taken on some prompts
 
 
 @pytest.fixture(scope="module")

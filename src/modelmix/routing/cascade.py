@@ -35,7 +35,7 @@ from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.model import sigmoid
 from modelmix.routing.learned.policy import agreed, gate_features
-from modelmix.routing.learned.staged import answer_key
+from modelmix.routing.learned.staged import StagedGate, answer_key
 from modelmix.routing.learned.strategy import LearnedStrategy, portfolio_prices
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
@@ -409,8 +409,10 @@ class StagedCascadeStrategy:
         last: Outcome | None = None
         top: str | None = None
         mask = 0
-        for k, stage in enumerate(self.stages):
-            for model in stage:
+        gate, stages = self.gate, self.stages
+        k = 0
+        while k < len(stages):
+            for model in stages[k]:
                 called.append(model)
                 if model not in eligible:
                     answers.append(None)
@@ -428,32 +430,27 @@ class StagedCascadeStrategy:
                     usage = last.response.usage
                     if usage is not None:
                         first_tokens.append(float(usage.completion_tokens))
-            top, p, mask = self.gate.current(cat, k, answers)
+            top, p, mask = gate.current(cat, k, answers)
             step: dict[str, Any] = {
                 "stage": k,
-                "models": list(stage),
-                "answers": answers[len(answers) - len(stage) :],
+                "models": list(stages[k]),
+                "answers": answers[len(answers) - len(stages[k]) :],
                 "p_answer": round(p, 4),
             }
             steps.append(step)
-            if k == len(self.stages) - 1:
+            if k == len(stages) - 1:
                 break
-            later = [
-                sum(
-                    self._cost(m, prompt_tokens, float(toks[self._idx[m]]), first_tokens)
-                    for m in s
-                    if m in eligible
-                )
-                for s in self.stages[k + 1 :]
-            ]
             if top is None:
                 step["next"] = "no usable answer: escalate"
+                k += 1
                 continue
-            go, gain = self.gate.go_on(cat, k, mask, p, later, lam)
-            step["predicted_cost_later"] = [float(f"{c:.3g}") for c in later]
-            step["net_gain"] = float(f"{gain:.3g}")
-            if not go:
+            costs = (prompt_tokens, toks, first_tokens, eligible)
+            plan = self._next(gate, k, cat, mask, p, costs, lam, step)
+            if plan is None:
                 break
+            gate = plan
+            stages = [list(x) for x in plan.stages]
+            k += 1
         decision["escalated"] = len(steps) > 1
         if top is not None:
             who = mask.bit_length() - 1
@@ -468,9 +465,60 @@ class StagedCascadeStrategy:
                 return out
         return last
 
-    def _cost(self, model: str, prompt_tokens: int, predicted: float, first: list[float]) -> float:
+    def _next(
+        self,
+        gate: StagedGate,
+        k: int,
+        cat: str,
+        mask: int,
+        p: float,
+        costs: tuple[int, np.ndarray, list[float], set[str]],
+        lam: float,
+        step: dict[str, Any],
+    ) -> StagedGate | None:
+        """After stage ``k``: the plan (gate) to go on with, or None to stop (logged in
+        ``step``). After the first stage the gate chooses between its plans
+        (``StagedGate.first_step``); later, the chosen plan's gate decides (``go_on``)."""
+        if k == 0:
+            plans = gate.plans
+            later_by = [self._later(g, g.stages[1:], *costs) for g in plans]
+            pick, gain = gate.first_step(cat, mask, p, later_by, lam)
+            later = later_by[pick or 0]
+            nxt = None if pick is None else plans[pick]
+            if pick:
+                step["next"] = f"plan without stage 1: {plans[pick].stages[1]}"
+        else:
+            later = self._later(gate, gate.stages[k + 1 :], *costs)
+            go, gain = gate.go_on(cat, k, mask, p, later, lam)
+            nxt = gate if go else None
+        step["predicted_cost_later"] = [float(f"{c:.3g}") for c in later]
+        step["net_gain"] = float(f"{gain:.3g}")
+        return nxt
+
+    def _later(
+        self,
+        gate: StagedGate,
+        stages: Sequence[Sequence[str]],
+        prompt_tokens: int,
+        toks: np.ndarray,
+        first: list[float],
+        eligible: set[str],
+    ) -> list[float]:
+        """Predicted cost of each of ``stages`` (the eligible models' calls) for this prompt."""
+        return [
+            sum(
+                self._cost(gate, m, prompt_tokens, float(toks[self._idx[m]]), first)
+                for m in s
+                if m in eligible
+            )
+            for s in stages
+        ]
+
+    def _cost(
+        self, gate: StagedGate, model: str, prompt_tokens: int, predicted: float, first: list[float]
+    ) -> float:
         pin, pout = self._price[model]
-        return prompt_tokens * pin + self.gate.later_tokens(model, predicted, first) * pout
+        return prompt_tokens * pin + gate.later_tokens(model, predicted, first) * pout
 
 
 def staged_answer(response: ChatResponse | None, verdict: Verdict) -> str | None:

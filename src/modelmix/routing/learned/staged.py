@@ -16,6 +16,11 @@ so far:
   completion tokens, predicted from the prompt and refined with the completion lengths the first
   stage actually returned (long answers from the cheap models announce long answers from the
   strong one). ``lam`` near 0 accepts the first stage's answer; a large ``lam`` calls every stage.
+* Two plans after the first stage: every stage in order, or the same cascade without its
+  tie-breaking stage (stage 1), so that a disagreement the tie-breaker is unlikely to settle
+  goes straight to the strong model (``direct``, a gate of its own, trained on the same
+  traffic). After the first stage the gate follows the plan with the larger net gain, or stops
+  when neither gains (``first_step``); later stages follow that plan's gate.
 
 No I/O and no look at anything a call has not returned: the gateway's plan and the offline
 simulation in training run these same functions.
@@ -73,10 +78,17 @@ class StagedGate:
     tokens: dict[str, list[float]] = field(default_factory=dict)
     #: knob = log10(lam); share = realised share of the best model's quality (held back).
     calibration: Calibration = field(default_factory=lambda: Calibration([0.0], [1.0]))
+    #: The same cascade without stage 1 (its first stage identical), or None: one plan only.
+    direct: StagedGate | None = None
 
     @property
     def models(self) -> list[str]:
         return [m for stage in self.stages for m in stage]
+
+    @property
+    def plans(self) -> list[StagedGate]:
+        """The plans the first step chooses between: this gate, then ``direct`` if any."""
+        return [self] if self.direct is None else [self, self.direct]
 
     # -- estimates ------------------------------------------------------------------------
 
@@ -134,6 +146,24 @@ class StagedGate:
             best = max(best, lam * (p_j - p_now) - spent)
         return best > 0.0, best
 
+    def first_step(
+        self,
+        cat: str,
+        mask: int,
+        p_now: float,
+        later_costs: Sequence[Sequence[float]],
+        lam: float,
+    ) -> tuple[int | None, float]:
+        """After the first stage: the plan to follow (index into ``plans``), or None to stop
+        there, and its net gain. ``later_costs[k]``: plan ``k``'s predicted cost of each of its
+        stages after the first."""
+        gains = [
+            plan.go_on(cat, 0, mask, p_now, later_costs[k], lam)[1]
+            for k, plan in enumerate(self.plans)
+        ]
+        k = max(range(len(gains)), key=lambda i: gains[i])
+        return (k if gains[k] > 0.0 else None), gains[k]
+
     # -- storage --------------------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
@@ -144,11 +174,13 @@ class StagedGate:
             "ahead": self.ahead,
             "tokens": self.tokens,
             "calibration": self.calibration.as_dict(),
+            **({} if self.direct is None else {"direct": self.direct.as_dict()}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StagedGate:
         cal = d["calibration"]
+        direct = cls.from_dict(d["direct"]) if d.get("direct") is not None else None
         return cls(
             stages=[list(s) for s in d["stages"]],
             table={k: [float(x) for x in v] for k, v in d["table"].items()},
@@ -161,4 +193,5 @@ class StagedGate:
                 [float(x) for x in cal.get("cost_share", [])],
                 [float(x) for x in cal.get("se", [])],
             ),
+            direct=direct,
         )

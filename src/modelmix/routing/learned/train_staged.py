@@ -131,6 +131,71 @@ def build_gate(
     return gate
 
 
+def direct_stages(stages: list[list[int]]) -> list[list[int]] | None:
+    """The plan without the tie-breaking stage (stage 1), when there is a stage after it."""
+    return stages[:1] + stages[2:] if len(stages) >= 3 else None
+
+
+def build_plans(
+    replay: Replay, stages: list[list[int]], rows: np.ndarray, calibration: Calibration
+) -> StagedGate:
+    """The gate of every stage in order and, with three stages or more, the gate of the
+    plan without stage 1 (``StagedGate.direct``), on the same rows."""
+    gate = build_gate(replay, stages, rows, calibration)
+    skip = direct_stages(stages)
+    if skip is not None:
+        gate.direct = build_gate(replay, skip, rows, Calibration([0.0], [1.0]))
+    return gate
+
+
+@dataclass(slots=True)
+class _Trace:
+    """One prompt through one plan: predicted cost of each stage, and per stage the state
+    (answer, its probability, its mask), the returned answer's score and the cost so far."""
+
+    later: list[float]
+    states: list[tuple[str | None, float, int, float, float]]
+
+
+def _trace(gate: StagedGate, replay: Replay, stages: list[list[int]], i: int) -> _Trace:
+    data = replay.data
+    pin = np.array([data.prices[m][0] for m in data.models])
+    pout = np.array([data.prices[m][1] for m in data.models])
+    seen = data.prompt_tokens if replay.seen_tokens is None else replay.seen_tokens
+    first_tokens = [
+        float(data.completion_tokens[i, j])
+        for j in stages[0]
+        if answer_key(data.answers[i][j]) is not None
+    ]
+    later = [
+        sum(
+            seen[i, min(j, seen.shape[1] - 1)] * pin[j]
+            + gate.later_tokens(data.models[j], float(replay.pred_tokens[i, j]), first_tokens)
+            * pout[j]
+            for j in s
+        )
+        for s in stages
+    ]
+    states = []
+    spent = 0.0
+    for k in range(len(stages)):
+        spent += float(data.cost[i, stages[k]].sum())
+        top, p, mask = gate.current(replay.cats[i], k, replay.answers(i, stages, k))
+        ok = 0.0 if top is None else float(data.score[i, replay.returned(stages, k, mask)])
+        states.append((top, p, mask, ok, spent))
+    return _Trace(later, states)
+
+
+def _stop(gate: StagedGate, cat: str, trace: _Trace, lam: float, start: int) -> int:
+    """The stage at which ``gate`` stops, deciding from stage ``start`` on."""
+    states = trace.states
+    for k in range(start, len(states) - 1):
+        top, p, mask = states[k][:3]
+        if top is not None and not gate.go_on(cat, k, mask, p, trace.later[k + 1 :], lam)[0]:
+            return k
+    return len(states) - 1
+
+
 def replay_rows(
     gate: StagedGate,
     replay: Replay,
@@ -139,48 +204,22 @@ def replay_rows(
     lams: Sequence[float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """(score, cost) of every row (n_rows, len(lams)) under the gate at each ``lam``."""
-    data = replay.data
-    cost = data.cost
-    pin = np.array([data.prices[m][0] for m in data.models])
-    pout = np.array([data.prices[m][1] for m in data.models])
-    n_st = len(stages)
-    seen = data.prompt_tokens if replay.seen_tokens is None else replay.seen_tokens
+    plans = [stages] if gate.direct is None else [stages, direct_stages(stages) or stages]
     scores = np.zeros((len(rows), len(lams)))
     costs = np.zeros((len(rows), len(lams)))
     for r, i in enumerate(rows):
         i = int(i)
         cat = replay.cats[i]
-        first_tokens = [
-            float(data.completion_tokens[i, j])
-            for j in stages[0]
-            if answer_key(data.answers[i][j]) is not None
-        ]
-        later = [
-            sum(
-                seen[i, min(j, seen.shape[1] - 1)] * pin[j]
-                + gate.later_tokens(data.models[j], float(replay.pred_tokens[i, j]), first_tokens)
-                * pout[j]
-                for j in s
-            )
-            for s in stages
-        ]
-        states = []
-        spent = 0.0
-        for k in range(n_st):
-            spent += float(cost[i, stages[k]].sum())
-            top, p, mask = gate.current(cat, k, replay.answers(i, stages, k))
-            ok = 0.0 if top is None else float(data.score[i, replay.returned(stages, k, mask)])
-            states.append((top, p, mask, ok, spent))
+        traces = [_trace(g, replay, st, i) for g, st in zip(gate.plans, plans, strict=True)]
+        top, p, mask = traces[0].states[0][:3]
         for c, lam in enumerate(lams):
-            stop = n_st - 1
-            for k, (top, p, mask, _ok, _spent) in enumerate(states[:-1]):
-                if top is None:
-                    continue
-                if not gate.go_on(cat, k, mask, p, later[k + 1 :], lam)[0]:
-                    stop = k
-                    break
-            scores[r, c] = states[stop][3]
-            costs[r, c] = states[stop][4]
+            pick: int | None = 0  # no usable first answer: escalate along every stage
+            if top is not None:
+                pick, _ = gate.first_step(cat, mask, p, [t.later[1:] for t in traces], lam)
+            trace = traces[0 if pick is None else pick]
+            stop = 0 if pick is None else _stop(gate.plans[pick], cat, trace, lam, 1)
+            scores[r, c] = trace.states[stop][3]
+            costs[r, c] = trace.states[stop][4]
     return scores, costs
 
 
@@ -213,7 +252,7 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
     for f in np.unique(fid):
         tr = np.where(fid != f)[0]
         te = np.where(fid == f)[0]
-        gate = build_gate(replay, stages, tr, empty)
+        gate = build_plans(replay, stages, tr, empty)
         scores[te], costs[te] = replay_rows(gate, replay, stages, te, lams)
     best_q = float(data.score[:, best].mean())
     best_c = float(data.cost[:, best].sum())
@@ -223,4 +262,4 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
         [float(x) for x in costs.sum(axis=0) / best_c],
         share_se(scores, data.score[:, best]),
     )
-    return build_gate(replay, stages, np.arange(n), calibration)
+    return build_plans(replay, stages, np.arange(n), calibration)
