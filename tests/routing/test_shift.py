@@ -1,6 +1,5 @@
 """Targets that hold on unseen categories: the grouped-fold table, its boost, and its use."""
 
-import contextlib
 import dataclasses
 import math
 
@@ -13,9 +12,7 @@ from modelmix.routing.learned.calibrate import train_artifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.safety import Option
 from modelmix.routing.learned.strategy import LearnedStrategy
-from modelmix.routing.needs import needs_of
-from modelmix.routing.strategy import Outcome
-from modelmix.types import ChatRequest, ChatResponse
+from tests.routing.test_learned import decide
 
 KNOBS = np.linspace(-3.0, 1.0, 33)
 
@@ -103,16 +100,6 @@ def many_categories(n=600, cats=12, seed=0):
 @pytest.fixture(scope="module")
 def trained():
     return train_artifact(many_categories(), folds=5)
-
-
-def decide(strategy, text):
-    req = ChatRequest(model="r", messages=[{"role": "user", "content": text}])
-    decision = {}
-    plan = strategy.plan(req, needs_of(req), decision)
-    attempt = next(plan)
-    with contextlib.suppress(StopIteration):
-        plan.send(Outcome(attempt.model, response=ChatResponse(id="1", model="m", content="x")))
-    return attempt.model, decision
 
 
 def test_training_measures_the_grouped_table_and_targets_use_it(trained, tmp_path):
