@@ -218,12 +218,11 @@ def test_a_profile_route_of_measured_models_never_serves_a_beaten_threshold():
     def route(target: float, **kw: object) -> LearnedStrategy:
         return LearnedStrategy("r", ["small", "large"], art, quality_target=target, **kw)
 
-    cheap = route(0.75, profiles=profiles)  # its threshold (0.5) is safe: served as trained
+    cheap = route(0.75, profiles=profiles)
     assert cheap._best is None and cheap._choice is None and cheap._threshold == 0.5
-    assert cheap.served is None and cheap.safety_note is None
+    assert cheap.served == "profile (threshold 0.500)"
     pinned = route(0.95, profiles=profiles)  # not the beaten 0.8 threshold: small itself
     assert pinned._best == 0 and pinned.served == "single model small"
-    assert pinned.safety_note is not None and "unsafe out of fold" in pinned.safety_note
     assert pinned.choose([0.5, 0.9], [0.1, 2.0], [True, True]) == 0
     mixed = route(0.9, profiles=profiles)  # between the 0.5 threshold and small
     assert mixed._choice is not None and mixed._choice.upper is not None

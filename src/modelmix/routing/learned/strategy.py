@@ -231,24 +231,16 @@ class LearnedStrategy:
         self, quality_target: float | None, setting: safety.Option | None
     ) -> None:
         """Do no harm for a profile route whose every model the artifact measured: the
-        target's threshold as trained when its nearest measured setting is safe, else the
-        safe choice for the target (a single model, or a mix with a safe threshold)."""
+        threshold's measured setting, or the single model that beats it out of fold."""
         artifact = self.artifact
         single = safety.singles(artifact.meta, self.models)
         if setting is not None or self.wtp is not None or len(single) != len(self.models):
             return
-        profile = safety.options("profile", artifact.profile_calibration)
-        if not profile:
-            return
-        near = min(profile, key=lambda o: abs(o.knob - self._threshold))
-        if safety.is_safe(near, single):
-            return
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
+        profile = safety.options("profile", artifact.profile_calibration)
         choice = safety.choose(target, profile, single, prompts=artifact.meta.get("prompts"))
         if choice is not None:
-            why = f"the threshold for quality_target {target:g} is unsafe out of fold"
-            note = f"{why} ({near.label()}): served {choice.describe()}"
-            self._apply(safety.Choice(choice.option, note, choice.upper, choice.p_upper))
+            self._apply(choice)
 
     def _apply(self, choice: safety.Choice) -> None:
         self.safety_note = choice.note
