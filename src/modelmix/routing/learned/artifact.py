@@ -75,6 +75,9 @@ class RouterArtifact:
     #: random and on category-grouped folds, with a boost for prompts the category head
     #: cannot place); None with too few categories (the target then uses ``calibration``).
     shift: ShiftCalibration | None = None
+    #: The profile router's table that holds on unseen categories too (``profile_shift``:
+    #: ``boost`` is the lift of an unplaced prompt's threshold); None with too few categories.
+    profile_shift: ShiftCalibration | None = None
 
     #: Every head side by side (built on first use): one product per prompt gives them all.
     _folded: FoldedHeads | None = field(default=None, init=False, repr=False, compare=False)
@@ -141,6 +144,14 @@ class RouterArtifact:
         """The table a ``quality_target`` maps through (``shift``'s when trained with one)."""
         return self.shift.calibration if self.shift is not None else self.calibration
 
+    @property
+    def profile_target_calibration(self) -> Calibration | None:
+        """The table a profile route's ``quality_target`` maps through (``profile_shift``'s
+        when trained with one)."""
+        if self.profile_shift is not None:
+            return self.profile_shift.calibration
+        return self.profile_calibration
+
     def featurize(self, text: str) -> Features:
         return featurize(text)
 
@@ -200,6 +211,8 @@ class RouterArtifact:
             header["profile_calibration"] = self.profile_calibration.as_dict()
         if self.shift is not None:
             header["shift"] = self.shift.as_dict()
+        if self.profile_shift is not None:
+            header["profile_shift"] = self.profile_shift.as_dict()
         for name, heads in named:
             arrays[f"{name}_W"] = heads.W.astype(np.float16)
             arrays[f"{name}_b"] = heads.b.astype(np.float32)
@@ -291,6 +304,11 @@ def load_artifact(path: str | Path | None = None) -> RouterArtifact:
             prior_shift=z["prior_shift"].astype(np.float32) if "prior_shift" in z.files else None,
             blind=BlindGate.from_dict(header["blind"]) if "blind" in header else None,
             shift=ShiftCalibration.from_dict(header["shift"]) if "shift" in header else None,
+            profile_shift=(
+                ShiftCalibration.from_dict(header["profile_shift"])
+                if "profile_shift" in header
+                else None
+            ),
         )
 
 

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from modelmix.routing.learned import familiar, shift
+from modelmix.routing.learned import familiar, profile_shift, shift
 from modelmix.routing.learned.artifact import Calibration, CascadeGate, RouterArtifact
 from modelmix.routing.learned.data import RoutingData
 from modelmix.routing.learned.features import feature_matrix
@@ -175,26 +175,32 @@ def out_of_fold(solver: RidgeSolver, targets: np.ndarray, fid: np.ndarray) -> np
     return out
 
 
+def grouped_out_of_fold(
+    solver: RidgeSolver, targets: np.ndarray, data: RoutingData, seed: int, folds: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fold ids of whole categories (``shift.group_folds``) and every target column predicted
+    out of fold with them; None with too few categories."""
+    gid = shift.group_folds(data.categories, folds, seed)
+    if gid is None:
+        return None
+    return gid, out_of_fold(solver, targets, gid)
+
+
 def shift_table(
-    solver: RidgeSolver,
     targets: np.ndarray,
     data: RoutingData,
     held: shift.Held,
     fitted: tuple[np.ndarray, np.ndarray, np.ndarray],
-    seed: int,
-    folds: int,
-) -> shift.ShiftCalibration | None:
+    grouped: tuple[np.ndarray, np.ndarray],
+) -> shift.ShiftCalibration:
     """The knob table for targets that hold on unseen categories (``shift``): the heads
-    cross-fitted again with folds of whole categories, P(good) from the same calibration
-    (``fitted``: Platt pairs, prior weights, token variance) as the shipped heads, and the
-    threshold and boost under which it agrees with the random folds' table (``held``).
-    None with too few categories."""
-    gid = shift.group_folds(data.categories, folds, seed)
-    if gid is None:
-        return None
+    cross-fitted again with folds of whole categories (``grouped``: fold ids, predictions),
+    P(good) from the same calibration (``fitted``: Platt pairs, prior weights, token
+    variance) as the shipped heads, and the threshold and boost under which it agrees with
+    the random folds' table (``held``)."""
+    gid, pred = grouped
     platt, prior_w, token_var = fitted
     S, m = data.score, len(data.models)
-    pred = out_of_fold(solver, targets, gid)
     Y_cat = targets[:, 2 * m + 1 :]
     cat_g = pred[:, 2 * m + 1 :]
     L = prior_logits(S, Y_cat, cat_g, gid)
@@ -203,8 +209,42 @@ def shift_table(
     pout = np.array([data.prices[x][1] for x in data.models])
     seen = np.array([[float(count_tokens(t))] for t in data.prompts])
     cost_g = seen * pin + np.expm1(pred[:, m : 2 * m] + token_var / 2) * pout
-    grouped = shift.Held(p_g, cost_g, cat_g.max(axis=1))
-    return shift.fit(S, data.cost, held, grouped, np.asarray(KNOB_GRID))
+    grouped_held = shift.Held(p_g, cost_g, cat_g.max(axis=1))
+    return shift.fit(S, data.cost, held, grouped_held, np.asarray(KNOB_GRID))
+
+
+def profile_inputs(
+    data: RoutingData, pred: np.ndarray, token_var: np.ndarray, seen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(good) and cost per prompt and model as the profile router serves them, from
+    out-of-fold predictions ``pred`` (``[quality | tokens | easiness | categories]``): each
+    model's mean score as its profile, P(good) = sigmoid(logit(profile) + easiness - mean
+    easiness), cost from the typical predicted completion length."""
+    S, m = data.score, len(data.models)
+    easy = np.clip(S.mean(axis=1), 0.02, 0.98)
+    mean_easiness = float(np.log(easy / (1 - easy)).mean())
+    profile_logit = np.array([logit(float(q)) for q in S.mean(axis=0)])
+    p = sigmoid(profile_logit[None, :] + (pred[:, 2 * m] - mean_easiness)[:, None])
+    t = pred[:, m : 2 * m]
+    typical = np.maximum(np.expm1(t.mean(axis=1) + float(token_var.mean()) / 2), 1.0)
+    pin = np.array([data.prices[x][0] for x in data.models])
+    pout = np.array([data.prices[x][1] for x in data.models])
+    return p, seen * pin + typical[:, None] * pout
+
+
+def profile_table(data: RoutingData, p: np.ndarray, cost: np.ndarray) -> Calibration:
+    """The profile router's table: threshold -> share of the best model's quality kept (and
+    cost share) on held-back prompts."""
+    S, rows = data.score, np.arange(len(data))
+    best = int(np.argmax(S.mean(axis=0)))
+    best_q, best_c = S[:, best].mean(), data.cost[:, best].sum()
+    shares: list[float] = []
+    costs: list[float] = []
+    for threshold in PROFILE_GRID:
+        ch = profile_choices(p, cost, threshold)
+        shares.append(float(S[rows, ch].mean() / best_q))
+        costs.append(float(data.cost[rows, ch].sum() / best_c))
+    return Calibration(list(PROFILE_GRID), shares, costs)
 
 
 def train_artifact(
@@ -238,12 +278,7 @@ def train_artifact(
     fid = fold_ids(n, folds, seed)
     everything = np.hstack([S, T, E, Y_cat])
     pred = out_of_fold(solver, everything, fid)
-    z_oof, t_oof, e_oof, cat_oof = (
-        pred[:, :m],
-        pred[:, m : 2 * m],
-        pred[:, 2 * m],
-        pred[:, 2 * m + 1 :],
-    )
+    z_oof, t_oof, cat_oof = pred[:, :m], pred[:, m : 2 * m], pred[:, 2 * m + 1 :]
     platt, prior_shift, p_oof, prior_w = calibrate_quality(z_oof, cat_oof, S, Y_cat, fid)
     token_var = np.var(T - t_oof, axis=0).astype(np.float32)
     # The prompt's tokens as the router counts them when it decides (the text it sees): a
@@ -270,25 +305,30 @@ def train_artifact(
 
     # -- the same table with whole categories held out, for targets on unseen tasks --------
     held = shift.Held(p_oof, cost_oof, cat_oof.max(axis=1))
-    unseen = shift_table(solver, everything, data, held, (platt, prior_w, token_var), seed, folds)
+    grouped = grouped_out_of_fold(solver, everything, data, seed, folds)
+    unseen = (
+        shift_table(everything, data, held, (platt, prior_w, token_var), grouped)
+        if grouped is not None
+        else None
+    )
 
     # -- calibration of the profile router's threshold --------------------------------------
     # As served for a portfolio given by quality profiles (here: each model's mean score):
-    # P(good) = sigmoid(logit(profile) + easiness - mean easiness), cost from the typical
-    # predicted completion length (``RouterArtifact.typical_tokens``: the mean of the models'
-    # log-token predictions); the table maps a quality_target to the per-prompt threshold
-    # that kept that share of the best model's quality on held-back prompts.
-    profile_logit = np.array([logit(float(q)) for q in S.mean(axis=0)])
-    p_profile = sigmoid(profile_logit[None, :] + (e_oof - E.mean())[:, None])
-    typical = np.maximum(np.expm1(t_oof.mean(axis=1) + float(token_var.mean()) / 2), 1.0)
-    cost_profile = seen * pin + typical[:, None] * pout
-    p_shares: list[float] = []
-    p_costs: list[float] = []
-    for threshold in PROFILE_GRID:
-        ch = profile_choices(p_profile, cost_profile, threshold)
-        p_shares.append(float(S[rows, ch].mean() / best_q))
-        p_costs.append(float(cost[rows, ch].sum() / best_c))
-    profile_calibration = Calibration(list(PROFILE_GRID), p_shares, p_costs)
+    # the table maps a quality_target to the per-prompt threshold that kept that share of the
+    # best model's quality on held-back prompts; with whole categories held out too, the mean
+    # of the two tables with a raised threshold for unplaced prompts (``profile_shift``).
+    p_profile, cost_profile = profile_inputs(data, pred, token_var, seen)
+    profile_calibration = profile_table(data, p_profile, cost_profile)
+    profile_unseen = None
+    if grouped is not None:
+        p_g, cost_g = profile_inputs(data, grouped[1], token_var, seen)
+        profile_unseen = profile_shift.fit(
+            S,
+            cost,
+            shift.Held(p_profile, cost_profile, cat_oof.max(axis=1)),
+            shift.Held(p_g, cost_g, grouped[1][:, 2 * m + 1 :].max(axis=1)),
+            np.asarray(PROFILE_GRID),
+        )
 
     # -- the cascade gate --------------------------------------------------------------------
     voter_idx = (
@@ -368,6 +408,7 @@ def train_artifact(
         prior_shift=prior_shift,
         blind=blind,
         shift=unseen,
+        profile_shift=profile_unseen,
         meta={
             "ood_threshold": ood_threshold,
             "prompts": n,

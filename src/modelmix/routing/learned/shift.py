@@ -23,6 +23,7 @@ costs a comparison per decision.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,20 +148,34 @@ def _spread(r: np.ndarray, g: np.ndarray) -> float:
     return float(np.abs(r - g)[inside].max()) if inside.any() else 0.0
 
 
+#: ``measure``'s signature: (scores, cost, held, knobs, threshold, boost) -> (scores, costs).
+Measure = Callable[
+    [np.ndarray, np.ndarray, Held, np.ndarray, float, float], tuple[np.ndarray, np.ndarray]
+]
+
+
 def fit(
-    S: np.ndarray, cost: np.ndarray, random: Held, grouped: Held, knobs: np.ndarray
+    S: np.ndarray,
+    cost: np.ndarray,
+    random: Held,
+    grouped: Held,
+    knobs: np.ndarray,
+    replay: Measure = measure,
+    boosts: Sequence[float] = BOOSTS,
 ) -> ShiftCalibration:
     """The threshold and boost under which the random-fold and grouped-fold tables agree
     (none when they do without; else the cheapest within ``TOLERANCE``, else the closest),
-    and the promised table."""
+    and the promised table. ``replay`` routes the held-back prompts at each knob with a
+    candidate boost (``measure``: the willingness-to-pay rule; ``profile_shift``: the
+    profile router's threshold), ``boosts`` the candidates tried."""
     best = int(np.argmax(S.mean(axis=0)))
     bq = max(float(S[:, best].mean()), 1e-12)
     found: list[tuple[bool, float, float, Any]] = []
-    for q, boost in itertools.chain([(0.0, 0.0)], itertools.product(QUANTILES[1:], BOOSTS)):
+    for q, boost in itertools.chain([(0.0, 0.0)], itertools.product(QUANTILES[1:], boosts)):
         # q = 0: no prompt is boosted (under the smallest confidence seen, and finite)
         threshold = float(np.quantile(random.confidence, q) if q > 0 else _floor(random))
-        rs, rc = measure(S, cost, random, knobs, threshold, boost)
-        gs, gc = measure(S, cost, grouped, knobs, threshold, boost)
+        rs, rc = replay(S, cost, random, knobs, threshold, boost)
+        gs, gc = replay(S, cost, grouped, knobs, threshold, boost)
         r, g = rs.mean(axis=0) / bq, gs.mean(axis=0) / bq
         spread = _spread(r, g)
         cost_share = (rc + gc) / 2

@@ -37,6 +37,7 @@ from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.features import Features, FloatArray, sparse_features
 from modelmix.routing.learned.model import FoldedHeads, LinearHeads, PairHeads, sigmoid
 from modelmix.routing.learned.policy import logit, pick
+from modelmix.routing.learned.profile_shift import raise_threshold
 from modelmix.routing.needs import Needs
 from modelmix.routing.strategy import Attempt, Outcome, Plan
 from modelmix.tokens import count_tokens
@@ -162,17 +163,22 @@ class LearnedStrategy:
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
-        profile_cal = artifact.profile_calibration
+        profile_cal = artifact.profile_target_calibration
         self._threshold = (
             profile_cal.knob_for(target) if self.profiles and profile_cal is not None else target
         )
         #: Targets that hold on unseen categories (``shift``): a prompt the category head
-        #: cannot place gets a higher willingness to pay (quality_target mode only).
+        #: cannot place gets a higher willingness to pay, or with profiles a raised
+        #: threshold (``profile_shift``; quality_target mode only).
         self._unseen = (
             artifact.shift
             if self.profiles is None and wtp is None and self._shift is not None
             else None
         )
+        self._category: FoldedHeads | None = None
+        if self.profiles and wtp is None and artifact.profile_shift and artifact.category:
+            self._unseen = artifact.profile_shift
+            self._category = FoldedHeads([artifact.category])
         self._knob = {
             "quality_target": quality_target,
             "max_cost": max_cost,
@@ -237,7 +243,7 @@ class LearnedStrategy:
         if setting is not None or self.wtp is not None or len(single) != len(self.models):
             return
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
-        profile = safety.options("profile", artifact.profile_calibration)
+        profile = safety.options("profile", artifact.profile_target_calibration)
         choice = safety.choose(target, profile, single, prompts=artifact.meta.get("prompts"))
         if choice is not None:
             self._apply(choice)
@@ -292,6 +298,9 @@ class LearnedStrategy:
             sparse = sparse_features(text) if f is None else (f.idx.tolist(), f.val.tolist())
             easiness, log_tokens = self._pair.apply(*sparse)
             shift = easiness - self._mean_easiness
+            if self._category is not None:
+                feats = self.artifact.featurize(text) if f is None else f
+                confidence = float(np.max(self._category.apply(feats)))
             p = [1.0 / (1.0 + math.exp(-(q + shift))) for q in self._profile_logit]
             toks = [max(math.expm1(log_tokens + self._token_shift), 1.0)] * len(self.models)
         if prompt_tokens is None:
@@ -314,7 +323,7 @@ class LearnedStrategy:
         lowered = degraded_quality_target(target, pressure)
         if self.profiles is None:
             return self.artifact.calibration.knob_for(lowered), lowered
-        cal = self.artifact.profile_calibration
+        cal = self.artifact.profile_target_calibration
         return None, cal.knob_for(lowered) if cal is not None else lowered
 
     def choose(
@@ -349,6 +358,8 @@ class LearnedStrategy:
             threshold = pinned_threshold
         if log_wtp is not None and pressure <= 0.0:
             log_wtp += boost
+        elif boost and pressure <= 0.0:  # profiles: the unplaced prompt's raised threshold
+            threshold = raise_threshold(threshold, boost)
         allowed = eligible
         if self.max_cost is not None:
             max_cost = self.max_cost
@@ -392,14 +403,15 @@ class LearnedStrategy:
                 code="no_capable_model",
             )
         facts = request.facts
-        check = self.profiles is None or self._novel_to is not None
+        check = self.profiles is None or self._novel_to is not None or self._category is not None
         f = self.artifact.featurize(facts.text) if check else None
         p_global, cost, prompt_tokens, placed = self.predict_placed(
             facts.text, f, facts.text_tokens
         )
         boost = self._unseen.boost_for(placed) if self._unseen is not None else 0.0
         if boost:
-            decision["unplaced"] = {"confidence": round(placed, 4), "boost": boost}
+            kind = "lift" if self.profiles else "boost"
+            decision["unplaced"] = {"confidence": round(placed, 4), kind: boost}
         p = personalise(p_global, needs.personal, decision)
         pressure = needs.budget_pressure
         setting = None
