@@ -58,6 +58,11 @@ def support_masks(answers: Sequence[str | None]) -> dict[str, int]:
     return out
 
 
+#: The category key of tables pooled over every training category (built only when
+#: ``train_staged.POOL`` is set: measured, not kept; docs/routing-benchmark.md).
+POOLED = "*"
+
+
 def _key(cat: str, stage: int, mask: int) -> str:
     return f"{cat}|{stage}|{mask}"
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.data import RoutingData
-from modelmix.routing.learned.staged import StagedGate, answer_key, support_masks
+from modelmix.routing.learned.staged import POOLED, StagedGate, answer_key, support_masks
 
 #: Models within this much mean quality of the best count as its peers (cheapest one wins).
 NEAR = 0.01
@@ -62,6 +62,15 @@ def default_stages(data: RoutingData, voters: Sequence[int], best: int) -> list[
     return stages
 
 
+#: Also build tables pooled over every category (key ``POOLED``): measured for prompts unlike
+#: every training task and not kept (``benchmarks/staged_plans.py --pooled`` turns it on).
+POOL = False
+
+
+def _keys(cat: str) -> tuple[str, ...]:
+    return (cat, POOLED) if POOL else (cat,)
+
+
 @dataclass(slots=True)
 class Replay:
     """What training needs to replay prompts through a gate (all arrays (n, M))."""
@@ -92,20 +101,18 @@ def build_gate(
     # 1. answer-support tables
     for i in rows:
         i = int(i)
-        cat = replay.cats[i]
-        for k in range(n_st):
-            for _a, mask in support_masks(replay.answers(i, stages, k)).items():
-                ok = float(data.score[i, replay.returned(stages, k, mask)])
-                t = gate.table.setdefault(f"{cat}|{k}|{mask}", [0.0, 0.0])
-                t[0] += ok
-                t[1] += 1.0
-                b = gate.base.setdefault(f"{cat}|{k}|{bin(mask).count('1')}", [0.0, 0.0])
-                b[0] += ok
-                b[1] += 1.0
+        for cat in _keys(replay.cats[i]):
+            for k in range(n_st):
+                for _a, mask in support_masks(replay.answers(i, stages, k)).items():
+                    ok = float(data.score[i, replay.returned(stages, k, mask)])
+                    t = gate.table.setdefault(f"{cat}|{k}|{mask}", [0.0, 0.0])
+                    t[0] += ok
+                    t[1] += 1.0
+                    b = gate.base.setdefault(f"{cat}|{k}|{bin(mask).count('1')}", [0.0, 0.0])
+                    b[0] += ok
+                    b[1] += 1.0
     # 2. look-ahead: correctness of the chosen answer at every later stage, per state
-    for i in rows:
-        i = int(i)
-        cat = replay.cats[i]
+    for i, cat in ((int(r), c) for r in rows for c in _keys(replay.cats[int(r)])):
         keys: list[str] = []
         right: list[float] = []
         for k in range(n_st):
