@@ -16,6 +16,7 @@ import numpy as np
 
 from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.data import RoutingData
+from modelmix.routing.learned.safety import MAX_TASK_SHARE
 from modelmix.routing.learned.staged import POOLED, StagedGate, answer_key, support_masks
 
 #: Models within this much mean quality of the best count as its peers (cheapest one wins).
@@ -263,10 +264,27 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
         scores[te], costs[te] = replay_rows(gate, replay, stages, te, lams)
     best_q = float(data.score[:, best].mean())
     best_c = float(data.cost[:, best].sum())
+    cost_share = [float(x) for x in costs.sum(axis=0) / best_c]
     calibration = Calibration(
         list(LAM_GRID),
         [float(x) for x in scores.mean(axis=0) / best_q],
-        [float(x) for x in costs.sum(axis=0) / best_c],
+        cost_share,
         share_se(scores, data.score[:, best]),
     )
-    return build_plans(replay, stages, np.arange(n), calibration)
+    gate = build_plans(replay, stages, np.arange(n), calibration)
+    gate.task_calibration = Calibration(
+        list(LAM_GRID), task_shares(data, scores, best), cost_share, calibration.se
+    )
+    return gate
+
+
+def task_shares(data: RoutingData, scores: np.ndarray, best: int) -> list[float]:
+    """Each column's share of the best model's quality per labelled category (capped at
+    ``safety.MAX_TASK_SHARE``), averaged with each category counting once."""
+    cats = np.array(data.categories)
+    per = []
+    for c in np.unique(cats):
+        rows = cats == c
+        bq = max(float(data.score[rows, best].mean()), 1e-9)
+        per.append(np.minimum(scores[rows].mean(axis=0) / bq, MAX_TASK_SHARE))
+    return [float(x) for x in np.mean(per, axis=0)]
