@@ -115,7 +115,7 @@ def test_first_step_chooses_the_plan_with_the_larger_net_gain():
 def test_direct_plan_drops_stage_one_only_with_a_stage_after_it():
     assert direct_stages([[0, 1], [2], [3], [4]]) == [[0, 1], [3], [4]]
     assert direct_stages([[0, 1], [2]]) is None
-    data = four_models(n=40)
+    data = four_models()
     replay = Replay(data, list(data.categories), np.full((40, 4), 100.0))
     gate = build_plans(replay, [[0, 1], [2], [3]], np.arange(40), Calibration([0.0], [1.0]))
     assert gate.direct is not None and gate.direct.stages == [["a", "b"], ["s"]]
@@ -312,7 +312,7 @@ def test_a_cascade_that_cannot_verify_is_not_offered():
 
 
 def test_task_shares_count_each_category_once():
-    data = four_models(n=40)
+    data = four_models()
     cats = np.array(data.categories)
     best = 3
     scores = np.c_[data.score[:, best], np.zeros(len(data))]

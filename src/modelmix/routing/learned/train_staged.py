@@ -22,6 +22,9 @@ from modelmix.routing.learned.staged import POOLED, StagedGate, answer_key, supp
 #: Models within this much mean quality of the best count as its peers (cheapest one wins).
 NEAR = 0.01
 
+#: Categories with fewer labelled prompts do not count as a task of their own.
+MIN_CATEGORY = 50
+
 #: The knob grid: lam = 10**x USD per unit of quality.
 LAM_GRID = tuple(float(x) for x in np.linspace(-3.5, 0.5, 33))
 
@@ -279,12 +282,17 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
 
 
 def task_shares(data: RoutingData, scores: np.ndarray, best: int) -> list[float]:
-    """Each column's share of the best model's quality per labelled category (capped at
-    ``safety.MAX_TASK_SHARE``), averaged with each category counting once."""
+    """Each column's share of the best model's quality per labelled category of at least
+    ``MIN_CATEGORY`` prompts (capped at ``safety.MAX_TASK_SHARE``), averaged with each
+    category counting once (the rule of ``calibrate.category_singles``); the pooled share
+    when no category qualifies."""
     cats = np.array(data.categories)
     per = []
-    for c in np.unique(cats):
+    for c in np.unique(cats) if len(set(data.categories)) > 1 else []:
         rows = cats == c
-        bq = max(float(data.score[rows, best].mean()), 1e-9)
-        per.append(np.minimum(scores[rows].mean(axis=0) / bq, MAX_TASK_SHARE))
+        bq = float(data.score[rows, best].mean())
+        if rows.sum() >= MIN_CATEGORY and bq > 0:
+            per.append(np.minimum(scores[rows].mean(axis=0) / bq, MAX_TASK_SHARE))
+    if not per:
+        per = [scores.mean(axis=0) / max(float(data.score[:, best].mean()), 1e-9)]
     return [float(x) for x in np.mean(per, axis=0)]
