@@ -23,8 +23,12 @@ import numpy as np
 
 from modelmix.bench import metrics
 from modelmix.bench.routing import CURVE_LAM, task_fold_ids
+from modelmix.routing.learned import safety, train_staged
+from modelmix.routing.learned.artifact import RouterArtifact
 from modelmix.routing.learned.calibrate import fold_ids, train_artifact
 from modelmix.routing.learned.data import RoutingData, load_data, load_prices
+from modelmix.routing.learned.features import Features
+from modelmix.routing.learned.staged import POOLED
 from modelmix.routing.learned.train_staged import Replay, replay_rows
 from modelmix.tokens import count_tokens
 
@@ -35,6 +39,14 @@ DATA = Path(
     )
 )
 LAMS = [10.0**x for x in CURVE_LAM]
+#: --pooled: the gate also gets tables pooled over every category; compare the predicted
+#: category's tables ("one plan" rows) with the pooled tables for the prompts the artifact
+#: flags as unlike its training tasks ("two plans" rows), both gates with two plans.
+POOLED_CMP = False
+#: --pool-on: which prompts the pooled tables decide (novel: flagged by ``is_novel``;
+#: lowconf: category probability under ``LOW_CONF``; all: every prompt).
+POOL_ON = "novel"
+LOW_CONF = 0.8
 
 
 def replay_fold(data: RoutingData, tr: np.ndarray, te: np.ndarray) -> dict[str, np.ndarray]:
@@ -50,11 +62,35 @@ def replay_fold(data: RoutingData, tr: np.ndarray, te: np.ndarray) -> dict[str, 
     replay = Replay(test, cats, toks, seen)
     stages = [[data.models.index(m) for m in s] for s in gate.stages]
     rows = np.arange(len(te))
+    if POOLED_CMP:
+        novel = [flagged(art, f) for f in feats]
+        for task in sorted(set(test.categories)):
+            idx = [k for k, c in enumerate(test.categories) if c == task]
+            print(f"  held out {task:24s} n={len(idx):4d} flagged {sum(novel[k] for k in idx):4d}")
+        single = safety.task_singles(art.meta, art.models)
+        for t in (0.9, 0.95, 0.98, 0.99, 1.0):
+            choice = safety.choose(t, [], single)
+            print(f"  flagged, quality_target {t}: {'-' if choice is None else choice.describe()}")
+        s1, c1 = replay_rows(gate, replay, stages, rows, LAMS)
+        pooled = [POOLED if v else c for c, v in zip(cats, novel, strict=True)]
+        s2, c2 = replay_rows(gate, Replay(test, pooled, toks, seen), stages, rows, LAMS)
+        return {"two": s2, "two_cost": c2, "one": s1, "one_cost": c1}
     s2, c2 = replay_rows(gate, replay, stages, rows, LAMS)
     direct, gate.direct = gate.direct, None
     s1, c1 = replay_rows(gate, replay, stages, rows, LAMS)
     gate.direct = direct
     return {"two": s2, "two_cost": c2, "one": s1, "one_cost": c1}
+
+
+def flagged(art: RouterArtifact, f: Features) -> bool:
+    """Whether the prompt is decided by the pooled tables (``--pool-on``)."""
+    if POOL_ON == "all":
+        return True
+    if POOL_ON == "lowconf":
+        z = art.outputs(f)[2 * len(art.models) + 1 :]
+        p = np.exp(z - z.max())
+        return float(p.max() / p.sum()) < LOW_CONF
+    return art.is_novel(f) is not None
 
 
 def replay_split(data: RoutingData, fid: np.ndarray) -> dict[str, np.ndarray]:
@@ -120,7 +156,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--split", choices=("kfold", "task"), default="kfold")
     ap.add_argument("--bootstrap", type=int, default=300)
+    ap.add_argument("--pooled", action="store_true")
+    ap.add_argument("--pool-on", choices=("novel", "lowconf", "all"), default="novel")
     args = ap.parse_args()
+    global POOLED_CMP, POOL_ON
+    POOL_ON = args.pool_on
+    POOLED_CMP = train_staged.POOL = args.pooled
     data = load_data(DATA / "zeroeval-dev.jsonl", load_prices(DATA / "models-zeroeval.json"))
     first: dict[str, np.ndarray] | None = None
     for seed in [int(s) for s in args.seeds.split(",")]:

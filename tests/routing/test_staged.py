@@ -15,6 +15,7 @@ from modelmix.routing.learned.train_staged import (
     build_plans,
     direct_stages,
     replay_rows,
+    task_shares,
 )
 from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
@@ -114,7 +115,7 @@ def test_first_step_chooses_the_plan_with_the_larger_net_gain():
 def test_direct_plan_drops_stage_one_only_with_a_stage_after_it():
     assert direct_stages([[0, 1], [2], [3], [4]]) == [[0, 1], [3], [4]]
     assert direct_stages([[0, 1], [2]]) is None
-    data = four_models(n=40)
+    data = four_models()
     replay = Replay(data, list(data.categories), np.full((40, 4), 100.0))
     gate = build_plans(replay, [[0, 1], [2], [3]], np.arange(40), Calibration([0.0], [1.0]))
     assert gate.direct is not None and gate.direct.stages == [["a", "b"], ["s"]]
@@ -308,3 +309,29 @@ def test_a_cascade_that_cannot_verify_is_not_offered():
     assert len(called) == 1 and final.model == called[0]  # no escalation through the stages
     assert decision["strategy"] == "cascade" and decision["do_no_harm"] == s.safety_note
     assert decision["candidates"]  # the learned router's explanation is kept
+
+
+def test_task_shares_count_each_category_once():
+    data = four_models()
+    cats = np.array(data.categories)
+    best = 3
+    scores = np.c_[data.score[:, best], np.zeros(len(data))]
+    shares = task_shares(data, scores, best)
+    assert shares[0] == pytest.approx(1.0) and shares[1] == 0.0
+    # half the best model's quality on one category, all of it on the others: the mean over
+    # categories, not over prompts
+    first = cats == cats[0]
+    half = np.where(first, data.score[:, best] * 0.5, data.score[:, best])
+    n_cats = len(set(data.categories))
+    expected = (0.5 + (n_cats - 1)) / n_cats
+    assert task_shares(data, half[:, None], best)[0] == pytest.approx(expected)
+
+
+def test_trained_gate_keeps_its_task_calibration(planned):
+    _data, art = planned
+    gate = art.staged
+    assert gate is not None and gate.task_calibration is not None
+    assert gate.task_calibration.knob == gate.calibration.knob
+    again = StagedGate.from_dict(gate.as_dict())
+    assert again.task_calibration is not None
+    assert again.task_calibration.share == gate.task_calibration.share

@@ -268,9 +268,26 @@ class StagedCascadeStrategy:
         #: A prompt unlike the training prompts: the single models that keep the target by
         #: themselves (the learned strategy's own rule for such prompts; target mode only).
         self._novel: LearnedStrategy | None = None
+        #: With the gate's shares per task: the cheapest of the gate and the single models
+        #: that keeps the target on a new task (their shares averaged over the training tasks).
+        self._novel_choice: safety.Choice | None = None
         if lam is None and safety.singles(artifact.meta) and artifact.checks_novelty:
-            self._novel = delegate(None)
+            task_cal = self.gate.task_calibration
+            if task_cal is None:
+                self._novel = delegate(None)
+            else:
+                target = 0.95 if quality_target is None else quality_target
+                opts = safety.options("cascade", task_cal)
+                self._novel_choice = safety.choose(target, opts, safety.task_singles(artifact.meta))
+                self._novel_delegates(delegate)
         self._delegate_to(delegate, note)
+
+    def _novel_delegates(self, delegate: Callable[[safety.Option | None], LearnedStrategy]) -> None:
+        choice = self._novel_choice
+        if choice is not None:
+            for option in (choice.option, choice.upper):
+                if option is not None and option.kind != "cascade":
+                    self._delegates[option] = delegate(option)
 
     def _delegate_to(
         self, delegate: Callable[[safety.Option | None], LearnedStrategy], note: str | None
@@ -342,18 +359,22 @@ class StagedCascadeStrategy:
             decision["strategy"] = "cascade"
             return outcome
         f = self.artifact.featurize(request.facts.text)
-        novel = self.artifact.is_novel(f) if self._novel is not None else None
+        novel = self.artifact.is_novel(f) if self._novel or self._novel_choice else None
         if novel is not None and self._novel is not None:
             decision["out_of_distribution"] = dict(novel)
             outcome = yield from self._novel.plan(request, needs, decision)
             decision["strategy"] = "cascade"
             return outcome
         lam_now = self.lam
-        if self._choice is not None:
-            setting = self._choice.pick(safety.request_draw(request.facts.text))
+        choice = self._choice
+        if novel is not None and self._novel_choice is not None:
+            decision["out_of_distribution"] = dict(novel)
+            choice = self._novel_choice
+        if choice is not None:
+            setting = choice.pick(safety.request_draw(request.facts.text))
             decision["setting"] = setting.label()
             if setting.kind != "cascade":
-                decision["do_no_harm"] = f"split: {self._choice.describe()}"
+                decision["do_no_harm"] = f"split: {choice.describe()}"
                 outcome = yield from self._delegates[setting].plan(request, needs, decision)
                 decision["strategy"] = "cascade"
                 return outcome

@@ -30,6 +30,7 @@ from modelmix.routing.learned.novelty import fit_centroids, oof_threshold
 from modelmix.routing.learned.policy import KNOB_GRID, agreed, gate_features, logit, pick_many
 from modelmix.routing.learned.train_blind import BlindInputs, train_blind
 from modelmix.routing.learned.train_staged import (
+    MIN_CATEGORY,
     Replay,
     default_stages,
     share_se,
@@ -101,9 +102,6 @@ def choose_voters(data: RoutingData, cost: np.ndarray, best: int, size: int = 3)
 
 
 #: A category needs this many prompts for its single-model figures to count.
-MIN_CATEGORY = 50
-
-
 def category_singles(data: RoutingData, best: int) -> dict[str, dict[str, float]]:
     """Per category with at least ``MIN_CATEGORY`` prompts (when there are several), each
     model's share of the best model's quality there (``safety.task_singles``)."""

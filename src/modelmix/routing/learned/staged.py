@@ -58,6 +58,11 @@ def support_masks(answers: Sequence[str | None]) -> dict[str, int]:
     return out
 
 
+#: The category key of tables pooled over every training category (built only when
+#: ``train_staged.POOL`` is set: measured, not kept; docs/routing-benchmark.md).
+POOLED = "*"
+
+
 def _key(cat: str, stage: int, mask: int) -> str:
     return f"{cat}|{stage}|{mask}"
 
@@ -80,6 +85,9 @@ class StagedGate:
     calibration: Calibration = field(default_factory=lambda: Calibration([0.0], [1.0]))
     #: The same cascade without stage 1 (its first stage identical), or None: one plan only.
     direct: StagedGate | None = None
+    #: ``calibration`` with each knob's share averaged over the training categories, each
+    #: counting once (``safety.task_singles``' analogue): the promise on a new task.
+    task_calibration: Calibration | None = None
 
     @property
     def models(self) -> list[str]:
@@ -175,23 +183,33 @@ class StagedGate:
             "tokens": self.tokens,
             "calibration": self.calibration.as_dict(),
             **({} if self.direct is None else {"direct": self.direct.as_dict()}),
+            **(
+                {}
+                if self.task_calibration is None
+                else {"task_calibration": self.task_calibration.as_dict()}
+            ),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StagedGate:
-        cal = d["calibration"]
         direct = cls.from_dict(d["direct"]) if d.get("direct") is not None else None
+        task = d.get("task_calibration")
         return cls(
             stages=[list(s) for s in d["stages"]],
             table={k: [float(x) for x in v] for k, v in d["table"].items()},
             base={k: [float(x) for x in v] for k, v in d["base"].items()},
             ahead={k: [[float(x) for x in r] for r in v] for k, v in d["ahead"].items()},
             tokens={k: [float(x) for x in v] for k, v in d["tokens"].items()},
-            calibration=Calibration(
-                [float(x) for x in cal["knob"]],
-                [float(x) for x in cal["share"]],
-                [float(x) for x in cal.get("cost_share", [])],
-                [float(x) for x in cal.get("se", [])],
-            ),
+            calibration=_calibration(d["calibration"]),
             direct=direct,
+            task_calibration=None if task is None else _calibration(task),
         )
+
+
+def _calibration(cal: dict[str, Any]) -> Calibration:
+    return Calibration(
+        [float(x) for x in cal["knob"]],
+        [float(x) for x in cal["share"]],
+        [float(x) for x in cal.get("cost_share", [])],
+        [float(x) for x in cal.get("se", [])],
+    )

@@ -16,10 +16,14 @@ import numpy as np
 
 from modelmix.routing.learned.artifact import Calibration
 from modelmix.routing.learned.data import RoutingData
-from modelmix.routing.learned.staged import StagedGate, answer_key, support_masks
+from modelmix.routing.learned.safety import MAX_TASK_SHARE
+from modelmix.routing.learned.staged import POOLED, StagedGate, answer_key, support_masks
 
 #: Models within this much mean quality of the best count as its peers (cheapest one wins).
 NEAR = 0.01
+
+#: Categories with fewer labelled prompts do not count as a task of their own.
+MIN_CATEGORY = 50
 
 #: The knob grid: lam = 10**x USD per unit of quality.
 LAM_GRID = tuple(float(x) for x in np.linspace(-3.5, 0.5, 33))
@@ -62,6 +66,15 @@ def default_stages(data: RoutingData, voters: Sequence[int], best: int) -> list[
     return stages
 
 
+#: Also build tables pooled over every category (key ``POOLED``): measured for prompts unlike
+#: every training task and not kept (``benchmarks/staged_plans.py --pooled`` turns it on).
+POOL = False
+
+
+def _keys(cat: str) -> tuple[str, ...]:
+    return (cat, POOLED) if POOL else (cat,)
+
+
 @dataclass(slots=True)
 class Replay:
     """What training needs to replay prompts through a gate (all arrays (n, M))."""
@@ -92,20 +105,18 @@ def build_gate(
     # 1. answer-support tables
     for i in rows:
         i = int(i)
-        cat = replay.cats[i]
-        for k in range(n_st):
-            for _a, mask in support_masks(replay.answers(i, stages, k)).items():
-                ok = float(data.score[i, replay.returned(stages, k, mask)])
-                t = gate.table.setdefault(f"{cat}|{k}|{mask}", [0.0, 0.0])
-                t[0] += ok
-                t[1] += 1.0
-                b = gate.base.setdefault(f"{cat}|{k}|{bin(mask).count('1')}", [0.0, 0.0])
-                b[0] += ok
-                b[1] += 1.0
+        for cat in _keys(replay.cats[i]):
+            for k in range(n_st):
+                for _a, mask in support_masks(replay.answers(i, stages, k)).items():
+                    ok = float(data.score[i, replay.returned(stages, k, mask)])
+                    t = gate.table.setdefault(f"{cat}|{k}|{mask}", [0.0, 0.0])
+                    t[0] += ok
+                    t[1] += 1.0
+                    b = gate.base.setdefault(f"{cat}|{k}|{bin(mask).count('1')}", [0.0, 0.0])
+                    b[0] += ok
+                    b[1] += 1.0
     # 2. look-ahead: correctness of the chosen answer at every later stage, per state
-    for i in rows:
-        i = int(i)
-        cat = replay.cats[i]
+    for i, cat in ((int(r), c) for r in rows for c in _keys(replay.cats[int(r)])):
         keys: list[str] = []
         right: list[float] = []
         for k in range(n_st):
@@ -256,10 +267,32 @@ def train_staged(replay: Replay, stages: list[list[int]], fid: np.ndarray, best:
         scores[te], costs[te] = replay_rows(gate, replay, stages, te, lams)
     best_q = float(data.score[:, best].mean())
     best_c = float(data.cost[:, best].sum())
+    cost_share = [float(x) for x in costs.sum(axis=0) / best_c]
     calibration = Calibration(
         list(LAM_GRID),
         [float(x) for x in scores.mean(axis=0) / best_q],
-        [float(x) for x in costs.sum(axis=0) / best_c],
+        cost_share,
         share_se(scores, data.score[:, best]),
     )
-    return build_plans(replay, stages, np.arange(n), calibration)
+    gate = build_plans(replay, stages, np.arange(n), calibration)
+    gate.task_calibration = Calibration(
+        list(LAM_GRID), task_shares(data, scores, best), cost_share, calibration.se
+    )
+    return gate
+
+
+def task_shares(data: RoutingData, scores: np.ndarray, best: int) -> list[float]:
+    """Each column's share of the best model's quality per labelled category of at least
+    ``MIN_CATEGORY`` prompts (capped at ``safety.MAX_TASK_SHARE``), averaged with each
+    category counting once (the rule of ``calibrate.category_singles``); the pooled share
+    when no category qualifies."""
+    cats = np.array(data.categories)
+    per = []
+    for c in np.unique(cats) if len(set(data.categories)) > 1 else []:
+        rows = cats == c
+        bq = float(data.score[rows, best].mean())
+        if rows.sum() >= MIN_CATEGORY and bq > 0:
+            per.append(np.minimum(scores[rows].mean(axis=0) / bq, MAX_TASK_SHARE))
+    if not per:
+        per = [scores.mean(axis=0) / max(float(data.score[:, best].mean()), 1e-9)]
+    return [float(x) for x in np.mean(per, axis=0)]
