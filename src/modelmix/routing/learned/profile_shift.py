@@ -44,16 +44,8 @@ def measure(
     lift: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per threshold in ``knobs``: the realised scores per prompt (n, K) and the cost share of
-    the best model (``shift.measure`` for the profile rule)."""
-    best = int(np.argmax(S.mean(axis=0)))
-    rows = np.arange(len(S))
-    scores = np.zeros((len(S), len(knobs)))
-    costs = np.zeros(len(knobs))
-    for k, knob in enumerate(knobs):
-        ch = choices(held, float(knob), threshold, lift)
-        scores[:, k] = S[rows, ch]
-        costs[k] = cost[rows, ch].sum() / max(cost[:, best].sum(), 1e-12)
-    return scores, costs
+    the best model (``shift.measure`` with the profile rule)."""
+    return shift.measure(S, cost, held, knobs, threshold, lift, rule=choices)
 
 
 def fit(

@@ -119,16 +119,24 @@ def choices(held: Held, knob: float, threshold: float, boost: float) -> np.ndarr
 
 
 def measure(
-    S: np.ndarray, cost: np.ndarray, held: Held, knobs: np.ndarray, threshold: float, boost: float
+    S: np.ndarray,
+    cost: np.ndarray,
+    held: Held,
+    knobs: np.ndarray,
+    threshold: float,
+    boost: float,
+    rule: Callable[[Held, float, float, float], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per knob: the realised scores per prompt (n, K) and the cost share of the best model
-    (the column of ``S`` with the highest mean)."""
+    (the column of ``S`` with the highest mean); ``rule`` picks each prompt's model (default:
+    the willingness-to-pay rule, ``choices``)."""
+    pick = choices if rule is None else rule
     best = int(np.argmax(S.mean(axis=0)))
     rows = np.arange(len(S))
     scores = np.zeros((len(S), len(knobs)))
     costs = np.zeros(len(knobs))
     for k, knob in enumerate(knobs):
-        ch = choices(held, float(knob), threshold, boost)
+        ch = pick(held, float(knob), threshold, boost)
         scores[:, k] = S[rows, ch]
         costs[k] = cost[rows, ch].sum() / max(cost[:, best].sum(), 1e-12)
     return scores, costs
