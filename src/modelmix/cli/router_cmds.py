@@ -89,10 +89,18 @@ def bench_routing(
     console = Console(stderr=False)
     prices = load_prices(prices_path)
     data = load_data(data_path, prices)
+    in_file = len(data.models)
     try:
         data = _portfolio(data, models_csv, random_models, portfolio_seed)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--models / --random-models") from exc
+    if len(data.models) < in_file:
+        note = _portfolio_note(models_csv, random_models, portfolio_seed)
+        console.print(
+            f"portfolio: {len(data.models)} of the file's {in_file} models{note}: "
+            + ", ".join(data.models),
+            soft_wrap=True,
+        )
     total = len(data)
     if max_prompts is not None:
         data = subsample(data, max_prompts, seed)
@@ -119,7 +127,7 @@ def bench_routing(
     s["portfolio"] = list(data.models)
     title = (
         f"Routing on {s['prompts']} held-out prompts ({how}); {sub}"
-        f"{len(data.models)} models{_portfolio_note(models_csv, random_models, portfolio_seed)}; "
+        f"{len(data.models)} models; "
         f"best single: {s['best_model']} q={s['best_quality']:.3f} cost=${s['best_cost']:.3f}"
     )
     print_report(console, s, title, all_knobs)
