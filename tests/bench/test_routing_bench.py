@@ -55,8 +55,23 @@ def test_leave_task_out_holds_whole_categories_out_and_reports_intervals_and_har
     assert set(unlike) == {"easy", "hard", "all"} and unlike["all"] > 0.9
     learned = [r for r in s["runs"] if r["router"] == "learned" and r["target"] is not None]
     assert all(r["unlike_training"] == unlike["all"] for r in learned)
-    kfold = summary(run_benchmark(data, folds=2))["unlike_training"]
-    assert kfold["all"] < 0.2  # held-back prompts of known tasks are familiar
+    kfold = summary(run_benchmark(data, folds=2))
+    assert kfold["unlike_training"]["all"] < 0.2  # held-back prompts of known tasks are familiar
+    # each held-out task's own realised share: the pooled share is their weighted mean
+    best = data.score[:, 1]
+    for r in learned:
+        tasks = r["by_task"]
+        assert set(tasks) == {"easy", "hard"}
+        weights = {
+            c: best[[i for i, x in enumerate(data.categories) if x == c]].sum() for c in tasks
+        }
+        pooled = sum(tasks[c] * weights[c] for c in tasks) / sum(weights.values())
+        assert pooled == pytest.approx(r["quality_share"])
+    from modelmix.bench.report import worst_task
+
+    row = {"target": 0.9, "by_task": {"easy": 0.97, "hard": 0.80}}
+    assert worst_task(row) == "hard 80.0% (-10.0)"
+    assert all(r["by_task"] is None for r in kfold["runs"])  # no held-out task out of fold
 
 
 def test_the_unlike_training_line_names_few_categories_and_sums_up_many():

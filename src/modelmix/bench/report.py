@@ -115,7 +115,8 @@ def targets_table(s: dict[str, Any]) -> Table:
         f"(95% bootstrap interval over prompts; kept = within {TARGET_TOLERANCE} points)"
     )
     cols = ("router", "target", "realised", "interval", "gap (points)", "cost share")
-    for col in (*cols, "unlike training", "kept"):
+    by_task = s.get("split") == "task"
+    for col in (*cols, "unlike training", "kept", *(("worst held-out task",) * by_task)):
         table.add_column(col)
     for r in s["runs"]:
         if r["target"] is None or r["family"] not in ("learned", "cascade"):
@@ -131,8 +132,18 @@ def targets_table(s: dict[str, Any]) -> Table:
             fmt(r["cost_share"], True),
             fmt(r.get("unlike_training"), True),
             "yes" if abs(gap) <= TARGET_TOLERANCE else "NO",
+            *((worst_task(r),) if by_task else ()),
         )
     return table
+
+
+def worst_task(r: dict[str, Any]) -> str:
+    """The held-out task whose realised share is lowest, and its gap to the target."""
+    tasks = r.get("by_task") or {}
+    if not tasks:
+        return "-"
+    task, share = min(tasks.items(), key=lambda kv: kv[1])
+    return f"{task} {fmt(share, True)} ({(share - r['target']) * 100:+.1f})"
 
 
 def two_model_table(s: dict[str, Any]) -> Table:

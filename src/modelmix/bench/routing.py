@@ -240,6 +240,8 @@ class BenchResult:
     #: Per quality_target: [folds whose do-no-harm choice serves the answer-blind cascade,
     #: folds] (``blind_offers``).
     blind_offered: dict[str, list[int]] = field(default_factory=dict)
+    #: Leave-task-out: each prompt's held-out group (the tasks trained without), named.
+    held_out: list[str] = field(default_factory=list)
 
     def by_router(self, router: str) -> list[Run]:
         return [r for r in self.runs if r.router == router]
@@ -260,6 +262,7 @@ def run_benchmark(
     n, _m = data.score.shape
     cost = data.cost
     runs: dict[tuple[str, str], Run] = {}
+    held_out: list[str] = []
 
     def run_of(router: str, knob: str, family: str, target: float | None = None) -> Run:
         key = (router, knob)
@@ -294,6 +297,8 @@ def run_benchmark(
             fid = fold_ids(n, folds, seed)
         folds = int(fid.max()) + 1
         splits = [(np.where(fid != f)[0], np.where(fid == f)[0]) for f in range(folds)]
+        if split == "task":
+            held_out = _held_out_names(data.categories, fid)
     emb = embed_prompts(data) if train is None else None
     offered: dict[str, list[int]] = {}
     with memoised_prompts():
@@ -322,7 +327,18 @@ def run_benchmark(
         best_scores=data.score[:, best].copy(),
         categories=list(data.categories),
         blind_offered=offered,
+        held_out=held_out,
     )
+
+
+def _held_out_names(categories: list[str], fid: np.ndarray) -> list[str]:
+    """Per prompt, the name of its leave-task-out fold: its category when the fold holds one,
+    else the fold's number and how many categories it holds."""
+    names = []
+    for f in range(int(fid.max()) + 1):
+        cats = sorted({categories[i] for i in np.where(fid == f)[0]})
+        names.append(cats[0] if len(cats) == 1 else f"fold {f + 1} ({len(cats)} categories)")
+    return [names[int(f)] for f in fid]
 
 
 def _replay(
@@ -457,6 +473,7 @@ def summary(result: BenchResult) -> dict[str, Any]:
                     else assess.dominating_single(r.cost, r.mean_quality, named)
                 ),
                 "interval": _interval(result, r),
+                "by_task": _by_task(result, r),
                 "unlike_training": (
                     len(r.novel_rows) / r.prompts if r.target is not None and r.prompts else None
                 ),
@@ -522,6 +539,20 @@ def _interval(result: BenchResult, r: Run) -> list[float] | None:
     if r.target is None or result.best_scores is None or not r.rows:
         return None
     return list(assess.share_interval(r.scores, r.rows, result.best_scores))
+
+
+def _by_task(result: BenchResult, r: Run) -> dict[str, float] | None:
+    """Leave-task-out, for a run with a target: the realised share of best quality on each
+    held-out task (the promise as one user with that task meets it; the pooled share averages
+    the tasks)."""
+    if r.target is None or not result.held_out or result.best_scores is None or not r.rows:
+        return None
+    got: dict[str, list[float]] = {}
+    for row, score in zip(r.rows, r.scores, strict=True):
+        acc = got.setdefault(result.held_out[row], [0.0, 0.0])
+        acc[0] += score
+        acc[1] += float(result.best_scores[row])
+    return {task: q / max(b, 1e-12) for task, (q, b) in sorted(got.items())}
 
 
 def _two_model(result: BenchResult) -> dict[str, Any]:

@@ -41,6 +41,19 @@ def bench() -> None:
     help="Evaluate a random subsample of this many prompts (stated in the output).",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--models",
+    "models_csv",
+    default=None,
+    help="Comma-separated models of the file to keep: a smaller portfolio.",
+)
+@click.option(
+    "--random-models",
+    type=click.IntRange(2, None),
+    default=None,
+    help="Keep this many of the file's models, drawn at random (--portfolio-seed).",
+)
+@click.option("--portfolio-seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="Cost-quality PNG.")
 @click.option(
@@ -58,6 +71,9 @@ def bench_routing(
     split: str,
     max_prompts: int | None,
     seed: int,
+    models_csv: str | None,
+    random_models: int | None,
+    portfolio_seed: int,
     json_out: str | None,
     plot_out: str | None,
     decisions_out: str | None,
@@ -73,6 +89,18 @@ def bench_routing(
     console = Console(stderr=False)
     prices = load_prices(prices_path)
     data = load_data(data_path, prices)
+    in_file = len(data.models)
+    try:
+        data = _portfolio(data, models_csv, random_models, portfolio_seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--models / --random-models") from exc
+    if len(data.models) < in_file:
+        note = _portfolio_note(models_csv, random_models, portfolio_seed)
+        console.print(
+            f"portfolio: {len(data.models)} of the file's {in_file} models{note}: "
+            + ", ".join(data.models),
+            soft_wrap=True,
+        )
     total = len(data)
     if max_prompts is not None:
         data = subsample(data, max_prompts, seed)
@@ -96,12 +124,33 @@ def bench_routing(
     sub = f"random subsample of {len(data)} of {total} prompts (seed {seed}); " * (
         len(data) < total
     )
+    s["portfolio"] = list(data.models)
     title = (
         f"Routing on {s['prompts']} held-out prompts ({how}); {sub}"
+        f"{len(data.models)} models; "
         f"best single: {s['best_model']} q={s['best_quality']:.3f} cost=${s['best_cost']:.3f}"
     )
     print_report(console, s, title, all_knobs)
     _write_outputs(s, result, json_out, plot_out, decisions_out)
+
+
+def _portfolio(data: Any, models_csv: str | None, size: int | None, seed: int) -> Any:
+    """The file's data restricted to ``--models`` or a random draw of ``--random-models``."""
+    from modelmix.routing.learned.data import draw_portfolio
+
+    if models_csv and size is not None:
+        raise ValueError("give --models or --random-models, not both")
+    if models_csv:
+        return data.keep_models([m.strip() for m in models_csv.split(",") if m.strip()])
+    if size is not None:
+        return data.keep_models(draw_portfolio(data.models, size, seed))
+    return data
+
+
+def _portfolio_note(models_csv: str | None, size: int | None, seed: int) -> str:
+    if models_csv:
+        return " (--models)"
+    return f" drawn at random (portfolio seed {seed})" if size is not None else ""
 
 
 def _write_outputs(

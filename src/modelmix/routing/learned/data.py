@@ -5,6 +5,7 @@ Rows are read into arrays once; routers train on them and the benchmark replays 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +48,37 @@ class RoutingData:
             self.prices,
         )
 
+    def keep_models(self, models: Sequence[str]) -> RoutingData:
+        """The same prompts with only ``models`` (in that order): another portfolio."""
+        unknown = [m for m in models if m not in self.models]
+        if unknown:
+            raise ValueError(f"not in the data: {', '.join(unknown)}")
+        if len(set(models)) < 2:
+            raise ValueError("a portfolio needs at least two models")
+        cols = [self.models.index(m) for m in models]
+        return RoutingData(
+            self.ids,
+            self.categories,
+            self.prompts,
+            list(models),
+            self.score[:, cols],
+            self.prompt_tokens[:, cols],
+            self.completion_tokens[:, cols],
+            [[row[j] for j in cols] for row in self.answers],
+            {m: self.prices[m] for m in models},
+        )
+
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def draw_portfolio(models: Sequence[str], size: int, seed: int) -> list[str]:
+    """``size`` of ``models`` drawn at random (file order kept): a portfolio to test routers
+    on, e.g. one whose strongest model is not the strongest of the file."""
+    if not 2 <= size <= len(models):
+        raise ValueError(f"a portfolio of {size} models: need 2..{len(models)}")
+    keep = np.random.default_rng(seed).choice(len(models), size, replace=False)
+    return [models[j] for j in sorted(int(k) for k in keep)]
 
 
 def load_prices(path: str | Path) -> dict[str, tuple[float, float]]:

@@ -90,41 +90,10 @@ class LearnedStrategy:
         self.models = list(models) or list(artifact.models)
         self._shift: FloatArray | None = None
         if self.profiles is None:
-            unknown = [m for m in self.models if m not in artifact.models]
-            if unknown:
-                raise ValueError(
-                    f"route {name!r}: the router artifact does not know {', '.join(unknown)}; "
-                    "give each model a quality profile instead"
-                )
-            self._idx = np.array([artifact.models.index(m) for m in self.models])
-            q, t = artifact.quality, artifact.tokens
-            # quality and token heads of the route's models only: [quality (m) | tokens (m)]
-            heads = [
-                LinearHeads(q.W[:, self._idx], q.b[self._idx], q.mu, q.sd),
-                LinearHeads(t.W[:, self._idx], t.b[self._idx], t.mu, t.sd),
-            ]
-            # the predicted category's prior, per route model (``RouterArtifact.quality_from``)
-            if artifact.prior_shift is not None and artifact.category is not None:
-                heads.append(artifact.category)
-                self._shift = artifact.prior_shift[:, self._idx]
-            self._heads = FoldedHeads(heads)
-            self._platt = artifact.platt[self._idx]
-            self._token_var = artifact.token_var[self._idx]
+            self._init_artifact_heads()
         else:
-            missing = [m for m in self.models if m not in self.profiles]
-            if missing:
-                raise ValueError(f"route {name!r}: no quality profile for {', '.join(missing)}")
-            self._idx = np.zeros(len(self.models), dtype=int)
-            self._profile_logit = [logit(self.profiles[m]) for m in self.models]
-            self._mean_easiness = float(artifact.difficulty.b[0])
-            typical, self._token_shift = artifact.typical_tokens()
-            self._pair = PairHeads(artifact.difficulty, typical)  # (easiness, log tokens)
-        merged = {**artifact.prices, **portfolio_prices(portfolio, self.models), **(prices or {})}
-        missing_price = [m for m in self.models if m not in merged]
-        if missing_price:
-            raise ValueError(f"route {name!r}: no price for {', '.join(missing_price)}")
-        self._pin = [merged[m][0] for m in self.models]
-        self._pout = [merged[m][1] for m in self.models]
+            self._init_profile_heads(self.profiles)
+        self._init_prices(prices)
         if self.wtp is not None:
             self._log_wtp: float | None = math.log10(max(self.wtp, 1e-12))
         elif self.profiles is None:
@@ -138,28 +107,7 @@ class LearnedStrategy:
         self.safety_note: str | None = None
         self._choice: safety.Choice | None = None
         self._served: str | None = None
-        #: A prompt unlike the training prompts (``RouterArtifact.is_novel``): the heads'
-        #: predictions cannot be trusted there, so it gets the single models that keep the
-        #: target by themselves (the safe model at a high target, never a cheaper guess).
-        self._novel_to: safety.Choice | None = None
-        #: The best model's peers (``safety.peers``) in the shares the served model was
-        #: chosen from (pooled; averaged over the tasks for an unfamiliar prompt): serving one
-        #: of them, the route serves the one this prompt's predicted tokens make cheapest.
-        self._peers: list[int] = []
-        self._novel_peers: list[int] = []
-        if self.profiles is None:
-            self._serve_safely(quality_target, setting)
-            self._peers = self._indices(safety.peers(safety.singles(artifact.meta, self.models)))
-            task = safety.task_singles(artifact.meta, self.models)
-            self._novel_peers = self._indices(safety.peers(task))
-        if setting is None and wtp is None and artifact.checks_novelty:
-            target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
-            # the single models that keep the target on a new task by themselves (their
-            # share averaged over the training tasks; profiles: only when the artifact
-            # measured every route model on its own data)
-            single = safety.task_singles(artifact.meta, self.models)
-            if self.profiles is None or len(single) == len(self.models):
-                self._novel_to = safety.choose(target, [], single)
+        self._init_unfamiliar(setting)
         # The profile router keeps the cheapest model within ``threshold`` of the best
         # candidate's P(good), per prompt; the artifact's held-back table maps the target to it.
         target = DEFAULT_QUALITY_TARGET if quality_target is None else quality_target
@@ -167,18 +115,7 @@ class LearnedStrategy:
         self._threshold = (
             profile_cal.knob_for(target) if self.profiles and profile_cal is not None else target
         )
-        #: Targets that hold on unseen categories (``shift``): a prompt the category head
-        #: cannot place gets a higher willingness to pay, or with profiles a raised
-        #: threshold (``profile_shift``; quality_target mode only).
-        self._unseen = (
-            artifact.shift
-            if self.profiles is None and wtp is None and self._shift is not None
-            else None
-        )
-        self._category: FoldedHeads | None = None
-        if self.profiles and wtp is None and artifact.profile_shift and artifact.category:
-            self._unseen = artifact.profile_shift
-            self._category = FoldedHeads([artifact.category])
+        self._init_unplaced()
         self._knob = {
             "quality_target": quality_target,
             "max_cost": max_cost,
@@ -190,6 +127,100 @@ class LearnedStrategy:
             self._serve_profile_safely(quality_target, setting)
             self._knob["threshold"] = round(self._threshold, 3)
         self._knob.update(self._served_knob())
+
+    def _init_artifact_heads(self) -> None:
+        """The artifact's quality and token heads of the route's models only (one folded
+        matrix product per prompt), with the predicted category's prior when it has one."""
+        artifact = self.artifact
+        unknown = [m for m in self.models if m not in artifact.models]
+        if unknown:
+            raise ValueError(
+                f"route {self.name!r}: the router artifact does not know {', '.join(unknown)}; "
+                "give each model a quality profile instead"
+            )
+        self._idx = np.array([artifact.models.index(m) for m in self.models])
+        q, t = artifact.quality, artifact.tokens
+        # quality and token heads of the route's models only: [quality (m) | tokens (m)]
+        heads = [
+            LinearHeads(q.W[:, self._idx], q.b[self._idx], q.mu, q.sd),
+            LinearHeads(t.W[:, self._idx], t.b[self._idx], t.mu, t.sd),
+        ]
+        # the predicted category's prior, per route model (``RouterArtifact.quality_from``)
+        if artifact.prior_shift is not None and artifact.category is not None:
+            heads.append(artifact.category)
+            self._shift = artifact.prior_shift[:, self._idx]
+        self._heads = FoldedHeads(heads)
+        self._platt = artifact.platt[self._idx]
+        self._token_var = artifact.token_var[self._idx]
+
+    def _init_profile_heads(self, profiles: Mapping[str, float]) -> None:
+        """Quality profiles: the artifact's difficulty and typical-tokens heads, shared by
+        every model, shifted per model by its profile."""
+        missing = [m for m in self.models if m not in profiles]
+        if missing:
+            raise ValueError(f"route {self.name!r}: no quality profile for {', '.join(missing)}")
+        artifact = self.artifact
+        self._idx = np.zeros(len(self.models), dtype=int)
+        self._profile_logit = [logit(profiles[m]) for m in self.models]
+        self._mean_easiness = float(artifact.difficulty.b[0])
+        typical, self._token_shift = artifact.typical_tokens()
+        self._pair = PairHeads(artifact.difficulty, typical)  # (easiness, log tokens)
+
+    def _init_prices(self, prices: Mapping[str, tuple[float, float]] | None) -> None:
+        """USD per input and output token per route model: the artifact's, overridden by the
+        portfolio's, overridden by ``prices``."""
+        merged = {
+            **self.artifact.prices,
+            **portfolio_prices(self.portfolio, self.models),
+            **(prices or {}),
+        }
+        missing = [m for m in self.models if m not in merged]
+        if missing:
+            raise ValueError(f"route {self.name!r}: no price for {', '.join(missing)}")
+        self._pin = [merged[m][0] for m in self.models]
+        self._pout = [merged[m][1] for m in self.models]
+
+    def _init_unfamiliar(self, setting: safety.Option | None) -> None:
+        """The served setting (do no harm), the best model's peers, and what a prompt unlike
+        the training prompts gets."""
+        artifact, target = self.artifact, self.quality_target
+        #: A prompt unlike the training prompts (``RouterArtifact.is_novel``): the heads'
+        #: predictions cannot be trusted there, so it gets the single models that keep the
+        #: target by themselves (the safe model at a high target, never a cheaper guess).
+        self._novel_to: safety.Choice | None = None
+        #: The best model's peers (``safety.peers``) in the shares the served model was
+        #: chosen from (pooled; averaged over the tasks for an unfamiliar prompt): serving one
+        #: of them, the route serves the one this prompt's predicted tokens make cheapest.
+        self._peers: list[int] = []
+        self._novel_peers: list[int] = []
+        if self.profiles is None:
+            self._serve_safely(target, setting)
+            self._peers = self._indices(safety.peers(safety.singles(artifact.meta, self.models)))
+            task = safety.task_singles(artifact.meta, self.models)
+            self._novel_peers = self._indices(safety.peers(task))
+        if setting is None and self.wtp is None and artifact.checks_novelty:
+            # the single models that keep the target on a new task by themselves (their
+            # share averaged over the training tasks; profiles: only when the artifact
+            # measured every route model on its own data)
+            single = safety.task_singles(artifact.meta, self.models)
+            if self.profiles is None or len(single) == len(self.models):
+                wanted = DEFAULT_QUALITY_TARGET if target is None else target
+                self._novel_to = safety.choose(wanted, [], single)
+
+    def _init_unplaced(self) -> None:
+        """Targets that hold on unseen categories (``shift``): a prompt the category head
+        cannot place gets a higher willingness to pay, or with profiles a raised threshold
+        (``profile_shift``; quality_target mode only)."""
+        artifact = self.artifact
+        self._unseen = (
+            artifact.shift
+            if self.profiles is None and self.wtp is None and self._shift is not None
+            else None
+        )
+        self._category: FoldedHeads | None = None
+        if self.profiles and self.wtp is None and artifact.profile_shift and artifact.category:
+            self._unseen = artifact.profile_shift
+            self._category = FoldedHeads([artifact.category])
 
     def _indices(self, models: list[str]) -> list[int]:
         return [i for i, m in enumerate(self.models) if m in models]
