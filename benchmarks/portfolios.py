@@ -12,7 +12,8 @@ every router out of fold (5 random folds) and leave-task-out. Printed per portfo
 * worst: the largest shortfall (points, pooled); task (leave-task-out): the largest
   shortfall on one held-out task, the promise as a user with only that task meets it;
 * dom, >AB: served targets a single model of the portfolio beats on both cost and quality,
-  and served targets costing more than always-best (the do-no-harm table's columns);
+  and served targets costing more than always-best (the do-no-harm table's columns); dom by:
+  the largest margins of such a beat, in points of the best model's quality / of its cost;
 * c@best, c@95: the cheapest cost share of always-best at its quality and at 95% of it
   (the best of the three routers);
 * AIQ of the learned router, the profile router and the cascade against the single-model
@@ -65,6 +66,15 @@ def judge(s: dict[str, Any]) -> dict[str, Any]:
         return at is not None and r["cost_share"] > at
 
     gaps = [(r, (r["quality_share"] - r["target"]) * 100) for r in served]
+    by_name = {r["router"]: r for r in s["runs"] if r["family"] == "single"}
+    margins = [
+        (
+            100 * (by_name[r["dominated_by"]]["quality_share"] - r["quality_share"]),
+            100 * (r["cost_share"] - by_name[r["dominated_by"]]["cost_share"]),
+        )
+        for r in served
+        if r["dominated_by"]
+    ]
     worst = [min((r.get("by_task") or {"-": 9.9}).values()) - r["target"] for r in served]
     return {
         "kept": sum(abs(g) <= TARGET_TOLERANCE for _, g in gaps),
@@ -74,6 +84,9 @@ def judge(s: dict[str, Any]) -> dict[str, Any]:
         "worst_gap": min((g for _, g in gaps), default=0.0),
         "worst_task_gap": 100 * min(worst, default=0.0) if s["split"] == "task" else None,
         "dominated": sum(h["targets_dominated"] for h in harm),
+        # the largest margins by which a single model beat a served target (points of the
+        # best model's quality, points of its cost)
+        "dom_by": (max(m[0] for m in margins), max(m[1] for m in margins)) if margins else None,
         "above_best": sum(h["targets_above_best_cost"] for h in harm),
         "at_best": best_share("cost_share_at_best"),
         "at_95": best_share("cost_share_at_95"),
@@ -92,18 +105,20 @@ def row(seed: int, models: list[str], split: str, j: dict[str, Any]) -> str:
     bar = max(a["single-model hull"], j["prior"])
     beats = "".join(n[0].upper() if a[n] > bar else "-" for n in SERVED)
     task = "-" if j["worst_task_gap"] is None else f"{j['worst_task_gap']:+.1f}"
+    dom_by = "-" if j["dom_by"] is None else f"{j['dom_by'][0]:.1f}/{j['dom_by'][1]:.1f}"
     return (
         f"{seed:>4}  {len(models):>2}  {j['best_model'][:26]:26}  {split:5}  "
         f"{j['kept']:>2}/{j['targets']:<2}  {j['short']:>5}  {j['over']:>4}  "
-        f"{j['worst_gap']:+6.1f}  {task:>6}  {j['dominated']:>3}  {j['above_best']:>3}  "
+        f"{j['worst_gap']:+6.1f}  {task:>6}  {j['dominated']:>3} {dom_by:>9}  "
+        f"{j['above_best']:>3}  "
         f"{pct(j['at_best']):>7}  {pct(j['at_95']):>6}  {a['learned']:.3f}  {a['profile']:.3f}  "
         f"{a['cascade']:.3f}  {a['single-model hull']:.3f}  {j['prior']:.3f}  {beats}"
     )
 
 
 HEADER = (
-    "seed   n  best model                  split  kept   short  over   worst    task  dom  >AB"
-    "   c@best    c@95  learnd profil cascad hull   prior  above"
+    "seed   n  best model                  split  kept   short  over   worst    task  dom"
+    "    dom by  >AB   c@best    c@95  learnd profil cascad hull   prior  above"
 )
 
 

@@ -41,10 +41,15 @@ def test_a_setting_a_single_model_beats_on_both_axes_is_never_served():
     assert choice.option.model == "best" and "safe model best" in choice.note
 
 
-def test_the_margin_is_the_standard_error_and_thin_data_promises_only_single_models():
+def test_the_margin_shrinks_with_the_standard_error_and_thin_data_promises_only_singles():
+    # well measured: half a standard error; uncertain: a standard error less 0.75 points
+    assert safety.margin_for(0.01) == pytest.approx(0.005)
+    assert safety.margin_for(0.04) == pytest.approx(0.04 - 0.0075)
     learned = [Option("learned", 0.96, 0.20, knob=-1.0, se=0.01)]
-    assert safety.choose(0.955, learned, singles()).upper.model == "best"
-    assert safety.choose(0.955, learned, singles(), margin=False).upper.knob == -1.0
+    # 0.956 + 0.005 > 0.96: with the margin the learned setting falls short of 0.956
+    assert safety.choose(0.956, learned, singles()).upper.model == "best"
+    assert safety.choose(0.954, learned, singles()).upper.knob == -1.0
+    assert safety.choose(0.956, learned, singles(), margin=False).upper.knob == -1.0
     thin = safety.choose(0.9, learned, singles(), margin=False, prompts=20)
     assert thin.option.kind == "single"
 

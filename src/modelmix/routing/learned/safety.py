@@ -6,9 +6,10 @@ every single model on the same prompts. A setting is *harmful* when some single 
 quality for less money there; a setting costing more than always-best is never worth serving
 either (always-best keeps 100% of the quality at 100% of the cost). For a ``quality_target``
 the route serves the cheapest safe setting whose measured share reaches the target plus a
-margin (the share's standard error, so the promise holds on unseen prompts), across the
-strategies it may use: the cascade's settings, one learned call, or one single model. When no
-safe setting reaches the target, it serves the *safe model*: the best single model.
+margin (``margin_for``: from the share's standard error, so the promise holds on unseen
+prompts), across the strategies it may use: the cascade's settings, one learned call, or one
+single model. When no safe setting reaches the target, it serves the *safe model*: the best
+single model.
 
 Everything here runs once, when a route is built; nothing is added per request.
 """
@@ -32,6 +33,20 @@ MAX_COST_SHARE = 0.9
 NEAR = 0.01
 #: Fewer labelled prompts than this: no promise beyond the safe model.
 MIN_PROMPTS = 100
+#: A target is served by a setting whose measured share reaches it plus a margin
+#: (``margin_for``): one standard error of that share, less up to half of this tolerance
+#: (the realised share's allowed distance from the target, either way), and never under
+#: half a standard error. A full standard error left about a point of over-delivery at
+#: every target (and paid for it); with well-measured shares the margin is now half of one,
+#: and it stays near a full one where the shares are uncertain (small training data).
+TOLERANCE = 0.015
+
+
+def margin_for(se: float) -> float:
+    """How far above the target a setting's measured share must be to serve it."""
+    return max(se - TOLERANCE / 2, se / 2)
+
+
 #: In the task-averaged shares, one category credits a model with at most this share of the
 #: best model's quality there: where the best model scores near zero (MMLU's
 #: high_school_mathematics labels give GPT-4 3%), the ratio would otherwise dominate the
@@ -191,8 +206,8 @@ def choose(
     prompts: int | None = None,
 ) -> Choice | None:
     """The cheapest point of the safe frontier (candidates and single models) whose measured
-    share reaches ``target`` (plus the standard error when ``margin``): one option, or a mix of
-    two neighbours. Else the safe model. With fewer than ``MIN_PROMPTS`` labelled
+    share reaches ``target`` (plus ``margin_for`` its standard error when ``margin``): one option,
+    or a mix of two neighbours. Else the safe model. With fewer than ``MIN_PROMPTS`` labelled
     ``prompts``, only single models are promised."""
     if prompts is not None and prompts < MIN_PROMPTS:
         candidates = []
@@ -200,13 +215,13 @@ def choose(
     capped = [s for s in single if cap is None or s.cost_share <= cap.cost_share]
     hull = safe_frontier([o for o in [*candidates, *capped] if is_safe(o, single)])
     for k, o in enumerate(hull):
-        need = target + (o.se if margin else 0.0)
+        need = target + (margin_for(o.se) if margin else 0.0)
         if o.share < need:
             continue
         if k == 0:
             return Choice(o)
         lo = hull[k - 1]
-        need = target + (max(lo.se, o.se) if margin else 0.0)
+        need = target + (margin_for(max(lo.se, o.se)) if margin else 0.0)
         p = min(max((need - lo.share) / max(o.share - lo.share, 1e-12), 0.0), 1.0)
         return Choice(o) if p >= 1.0 - 1e-9 else Choice(lo, upper=o, p_upper=p)
     fallback = cap
