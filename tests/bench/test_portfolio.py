@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from modelmix.cli import main
 from modelmix.routing.learned.data import draw_portfolio
-from tests.routing.test_learned import synthetic
+from tests.routing.test_learned import jsonl_rows, synthetic
 
 
 def test_keep_models_keeps_the_columns_of_the_named_models_in_their_order():
@@ -41,25 +41,15 @@ def _write_three_model_file(tmp: Path) -> tuple[Path, Path]:
     """The toy data with a third, middling model (right on every easy prompt only)."""
     data = synthetic(n=120)
     lines = []
-    for i in range(len(data)):
-        outcomes = {
-            m: {
-                "score": float(data.score[i, j]),
-                "prompt_tokens": 20,
-                "completion_tokens": int(data.completion_tokens[i, j]),
-                "answer": data.answers[i][j],
-            }
-            for j, m in enumerate(data.models)
-        }
-        easy = data.categories[i] == "easy"
-        outcomes["middle"] = {
+    for row in jsonl_rows(data):
+        easy = row["category"] == "easy"
+        row["outcomes"]["middle"] = {
             "score": 1.0 if easy else 0.0,
             "prompt_tokens": 20,
             "completion_tokens": 100,
-            "answer": "ok" if easy else f"mid{i}",
+            "answer": "ok" if easy else f"mid-{row['id']}",
         }
-        row = {"id": data.ids[i], "category": data.categories[i], "prompt": data.prompts[i]}
-        lines.append(orjson.dumps({**row, "outcomes": outcomes}))
+        lines.append(orjson.dumps(row))
     path = tmp / "toy.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     prices = {

@@ -45,6 +45,24 @@ def synthetic(n: int = 160, seed: int = 0) -> RoutingData:
     )
 
 
+def jsonl_rows(data: RoutingData) -> list[dict]:
+    """``data`` as rows of the shared JSONL format (``load_data`` reads them back)."""
+    rows = []
+    for i in range(len(data)):
+        outcomes = {
+            m: {
+                "score": float(data.score[i, j]),
+                "prompt_tokens": int(data.prompt_tokens[i, j]),
+                "completion_tokens": int(data.completion_tokens[i, j]),
+                "answer": data.answers[i][j],
+            }
+            for j, m in enumerate(data.models)
+        }
+        row = {"id": data.ids[i], "category": data.categories[i], "prompt": data.prompts[i]}
+        rows.append({**row, "outcomes": outcomes})
+    return rows
+
+
 @pytest.fixture(scope="module")
 def artifact():
     return train_artifact(synthetic(), folds=4, voters=["small"])

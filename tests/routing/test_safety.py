@@ -94,21 +94,10 @@ def test_router_train_reports_do_no_harm(tmp_path):
     from click.testing import CliRunner
 
     from modelmix.cli import main
-    from tests.routing.test_learned import synthetic
+    from tests.routing.test_learned import jsonl_rows, synthetic
 
     data = synthetic(n=160)
-    rows = []
-    for i in range(len(data)):
-        outcomes = {
-            m: {
-                "score": float(data.score[i, j]),
-                "prompt_tokens": 20,
-                "completion_tokens": int(data.completion_tokens[i, j]),
-                "answer": data.answers[i][j],
-            }
-            for j, m in enumerate(data.models)
-        }
-        rows.append({"id": data.ids[i], "prompt": data.prompts[i], "outcomes": outcomes})
+    rows = [{k: v for k, v in r.items() if k != "category"} for r in jsonl_rows(data)]
     import orjson
 
     (tmp_path / "d.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
