@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from modelmix.routing.learned.safety import TOLERANCE
+
 #: Knob settings shown without ``--all-knobs``.
 SHOWN = {
     "quality_target=0.85",
@@ -25,7 +27,7 @@ SHOWN = {
     "per-prompt",
 }
 #: A realised share within this many points of the target keeps the promise.
-TARGET_TOLERANCE = 1.5
+TARGET_TOLERANCE = 100 * TOLERANCE
 
 
 def fmt(x: float | None, pct: bool = False) -> str:

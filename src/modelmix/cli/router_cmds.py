@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
+
+if TYPE_CHECKING:
+    from modelmix.routing.learned.data import RoutingData
 
 
 @click.group()
@@ -134,7 +137,9 @@ def bench_routing(
     _write_outputs(s, result, json_out, plot_out, decisions_out)
 
 
-def _portfolio(data: Any, models_csv: str | None, size: int | None, seed: int) -> Any:
+def _portfolio(
+    data: RoutingData, models_csv: str | None, size: int | None, seed: int
+) -> RoutingData:
     """The file's data restricted to ``--models`` or a random draw of ``--random-models``."""
     from modelmix.routing.learned.data import draw_portfolio
 
