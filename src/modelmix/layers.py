@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "errors",
             "paths",
             "tokens",
+            "prompt_chunks",
             "request_facts",
             "types",
             "stats",

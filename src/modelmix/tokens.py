@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from modelmix.prompt_chunks import LONG_TEXT, ChunkMemo
+
 #: tiktoken's published SHA-256 of cl100k_base.tiktoken.
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 _CL100K_PATTERN = (
@@ -62,13 +64,25 @@ def _encoding() -> Any:
 
 def count_tokens(text: str) -> int:
     """Tokens of ``text`` in cl100k (the estimate every router cost uses); falls back to
-    chars/4 when no tokenizer is installed."""
+    chars/4 when no tokenizer is installed. A long text is counted chunk by chunk, each chunk
+    once (``prompt_chunks``: cl100k never joins text across a chunk's cut, so the sum is the
+    whole text's count)."""
+    if len(text) > LONG_TEXT:
+        return sum(_CHUNK_TOKENS.map(text))
+    return _count(text)
+
+
+def _count(text: str) -> int:
     try:
         enc = _encoding()
     except ImportError:
         return max(1, len(text) // 4)
     # special tokens' text counts as ordinary text (as encode(..., disallowed_special=()))
     return len(enc.encode_ordinary(text))
+
+
+#: Token counts of the chunks of long prompts seen last (about 8 MB of text: 2 KB chunks).
+_CHUNK_TOKENS: ChunkMemo[int] = ChunkMemo(_count, capacity=4096)
 
 
 def decode_tokens(tokens: list[int]) -> str:

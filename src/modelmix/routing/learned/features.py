@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from modelmix.prompt_chunks import LONG_TEXT, ChunkMemo
+
 #: Hash buckets for word n-grams.
 HASH_DIM = 4096
 #: Names of the dense features, appended after the hashed ones.
@@ -109,6 +111,8 @@ def _token_entry(tok: str) -> tuple[int, int, bytes]:
 
 
 def featurize(text: str) -> Features:
+    if len(text) > LONG_TEXT:
+        return _featurize_long(text)
     idx, val, toks = _sparse(text)
     return Features(
         np.array(idx, dtype=np.int32),
@@ -120,18 +124,21 @@ def featurize(text: str) -> Features:
 def sparse_features(text: str) -> tuple[list[int], list[float]]:
     """``featurize`` as plain lists (feature indices, values), for callers that need no
     numpy array (a pure-Python head over a few outputs)."""
+    if len(text) > LONG_TEXT:
+        f = _featurize_long(text)
+        return f.idx.tolist(), f.val.tolist()
     idx, val, _toks = _sparse(text)
     return idx, val
 
 
-def _sparse(text: str) -> tuple[list[int], list[float], list[int]]:
-    """(feature indices, values, the word tokens' hashes in order)."""
-    lower = text.lower()
+def _grams(lower: str) -> tuple[list[int], list[int], list[str]]:
+    """(unigram and bigram buckets, interleaved in the order the tokens come; the word
+    tokens' hashes in order; the tokens) of a lower-cased text."""
     raw = _TOKEN.findall(lower)
     crc32 = zlib.crc32
     cache_get = _TOKEN_CACHE.get
-    # Unigram and bigram buckets, interleaved in the order the tokens come: the bigram's CRC
-    # continues from the previous token's (crc32(a + " " + b) == crc32(" " + b, crc32(a))).
+    # The bigram's CRC continues from the previous token's
+    # (crc32(a + " " + b) == crc32(" " + b, crc32(a))).
     buckets: list[int] = []
     append = buckets.append
     toks: list[int] = []
@@ -143,12 +150,50 @@ def _sparse(text: str) -> tuple[list[int], list[float], list[int]]:
         append(crc32(entry[2], prev_crc) % HASH_DIM)
         prev_crc = entry[0]
         keep(prev_crc)
+    return buckets, toks, raw
+
+
+def _raw_dense(text: str, lower: str, raw: list[str]) -> tuple[int, ...]:
+    """The counts the dense features come from, each a sum over a text's pieces: characters,
+    words, newlines, digits, LaTeX commands, code markers, math operators, numbers, tokens."""
     if lower.isascii() and _HAS_DIGIT.search(lower) is None:
         n_numbers = digits = 0  # (in ASCII text, no \d match means no digit at all)
     else:
         n_numbers = sum(1 for t in raw if t[0].isdigit())
         digits = _digit_count(text)
-    n_tokens = max(len(raw), 1)
+    return (
+        len(text),
+        len(lower.split()),
+        text.count("\n"),
+        digits,
+        len(_LATEX.findall(lower)),
+        len(_CODE.findall(lower)),
+        len(_MATH_OPS.findall(lower)),
+        n_numbers,
+        len(raw),
+    )
+
+
+def _dense(counts: tuple[int, ...]) -> tuple[float, ...]:
+    """``DENSE_NAMES``' values from ``_raw_dense``'s counts."""
+    chars, words, lines, digits, latex, code, math_ops, numbers, tokens = counts
+    log1p = math.log1p
+    return (
+        log1p(chars),
+        log1p(words),
+        log1p(lines),
+        digits / max(chars, 1),
+        log1p(latex),
+        log1p(code),
+        log1p(math_ops) / 3.0,
+        log1p(numbers) - log1p(max(tokens, 1)) / 2.0,
+    )
+
+
+def _sparse(text: str) -> tuple[list[int], list[float], list[int]]:
+    """(feature indices, values, the word tokens' hashes in order)."""
+    lower = text.lower()
+    buckets, toks, raw = _grams(lower)
     # Sub-linear counts, L2-normalised: long prompts do not dominate by sheer size. The
     # squared norm of the square-rooted counts is the number of n-grams.
     counts = Counter(buckets)
@@ -157,18 +202,73 @@ def _sparse(text: str) -> tuple[list[int], list[float], list[int]]:
     idx = list(counts)
     idx += _DENSE_IDX
     val = [sqrt(c) * inv for c in counts.values()]
-    chars = len(text)
-    val += (
-        math.log1p(chars),
-        math.log1p(len(lower.split())),
-        math.log1p(text.count("\n")),
-        digits / max(chars, 1),
-        math.log1p(len(_LATEX.findall(lower))),
-        math.log1p(len(_CODE.findall(lower))),
-        math.log1p(len(_MATH_OPS.findall(lower))) / 3.0,
-        math.log1p(n_numbers) - math.log1p(n_tokens) / 2.0,
-    )
+    val += _dense(_raw_dense(text, lower, raw))
     return idx, val, toks
+
+
+@dataclass(slots=True, frozen=True)
+class _Chunk:
+    """What one chunk of a long prompt adds to its features (``prompt_chunks``)."""
+
+    buckets: npt.NDArray[np.int16]
+    counts: IntArray
+    #: The first token's entry (``_token_entry``) and its bigram's bucket after ``<s>``, the
+    #: last token's CRC: the bigram across a cut is rebuilt from them. None: no token.
+    first: tuple[int, int, bytes] | None
+    start_bigram: int
+    last_crc: int
+    tokens: TokenArray
+    raw: tuple[int, ...]
+
+
+def _chunk(text: str) -> _Chunk:
+    lower = text.lower()
+    buckets, toks, raw = _grams(lower)
+    counts = Counter(buckets)
+    first = (_TOKEN_CACHE.get(raw[0]) or _token_entry(raw[0])) if raw else None
+    return _Chunk(
+        np.fromiter(counts.keys(), dtype=np.int16, count=len(counts)),  # (HASH_DIM < 2**15)
+        np.fromiter(counts.values(), dtype=np.int32, count=len(counts)),
+        first,
+        buckets[1] if buckets else 0,
+        toks[-1] if toks else 0,
+        np.unique(np.array(toks, dtype=np.uint32)),
+        _raw_dense(text, lower, raw),
+    )
+
+
+#: Features of the chunks of long prompts seen last (``prompt_chunks``): an agent's next
+#: turn repeats its conversation, which is featurised once. About 8 MB of text (2 KB
+#: chunks) and as much again for their counts and tokens.
+_CHUNKS: ChunkMemo[_Chunk] = ChunkMemo(_chunk, capacity=4096)
+
+
+def _featurize_long(text: str) -> Features:
+    """``featurize`` of a long text from its chunks' memoised counts: the same features (the
+    buckets in index order rather than first-seen order)."""
+    parts = _CHUNKS.map(text)
+    counts = np.bincount(
+        np.concatenate([p.buckets for p in parts]),
+        weights=np.concatenate([p.counts for p in parts]),
+        minlength=HASH_DIM,
+    )
+    prev: int | None = None
+    for p in parts:  # the bigram across each cut, as the whole text has it
+        if p.first is None:
+            continue
+        if prev is not None:
+            counts[p.start_bigram] -= 1.0
+            counts[zlib.crc32(p.first[2], prev) % HASH_DIM] += 1.0
+        prev = p.last_crc
+    total = float(counts.sum())
+    idx = np.flatnonzero(counts)
+    val = np.sqrt(counts[idx]) * (1.0 / math.sqrt(total) if total else 1.0)
+    raw = tuple(sum(col) for col in zip(*(p.raw for p in parts), strict=True))
+    return Features(
+        np.concatenate([idx, _DENSE_IDX]).astype(np.int32),
+        np.concatenate([val, _dense(raw)]).astype(np.float32),
+        np.unique(np.concatenate([p.tokens for p in parts])),
+    )
 
 
 def feature_matrix(texts: list[str]) -> FloatArray:

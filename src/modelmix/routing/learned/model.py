@@ -68,7 +68,7 @@ class PairHeads:
     evaluated in plain Python over a prompt's sparse features: for two outputs this is a few
     dozen multiply-adds, cheaper than the calls, arrays and cache traffic numpy needs."""
 
-    __slots__ = ("b", "rows")
+    __slots__ = ("W", "b", "rows")
 
     def __init__(self, first: LinearHeads, second: LinearHeads) -> None:
         folded = FoldedHeads([first, second])
@@ -78,6 +78,12 @@ class PairHeads:
             (float(a), float(b)) for a, b in folded.W.astype(np.float64).tolist()
         ]
         self.b = (float(folded.b[0]), float(folded.b[1]))
+        self.W = folded.W.astype(np.float64)
+
+    def apply_features(self, f: Features) -> tuple[float, float]:
+        """Both outputs for a long prompt's features (thousands of buckets: numpy's turn)."""
+        z = f.val.astype(np.float64) @ self.W.take(f.idx, axis=0)
+        return self.b[0] + float(z[0]), self.b[1] + float(z[1])
 
     def apply(self, idx: list[int], val: list[float]) -> tuple[float, float]:
         """Both outputs for the features ``(idx, val)`` of ``sparse_features``."""

@@ -20,6 +20,7 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from modelmix.routing.learned.artifact import Calibration, RouterArtifact
@@ -172,6 +173,7 @@ class Choice:
         return f"{self.option.label()}, or {self.upper.label()} for {self.p_upper:.0%} of prompts"
 
 
+@lru_cache(maxsize=16)  # (a route may draw twice for one request; a long text costs 0.05 ms)
 def request_draw(text: str) -> float:
     """A uniform draw in [0, 1) fixed by the prompt's text (the same prompt, the same route)."""
     return zlib.crc32(text.encode("utf-8", "surrogatepass")) / 2.0**32

@@ -31,6 +31,7 @@ from modelmix.budgets.degrade import degraded_quality_target, degraded_wtp
 from modelmix.errors import GatewayError
 from modelmix.personal.offsets import personalise
 from modelmix.portfolio import ModelEntry
+from modelmix.prompt_chunks import LONG_TEXT
 from modelmix.routing.candidates import no_candidate_error, screen
 from modelmix.routing.learned import safety
 from modelmix.routing.learned.artifact import RouterArtifact
@@ -326,8 +327,12 @@ class LearnedStrategy:
             p = sigmoid(lz).tolist()
             toks = np.maximum(np.expm1(z[m : 2 * m] + self._token_var / 2), 1.0).tolist()
         else:
-            sparse = sparse_features(text) if f is None else (f.idx.tolist(), f.val.tolist())
-            easiness, log_tokens = self._pair.apply(*sparse)
+            if len(text) > LONG_TEXT:  # thousands of buckets: one array product
+                feats = self.artifact.featurize(text) if f is None else f
+                easiness, log_tokens = self._pair.apply_features(feats)
+            else:
+                sparse = sparse_features(text) if f is None else (f.idx.tolist(), f.val.tolist())
+                easiness, log_tokens = self._pair.apply(*sparse)
             shift = easiness - self._mean_easiness
             if self._category is not None:
                 feats = self.artifact.featurize(text) if f is None else f
