@@ -1,10 +1,13 @@
 """Routing decision time on agent traffic: long conversations resent whole with every turn.
 
 Run: PYTHONPATH=src python3 benchmarks/agent_prompts.py [--sessions 8] [--turns 40]
+(``MODELMIX_ROUTING_DATA`` overrides where the shared routing data is; default
+``../shared/data/routing`` from the repository root.)
 
 Each simulated session is what a coding agent sends: a system prompt (``--system-kb`` of the
-repository's docs), then per turn a user message and a tool result (1-4 KB each), the whole
-conversation every time. Sessions are interleaved turn by turn, as concurrent agents would be.
+ZeroEval prompts' text, from the shared data), then per turn a user message and a tool result
+(1-4 KB each), the whole conversation every time. Sessions are interleaved turn by turn, as
+concurrent agents would be.
 The decision (request facts, ``needs_of``, the route's first pick) is timed per turn, with the
 long prompts derived chunk by chunk (``modelmix.prompt_chunks``) and, for comparison, with the
 whole text derived again every turn (the code before it). Prints one table.
@@ -14,21 +17,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import os
 import random
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from modelmix import tokens
+from modelmix.prompt_chunks import LONG_TEXT, _recent_chunks
 from modelmix.routing.learned import features, strategy
 from modelmix.routing.learned.artifact import load_artifact
 from modelmix.routing.learned.strategy import LearnedStrategy
 from modelmix.routing.needs import needs_of
 from modelmix.types import ChatRequest
 
-ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(
+    os.environ.get(
+        "MODELMIX_ROUTING_DATA",
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routing",
+    )
+)
+
+
+@functools.cache
+def corpus() -> str:
+    """The text messages are cut from: every ZeroEval prompt, in file order."""
+    lines = (DATA / "zeroeval-dev.jsonl").read_text().splitlines()
+    return "\n".join(str(orjson.loads(line)["prompt"]) for line in lines if line.strip())
 
 
 @contextlib.contextmanager
@@ -47,7 +67,7 @@ def whole_texts() -> Iterator[None]:
 
 def sessions(n: int, turns: int, system_kb: int, seed: int) -> list[list[list[dict[str, str]]]]:
     """Per session, per turn, the messages sent (each turn extends the one before)."""
-    docs = "\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
+    docs = corpus()
     rng = random.Random(seed)
 
     def piece(kb: float) -> str:
@@ -117,6 +137,29 @@ def main() -> None:
                 f" {ms.max():8.3f} {ms.sum() / 1000:8.2f}"
             )
     print(f"feature chunks memoised after a chunked run: {kept} (capacity 4096)")
+    print(f"resident memory of both memos, full: {memo_memory():.1f} MiB")
+
+
+def memo_memory() -> float:
+    """MiB held (``tracemalloc``, numpy arrays included) once distinct long texts have filled
+    both chunk memos; the texts themselves are let go."""
+    features._CHUNKS.clear()
+    tokens._CHUNK_TOKENS.clear()
+    docs = corpus()
+    tokens.count_tokens(docs[:LONG_TEXT])  # the tokenizer's own tables load before
+    tracemalloc.start()
+    n = 0
+    while len(features._CHUNKS) < features._CHUNKS.capacity:
+        start = (n * 7919) % (len(docs) - 60_000)
+        text = "".join(f"{n} {line}\n" for line in docs[start : start + 60_000].split("\n"))
+        features.featurize(text)
+        tokens.count_tokens(text)
+        n += 1
+    del text
+    _recent_chunks.cache_clear()  # (it holds the last texts, not the memos' chunks)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held / 2**20
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class ChunkMemo(Generic[T]):
 
     def __init__(self, derive: Callable[[str], T], capacity: int) -> None:
         self._derive = derive
-        self._capacity = capacity
+        self.capacity = capacity
         self._items: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -80,7 +80,7 @@ class ChunkMemo(Generic[T]):
         with self._lock:
             self.misses += 1
             self._items[chunk] = value
-            while len(self._items) > self._capacity:
+            while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return value
 

@@ -81,7 +81,8 @@ def _count(text: str) -> int:
     return len(enc.encode_ordinary(text))
 
 
-#: Token counts of the chunks of long prompts seen last (about 8 MB of text: 2 KB chunks).
+#: Token counts of the chunks of long prompts seen last (keyed by the same chunk strings as
+#: the features' memo: ``prompt_chunks``).
 _CHUNK_TOKENS: ChunkMemo[int] = ChunkMemo(_count, capacity=4096)
 
 

@@ -138,3 +138,14 @@ def test_a_long_agent_prompt_routes(profiles: bool) -> None:
     attempt = next(s.plan(request, needs_of(request), decision))
     assert attempt.model in art.models and decision["chosen"] == attempt.model
     assert decision["prompt_tokens"] == tokens._count(request.facts.text)
+
+
+def test_a_long_line_without_newlines_is_one_exact_chunk() -> None:
+    text = "a b " * 20_000 + "1 " * 20_000  # 120 KB: counts past 2**16 in one chunk
+    assert len(chunks(text)) == 1
+    long = features.featurize(text)
+    idx, val, _toks = features._sparse(text)
+    assert dict(zip(long.idx.tolist(), long.val.tolist(), strict=True)) == dict(
+        zip(idx, np.array(val, dtype=np.float32).tolist(), strict=True)
+    )
+    assert tokens.count_tokens(text) == tokens._count(text)

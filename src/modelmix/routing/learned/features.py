@@ -14,6 +14,7 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -211,7 +212,7 @@ class _Chunk:
     """What one chunk of a long prompt adds to its features (``prompt_chunks``)."""
 
     buckets: npt.NDArray[np.int16]
-    counts: IntArray
+    counts: npt.NDArray[np.integer[Any]]
     #: The first token's entry (``_token_entry``) and its bigram's bucket after ``<s>``, the
     #: last token's CRC: the bigram across a cut is rebuilt from them. None: no token.
     first: tuple[int, int, bytes] | None
@@ -228,7 +229,8 @@ def _chunk(text: str) -> _Chunk:
     first = (_TOKEN_CACHE.get(raw[0]) or _token_entry(raw[0])) if raw else None
     return _Chunk(
         np.fromiter(counts.keys(), dtype=np.int16, count=len(counts)),  # (HASH_DIM < 2**15)
-        np.fromiter(counts.values(), dtype=np.int32, count=len(counts)),
+        # (a count is at most the chunk's 2 n-grams per token)
+        np.fromiter(counts.values(), dtype=np.uint16 if len(raw) < 2**15 else np.int64),
         first,
         buckets[1] if buckets else 0,
         toks[-1] if toks else 0,
@@ -238,8 +240,8 @@ def _chunk(text: str) -> _Chunk:
 
 
 #: Features of the chunks of long prompts seen last (``prompt_chunks``): an agent's next
-#: turn repeats its conversation, which is featurised once. About 8 MB of text (2 KB
-#: chunks) and as much again for their counts and tokens.
+#: turn repeats its conversation, which is featurised once. This memo and the token counts'
+#: hold about 20 MiB when full (``benchmarks/agent_prompts.py``; the chunks' text is shared).
 _CHUNKS: ChunkMemo[_Chunk] = ChunkMemo(_chunk, capacity=4096)
 
 
