@@ -240,7 +240,7 @@ def _chunk(text: str) -> _Chunk:
 
 
 #: Features of the chunks of long prompts seen last (``prompt_chunks``): an agent's next
-#: turn repeats its conversation, which is featurised once. This memo and the token counts'
+#: turn repeats its conversation, which is featurised once. This memo and the token-count one
 #: hold about 20 MiB when full (``benchmarks/agent_prompts.py``; the chunks' text is shared).
 _CHUNKS: ChunkMemo[_Chunk] = ChunkMemo(_chunk, capacity=4096)
 
